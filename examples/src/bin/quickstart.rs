@@ -1,0 +1,73 @@
+//! Quickstart: a stack over the embedded in-memory store.
+//!
+//! Stores, reads, lists and removes a few keys, then shows what a missing key and an invalid
+//! name look like. Run it with `cargo run -p kms-examples --bin quickstart`.
+
+use kms_core::{
+    ErrorKind, KeyName, KeyPrefix, KeyStore, KeyStoreExt, MemoryStore, StoreBuilder, ValidateLayer,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), kms_core::Error> {
+    // Services hold an `Arc<dyn KeyStore>`; layers are listed outermost first.
+    let store = StoreBuilder::new(MemoryStore::new())
+        .layer(ValidateLayer::new().max_value_len(4096))
+        .build();
+    println!("stack: {store}  (backend label: {})", store.backend());
+
+    // Store a few keys. Values are `SecretValue`s: zeroized on drop, redacted in Debug.
+    for (name, value) in [
+        ("payments/db/password", "correct horse battery staple"),
+        ("payments/api-key", "pk_live_0123456789"),
+        ("search/api-key", "sk_0987654321"),
+    ] {
+        let meta = store.put(name, value).await?;
+        println!(
+            "stored  {name:<22} version {}",
+            meta.version.as_deref().unwrap_or("-")
+        );
+    }
+
+    // Rotate one: the memory store keeps previous versions.
+    let key = KeyName::new("payments/db/password")?;
+    store.store(&key, "Tr0ub4dor&3".into()).await?;
+    let current = store.get(&key).await?;
+    let previous = store.get_version(&key, "1").await?;
+    println!(
+        "read    {key:<22} version {} ({} bytes); version 1 still readable ({} bytes)",
+        current.meta.version.as_deref().unwrap_or("-"),
+        current.value.len(),
+        previous.value.len(),
+    );
+    println!("debug   {:?}", current.value);
+
+    // List by prefix.
+    let mut payments = store.list(&KeyPrefix::new("payments/")?).await?;
+    payments.sort();
+    let names: Vec<&str> = payments.iter().map(KeyName::as_str).collect();
+    println!("list    payments/ -> {names:?}");
+
+    // Remove one, then show a not-found.
+    store.delete("search/api-key").await?;
+    let err = store.get_value("search/api-key").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    println!(
+        "removed search/api-key; get now fails: [{}] {err}",
+        err.kind().as_str()
+    );
+
+    // Invalid names are rejected before any backend call.
+    let err = store.get_value("../../sys/policy/root").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    println!("invalid name: [{}] {err}", err.kind().as_str());
+
+    // So are values over the limit.
+    let err = store
+        .put("payments/blob", vec![0u8; 10_000])
+        .await
+        .unwrap_err();
+    println!("oversized value: [{}] {err}", err.kind().as_str());
+
+    println!("done: {} keys left", store.list_sorted("").await?.len());
+    Ok(())
+}

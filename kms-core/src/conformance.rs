@@ -1,0 +1,545 @@
+//! The conformance suite: the behaviour every [`KeyStore`] in this workspace must show.
+//!
+//! Available with the `conformance` feature. Every backend and every decorator runs it; cases
+//! that need a capability the store does not declare check instead that the store refuses
+//! cleanly (e.g. `list` on a store that cannot list returns
+//! [`ErrorKind::Unsupported`]).
+//!
+//! Each case works under a fresh, unique namespace (`conformance/<case>-<pid>-<time>-<n>/…`)
+//! and removes what it wrote, so the suite can run in parallel against a shared server.
+//!
+//! # Use
+//!
+//! The [`conformance_tests!`](crate::conformance_tests) macro expands to one `#[tokio::test]`
+//! per case (so a failure names its case); the crate using it needs `tokio` with the `macros`
+//! and `rt-multi-thread` features as a dev-dependency:
+//!
+//! ```text
+//! mod memory {
+//!     kms_core::conformance_tests!(kms_core::MemoryStore::new());
+//! }
+//! mod over_a_server {
+//!     // any expression that evaluates to a KeyStore, `.await` allowed
+//!     kms_core::conformance_tests!(my_backend_for_tests().await);
+//! }
+//! ```
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::ErrorKind;
+use crate::key_name::{KeyName, KeyPrefix};
+use crate::secret::SecretValue;
+use crate::store::{KeyStore, KeyStoreExt};
+
+/// A store under test, as the cases take it.
+pub type TestStore = Arc<dyn KeyStore>;
+
+/// Turns any store into the [`TestStore`] the cases take.
+pub fn test_store(store: impl KeyStore) -> TestStore {
+    Arc::new(store)
+}
+
+/// Names of every case, in the order [`run_all`] runs them.
+pub const CASES: &[&str] = &[
+    "store_then_get_returns_same_bytes",
+    "binary_values_round_trip",
+    "overwrite_replaces_value",
+    "get_missing_is_not_found",
+    "remove_then_get_is_not_found",
+    "remove_missing_is_not_found",
+    "list_with_and_without_prefix",
+    "concurrent_writers_and_readers_lose_nothing",
+    "invalid_names_are_rejected_before_the_store",
+    "oversized_values_are_rejected",
+    "versions_are_kept_when_declared",
+    "health_and_labels",
+];
+
+/// Runs every case in order, panicking on the first failure.
+pub async fn run_all(store: &TestStore) {
+    store_then_get_returns_same_bytes(store).await;
+    binary_values_round_trip(store).await;
+    overwrite_replaces_value(store).await;
+    get_missing_is_not_found(store).await;
+    remove_then_get_is_not_found(store).await;
+    remove_missing_is_not_found(store).await;
+    list_with_and_without_prefix(store).await;
+    concurrent_writers_and_readers_lose_nothing(store).await;
+    invalid_names_are_rejected_before_the_store(store).await;
+    oversized_values_are_rejected(store).await;
+    versions_are_kept_when_declared(store).await;
+    health_and_labels(store).await;
+}
+
+/// A unique namespace for one case run.
+fn namespace(case: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("conformance/{case}-{}-{nanos}-{n}", std::process::id())
+}
+
+fn key(ns: &str, rest: &str) -> KeyName {
+    KeyName::new(format!("{ns}/{rest}")).expect("conformance key names are valid")
+}
+
+async fn cleanup(store: &TestStore, keys: &[KeyName]) {
+    for k in keys {
+        let _ = store.remove(k).await;
+    }
+}
+
+/// A stored value reads back byte for byte, with consistent metadata.
+pub async fn store_then_get_returns_same_bytes(store: &TestStore) {
+    let ns = namespace("roundtrip");
+    let k = key(&ns, "password");
+    let written = store
+        .store(&k, SecretValue::from("correct horse battery staple"))
+        .await
+        .unwrap_or_else(|e| panic!("{store}: store failed: {e}"));
+    let read = store
+        .get(&k)
+        .await
+        .unwrap_or_else(|e| panic!("{store}: get failed: {e}"));
+    assert_eq!(
+        read.value.expose_secret(),
+        b"correct horse battery staple",
+        "{store}"
+    );
+    if store.capabilities().versions {
+        assert!(
+            written.version.is_some(),
+            "{store}: a versioned store names the version it wrote"
+        );
+        assert_eq!(
+            read.meta.version, written.version,
+            "{store}: get returns the version just written"
+        );
+    }
+    cleanup(store, &[k]).await;
+}
+
+/// Every byte value survives a round trip (no text encoding on the way).
+pub async fn binary_values_round_trip(store: &TestStore) {
+    let ns = namespace("binary");
+    let k = key(&ns, "blob");
+    let len = store.capabilities().max_value_len.min(512);
+    let bytes: Vec<u8> = (0..len).map(|i| (i % 256) as u8).rev().collect();
+    store
+        .store(&k, SecretValue::from(bytes.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{store}: store of binary failed: {e}"));
+    let read = store
+        .get(&k)
+        .await
+        .unwrap_or_else(|e| panic!("{store}: get failed: {e}"));
+    assert_eq!(
+        read.value.expose_secret(),
+        &bytes[..],
+        "{store}: binary value changed"
+    );
+    cleanup(store, &[k]).await;
+}
+
+/// A second store of the same key replaces the value `get` returns.
+pub async fn overwrite_replaces_value(store: &TestStore) {
+    let ns = namespace("overwrite");
+    let k = key(&ns, "api-key");
+    store
+        .store(&k, "first".into())
+        .await
+        .unwrap_or_else(|e| panic!("{store}: {e}"));
+    store
+        .store(&k, "second".into())
+        .await
+        .unwrap_or_else(|e| panic!("{store}: {e}"));
+    let read = store
+        .get(&k)
+        .await
+        .unwrap_or_else(|e| panic!("{store}: {e}"));
+    assert_eq!(
+        read.value.expose_secret(),
+        b"second",
+        "{store}: overwrite not visible"
+    );
+    cleanup(store, &[k]).await;
+}
+
+/// `get` of a key never written is [`ErrorKind::NotFound`].
+pub async fn get_missing_is_not_found(store: &TestStore) {
+    let ns = namespace("missing");
+    let err = store
+        .get(&key(&ns, "nope"))
+        .await
+        .expect_err("missing key must not be found");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{store}: {err}");
+}
+
+/// After `remove`, `get` is [`ErrorKind::NotFound`].
+pub async fn remove_then_get_is_not_found(store: &TestStore) {
+    let ns = namespace("remove");
+    let k = key(&ns, "token");
+    store
+        .store(&k, "value".into())
+        .await
+        .unwrap_or_else(|e| panic!("{store}: {e}"));
+    store
+        .remove(&k)
+        .await
+        .unwrap_or_else(|e| panic!("{store}: remove failed: {e}"));
+    let err = store
+        .get(&k)
+        .await
+        .expect_err("removed key must not be found");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{store}: {err}");
+}
+
+/// `remove` of a key never written is [`ErrorKind::NotFound`].
+pub async fn remove_missing_is_not_found(store: &TestStore) {
+    let ns = namespace("remove-missing");
+    let err = store
+        .remove(&key(&ns, "nope"))
+        .await
+        .expect_err("removing a missing key must fail");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{store}: {err}");
+}
+
+/// `list` by prefix returns exactly the matching names; the empty prefix returns all of them.
+/// A store that cannot list answers [`ErrorKind::Unsupported`].
+pub async fn list_with_and_without_prefix(store: &TestStore) {
+    let ns = namespace("list");
+    if !store.capabilities().list {
+        let err = store
+            .list(&KeyPrefix::all())
+            .await
+            .expect_err("list is not declared");
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{store}: {err}");
+        return;
+    }
+    let keys = [
+        key(&ns, "a/one"),
+        key(&ns, "a/two"),
+        key(&ns, "b/one"),
+        key(&ns, "ab"),
+    ];
+    for k in &keys {
+        store
+            .store(k, "v".into())
+            .await
+            .unwrap_or_else(|e| panic!("{store}: {e}"));
+    }
+    let names = |prefix: &str| {
+        let prefix = KeyPrefix::new(prefix).expect("valid prefix");
+        async move {
+            let listed = store
+                .list(&prefix)
+                .await
+                .unwrap_or_else(|e| panic!("{store}: list failed: {e}"));
+            for name in &listed {
+                assert!(
+                    name.starts_with(&prefix),
+                    "{store}: {name} listed under '{prefix}'"
+                );
+            }
+            listed
+                .into_iter()
+                .map(|n| n.to_string())
+                .collect::<BTreeSet<_>>()
+        }
+    };
+    let expect = |rest: &[&str]| {
+        rest.iter()
+            .map(|r| format!("{ns}/{r}"))
+            .collect::<BTreeSet<_>>()
+    };
+
+    assert_eq!(
+        names(&format!("{ns}/")).await,
+        expect(&["a/one", "a/two", "b/one", "ab"]),
+        "{store}"
+    );
+    assert_eq!(
+        names(&format!("{ns}/a/")).await,
+        expect(&["a/one", "a/two"]),
+        "{store}"
+    );
+    assert_eq!(
+        names(&format!("{ns}/a")).await,
+        expect(&["a/one", "a/two", "ab"]),
+        "{store}: string prefix"
+    );
+    assert_eq!(
+        names(&format!("{ns}/b/o")).await,
+        expect(&["b/one"]),
+        "{store}"
+    );
+    assert!(
+        names(&format!("{ns}/zzz/")).await.is_empty(),
+        "{store}: empty prefix match"
+    );
+    let all = names("").await;
+    for k in &keys {
+        assert!(
+            all.contains(k.as_str()),
+            "{store}: {k} missing from an unfiltered list"
+        );
+    }
+    cleanup(store, &keys).await;
+    assert!(
+        names(&format!("{ns}/")).await.is_empty(),
+        "{store}: removed keys still listed"
+    );
+}
+
+/// Many concurrent writers and readers: every write lands, no read sees a torn value.
+pub async fn concurrent_writers_and_readers_lose_nothing(store: &TestStore) {
+    const WRITERS: usize = 8;
+    const KEYS_EACH: usize = 5;
+    let ns = Arc::new(namespace("concurrent"));
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let (writer_store, writer_ns) = (store.clone(), ns.clone());
+        tasks.spawn(async move {
+            let (store, ns) = (writer_store, writer_ns);
+            for i in 0..KEYS_EACH {
+                let k = key(&ns, &format!("w{w}/k{i}"));
+                let value = format!("writer {w} key {i}");
+                store
+                    .store(&k, value.clone().into())
+                    .await
+                    .unwrap_or_else(|e| panic!("{store}: {e}"));
+                // A reader racing the other writers must see this writer's value or a later one
+                // of its own; nobody else writes this key.
+                let read = store
+                    .get(&k)
+                    .await
+                    .unwrap_or_else(|e| panic!("{store}: {e}"));
+                assert_eq!(read.value.expose_str().unwrap(), value, "{store}");
+            }
+        });
+        let (reader_store, reader_ns) = (store.clone(), ns.clone());
+        tasks.spawn(async move {
+            let (store, ns) = (reader_store, reader_ns);
+            // Readers of keys that may not exist yet: not-found or the exact value, nothing else.
+            for i in 0..KEYS_EACH {
+                let k = key(&ns, &format!("w{w}/k{i}"));
+                match store.get(&k).await {
+                    Ok(read) => assert_eq!(
+                        read.value.expose_str().unwrap(),
+                        format!("writer {w} key {i}")
+                    ),
+                    Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound, "{store}: {e}"),
+                }
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a conformance task panicked");
+    }
+    let mut keys = Vec::new();
+    for w in 0..WRITERS {
+        for i in 0..KEYS_EACH {
+            let k = key(&ns, &format!("w{w}/k{i}"));
+            let read = store
+                .get(&k)
+                .await
+                .unwrap_or_else(|e| panic!("{store}: {k} lost: {e}"));
+            assert_eq!(
+                read.value.expose_str().unwrap(),
+                format!("writer {w} key {i}")
+            );
+            keys.push(k);
+        }
+    }
+    if store.capabilities().list {
+        let listed = store
+            .list(&KeyPrefix::new(format!("{ns}/")).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            listed.len(),
+            WRITERS * KEYS_EACH,
+            "{store}: list after concurrent writes"
+        );
+    }
+    cleanup(store, &keys).await;
+}
+
+/// Names that break the rules fail with [`ErrorKind::InvalidInput`] from the name validator,
+/// through the string conveniences of [`KeyStoreExt`], before the store is called.
+pub async fn invalid_names_are_rejected_before_the_store(store: &TestStore) {
+    let bad = [
+        "",
+        "../../sys/policy/root",
+        "a/../b",
+        "/absolute",
+        "trailing/",
+        "double//slash",
+        "control\u{7}char",
+        "new\nline",
+        "space here",
+        "percent%2e%2e",
+    ];
+    for name in bad {
+        for err in [
+            store
+                .put(name, "x")
+                .await
+                .expect_err("invalid name accepted by put"),
+            store
+                .get_value(name)
+                .await
+                .expect_err("invalid name accepted by get"),
+            store
+                .delete(name)
+                .await
+                .expect_err("invalid name accepted by delete"),
+        ] {
+            assert_eq!(
+                err.kind(),
+                ErrorKind::InvalidInput,
+                "{store}: {name:?}: {err}"
+            );
+            assert!(
+                err.message().starts_with("invalid key name"),
+                "{store}: {name:?}: {err}"
+            );
+            assert_eq!(
+                err.backend(),
+                None,
+                "{store}: {name:?} reached a backend: {err}"
+            );
+        }
+    }
+    let long = "k".repeat(crate::MAX_KEY_NAME_LEN + 1);
+    let err = store
+        .put(&long, "x")
+        .await
+        .expect_err("overlong name accepted");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{store}: {err}");
+}
+
+/// A value over the declared maximum is [`ErrorKind::InvalidInput`] and writes nothing; a value
+/// of exactly the maximum is accepted.
+pub async fn oversized_values_are_rejected(store: &TestStore) {
+    let ns = namespace("oversized");
+    let k = key(&ns, "huge");
+    let max = store.capabilities().max_value_len;
+    let err = store
+        .store(&k, SecretValue::from(vec![b'x'; max + 1]))
+        .await
+        .expect_err("oversized value accepted");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{store}: {err}");
+    assert!(
+        !err.to_string().contains("xxxx"),
+        "{store}: error shows the value: {err}"
+    );
+    let err = store.get(&k).await.expect_err("rejected value was written");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{store}: {err}");
+
+    store
+        .store(&k, SecretValue::from(vec![b'y'; max]))
+        .await
+        .unwrap_or_else(|e| {
+            panic!("{store}: a value of exactly max_value_len ({max}) failed: {e}")
+        });
+    assert_eq!(store.get(&k).await.unwrap().value.len(), max, "{store}");
+    cleanup(store, &[k]).await;
+}
+
+/// A store that declares versions returns distinct version ids and reads old versions back.
+pub async fn versions_are_kept_when_declared(store: &TestStore) {
+    if !store.capabilities().versions {
+        return;
+    }
+    let ns = namespace("versions");
+    let k = key(&ns, "rotating");
+    let v1 = store
+        .store(&k, "one".into())
+        .await
+        .unwrap_or_else(|e| panic!("{store}: {e}"));
+    let v2 = store
+        .store(&k, "two".into())
+        .await
+        .unwrap_or_else(|e| panic!("{store}: {e}"));
+    let (v1, v2) = (
+        v1.version.expect("version id"),
+        v2.version.expect("version id"),
+    );
+    assert_ne!(v1, v2, "{store}: two writes, one version id");
+    let old = store
+        .get_version(&k, &v1)
+        .await
+        .unwrap_or_else(|e| panic!("{store}: get_version: {e}"));
+    assert_eq!(old.value.expose_secret(), b"one", "{store}");
+    assert_eq!(old.meta.version.as_deref(), Some(v1.as_str()), "{store}");
+    let current = store.get(&k).await.unwrap();
+    assert_eq!(current.value.expose_secret(), b"two", "{store}");
+    assert_eq!(
+        current.meta.version.as_deref(),
+        Some(v2.as_str()),
+        "{store}"
+    );
+    cleanup(store, &[k]).await;
+}
+
+/// `health` succeeds on a working store; the backend label is short, static and lowercase; the
+/// store names itself (or its stack) in `Display`.
+pub async fn health_and_labels(store: &TestStore) {
+    store
+        .health()
+        .await
+        .unwrap_or_else(|e| panic!("{store}: health failed: {e}"));
+    let label = store.backend();
+    assert!(
+        !label.is_empty()
+            && label.len() <= 32
+            && label
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'),
+        "backend label {label:?} is not a short lowercase metric label"
+    );
+    assert!(
+        !store.to_string().is_empty(),
+        "a store names itself in Display"
+    );
+}
+
+/// Expands to one `#[tokio::test]` per conformance case, each over a fresh store made by
+/// evaluating `$make` (any expression of a type that implements `KeyStore`; `.await` allowed).
+///
+/// The calling crate needs `tokio` (features `macros`, `rt-multi-thread`) as a dev-dependency.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@cases ($make)
+            store_then_get_returns_same_bytes,
+            binary_values_round_trip,
+            overwrite_replaces_value,
+            get_missing_is_not_found,
+            remove_then_get_is_not_found,
+            remove_missing_is_not_found,
+            list_with_and_without_prefix,
+            concurrent_writers_and_readers_lose_nothing,
+            invalid_names_are_rejected_before_the_store,
+            oversized_values_are_rejected,
+            versions_are_kept_when_declared,
+            health_and_labels
+        );
+    };
+    (@cases ($make:expr) $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store = $crate::conformance::test_store($make);
+                $crate::conformance::$case(&store).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,322 @@
+//! The one error type users see, and its kinds.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+/// What went wrong, in terms a caller can act on.
+///
+/// The kind is `Copy`, its [`as_str`](ErrorKind::as_str) is stable (it is a metric label) and
+/// [`is_retryable`](ErrorKind::is_retryable) is what the retry layer and the circuit breaker
+/// decide by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The key (or the requested version) does not exist.
+    NotFound,
+    /// The caller is known but not allowed to do this.
+    PermissionDenied,
+    /// The caller's credentials are missing, invalid or expired.
+    Unauthenticated,
+    /// The request was rejected before reaching the backend: a bad key name, an oversized
+    /// value, a bad argument.
+    InvalidInput,
+    /// The backend returned data this library cannot interpret (malformed response, bad
+    /// encoding, failed decryption). The message never contains the data itself.
+    InvalidData,
+    /// A write lost a race: a check-and-set version mismatch or a concurrent modification.
+    Conflict,
+    /// The backend throttled the request.
+    RateLimited,
+    /// The operation did not finish before its deadline.
+    Timeout,
+    /// The backend cannot be reached or says it cannot serve (5xx, sealed, no session).
+    Unavailable,
+    /// The circuit breaker is open; the backend was not called.
+    CircuitOpen,
+    /// The backend does not support this operation.
+    Unsupported,
+    /// The store is misconfigured (bad endpoint, missing region, unreadable credential file).
+    Configuration,
+    /// Any other failure reported by the backend.
+    Backend,
+}
+
+impl ErrorKind {
+    /// A stable, lowercase, snake_case label (`"not_found"`, `"rate_limited"` …) for metrics
+    /// and logs. These strings never change once released.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::PermissionDenied => "permission_denied",
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidInput => "invalid_input",
+            Self::InvalidData => "invalid_data",
+            Self::Conflict => "conflict",
+            Self::RateLimited => "rate_limited",
+            Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
+            Self::CircuitOpen => "circuit_open",
+            Self::Unsupported => "unsupported",
+            Self::Configuration => "configuration",
+            Self::Backend => "backend",
+        }
+    }
+
+    /// Whether the same request may succeed if repeated later: rate limited, timeout and
+    /// unavailable. Not found, permission, authentication, invalid input and conflicts are
+    /// permanent for that request; an open circuit is the breaker's own answer and is not
+    /// retried against it.
+    pub const fn is_retryable(self) -> bool {
+        matches!(self, Self::RateLimited | Self::Timeout | Self::Unavailable)
+    }
+
+    /// Whether this kind says the backend itself is unhealthy (what a circuit breaker and a
+    /// health gauge count): the retryable kinds.
+    pub const fn is_backend_unhealthy(self) -> bool {
+        self.is_retryable()
+    }
+
+    /// Every kind, in declaration order (for pre-registering metric label sets).
+    pub const ALL: [ErrorKind; 13] = [
+        Self::NotFound,
+        Self::PermissionDenied,
+        Self::Unauthenticated,
+        Self::InvalidInput,
+        Self::InvalidData,
+        Self::Conflict,
+        Self::RateLimited,
+        Self::Timeout,
+        Self::Unavailable,
+        Self::CircuitOpen,
+        Self::Unsupported,
+        Self::Configuration,
+        Self::Backend,
+    ];
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotFound => "not found",
+            Self::PermissionDenied => "permission denied",
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidInput => "invalid input",
+            Self::InvalidData => "invalid data",
+            Self::Conflict => "conflict",
+            Self::RateLimited => "rate limited",
+            Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
+            Self::CircuitOpen => "circuit open",
+            Self::Unsupported => "unsupported",
+            Self::Configuration => "configuration error",
+            Self::Backend => "backend error",
+        })
+    }
+}
+
+/// The error every [`KeyStore`](crate::KeyStore) operation returns.
+///
+/// - `Clone` (the source sits behind an `Arc`), so a cache can hand one error to many waiters.
+/// - Never holds secret bytes: messages are written by this workspace's own code and name keys,
+///   backends, status codes and error codes, never values, tokens or credentials.
+/// - [`is_retryable`](Error::is_retryable) is the kind's answer, unless a retry layer already
+///   gave up on this error ([`is_exhausted`](Error::is_exhausted)), so retries never nest.
+#[derive(Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    message: Box<str>,
+    backend: Option<&'static str>,
+    code: Option<Box<str>>,
+    exhausted: bool,
+    source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
+}
+
+/// `Result<T, kms_core::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error of `kind` with a human-readable message (which must not contain secrets).
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into().into_boxed_str(),
+            backend: None,
+            code: None,
+            exhausted: false,
+            source: None,
+        }
+    }
+
+    /// A [`ErrorKind::NotFound`] error for `key`.
+    pub fn not_found(key: &crate::KeyName) -> Self {
+        Self::new(ErrorKind::NotFound, format!("key '{key}' does not exist"))
+    }
+
+    /// An [`ErrorKind::Unsupported`] error for an operation the backend lacks.
+    pub fn unsupported(what: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::Unsupported, format!("{what} is not supported"))
+    }
+
+    /// Names the backend that produced the error (`"vault"`, `"aws"` …).
+    #[must_use]
+    pub fn with_backend(mut self, backend: &'static str) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Attaches the backend's own error code (`"ResourceNotFoundException"`, `"403"` …).
+    #[must_use]
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into().into_boxed_str());
+        self
+    }
+
+    /// Attaches the underlying error. Only attach errors whose `Display` cannot contain secret
+    /// material (transport errors, SDK error metadata), never a response body.
+    #[must_use]
+    pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// Marks the error as final: a retry layer gave up on it, so an outer retry must not try
+    /// again. [`is_retryable`](Error::is_retryable) returns `false` afterwards; the kind is kept.
+    #[must_use]
+    pub fn exhausted(mut self) -> Self {
+        self.exhausted = true;
+        self
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, without kind or backend.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The backend that produced the error, when known.
+    pub fn backend(&self) -> Option<&'static str> {
+        self.backend
+    }
+
+    /// The backend's own error code, when known.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    /// Whether a retry may succeed: the kind is retryable and no retry layer gave up on it yet.
+    pub fn is_retryable(&self) -> bool {
+        self.kind.is_retryable() && !self.exhausted
+    }
+
+    /// Whether a retry layer already gave up on this error.
+    pub fn is_exhausted(&self) -> bool {
+        self.exhausted
+    }
+
+    /// Shorthand for `kind() == ErrorKind::NotFound`.
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NotFound
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.backend {
+            Some(backend) => write!(f, "{backend}: {}: {}", self.kind, self.message)?,
+            None => write!(f, "{}: {}", self.kind, self.message)?,
+        }
+        if let Some(code) = &self.code {
+            write!(f, " (code {code})")?;
+        }
+        if self.exhausted {
+            f.write_str(" (retries exhausted)")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind).field("message", &self.message);
+        if let Some(backend) = self.backend {
+            d.field("backend", &backend);
+        }
+        if let Some(code) = &self.code {
+            d.field("code", code);
+        }
+        if self.exhausted {
+            d.field("exhausted", &true);
+        }
+        if let Some(source) = &self.source {
+            d.field("source", &format_args!("{source}"));
+        }
+        d.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_stable_and_unique() {
+        let labels: std::collections::HashSet<_> =
+            ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(labels.len(), ErrorKind::ALL.len());
+        assert_eq!(ErrorKind::RateLimited.as_str(), "rate_limited");
+        assert_eq!(ErrorKind::CircuitOpen.as_str(), "circuit_open");
+    }
+
+    #[test]
+    fn only_transient_kinds_are_retryable() {
+        let retryable: Vec<_> = ErrorKind::ALL
+            .into_iter()
+            .filter(|k| k.is_retryable())
+            .collect();
+        assert_eq!(
+            retryable,
+            [
+                ErrorKind::RateLimited,
+                ErrorKind::Timeout,
+                ErrorKind::Unavailable
+            ]
+        );
+    }
+
+    #[test]
+    fn exhausted_errors_are_not_retried_again() {
+        let err = Error::new(ErrorKind::Unavailable, "down");
+        assert!(err.is_retryable());
+        let err = err.exhausted();
+        assert!(!err.is_retryable());
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(err.to_string().ends_with("(retries exhausted)"));
+    }
+
+    #[test]
+    fn display_names_backend_and_code() {
+        let err = Error::new(ErrorKind::RateLimited, "slow down")
+            .with_backend("aws")
+            .with_code("ThrottlingException");
+        assert_eq!(
+            err.to_string(),
+            "aws: rate limited: slow down (code ThrottlingException)"
+        );
+        let cloned = err.clone();
+        assert_eq!(cloned.code(), Some("ThrottlingException"));
+    }
+}

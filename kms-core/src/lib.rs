@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+mod key_name;
+pub mod layer;
+mod memory;
+mod secret;
+mod store;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+#[cfg(feature = "testing")]
+pub mod fault;
+
+pub use error::{Error, ErrorKind, Result};
+pub use key_name::{KeyName, KeyPrefix, MAX_KEY_NAME_LEN};
+pub use layer::{Layer, StoreBuilder, Validate, ValidateLayer};
+pub use memory::{DEFAULT_MAX_VERSIONS, MemoryStore, MemoryStoreBuilder};
+pub use secret::{SecretMeta, SecretValue, StoredSecret};
+pub use store::{
+    Capabilities, DEFAULT_MAX_VALUE_LEN, KeyStore, KeyStoreExt, Operation, check_value_len,
+};
+
+/// Re-exported so implementors write `#[kms_core::async_trait]` without a direct dependency.
+pub use async_trait::async_trait;

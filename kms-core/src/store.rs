@@ -1,0 +1,253 @@
+//! The [`KeyStore`] trait, its capabilities and its conveniences.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::key_name::{KeyName, KeyPrefix};
+use crate::secret::{SecretMeta, SecretValue, StoredSecret};
+
+/// The default largest value a store accepts: 64 KiB, the AWS Secrets Manager limit, and far
+/// above what any key or credential needs.
+pub const DEFAULT_MAX_VALUE_LEN: usize = 64 * 1024;
+
+/// An async store of secret keys.
+///
+/// Dyn-compatible: services hold an `Arc<dyn KeyStore>`. Backends (`MemoryStore`, Vault, AWS,
+/// the OS keyring) implement it, and so does every decorator (cache, metrics, retry …), so a
+/// stack of them is one `KeyStore` too. `Display` names the store, or the stack
+/// (`"Retry(Timeout(Memory))"`).
+///
+/// # Contract (checked by the conformance suite)
+///
+/// - Names are validated [`KeyName`]s; an invalid name cannot be expressed.
+/// - `store` rejects a value longer than [`Capabilities::max_value_len`] with
+///   [`ErrorKind::InvalidInput`] before any I/O.
+/// - `get` and `remove` of a missing key fail with [`ErrorKind::NotFound`].
+/// - `list` returns every name starting with the prefix (plain string prefix), in no
+///   particular order, or [`ErrorKind::Unsupported`] if `capabilities().list` is false.
+#[async_trait]
+pub trait KeyStore: fmt::Display + fmt::Debug + Send + Sync + 'static {
+    /// A short static label for metrics and logs: `"memory"`, `"vault"`, `"aws"`, `"keyring"`.
+    /// Decorators return their inner store's label.
+    fn backend(&self) -> &'static str;
+
+    /// What this store can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Reads the current version of `key`.
+    async fn get(&self, key: &KeyName) -> Result<StoredSecret>;
+
+    /// Reads a given version of `key` (ids as returned in [`SecretMeta::version`]).
+    ///
+    /// The default returns [`ErrorKind::Unsupported`]; stores with
+    /// [`Capabilities::versions`] override it.
+    async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
+        let _ = (key, version);
+        Err(Error::unsupported("reading a given version").with_backend(self.backend()))
+    }
+
+    /// Writes `value` as the new current version of `key`, creating the key if needed, and
+    /// returns what the backend knows about the written version.
+    async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta>;
+
+    /// Removes `key` (what happens to old versions is the backend's documented choice).
+    async fn remove(&self, key: &KeyName) -> Result<()>;
+
+    /// Lists the names that start with `prefix`.
+    async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>>;
+
+    /// A cheap liveness probe of the backend: `Ok` if it can serve requests.
+    async fn health(&self) -> Result<()>;
+}
+
+/// What a store can do, so generic code and tests can adapt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// `list` is supported.
+    pub list: bool,
+    /// Previous versions are kept and readable with `get_version`.
+    pub versions: bool,
+    /// The largest value `store` accepts, in bytes.
+    pub max_value_len: usize,
+}
+
+impl Capabilities {
+    /// Lists, keeps no versions, [`DEFAULT_MAX_VALUE_LEN`].
+    pub const fn new() -> Self {
+        Self {
+            list: true,
+            versions: false,
+            max_value_len: DEFAULT_MAX_VALUE_LEN,
+        }
+    }
+
+    /// Sets whether `list` is supported.
+    #[must_use]
+    pub const fn with_list(mut self, list: bool) -> Self {
+        self.list = list;
+        self
+    }
+
+    /// Sets whether versions are kept.
+    #[must_use]
+    pub const fn with_versions(mut self, versions: bool) -> Self {
+        self.versions = versions;
+        self
+    }
+
+    /// Sets the largest accepted value.
+    #[must_use]
+    pub const fn with_max_value_len(mut self, max: usize) -> Self {
+        self.max_value_len = max;
+        self
+    }
+
+    /// Rejects `value` if it is longer than [`max_value_len`](Self::max_value_len), with an
+    /// [`ErrorKind::InvalidInput`] error that gives both sizes (never the bytes).
+    pub fn check_value(&self, value: &SecretValue) -> Result<()> {
+        check_value_len(value, self.max_value_len)
+    }
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Rejects a value longer than `max` bytes with [`ErrorKind::InvalidInput`].
+pub fn check_value_len(value: &SecretValue, max: usize) -> Result<()> {
+    if value.len() > max {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("value is {} bytes, the maximum is {max}", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// The operations of a [`KeyStore`], for metric labels, timeouts and fault injection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Operation {
+    /// `get` and `get_version`.
+    Get,
+    /// `store`.
+    Store,
+    /// `remove`.
+    Remove,
+    /// `list`.
+    List,
+    /// `health`.
+    Health,
+}
+
+impl Operation {
+    /// A stable label: `"get"`, `"store"`, `"remove"`, `"list"`, `"health"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Store => "store",
+            Self::Remove => "remove",
+            Self::List => "list",
+            Self::Health => "health",
+        }
+    }
+
+    /// Every operation.
+    pub const ALL: [Operation; 5] = [
+        Self::Get,
+        Self::Store,
+        Self::Remove,
+        Self::List,
+        Self::Health,
+    ];
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! forward_key_store {
+    ($($ptr:ident),*) => {$(
+        #[async_trait]
+        impl<T: KeyStore + ?Sized> KeyStore for $ptr<T> {
+            fn backend(&self) -> &'static str {
+                (**self).backend()
+            }
+            fn capabilities(&self) -> Capabilities {
+                (**self).capabilities()
+            }
+            async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
+                (**self).get(key).await
+            }
+            async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
+                (**self).get_version(key, version).await
+            }
+            async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
+                (**self).store(key, value).await
+            }
+            async fn remove(&self, key: &KeyName) -> Result<()> {
+                (**self).remove(key).await
+            }
+            async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
+                (**self).list(prefix).await
+            }
+            async fn health(&self) -> Result<()> {
+                (**self).health().await
+            }
+        }
+    )*};
+}
+
+forward_key_store!(Arc, Box);
+
+/// Conveniences over any [`KeyStore`]: string names, text values. Blanket-implemented.
+///
+/// The string forms validate the name first, so an invalid name fails with
+/// [`ErrorKind::InvalidInput`] and the store is never called.
+#[async_trait]
+pub trait KeyStoreExt: KeyStore {
+    /// Validates `name`, then [`get`](KeyStore::get)s its current value (metadata dropped).
+    async fn get_value(&self, name: &str) -> Result<SecretValue> {
+        let key = KeyName::new(name)?;
+        Ok(self.get(&key).await?.value)
+    }
+
+    /// Validates `name`, then stores `value` under it.
+    async fn put(&self, name: &str, value: impl Into<SecretValue> + Send) -> Result<SecretMeta> {
+        let key = KeyName::new(name)?;
+        self.store(&key, value.into()).await
+    }
+
+    /// Validates `name`, then removes it.
+    async fn delete(&self, name: &str) -> Result<()> {
+        let key = KeyName::new(name)?;
+        self.remove(&key).await
+    }
+
+    /// Validates `prefix`, then lists the names under it, sorted.
+    async fn list_sorted(&self, prefix: &str) -> Result<Vec<KeyName>> {
+        let prefix = KeyPrefix::new(prefix)?;
+        let mut names = self.list(&prefix).await?;
+        names.sort();
+        Ok(names)
+    }
+
+    /// `get`, mapping not-found to `None`.
+    async fn get_opt(&self, key: &KeyName) -> Result<Option<StoredSecret>> {
+        match self.get(key).await {
+            Ok(secret) => Ok(Some(secret)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl<T: KeyStore + ?Sized> KeyStoreExt for T {}

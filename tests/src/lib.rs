@@ -1,0 +1,1 @@
+//! Cross-crate integration tests for the workspace live in `tests/`; this library is empty.
