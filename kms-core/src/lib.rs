@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod circuit_state;
 mod error;
 mod key_name;
 pub mod layer;
@@ -14,6 +15,7 @@ pub mod conformance;
 #[cfg(feature = "testing")]
 pub mod fault;
 
+pub use circuit_state::CircuitState;
 pub use error::{Error, ErrorKind, Result};
 pub use key_name::{KeyName, KeyPrefix, MAX_KEY_NAME_LEN};
 pub use layer::{Layer, StoreBuilder, Validate, ValidateLayer};
