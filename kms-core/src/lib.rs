@@ -3,6 +3,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod circuit_state;
+mod crypto;
 mod error;
 mod key_name;
 pub mod layer;
@@ -12,13 +13,20 @@ mod store;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "envelope")]
+pub mod envelope;
 #[cfg(feature = "testing")]
 pub mod fault;
+#[cfg(feature = "envelope")]
+mod local_provider;
 
 pub use circuit_state::CircuitState;
+pub use crypto::{CryptoOperation, CryptoProvider, DataKey, EncryptionContext};
 pub use error::{Error, ErrorKind, Result};
 pub use key_name::{KeyName, KeyPrefix, MAX_KEY_NAME_LEN};
 pub use layer::{Layer, StoreBuilder, Validate, ValidateLayer};
+#[cfg(feature = "envelope")]
+pub use local_provider::LocalKeyProvider;
 pub use memory::{DEFAULT_MAX_VERSIONS, MemoryStore, MemoryStoreBuilder};
 pub use secret::{SecretMeta, SecretValue, StoredSecret};
 pub use store::{
