@@ -43,7 +43,8 @@ fn bench(c: &mut Criterion) {
     });
     let key = KeyName::new("bench/key").unwrap();
     c.bench_function("vault_kv2_get_64B", |b| {
-        b.to_async(&rt).iter(|| async { store.get(&key).await.unwrap() })
+        b.to_async(&rt)
+            .iter(|| async { store.get(&key).await.unwrap() })
     });
     let binary = SecretValue::new((0..=255u8).cycle().take(4096).collect());
     c.bench_function("vault_kv2_store_4KiB_binary", |b| {

@@ -39,7 +39,10 @@ impl fmt::Debug for VaultClientBuilder {
             .field("namespace", &self.namespace)
             .field("timeout", &self.timeout)
             .field("ca_certs", &self.ca_pem.len())
-            .field("client_identity", &self.identity_pem.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "client_identity",
+                &self.identity_pem.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("renew_fraction", &self.renew_fraction)
             .finish()
     }
@@ -263,11 +266,12 @@ impl VaultClient {
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         let flag = |name: &str| body.get(name).and_then(Value::as_bool);
         let down = |why: &str| {
-            Err(
-                Error::new(ErrorKind::Unavailable, format!("{what}: {why} (HTTP {status})"))
-                    .with_backend(BACKEND)
-                    .with_code(status.to_string()),
+            Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("{what}: {why} (HTTP {status})"),
             )
+            .with_backend(BACKEND)
+            .with_code(status.to_string()))
         };
         if flag("initialized") == Some(false) || status == 501 {
             return down("not initialised");
@@ -349,13 +353,13 @@ impl Inner {
             if status == 204 || bytes.is_empty() {
                 return Ok(None);
             }
-            return serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Failure::Malformed(format!(
+            return serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Failure::Malformed(format!(
                     "malformed JSON response (line {}, column {})",
                     e.line(),
                     e.column()
-                )));
+                ))
+            });
         }
         let errors = serde_json::from_slice::<Value>(&bytes)
             .ok()
@@ -371,7 +375,11 @@ impl Inner {
         if self.token.read().generation != seen {
             return Ok(());
         }
-        tracing::info!(backend = BACKEND, method = self.auth.method(), "token rejected, logging in again");
+        tracing::info!(
+            backend = BACKEND,
+            method = self.auth.method(),
+            "token rejected, logging in again"
+        );
         self.login().await
     }
 
@@ -389,10 +397,13 @@ impl Inner {
             .send(&Method::POST, &path, &[], Some(&body))
             .await
             .map_err(|f| match f {
-                Failure::Status { status: 400 | 403, .. } => {
-                    Error::new(ErrorKind::Unauthenticated, format!("{what}: login rejected"))
-                        .with_backend(BACKEND)
-                }
+                Failure::Status {
+                    status: 400 | 403, ..
+                } => Error::new(
+                    ErrorKind::Unauthenticated,
+                    format!("{what}: login rejected"),
+                )
+                .with_backend(BACKEND),
                 f => to_error(f, &what),
             })?;
         drop(body);
@@ -406,9 +417,19 @@ impl Inner {
             .ok_or_else(|| to_error(Failure::Malformed("no client_token".into()), &what))?;
         let mut current = self.token.write();
         current.secret = SecretString::from(token.to_owned());
-        current.accessor = auth.get("accessor").and_then(Value::as_str).map(str::to_owned);
-        current.lease = Duration::from_secs(auth.get("lease_duration").and_then(Value::as_u64).unwrap_or(0));
-        current.renewable = auth.get("renewable").and_then(Value::as_bool).unwrap_or(false);
+        current.accessor = auth
+            .get("accessor")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        current.lease = Duration::from_secs(
+            auth.get("lease_duration")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+        );
+        current.renewable = auth
+            .get("renewable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         current.generation += 1;
         Ok(())
     }
@@ -420,10 +441,11 @@ impl Inner {
             .send(&Method::GET, "auth/token/lookup-self", &[], None)
             .await
             .map_err(|f| match f {
-                Failure::Status { status: 403, .. } => {
-                    Error::new(ErrorKind::Unauthenticated, format!("{what}: token rejected"))
-                        .with_backend(BACKEND)
-                }
+                Failure::Status { status: 403, .. } => Error::new(
+                    ErrorKind::Unauthenticated,
+                    format!("{what}: token rejected"),
+                )
+                .with_backend(BACKEND),
                 f => to_error(f, what),
             })?;
         let data = answer.as_ref().and_then(|a| a.get("data"));
@@ -432,7 +454,11 @@ impl Inner {
             .and_then(|d| d.get("accessor"))
             .and_then(Value::as_str)
             .map(str::to_owned);
-        current.lease = Duration::from_secs(data.and_then(|d| d.get("ttl")).and_then(Value::as_u64).unwrap_or(0));
+        current.lease = Duration::from_secs(
+            data.and_then(|d| d.get("ttl"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+        );
         current.renewable = data
             .and_then(|d| d.get("renewable"))
             .and_then(Value::as_bool)
@@ -444,7 +470,12 @@ impl Inner {
     async fn renew_self(&self) -> Result<Duration> {
         let what = "renew auth/token/renew-self";
         let answer = self
-            .send(&Method::POST, "auth/token/renew-self", &[], Some(&serde_json::json!({})))
+            .send(
+                &Method::POST,
+                "auth/token/renew-self",
+                &[],
+                Some(&serde_json::json!({})),
+            )
             .await
             .map_err(|f| to_error(f, what))?;
         let lease = answer
@@ -482,7 +513,11 @@ async fn renew_loop(weak: Weak<Inner>) {
                 Ok(new) if new >= lease.mul_f64(0.5) || !inner.auth.can_login() => Ok(()),
                 Ok(_) => Err(()),
                 Err(e) => {
-                    tracing::warn!(backend = BACKEND, kind = e.kind().as_str(), "token renewal failed");
+                    tracing::warn!(
+                        backend = BACKEND,
+                        kind = e.kind().as_str(),
+                        "token renewal failed"
+                    );
                     Err(())
                 }
             }
@@ -495,7 +530,11 @@ async fn renew_loop(weak: Weak<Inner>) {
             }
             let seen = inner.token.read().generation;
             if let Err(e) = inner.relogin(seen).await {
-                tracing::warn!(backend = BACKEND, kind = e.kind().as_str(), "re-login failed");
+                tracing::warn!(
+                    backend = BACKEND,
+                    kind = e.kind().as_str(),
+                    "re-login failed"
+                );
                 drop(inner);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

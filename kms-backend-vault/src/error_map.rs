@@ -120,7 +120,10 @@ mod tests {
     #[test]
     fn statuses_map_to_kinds() {
         assert_eq!(status(404, &[]), ErrorKind::NotFound);
-        assert_eq!(status(403, &["permission denied"]), ErrorKind::PermissionDenied);
+        assert_eq!(
+            status(403, &["permission denied"]),
+            ErrorKind::PermissionDenied
+        );
         assert_eq!(status(401, &[]), ErrorKind::Unauthenticated);
         assert_eq!(status(429, &[]), ErrorKind::RateLimited);
         assert_eq!(status(500, &[]), ErrorKind::Unavailable);

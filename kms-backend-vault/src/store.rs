@@ -4,8 +4,8 @@ use std::fmt;
 
 use async_trait::async_trait;
 use kms_core::{
-    Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Result, SecretMeta,
-    SecretValue, StoredSecret,
+    Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Result, SecretMeta, SecretValue,
+    StoredSecret,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -240,7 +240,10 @@ impl VaultStore {
                     // versions 200 with null data.
                     return Err(Error::not_found(key).with_backend(BACKEND));
                 }
-                Ok(StoredSecret::with_meta(decode(inner, &what)?, meta_of(meta, &what)?))
+                Ok(StoredSecret::with_meta(
+                    decode(inner, &what)?,
+                    meta_of(meta, &what)?,
+                ))
             }
         }
     }
@@ -361,13 +364,21 @@ impl KeyStore for VaultStore {
                     .await
                     .map_err(|e| not_found_as(e, key))?
                     .ok_or_else(|| malformed(&what, "empty answer"))?;
-                let data = meta.get("data").ok_or_else(|| malformed(&what, "no data"))?;
-                let current = data.get("current_version").and_then(Value::as_u64).unwrap_or(0);
+                let data = meta
+                    .get("data")
+                    .ok_or_else(|| malformed(&what, "no data"))?;
+                let current = data
+                    .get("current_version")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
                 let live = data
                     .get("versions")
                     .and_then(|v| v.get(current.to_string()))
                     .is_some_and(|v| {
-                        v.get("deletion_time").and_then(Value::as_str).unwrap_or("").is_empty()
+                        v.get("deletion_time")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .is_empty()
                             && !v.get("destroyed").and_then(Value::as_bool).unwrap_or(false)
                     });
                 match self.remove {
@@ -404,10 +415,10 @@ impl KeyStore for VaultStore {
                     if name.starts_with(prefix.as_str()) || prefix.as_str().starts_with(name) {
                         dirs.push(full);
                     }
-                } else if name.starts_with(prefix.as_str()) {
-                    if let Ok(key) = KeyName::new(name) {
-                        out.push(key);
-                    }
+                } else if name.starts_with(prefix.as_str())
+                    && let Ok(key) = KeyName::new(name)
+                {
+                    out.push(key);
                 }
             }
         }

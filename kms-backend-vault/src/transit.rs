@@ -5,9 +5,7 @@ use std::fmt;
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use kms_core::{
-    CryptoProvider, DataKey, EncryptionContext, Error, ErrorKind, Result, SecretValue,
-};
+use kms_core::{CryptoProvider, DataKey, EncryptionContext, Error, ErrorKind, Result, SecretValue};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -87,7 +85,9 @@ impl VaultTransitProvider {
                 } else {
                     Err(Error::new(
                         ErrorKind::Configuration,
-                        format!("{path}: the Transit key is not derived; contexts need derived=true"),
+                        format!(
+                            "{path}: the Transit key is not derived; contexts need derived=true"
+                        ),
                     )
                     .with_backend(BACKEND))
                 }
@@ -95,7 +95,13 @@ impl VaultTransitProvider {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 let body = json!({ "type": "aes256-gcm96", "derived": true });
                 self.client
-                    .call(Method::POST, &path, &[], Some(&body), &format!("create {path}"))
+                    .call(
+                        Method::POST,
+                        &path,
+                        &[],
+                        Some(&body),
+                        &format!("create {path}"),
+                    )
                     .await
                     .map(drop)
             }
@@ -132,24 +138,36 @@ impl CryptoProvider for VaultTransitProvider {
         "vault_transit"
     }
 
-    async fn encrypt(&self, plaintext: &SecretValue, context: &EncryptionContext) -> Result<Vec<u8>> {
+    async fn encrypt(
+        &self,
+        plaintext: &SecretValue,
+        context: &EncryptionContext,
+    ) -> Result<Vec<u8>> {
         let path = format!("{}/encrypt/{}", self.mount, self.key);
         let what = format!("encrypt {path}");
         let body = json!({
             "plaintext": STANDARD.encode(plaintext.expose_secret()),
             "context": Self::context(context),
         });
-        let answer = self.client.call(Method::POST, &path, &[], Some(&body), &what).await?;
+        let answer = self
+            .client
+            .call(Method::POST, &path, &[], Some(&body), &what)
+            .await?;
         drop(body);
-        Ok(Self::field(&answer, "ciphertext", &what)?.as_bytes().to_vec())
+        Ok(Self::field(&answer, "ciphertext", &what)?
+            .as_bytes()
+            .to_vec())
     }
 
     async fn decrypt(&self, ciphertext: &[u8], context: &EncryptionContext) -> Result<SecretValue> {
         let path = format!("{}/decrypt/{}", self.mount, self.key);
         let what = format!("decrypt {path}");
         let ciphertext = std::str::from_utf8(ciphertext).map_err(|_| {
-            Error::new(ErrorKind::InvalidData, format!("{what}: not a Transit ciphertext"))
-                .with_backend(BACKEND)
+            Error::new(
+                ErrorKind::InvalidData,
+                format!("{what}: not a Transit ciphertext"),
+            )
+            .with_backend(BACKEND)
         })?;
         let body = json!({ "ciphertext": ciphertext, "context": Self::context(context) });
         let answer = self
@@ -159,9 +177,12 @@ impl CryptoProvider for VaultTransitProvider {
             .map_err(|e| {
                 // Transit answers 400 for a ciphertext that fails to decrypt.
                 if e.kind() == ErrorKind::InvalidInput {
-                    Error::new(ErrorKind::InvalidData, format!("{what}: ciphertext does not decrypt under this key and context"))
-                        .with_backend(BACKEND)
-                        .with_code("400")
+                    Error::new(
+                        ErrorKind::InvalidData,
+                        format!("{what}: ciphertext does not decrypt under this key and context"),
+                    )
+                    .with_backend(BACKEND)
+                    .with_code("400")
                 } else {
                     e
                 }
@@ -174,9 +195,17 @@ impl CryptoProvider for VaultTransitProvider {
         let path = format!("{}/datakey/plaintext/{}", self.mount, self.key);
         let what = format!("datakey {path}");
         let body = json!({ "bits": 256, "context": Self::context(context) });
-        let answer = self.client.call(Method::POST, &path, &[], Some(&body), &what).await?;
+        let answer = self
+            .client
+            .call(Method::POST, &path, &[], Some(&body), &what)
+            .await?;
         let plaintext = Self::decode_b64(Self::field(&answer, "plaintext", &what)?, &what)?;
-        let ciphertext = Self::field(&answer, "ciphertext", &what)?.as_bytes().to_vec();
-        Ok(DataKey { plaintext, ciphertext })
+        let ciphertext = Self::field(&answer, "ciphertext", &what)?
+            .as_bytes()
+            .to_vec();
+        Ok(DataKey {
+            plaintext,
+            ciphertext,
+        })
     }
 }

@@ -77,11 +77,11 @@ pub async fn approle(policies: &[&str], ttl: &str, max_ttl: &str) -> (String, St
         })),
     )
     .await;
-    let role_id = admin("GET", &format!("auth/approle/role/{role}/role-id"), None).await["data"]
-        ["role_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let role_id =
+        admin("GET", &format!("auth/approle/role/{role}/role-id"), None).await["data"]["role_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     let secret_id = admin(
         "POST",
         &format!("auth/approle/role/{role}/secret-id"),

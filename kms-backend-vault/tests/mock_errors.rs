@@ -48,22 +48,33 @@ async fn get_kind(response: ResponseTemplate) -> (ErrorKind, String) {
 async fn status_codes_map_to_kinds() {
     let errors = |msg: &str| json!({ "errors": [msg] });
     let cases = [
-        (429, errors("rate limit quota exceeded"), ErrorKind::RateLimited),
+        (
+            429,
+            errors("rate limit quota exceeded"),
+            ErrorKind::RateLimited,
+        ),
         (500, errors("internal error"), ErrorKind::Unavailable),
         (502, json!({}), ErrorKind::Unavailable),
         (503, errors("Vault is sealed"), ErrorKind::Unavailable),
         (404, json!({"errors": []}), ErrorKind::NotFound),
-        (412, errors("required index state not present"), ErrorKind::Conflict),
-        (403, errors("permission denied"), ErrorKind::PermissionDenied),
+        (
+            412,
+            errors("required index state not present"),
+            ErrorKind::Conflict,
+        ),
+        (
+            403,
+            errors("permission denied"),
+            ErrorKind::PermissionDenied,
+        ),
     ];
     for (status, body, kind) in cases {
         let (got, msg) = get_kind(ResponseTemplate::new(status).set_body_json(body)).await;
         assert_eq!(got, kind, "HTTP {status}: {msg}");
     }
-    let (_, msg) = get_kind(
-        ResponseTemplate::new(503).set_body_json(json!({"errors": ["Vault is sealed"]})),
-    )
-    .await;
+    let (_, msg) =
+        get_kind(ResponseTemplate::new(503).set_body_json(json!({"errors": ["Vault is sealed"]})))
+            .await;
     assert!(msg.contains("sealed"), "{msg}");
 }
 
@@ -107,10 +118,26 @@ async fn unreachable_server_is_unavailable() {
 #[tokio::test]
 async fn health_reports_sealed_uninitialised_and_standby_as_down() {
     let cases = [
-        (200, json!({"initialized": true, "sealed": false, "standby": false}), true),
-        (473, json!({"initialized": true, "sealed": false, "standby": true, "performance_standby": true}), true),
-        (429, json!({"initialized": true, "sealed": false, "standby": true}), false),
-        (503, json!({"initialized": true, "sealed": true, "standby": true}), false),
+        (
+            200,
+            json!({"initialized": true, "sealed": false, "standby": false}),
+            true,
+        ),
+        (
+            473,
+            json!({"initialized": true, "sealed": false, "standby": true, "performance_standby": true}),
+            true,
+        ),
+        (
+            429,
+            json!({"initialized": true, "sealed": false, "standby": true}),
+            false,
+        ),
+        (
+            503,
+            json!({"initialized": true, "sealed": true, "standby": true}),
+            false,
+        ),
         (501, json!({"initialized": false, "sealed": true}), false),
     ];
     for (status, body, healthy) in cases {
@@ -165,9 +192,11 @@ async fn concurrent_403s_share_one_relogin() {
     Mock::given(method("GET"))
         .and(path("/v1/secret/data/k"))
         .and(header("X-Vault-Token", "token-2"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"data": {"data": {"value": "ok"}, "metadata": {"version": 1}}}),
-        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"data": {"data": {"value": "ok"}, "metadata": {"version": 1}}}),
+            ),
+        )
         .mount(&server)
         .await;
     let client = VaultClient::builder(server.uri())
@@ -199,7 +228,9 @@ async fn kubernetes_login_sends_role_and_jwt() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/auth/kubernetes/login"))
-        .and(body_partial_json(json!({"role": "payments", "jwt": "header.payload.signature"})))
+        .and(body_partial_json(
+            json!({"role": "payments", "jwt": "header.payload.signature"}),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(
             json!({"auth": {"client_token": "k8s-token", "accessor": "acc", "lease_duration": 0}}),
         ))
@@ -218,9 +249,11 @@ async fn kubernetes_login_sends_role_and_jwt() {
         .and(path("/v1/secret/data/k"))
         .and(header("X-Vault-Token", "k8s-token"))
         .and(header("X-Vault-Namespace", "team-a"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"data": {"data": {"value": "v"}, "metadata": {"version": 4}}}),
-        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"data": {"data": {"value": "v"}, "metadata": {"version": 4}}}),
+            ),
+        )
         .expect(1)
         .mount(&server)
         .await;

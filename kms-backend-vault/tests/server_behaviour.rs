@@ -27,7 +27,15 @@ async fn versions_carry_number_and_created_time() {
     let current = store.get(&k).await.unwrap();
     assert_eq!(current.meta.version.as_deref(), Some("2"));
     assert_eq!(current.meta.created_at, m2.created_at);
-    assert_eq!(store.get_version(&k, "1").await.unwrap().value.expose_secret(), b"one");
+    assert_eq!(
+        store
+            .get_version(&k, "1")
+            .await
+            .unwrap()
+            .value
+            .expose_secret(),
+        b"one"
+    );
     let err = store.get_version(&k, "7").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     for bad in ["0", "-1", "latest", ""] {
@@ -49,7 +57,10 @@ async fn check_and_set_conflicts_lose_nothing() {
     assert_eq!(store.get(&k).await.unwrap().value.expose_secret(), b"first");
     let m = store.store_cas(&k, "second".into(), 1).await.unwrap();
     assert_eq!(m.version.as_deref(), Some("2"));
-    assert_eq!(store.get(&k).await.unwrap().value.expose_secret(), b"second");
+    assert_eq!(
+        store.get(&k).await.unwrap().value.expose_secret(),
+        b"second"
+    );
     store.remove(&k).await.unwrap();
 
     let kv1 = VaultStore::builder(common::root_client().await)
@@ -75,17 +86,34 @@ async fn soft_delete_hides_latest_keeps_old_versions() {
     store.store(&k, "two".into()).await.unwrap();
     store.remove(&k).await.unwrap();
     assert_eq!(store.get(&k).await.unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(store.remove(&k).await.unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(store.get_version(&k, "1").await.unwrap().value.expose_secret(), b"one");
+    assert_eq!(
+        store.remove(&k).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        store
+            .get_version(&k, "1")
+            .await
+            .unwrap()
+            .value
+            .expose_secret(),
+        b"one"
+    );
     // Documented: the metadata remains, so the key is still listed.
-    let listed = store.list(&KeyPrefix::new(k.as_str()).unwrap()).await.unwrap();
+    let listed = store
+        .list(&KeyPrefix::new(k.as_str()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(listed, vec![k.clone()]);
     // Writing again makes it live.
     store.store(&k, "three".into()).await.unwrap();
     assert_eq!(store.get(&k).await.unwrap().value.expose_secret(), b"three");
     let destroy = VaultStore::builder(store.client().clone()).build();
     destroy.remove(&k).await.unwrap();
-    assert_eq!(store.get_version(&k, "1").await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        store.get_version(&k, "1").await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 }
 
 #[tokio::test]
@@ -93,10 +121,16 @@ async fn binary_is_base64_text_is_plain_and_foreign_shapes_are_invalid_data() {
     let store = VaultStore::builder(common::root_client().await).build();
     let bin = key("binary");
     let bytes: Vec<u8> = (0..=255).collect();
-    store.store(&bin, SecretValue::new(bytes.clone())).await.unwrap();
+    store
+        .store(&bin, SecretValue::new(bytes.clone()))
+        .await
+        .unwrap();
     let raw = common::admin("GET", &format!("secret/data/{bin}"), None).await;
     assert_eq!(raw["data"]["data"]["encoding"], "base64");
-    assert_eq!(store.get(&bin).await.unwrap().value.expose_secret(), &bytes[..]);
+    assert_eq!(
+        store.get(&bin).await.unwrap().value.expose_secret(),
+        &bytes[..]
+    );
 
     let text = key("text");
     store.store(&text, "plain words".into()).await.unwrap();
@@ -246,5 +280,9 @@ async fn health_and_display() {
     store.health().await.unwrap();
     assert_eq!(store.to_string(), "Vault(kv1:kv1/app)");
     assert_eq!(store.backend(), "vault");
-    assert!(VaultStore::builder(store.client().clone()).prefix("../x").is_err());
+    assert!(
+        VaultStore::builder(store.client().clone())
+            .prefix("../x")
+            .is_err()
+    );
 }

