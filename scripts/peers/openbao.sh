@@ -25,7 +25,13 @@ openbao_start() {
 openbao_stop() {
     local pidfile="$KMS_TOOLS/openbao.pid"
     if [ -f "$pidfile" ]; then
-        kill "$(cat "$pidfile")" 2>/dev/null || true
+        local pid i
+        pid=$(cat "$pidfile")
+        kill "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
         rm -f "$pidfile"
     fi
 }
