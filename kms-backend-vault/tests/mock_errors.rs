@@ -290,3 +290,60 @@ async fn transit_decrypt_failure_is_invalid_data_and_non_utf8_ciphertext_is_reje
     assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
     assert!(!format!("{transit:?}").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_runs_in_the_background_and_stops_when_the_client_is_dropped() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/auth/token/lookup-self"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": {"ttl": 1, "renewable": true, "accessor": "acc"}})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/auth/token/renew-self"))
+        .and(header("X-Vault-Token", "renew-me"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"auth": {"client_token": "renew-me", "lease_duration": 1, "renewable": true}}),
+        ))
+        .mount(&server)
+        .await;
+    let renewals = || async {
+        server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.url.path() == "/v1/auth/token/renew-self")
+            .count()
+    };
+    let client = VaultClient::builder(server.uri())
+        .auth(VaultAuth::token("renew-me"))
+        .renew_fraction(0.5)
+        .build()
+        .await
+        .unwrap();
+    assert!(!format!("{client:?}").contains("renew-me"));
+    // Real time (the HTTP round trips are real): a 1 s lease renewed every 0.5 s.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let while_alive = renewals().await;
+    assert!(while_alive >= 2, "renewed {while_alive} times");
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let at_drop = renewals().await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(renewals().await, at_drop, "renewal continued after drop");
+}
+
+#[tokio::test]
+async fn bad_tls_material_is_a_configuration_error() {
+    let err = VaultClient::builder("https://127.0.0.1:1")
+        .client_identity_pem("not a pem at all")
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+    assert!(!err.to_string().contains("not a pem"), "{err}");
+}
