@@ -49,7 +49,7 @@ impl fmt::Debug for VaultClientBuilder {
 }
 
 impl VaultClientBuilder {
-    /// Authentication (default: an empty token, which fails on first use).
+    /// Authentication (default: an empty token, which `build` rejects as unauthenticated).
     #[must_use]
     pub fn auth(mut self, auth: VaultAuth) -> Self {
         self.auth = auth;
@@ -250,15 +250,17 @@ impl VaultClient {
     }
 
     /// `sys/health`: `Ok` for an active node or a performance standby; sealed, uninitialised
-    /// and plain standby nodes are [`ErrorKind::Unavailable`].
+    /// and plain standby nodes are [`ErrorKind::Unavailable`]. It says whether the server can
+    /// serve, not whether this client's token is still valid (a 403 on use re-logs in).
     pub async fn health(&self) -> Result<()> {
         let url = self.inner.url("sys/health");
         let what = "health sys/health";
-        let mut req = self.inner.http.get(url);
-        if let Some(ns) = &self.inner.namespace {
-            req = req.header(NAMESPACE_HEADER, ns);
-        }
-        let resp = req
+        // sys/health is unauthenticated and lives in the root namespace: no token, no
+        // namespace header.
+        let resp = self
+            .inner
+            .http
+            .get(url)
             .send()
             .await
             .map_err(|e| to_error(Failure::Transport(e), what))?;

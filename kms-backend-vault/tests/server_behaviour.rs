@@ -286,3 +286,47 @@ async fn health_and_display() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn tls_with_a_custom_ca() {
+    let addr = std::env::var("KMS_TEST_VAULT_TLS_ADDR")
+        .expect("KMS_TEST_VAULT_TLS_ADDR is not set: see scripts/peers/openbao.sh");
+    let ca = std::fs::read(
+        std::env::var("KMS_TEST_VAULT_CA_CERT")
+            .expect("KMS_TEST_VAULT_CA_CERT is not set: see scripts/peers/openbao.sh"),
+    )
+    .unwrap();
+    let err = VaultClient::builder(&addr)
+        .auth(VaultAuth::token(common::root_token()))
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "untrusted CA: {err}");
+
+    let client = VaultClient::builder(&addr)
+        .auth(VaultAuth::token(common::root_token()))
+        .ca_cert_pem(ca)
+        .build()
+        .await
+        .unwrap();
+    let store = VaultStore::builder(client).build();
+    store.health().await.unwrap();
+    let k = key("tls");
+    store.store(&k, "over tls".into()).await.unwrap();
+    assert_eq!(
+        store.get(&k).await.unwrap().value.expose_secret(),
+        b"over tls"
+    );
+    store.remove(&k).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rejected_token_fails_at_build() {
+    let err = VaultClient::builder(common::addr())
+        .auth(VaultAuth::token("not-a-real-token"))
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
+    assert!(!err.to_string().contains("not-a-real-token"), "{err}");
+}
