@@ -18,9 +18,13 @@ openbao_start() {
         echo $! >"$pidfile"
         wait_for "curl -fsS $BAO_ADDR/v1/sys/health" 30 || return 1
     fi
-    bao secrets list -format=json | grep -q '"kv1/"' || bao secrets enable -path=kv1 -version=1 kv >/dev/null
-    bao secrets list -format=json | grep -q '"transit/"' || bao secrets enable transit >/dev/null
-    bao auth list -format=json | grep -q '"approle/"' || bao auth enable approle >/dev/null
+    # Capture first: `grep -q` closing the pipe early would fail the pipeline under pipefail.
+    local mounts auths
+    mounts=$(bao secrets list -format=json)
+    auths=$(bao auth list -format=json)
+    [[ $mounts == *'"kv1/"'* ]] || bao secrets enable -path=kv1 -version=1 kv >/dev/null
+    [[ $mounts == *'"transit/"'* ]] || bao secrets enable transit >/dev/null
+    [[ $auths == *'"approle/"'* ]] || bao auth enable approle >/dev/null
     export KMS_TEST_VAULT_ADDR="$BAO_ADDR" KMS_TEST_VAULT_TOKEN=root
 
     # A second dev server with TLS (generated CA) for the custom-CA test.
