@@ -160,9 +160,11 @@ impl VaultClientBuilder {
 /// [`VaultTransitProvider`](crate::VaultTransitProvider). Cheap to clone.
 ///
 /// - Every request sends the current token and the namespace header.
-/// - A 403 triggers exactly one re-login (AppRole, Kubernetes), shared by all concurrent
-///   callers that saw the same token; the request is then sent once more and a second 403 is
-///   [`ErrorKind::PermissionDenied`].
+/// - A 403 (AppRole, Kubernetes) first checks the token (`lookup-self`). If the token itself
+///   is rejected (expired, revoked), the client logs in exactly once, shared by all concurrent
+///   callers that saw the same token, and the request is sent once more; a second 403 is
+///   [`ErrorKind::PermissionDenied`]. If the token is valid, the 403 is a policy denial and is
+///   [`ErrorKind::PermissionDenied`] at once, without a login.
 /// - A renewable token is renewed in the background when `renew_fraction` of its lease has
 ///   passed; if renewal fails (or the lease can no longer grow), the client logs in again.
 ///   The task stops when the last clone of the client is dropped.
@@ -305,9 +307,12 @@ impl VaultClient {
     ) -> Result<Option<Value>> {
         let seen = self.inner.token.read().generation;
         match self.inner.send(&method, path, query, body).await {
-            Err(Failure::Status { status: 403, .. }) if self.inner.auth.can_login() => {
-                self.inner.relogin(seen).await?;
-                self.inner.send(&method, path, query, body).await
+            Err(denied @ Failure::Status { status: 403, .. }) if self.inner.auth.can_login() => {
+                if self.inner.refresh_if_rejected(seen).await? {
+                    self.inner.send(&method, path, query, body).await
+                } else {
+                    Err(denied)
+                }
             }
             other => other,
         }
@@ -369,6 +374,34 @@ impl Inner {
             .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
             .unwrap_or_default();
         Err(Failure::Status { status, errors })
+    }
+
+    /// After a 403: returns `true` if the request should be sent again with a new token
+    /// (another caller already logged in since generation `seen`, or the token itself is
+    /// rejected and this call logged in), `false` if the token is still valid (a policy
+    /// denial: no login, so a denied path cannot cause a login storm or burn secret-id uses).
+    /// One caller at a time, so concurrent 403s share one check and one login.
+    async fn refresh_if_rejected(&self, seen: u64) -> Result<bool> {
+        let _guard = self.login_lock.lock().await;
+        if self.token.read().generation != seen {
+            return Ok(true);
+        }
+        match self
+            .send(&Method::GET, "auth/token/lookup-self", &[], None)
+            .await
+        {
+            Ok(_) => Ok(false),
+            Err(Failure::Status { status: 403, .. }) => {
+                tracing::info!(
+                    backend = BACKEND,
+                    method = self.auth.method(),
+                    "token rejected, logging in again"
+                );
+                self.login().await?;
+                Ok(true)
+            }
+            Err(f) => Err(to_error(f, "lookup auth/token/lookup-self")),
+        }
     }
 
     /// Logs in again unless another caller already did since generation `seen`.

@@ -180,6 +180,15 @@ async fn concurrent_403s_share_one_relogin() {
         .mount(&server)
         .await;
     Mock::given(method("GET"))
+        .and(path("/v1/auth/token/lookup-self"))
+        .and(header("X-Vault-Token", "token-1"))
+        .respond_with(
+            ResponseTemplate::new(403).set_body_json(json!({"errors": ["permission denied"]})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
         .and(path("/v1/secret/data/k"))
         .and(header("X-Vault-Token", "token-1"))
         .respond_with(
@@ -346,4 +355,67 @@ async fn bad_tls_material_is_a_configuration_error() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
     assert!(!err.to_string().contains("not a pem"), "{err}");
+}
+
+/// A 403 with a token that is still valid, then a 403 again after re-login: both end as
+/// PermissionDenied, with exactly the logins each case needs.
+#[tokio::test]
+async fn denial_with_valid_token_skips_login_and_repeated_403_gives_up_after_one() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/auth/approle/login"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"auth": {"client_token": "tok", "accessor": "acc", "lease_duration": 0}}),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/secret/data/denied"))
+        .respond_with(
+            ResponseTemplate::new(403).set_body_json(json!({"errors": ["permission denied"]})),
+        )
+        .mount(&server)
+        .await;
+    // The token looks valid first, then rejected.
+    Mock::given(method("GET"))
+        .and(path("/v1/auth/token/lookup-self"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"ttl": 0}})))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/auth/token/lookup-self"))
+        .respond_with(
+            ResponseTemplate::new(403).set_body_json(json!({"errors": ["permission denied"]})),
+        )
+        .mount(&server)
+        .await;
+    let client = VaultClient::builder(server.uri())
+        .auth(VaultAuth::app_role("rid", "sid"))
+        .build()
+        .await
+        .unwrap();
+    let store = VaultStore::builder(client.clone()).build();
+    let denied = KeyName::new("denied").unwrap();
+    let err = store.get(&denied).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert_eq!(client.logins(), 1, "valid token: no login");
+    let err = store.get(&denied).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert_eq!(
+        client.logins(),
+        2,
+        "rejected token: exactly one login, then give up"
+    );
+    let data_reads = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/v1/secret/data/denied")
+        .count();
+    assert_eq!(
+        data_reads, 3,
+        "first call once, second call once plus one retry"
+    );
 }
