@@ -1,0 +1,211 @@
+//! [`VaultTransitProvider`]: Vault Transit as a [`CryptoProvider`].
+
+use std::fmt;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use kms_core::{CryptoProvider, DataKey, EncryptionContext, Error, ErrorKind, Result, SecretValue};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::client::VaultClient;
+use crate::error_map::{BACKEND, Failure, to_error};
+
+/// Prepended to the context bytes so the Transit `context` is never empty (a derived key
+/// requires one) and is versioned.
+const CONTEXT_TAG: &[u8] = b"kms-core/context/v1\0";
+
+/// Vault Transit as a [`CryptoProvider`].
+///
+/// - The Transit key must be **derived** (`derived=true`, e.g. `aes256-gcm96`):
+///   [`EncryptionContext`] maps onto Transit's key-derivation `context` as
+///   `base64("kms-core/context/v1\0" ++ context.canonical_bytes())`, so a ciphertext only
+///   decrypts under the same context (and the empty context is still a valid one).
+///   [`ensure_key`](Self::ensure_key) creates such a key.
+/// - Ciphertexts are Transit's own strings (`vault:v1:…`) as bytes.
+/// - Data keys come from `transit/datakey/plaintext/<key>` (256 bits).
+/// - A ciphertext that does not decrypt (tampered, other context, other key) is
+///   [`ErrorKind::InvalidData`]; a missing key is [`ErrorKind::NotFound`] when Vault says so.
+#[derive(Clone)]
+pub struct VaultTransitProvider {
+    client: VaultClient,
+    mount: String,
+    key: String,
+}
+
+impl fmt::Debug for VaultTransitProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultTransitProvider")
+            .field("mount", &self.mount)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for VaultTransitProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VaultTransit({}/{})", self.mount, self.key)
+    }
+}
+
+impl VaultTransitProvider {
+    /// The Transit key `key` on the `transit` mount.
+    pub fn new(client: VaultClient, key: impl Into<String>) -> Self {
+        Self {
+            client,
+            mount: "transit".into(),
+            key: key.into(),
+        }
+    }
+
+    /// Uses another Transit mount.
+    #[must_use]
+    pub fn with_mount(mut self, mount: impl Into<String>) -> Self {
+        self.mount = mount.into().trim_matches('/').to_owned();
+        self
+    }
+
+    /// Creates the key as a derived `aes256-gcm96` key if it does not exist (needs
+    /// `create` on `transit/keys/<key>`). An existing key that is not derived is
+    /// [`ErrorKind::Configuration`].
+    pub async fn ensure_key(&self) -> Result<()> {
+        let path = format!("{}/keys/{}", self.mount, self.key);
+        let what = format!("read {path}");
+        match self.client.call(Method::GET, &path, &[], None, &what).await {
+            Ok(answer) => {
+                let derived = answer
+                    .as_ref()
+                    .and_then(|a| a.get("data"))
+                    .and_then(|d| d.get("derived"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                if derived {
+                    Ok(())
+                } else {
+                    Err(Error::new(
+                        ErrorKind::Configuration,
+                        format!(
+                            "{path}: the Transit key is not derived; contexts need derived=true"
+                        ),
+                    )
+                    .with_backend(BACKEND))
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                let body = json!({ "type": "aes256-gcm96", "derived": true });
+                self.client
+                    .call(
+                        Method::POST,
+                        &path,
+                        &[],
+                        Some(&body),
+                        &format!("create {path}"),
+                    )
+                    .await
+                    .map(drop)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn context(context: &EncryptionContext) -> String {
+        let mut bytes = CONTEXT_TAG.to_vec();
+        bytes.extend_from_slice(&context.canonical_bytes());
+        STANDARD.encode(bytes)
+    }
+
+    fn field<'a>(answer: &'a Option<Value>, field: &str, what: &str) -> Result<&'a str> {
+        answer
+            .as_ref()
+            .and_then(|a| a.get("data"))
+            .and_then(|d| d.get(field))
+            .and_then(Value::as_str)
+            .ok_or_else(|| to_error(Failure::Malformed(format!("no data.{field}")), what))
+    }
+
+    fn decode_b64(text: &str, what: &str) -> Result<SecretValue> {
+        STANDARD
+            .decode(text)
+            .map(SecretValue::new)
+            .map_err(|_| to_error(Failure::Malformed("plaintext is not base64".into()), what))
+    }
+}
+
+#[async_trait]
+impl CryptoProvider for VaultTransitProvider {
+    fn provider(&self) -> &'static str {
+        "vault_transit"
+    }
+
+    async fn encrypt(
+        &self,
+        plaintext: &SecretValue,
+        context: &EncryptionContext,
+    ) -> Result<Vec<u8>> {
+        let path = format!("{}/encrypt/{}", self.mount, self.key);
+        let what = format!("encrypt {path}");
+        let body = json!({
+            "plaintext": STANDARD.encode(plaintext.expose_secret()),
+            "context": Self::context(context),
+        });
+        let answer = self
+            .client
+            .call(Method::POST, &path, &[], Some(&body), &what)
+            .await?;
+        drop(body);
+        Ok(Self::field(&answer, "ciphertext", &what)?
+            .as_bytes()
+            .to_vec())
+    }
+
+    async fn decrypt(&self, ciphertext: &[u8], context: &EncryptionContext) -> Result<SecretValue> {
+        let path = format!("{}/decrypt/{}", self.mount, self.key);
+        let what = format!("decrypt {path}");
+        let ciphertext = std::str::from_utf8(ciphertext).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidData,
+                format!("{what}: not a Transit ciphertext"),
+            )
+            .with_backend(BACKEND)
+        })?;
+        let body = json!({ "ciphertext": ciphertext, "context": Self::context(context) });
+        let answer = self
+            .client
+            .call(Method::POST, &path, &[], Some(&body), &what)
+            .await
+            .map_err(|e| {
+                // Transit answers 400 for a ciphertext that fails to decrypt.
+                if e.kind() == ErrorKind::InvalidInput {
+                    Error::new(
+                        ErrorKind::InvalidData,
+                        format!("{what}: ciphertext does not decrypt under this key and context"),
+                    )
+                    .with_backend(BACKEND)
+                    .with_code("400")
+                } else {
+                    e
+                }
+            })?;
+        let plaintext = Self::field(&answer, "plaintext", &what)?;
+        Self::decode_b64(plaintext, &what)
+    }
+
+    async fn generate_data_key(&self, context: &EncryptionContext) -> Result<DataKey> {
+        let path = format!("{}/datakey/plaintext/{}", self.mount, self.key);
+        let what = format!("datakey {path}");
+        let body = json!({ "bits": 256, "context": Self::context(context) });
+        let answer = self
+            .client
+            .call(Method::POST, &path, &[], Some(&body), &what)
+            .await?;
+        let plaintext = Self::decode_b64(Self::field(&answer, "plaintext", &what)?, &what)?;
+        let ciphertext = Self::field(&answer, "ciphertext", &what)?
+            .as_bytes()
+            .to_vec();
+        Ok(DataKey {
+            plaintext,
+            ciphertext,
+        })
+    }
+}
