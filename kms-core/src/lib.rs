@@ -2,28 +2,34 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod breaker;
 mod circuit_state;
 mod error;
 mod key_name;
 pub mod layer;
 mod memory;
+pub mod retry;
 mod secret;
 mod store;
+pub mod timeout;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 #[cfg(feature = "testing")]
 pub mod fault;
 
+pub use breaker::{CircuitBreaker, CircuitBreakerHandle, CircuitBreakerLayer};
 pub use circuit_state::CircuitState;
 pub use error::{Error, ErrorKind, Result};
 pub use key_name::{KeyName, KeyPrefix, MAX_KEY_NAME_LEN};
 pub use layer::{Layer, StoreBuilder, Validate, ValidateLayer};
 pub use memory::{DEFAULT_MAX_VERSIONS, MemoryStore, MemoryStoreBuilder};
+pub use retry::{Retry, RetryLayer};
 pub use secret::{SecretMeta, SecretValue, StoredSecret};
 pub use store::{
     Capabilities, DEFAULT_MAX_VALUE_LEN, KeyStore, KeyStoreExt, Operation, check_value_len,
 };
+pub use timeout::{Timeout, TimeoutLayer};
 
 /// Re-exported so implementors write `#[kms_core::async_trait]` without a direct dependency.
 pub use async_trait::async_trait;
