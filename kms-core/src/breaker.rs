@@ -69,6 +69,7 @@ impl Default for Config {
     }
 }
 
+const STATE_MASK: u64 = 0b11;
 const CLOSED: u8 = 0;
 const OPEN: u8 = 1;
 const HALF_OPEN: u8 = 2;
@@ -77,14 +78,22 @@ const EMPTY: u8 = 0;
 const SUCCESS: u8 = 1;
 const FAILURE: u8 = 2;
 
+fn to_state(raw: u8) -> CircuitState {
+    match raw {
+        CLOSED => CircuitState::Closed,
+        OPEN => CircuitState::Open,
+        _ => CircuitState::HalfOpen,
+    }
+}
+
 type Hook = Arc<dyn Fn(CircuitState) + Send + Sync>;
 
 /// The state every wrapper and handle of one layer shares.
 struct Shared {
     config: Config,
-    state: AtomicU8,
-    /// Nanoseconds since `epoch` at which the circuit last opened.
-    opened_at: AtomicU64,
+    /// The state in the low 2 bits and, above them, the nanoseconds since `epoch` at which
+    /// the circuit last opened: one word, so a transition and its time change together.
+    word: AtomicU64,
     epoch: Instant,
     slots: Box<[AtomicU8]>,
     position: AtomicU64,
@@ -98,8 +107,7 @@ impl Shared {
     fn new(config: Config, hooks: Vec<Hook>) -> Self {
         Self {
             config,
-            state: AtomicU8::new(CLOSED),
-            opened_at: AtomicU64::new(0),
+            word: AtomicU64::new(CLOSED as u64),
             epoch: Instant::now(),
             slots: (0..config.window).map(|_| AtomicU8::new(EMPTY)).collect(),
             position: AtomicU64::new(0),
@@ -115,23 +123,42 @@ impl Shared {
     }
 
     fn state(&self) -> CircuitState {
-        match self.state.load(Ordering::Acquire) {
-            CLOSED => CircuitState::Closed,
-            OPEN => CircuitState::Open,
-            _ => CircuitState::HalfOpen,
-        }
+        to_state(self.raw_state())
     }
 
-    /// Moves `from` → `to` if still in `from`; runs the hooks if this call made the move.
+    fn raw_state(&self) -> u8 {
+        (self.word.load(Ordering::Acquire) & STATE_MASK) as u8
+    }
+
+    /// Moves `from` → `to` if still in `from` (stamping the time when `to` is open); runs the
+    /// hooks if this call made the move.
     fn transition(&self, from: u8, to: u8) -> bool {
-        if self
-            .state
-            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return false;
+        let mut word = self.word.load(Ordering::Acquire);
+        loop {
+            if (word & STATE_MASK) as u8 != from {
+                return false;
+            }
+            let time = if to == OPEN {
+                self.now() << 2
+            } else {
+                word & !STATE_MASK
+            };
+            match self.word.compare_exchange_weak(
+                word,
+                time | u64::from(to),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => word = actual,
+            }
         }
-        let state = self.state();
+        if to == OPEN {
+            // No trial can start before the open delay; stale ones are ignored in `finish`.
+            self.half_open_in_flight.store(0, Ordering::Release);
+            self.half_open_successes.store(0, Ordering::Release);
+        }
+        let state = to_state(to);
         let hooks = self.hooks.read().unwrap_or_else(|e| e.into_inner()).clone();
         for hook in hooks {
             hook(state);
@@ -140,8 +167,14 @@ impl Shared {
     }
 
     fn open(&self, from: u8) {
-        self.opened_at.store(self.now(), Ordering::Release);
         self.transition(from, OPEN);
+    }
+
+    /// Gives a trial permit back, never below zero (the count is reset when the circuit opens).
+    fn release_trial(&self) {
+        let _ = self
+            .half_open_in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
     fn reset_window(&self) {
@@ -182,17 +215,16 @@ impl Shared {
     /// Decides whether a call may go through, and as what.
     fn admit(&self) -> Option<Admission> {
         loop {
-            match self.state.load(Ordering::Acquire) {
+            let word = self.word.load(Ordering::Acquire);
+            match (word & STATE_MASK) as u8 {
                 CLOSED => return Some(Admission::Closed),
                 OPEN => {
-                    let opened = self.opened_at.load(Ordering::Acquire);
+                    let opened = word >> 2;
                     let delay =
                         u64::try_from(self.config.open_delay.as_nanos()).unwrap_or(u64::MAX);
                     if self.now().saturating_sub(opened) < delay {
                         return None;
                     }
-                    self.half_open_successes.store(0, Ordering::Relaxed);
-                    self.half_open_in_flight.store(0, Ordering::Relaxed);
                     self.transition(OPEN, HALF_OPEN);
                 }
                 _ => {
@@ -200,7 +232,7 @@ impl Shared {
                     if in_flight < self.config.half_open_calls {
                         return Some(Admission::Trial);
                     }
-                    self.half_open_in_flight.fetch_sub(1, Ordering::AcqRel);
+                    self.release_trial();
                     return None;
                 }
             }
@@ -212,13 +244,15 @@ impl Shared {
             Admission::Closed => {
                 // A call admitted while closed that ends after the circuit opened is not
                 // counted again: the window was what opened it.
-                if self.state.load(Ordering::Acquire) == CLOSED {
+                if self.raw_state() == CLOSED {
                     self.record(failed);
                 }
             }
             Admission::Trial => {
-                self.half_open_in_flight.fetch_sub(1, Ordering::AcqRel);
-                if failed {
+                self.release_trial();
+                if self.raw_state() != HALF_OPEN {
+                    // A trial that outlived its half-open period says nothing about this one.
+                } else if failed {
                     self.open(HALF_OPEN);
                 } else {
                     let n = self.half_open_successes.fetch_add(1, Ordering::AcqRel) + 1;
@@ -457,9 +491,7 @@ impl Finish<'_> {
 impl Drop for Finish<'_> {
     fn drop(&mut self) {
         if let Some(Admission::Trial) = self.admission.take() {
-            self.shared
-                .half_open_in_flight
-                .fetch_sub(1, Ordering::AcqRel);
+            self.shared.release_trial();
         }
     }
 }

@@ -222,9 +222,7 @@ impl<S: KeyStore> Retry<S> {
             .retry(backoff)
             .sleep(tokio::time::sleep)
             .when(Error::is_retryable)
-            .adjust(|_, delay| {
-                delay.filter(|d| budget.is_none_or(|b| started.elapsed() + *d <= b))
-            })
+            .adjust(|_, delay| delay.filter(|d| budget.is_none_or(|b| started.elapsed() + *d <= b)))
             .await;
         // Only a retryable error can come back from `.retry` once it gave up on it.
         match result {
@@ -295,7 +293,10 @@ mod tests {
             assert_eq!(delays.len(), 3);
             for (n, d) in delays.iter().enumerate() {
                 let low = Duration::from_millis(100 << n);
-                assert!(*d >= low && *d <= low + Duration::from_millis(50), "{n}: {d:?}");
+                assert!(
+                    *d >= low && *d <= low + Duration::from_millis(50),
+                    "{n}: {d:?}"
+                );
             }
         }
     }

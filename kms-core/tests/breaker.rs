@@ -9,9 +9,7 @@ use kms_core::{
     MemoryStore, Operation,
 };
 
-fn breaker(
-    layer: &CircuitBreakerLayer,
-) -> (CircuitBreaker<FaultStore<MemoryStore>>, FaultHandle) {
+fn breaker(layer: &CircuitBreakerLayer) -> (CircuitBreaker<FaultStore<MemoryStore>>, FaultHandle) {
     let faults = FaultStore::new(MemoryStore::new());
     let handle = faults.handle();
     (CircuitBreaker::new(faults, layer), handle)
@@ -32,7 +30,10 @@ async fn open_it(store: &CircuitBreaker<FaultStore<MemoryStore>>, faults: &Fault
     }
     faults.fail_next(Operation::Get, 5, ErrorKind::Unavailable);
     for _ in 0..5 {
-        assert_eq!(store.get_value("app/k").await.unwrap_err().kind(), ErrorKind::Unavailable);
+        assert_eq!(
+            store.get_value("app/k").await.unwrap_err().kind(),
+            ErrorKind::Unavailable
+        );
     }
 }
 
@@ -61,8 +62,15 @@ async fn opens_at_the_ratio_and_rejects_without_calling_the_backend() {
         assert!(!err.is_retryable());
         assert_eq!(err.backend(), Some("memory"));
     }
-    assert_eq!(store.health().await.unwrap_err().kind(), ErrorKind::CircuitOpen);
-    assert_eq!(faults.total_calls(), before, "open circuit must not call the backend");
+    assert_eq!(
+        store.health().await.unwrap_err().kind(),
+        ErrorKind::CircuitOpen
+    );
+    assert_eq!(
+        faults.total_calls(),
+        before,
+        "open circuit must not call the backend"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -94,7 +102,10 @@ async fn half_opens_after_the_delay_and_closes_after_the_successes() {
     assert_eq!(handle.state(), CircuitState::Open);
 
     tokio::time::advance(Duration::from_millis(4999)).await;
-    assert_eq!(store.get_value("app/k").await.unwrap_err().kind(), ErrorKind::CircuitOpen);
+    assert_eq!(
+        store.get_value("app/k").await.unwrap_err().kind(),
+        ErrorKind::CircuitOpen
+    );
     tokio::time::advance(Duration::from_millis(1)).await;
 
     let before = faults.calls(Operation::Get);
@@ -108,7 +119,11 @@ async fn half_opens_after_the_delay_and_closes_after_the_successes() {
     assert_eq!(handle.window_failures(), 0, "closing starts a fresh window");
     assert_eq!(
         *seen.lock().unwrap(),
-        [CircuitState::Open, CircuitState::HalfOpen, CircuitState::Closed]
+        [
+            CircuitState::Open,
+            CircuitState::HalfOpen,
+            CircuitState::Closed
+        ]
     );
 }
 
@@ -124,10 +139,17 @@ async fn a_half_open_failure_reopens_it() {
     faults.fail_next(Operation::Get, 1, ErrorKind::RateLimited);
     store.get_value("app/k").await.unwrap_err();
     assert_eq!(handle.state(), CircuitState::Open);
-    assert_eq!(store.get_value("app/k").await.unwrap_err().kind(), ErrorKind::CircuitOpen);
+    assert_eq!(
+        store.get_value("app/k").await.unwrap_err().kind(),
+        ErrorKind::CircuitOpen
+    );
     assert_eq!(
         *seen.lock().unwrap(),
-        [CircuitState::Open, CircuitState::HalfOpen, CircuitState::Open]
+        [
+            CircuitState::Open,
+            CircuitState::HalfOpen,
+            CircuitState::Open
+        ]
     );
     // A full delay again before the next trial.
     tokio::time::advance(Duration::from_secs(5)).await;
@@ -167,7 +189,10 @@ async fn not_found_and_permission_storms_never_open_it() {
     let layer = CircuitBreakerLayer::new();
     let (store, faults) = breaker(&layer);
     for i in 0..100 {
-        let err = store.get_value(&format!("app/missing-{i}")).await.unwrap_err();
+        let err = store
+            .get_value(&format!("app/missing-{i}"))
+            .await
+            .unwrap_err();
         assert!(err.is_not_found());
     }
     faults.fail_next(Operation::List, 50, ErrorKind::PermissionDenied);
@@ -197,6 +222,9 @@ fn display_debug_and_gauge() {
     assert_eq!(store.to_string(), "CircuitBreaker(Memory)");
     assert_eq!(store.backend(), "memory");
     let debug = format!("{layer:?}");
-    assert!(debug.contains("min_calls: 10") && debug.contains("Closed"), "{debug}");
+    assert!(
+        debug.contains("min_calls: 10") && debug.contains("Closed"),
+        "{debug}"
+    );
     assert_eq!(layer.handle().state().as_gauge(), 0);
 }

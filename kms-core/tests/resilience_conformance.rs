@@ -45,12 +45,17 @@ mod stacked {
 mod stacked_small_limits {
     use super::*;
     kms_core::conformance_tests!(
-        StoreBuilder::new(MemoryStore::builder().max_versions(2).max_value_len(300).build())
-            .resilience(
-                CircuitBreakerLayer::new(),
-                RetryLayer::new(),
-                TimeoutLayer::new()
-            )
-            .build()
+        StoreBuilder::new(
+            MemoryStore::builder()
+                .max_versions(2)
+                .max_value_len(300)
+                .build()
+        )
+        .resilience(
+            CircuitBreakerLayer::new(),
+            RetryLayer::new(),
+            TimeoutLayer::new()
+        )
+        .build()
     );
 }

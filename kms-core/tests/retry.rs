@@ -10,7 +10,9 @@ use kms_core::{
 };
 use tokio::time::Instant;
 
-fn retry_over_faults(layer: RetryLayer) -> (Retry<FaultStore<MemoryStore>>, kms_core::fault::FaultHandle) {
+fn retry_over_faults(
+    layer: RetryLayer,
+) -> (Retry<FaultStore<MemoryStore>>, kms_core::fault::FaultHandle) {
     let faults = FaultStore::new(MemoryStore::new());
     let handle = faults.handle();
     (Retry::new(faults, layer), handle)
@@ -36,7 +38,10 @@ async fn does_not_retry_not_found_or_permission() {
     assert_eq!(faults.calls(Operation::Get), 1);
 
     faults.fail_next(Operation::List, 5, ErrorKind::PermissionDenied);
-    let err = store.list(&KeyPrefix::new("app/").unwrap()).await.unwrap_err();
+    let err = store
+        .list(&KeyPrefix::new("app/").unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied);
     assert_eq!(faults.calls(Operation::List), 1);
 }
@@ -123,7 +128,10 @@ async fn backoff_delays_fall_inside_the_jitter_band() {
             let gap = pair[1] - pair[0];
             let low = Duration::from_millis(100 << n);
             let high = low + Duration::from_millis(50);
-            assert!(gap >= low && gap <= high, "retry {n}: {gap:?} not in {low:?}..={high:?}");
+            assert!(
+                gap >= low && gap <= high,
+                "retry {n}: {gap:?} not in {low:?}..={high:?}"
+            );
         }
     }
 }
@@ -212,7 +220,10 @@ async fn remove_after_an_ambiguous_timeout_reports_success() {
         RetryLayer::new().retry_remove(false),
     );
     strict.put("app/k", "v").await.unwrap();
-    assert_eq!(strict.delete("app/k").await.unwrap_err().kind(), ErrorKind::Timeout);
+    assert_eq!(
+        strict.delete("app/k").await.unwrap_err().kind(),
+        ErrorKind::Timeout
+    );
 }
 
 #[test]

@@ -39,7 +39,13 @@ async fn deadlines_are_per_operation() {
     assert_eq!(store.health().await.unwrap_err().kind(), ErrorKind::Timeout);
     assert_eq!(started.elapsed(), Duration::from_millis(200));
     // 4 s is within get's 5 s deadline.
-    assert!(store.get_value("app/missing").await.unwrap_err().is_not_found());
+    assert!(
+        store
+            .get_value("app/missing")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
 }
 
 #[tokio::test(start_paused = true)]
