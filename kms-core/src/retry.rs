@@ -206,24 +206,48 @@ impl<S: KeyStore> Retry<S> {
         &self.inner
     }
 
-    async fn run<T, Fut>(&self, enabled: bool, attempt: impl FnMut() -> Fut) -> Result<T>
+    async fn run<T, Fut>(&self, enabled: bool, mut attempt: impl FnMut() -> Fut) -> Result<T>
     where
         Fut: Future<Output = Result<T>>,
     {
+        let budget = self.config.budget;
+        let started = budget.map(|_| tokio::time::Instant::now());
+        // Fast path: the first attempt runs without building the retry machinery.
+        let first = match attempt().await {
+            Err(e) if e.is_retryable() => e,
+            done => return done,
+        };
         let max = if enabled { self.config.max_retries } else { 0 };
         let backoff = RetryLayer {
             max_retries: max,
             ..self.config
         }
         .delays();
-        let started = tokio::time::Instant::now();
-        let budget = self.config.budget;
-        let result = attempt
-            .retry(backoff)
-            .sleep(tokio::time::sleep)
-            .when(Error::is_retryable)
-            .adjust(|_, delay| delay.filter(|d| budget.is_none_or(|b| started.elapsed() + *d <= b)))
-            .await;
+        // backon sees the first attempt's error as its own first outcome, then takes over.
+        let mut first = Some(first);
+        let result = (move || {
+            // `Err`: the first attempt's error, replayed; `Ok`: a new attempt.
+            let step = match first.take() {
+                Some(e) => Err(e),
+                None => Ok(attempt()),
+            };
+            async move {
+                match step {
+                    Err(e) => Err(e),
+                    Ok(next) => next.await,
+                }
+            }
+        })
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(Error::is_retryable)
+        .adjust(|_, delay| {
+            delay.filter(|d| match (budget, started) {
+                (Some(b), Some(s)) => s.elapsed() + *d <= b,
+                _ => true,
+            })
+        })
+        .await;
         // Only a retryable error can come back from `.retry` once it gave up on it.
         match result {
             Err(e) if e.is_retryable() => Err(e.exhausted()),

@@ -1,16 +1,21 @@
 //! [`TimeoutLayer`] and [`Timeout`]: a deadline per operation.
 //!
-//! On expiry the inner future is dropped (its I/O is cancelled) and the caller gets an
+//! The deadline runs from the first time the call waits (a call that completes on its first
+//! poll arms no timer, so the fast path costs almost nothing). On expiry the inner future is
+//! dropped (its I/O is cancelled) and the caller gets an
 //! [`ErrorKind::Timeout`] error, which is retryable. Below a [`RetryLayer`](crate::RetryLayer)
 //! (`Retry(Timeout(…))`, what [`StoreBuilder::resilience`](crate::StoreBuilder::resilience)
 //! builds) the deadline bounds each attempt; above it, the whole call including backoff.
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::time::Sleep;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::key_name::{KeyName, KeyPrefix};
@@ -106,14 +111,25 @@ impl<S: KeyStore> Timeout<S> {
 
     async fn run<T>(&self, op: Operation, fut: impl Future<Output = Result<T>>) -> Result<T> {
         let deadline = self.config.deadline(op);
-        match tokio::time::timeout(deadline, fut).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::new(
+        let mut fut = pin!(fut);
+        // The timer is armed only if the first poll does not finish the call: a call answered
+        // at once (a memory store, a cache below) pays no timer registration.
+        let mut timer: Option<Pin<Box<Sleep>>> = None;
+        let finished = poll_fn(|cx| {
+            if let Poll::Ready(result) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(result));
+            }
+            let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(deadline)));
+            timer.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        finished.unwrap_or_else(|| {
+            Err(Error::new(
                 ErrorKind::Timeout,
                 format!("{op} did not finish within {deadline:?}"),
             )
-            .with_backend(self.inner.backend())),
-        }
+            .with_backend(self.inner.backend()))
+        })
     }
 }
 
