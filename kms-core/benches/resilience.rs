@@ -5,12 +5,14 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use kms_core::{
     CircuitBreaker, CircuitBreakerLayer, KeyName, KeyStore, MemoryStore, Retry, RetryLayer,
-    StoreBuilder, Timeout, TimeoutLayer,
+    StoreBuilder, Timeout, TimeoutLayer, Validate, ValidateLayer,
 };
 
 fn seeded() -> MemoryStore {
     MemoryStore::new()
 }
+
+// Run: cargo bench -p kms-core --bench resilience -- --warm-up-time 1 --measurement-time 3
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -32,6 +34,9 @@ fn bench(c: &mut Criterion) {
     }
 
     case!("memory", seeded());
+    // A plain forwarding decorator: the cost every async_trait layer pays (one boxed future),
+    // so `retry`/`timeout`/`breaker` minus `validate` is each layer's own logic.
+    case!("validate", Validate::new(seeded(), ValidateLayer::new()));
     case!("retry", Retry::new(seeded(), RetryLayer::new()));
     case!("timeout", Timeout::new(seeded(), TimeoutLayer::new()));
     case!(
