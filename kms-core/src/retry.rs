@@ -24,8 +24,11 @@
 //! # Backoff
 //!
 //! The delay before retry *n* (0-based) is `base · 2ⁿ + uniform(0 ..= jitter)`, capped at
-//! `max_delay` [defaults: 3 retries, 100 ms base, 50 ms jitter, 5 s cap]. A total time budget
-//! [default 10 s] stops retrying when the next attempt would start after it. Sleeping uses
+//! `max_delay` [defaults: 3 retries, 100 ms base, 50 ms jitter, 5 s cap]. A time budget
+//! [default 10 s] stops retrying when the next attempt would start after it. The budget counts
+//! from the end of the first (failed) attempt, which the timeout layer below bounds, so a call
+//! lasts at most *first-attempt timeout + budget + last-attempt timeout*; a call that succeeds at
+//! once never reads the clock. Sleeping uses
 //! `tokio::time::sleep` (through [`backon`]), so tests drive it with paused time.
 //!
 //! # Order with the timeout layer
@@ -127,7 +130,8 @@ impl RetryLayer {
         self
     }
 
-    /// The total time budget of one call: no attempt starts after it (`None`: unbounded).
+    /// The time budget of one call's retries, counted from the first failure: no retry starts
+    /// after it (`None`: bounded only by `max_retries`).
     #[must_use]
     pub fn budget(mut self, budget: Option<Duration>) -> Self {
         self.budget = budget;
@@ -210,13 +214,14 @@ impl<S: KeyStore> Retry<S> {
     where
         Fut: Future<Output = Result<T>>,
     {
-        let budget = self.config.budget;
-        let started = budget.map(|_| tokio::time::Instant::now());
         // Fast path: the first attempt runs without building the retry machinery.
         let first = match attempt().await {
             Err(e) if e.is_retryable() => e,
             done => return done,
         };
+        // The budget clock starts at the first failure, so a successful call reads no clock.
+        let budget = self.config.budget;
+        let started = tokio::time::Instant::now();
         let max = if enabled { self.config.max_retries } else { 0 };
         let backoff = RetryLayer {
             max_retries: max,
@@ -241,12 +246,7 @@ impl<S: KeyStore> Retry<S> {
         .retry(backoff)
         .sleep(tokio::time::sleep)
         .when(Error::is_retryable)
-        .adjust(|_, delay| {
-            delay.filter(|d| match (budget, started) {
-                (Some(b), Some(s)) => s.elapsed() + *d <= b,
-                _ => true,
-            })
-        })
+        .adjust(|_, delay| delay.filter(|d| budget.is_none_or(|b| started.elapsed() + *d <= b)))
         .await;
         // Only a retryable error can come back from `.retry` once it gave up on it.
         match result {

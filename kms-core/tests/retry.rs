@@ -234,3 +234,22 @@ fn display_names_the_stack_and_backend_forwards() {
     let debug = format!("{:?}", RetryLayer::new());
     assert!(debug.contains("max_retries: 3"), "{debug}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_budget_counts_from_the_first_failure() {
+    let (store, faults) = retry_over_faults(
+        RetryLayer::new()
+            .max_retries(10)
+            .jitter(Duration::ZERO)
+            .budget(Some(Duration::from_millis(2500))),
+    );
+    faults.set_latency(Operation::Get, Duration::from_secs(1));
+    faults.fail_always(Operation::Get, ErrorKind::Unavailable);
+    let started = Instant::now();
+    let err = store.get_value("app/k").await.unwrap_err();
+    assert!(err.is_exhausted());
+    // First failure at 1 s starts the budget; retries start at +0.1 s and +1.3 s; the next
+    // would start at +2.7 s > 2.5 s.
+    assert_eq!(faults.calls(Operation::Get), 3);
+    assert_eq!(started.elapsed(), Duration::from_millis(3300));
+}
