@@ -38,10 +38,6 @@ fn bench(c: &mut Criterion) {
     // so `retry`/`timeout`/`breaker` minus `validate` is each layer's own logic.
     case!("validate", Validate::new(seeded(), ValidateLayer::new()));
     case!("retry", Retry::new(seeded(), RetryLayer::new()));
-    case!(
-        "retry_no_budget",
-        Retry::new(seeded(), RetryLayer::new().budget(None))
-    );
     case!("timeout", Timeout::new(seeded(), TimeoutLayer::new()));
     case!(
         "breaker",

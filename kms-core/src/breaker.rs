@@ -32,7 +32,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -100,7 +100,8 @@ struct Shared {
     failures: AtomicU32,
     half_open_in_flight: AtomicU32,
     half_open_successes: AtomicU32,
-    hooks: RwLock<Vec<Hook>>,
+    /// Run under this lock, so their calls are serialized (see `transition`).
+    hooks: Mutex<Vec<Hook>>,
 }
 
 impl Shared {
@@ -114,7 +115,7 @@ impl Shared {
             failures: AtomicU32::new(0),
             half_open_in_flight: AtomicU32::new(0),
             half_open_successes: AtomicU32::new(0),
-            hooks: RwLock::new(hooks),
+            hooks: Mutex::new(hooks),
         }
     }
 
@@ -124,6 +125,10 @@ impl Shared {
 
     fn state(&self) -> CircuitState {
         to_state(self.raw_state())
+    }
+
+    fn hooks(&self) -> MutexGuard<'_, Vec<Hook>> {
+        self.hooks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn raw_state(&self) -> u8 {
@@ -158,9 +163,12 @@ impl Shared {
             self.half_open_in_flight.store(0, Ordering::Release);
             self.half_open_successes.store(0, Ordering::Release);
         }
-        let state = to_state(to);
-        let hooks = self.hooks.read().unwrap_or_else(|e| e.into_inner()).clone();
-        for hook in hooks {
+        // Hooks run one at a time and get the state current when they run, not `to`: two
+        // transitions racing on two threads could otherwise report out of order and leave a
+        // gauge showing a stale state. The last hook call always carries the current state.
+        let hooks = self.hooks();
+        let state = self.state();
+        for hook in hooks.iter() {
             hook(state);
         }
         true
@@ -313,12 +321,7 @@ impl CircuitBreakerLayer {
     fn with(self, change: impl FnOnce(&mut Config)) -> Self {
         let mut config = self.shared.config;
         change(&mut config);
-        let hooks = self
-            .shared
-            .hooks
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let hooks = self.shared.hooks().clone();
         Self {
             shared: Arc::new(Shared::new(config, hooks)),
         }
@@ -403,14 +406,14 @@ impl CircuitBreakerHandle {
         self.shared.state()
     }
 
-    /// Registers `hook`, run with the new state on every transition, on the task whose call
-    /// caused it. Keep it short and non-blocking (set a gauge, log a line).
+    /// Registers `hook`, run on every transition, on the task whose call caused it.
+    ///
+    /// Hook calls are serialized and receive the state current when they run, so under
+    /// contention a state may be reported twice in a row, but the last call always carries the
+    /// current state: exactly what a gauge needs. Keep hooks short and non-blocking (set a
+    /// gauge, log a line); a hook must not register hooks nor call through this breaker.
     pub fn on_state_change(&self, hook: impl Fn(CircuitState) + Send + Sync + 'static) {
-        self.shared
-            .hooks
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::new(hook));
+        self.shared.hooks().push(Arc::new(hook));
     }
 
     /// How many failures the closed-state window holds now.

@@ -228,3 +228,48 @@ fn display_debug_and_gauge() {
     );
     assert_eq!(layer.handle().state().as_gauge(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_contention_the_last_hook_call_carries_the_current_state() {
+    let last = Arc::new(Mutex::new(CircuitState::Closed));
+    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let layer = CircuitBreakerLayer::new()
+        .window(8)
+        .min_calls(4)
+        .open_delay(Duration::ZERO)
+        .success_threshold(2)
+        .on_state_change({
+            let last = last.clone();
+            let calls = calls.clone();
+            move |s| {
+                *last.lock().unwrap() = s;
+                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    let (store, faults) = breaker(&layer);
+    store.put("app/k", "v").await.unwrap();
+    faults.fail_always(Operation::Health, ErrorKind::Unavailable);
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..500 {
+                    if (i + t) % 2 == 0 {
+                        let _ = store.health().await;
+                    } else {
+                        let _ = store.get_value("app/k").await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(
+        calls.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "half the calls fail: the breaker must have moved"
+    );
+    assert_eq!(*last.lock().unwrap(), layer.handle().state());
+}
