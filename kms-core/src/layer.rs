@@ -96,6 +96,51 @@ impl StoreBuilder {
         }
     }
 
+    /// Adds the recommended resilience stack below every layer added so far:
+    /// `CircuitBreaker(Retry(Timeout(…)))`.
+    ///
+    /// The order matters:
+    ///
+    /// - the **timeout** is innermost, so it bounds each attempt and a hung attempt becomes a
+    ///   retryable timeout instead of hanging the whole call;
+    /// - the **retry** sits above it and repeats transient failures; when it gives up it marks
+    ///   the error exhausted;
+    /// - the **breaker** is outermost of the three, so one logical call counts once however
+    ///   many attempts it took, and while it is open no attempt (nor backoff sleep) happens.
+    ///
+    /// Add a cache and metrics *before* calling this, so they sit above the breaker (cache hits
+    /// keep working while it is open). Keep a clone of `breaker` (or its
+    /// [`handle`](crate::CircuitBreakerLayer::handle)) to read its state.
+    ///
+    /// ```
+    /// use kms_core::{CircuitBreakerLayer, MemoryStore, RetryLayer, StoreBuilder, TimeoutLayer};
+    ///
+    /// let breaker = CircuitBreakerLayer::new();
+    /// let store = StoreBuilder::new(MemoryStore::new())
+    ///     .resilience(breaker.clone(), RetryLayer::new(), TimeoutLayer::new())
+    ///     .build();
+    /// assert_eq!(store.to_string(), "CircuitBreaker(Retry(Timeout(Memory)))");
+    /// ```
+    #[must_use]
+    pub fn resilience(
+        self,
+        breaker: crate::CircuitBreakerLayer,
+        retry: crate::RetryLayer,
+        timeout: crate::TimeoutLayer,
+    ) -> Self {
+        self.layer(breaker).layer(retry).layer(timeout)
+    }
+
+    /// [`resilience`](Self::resilience) with the reference settings of every layer.
+    #[must_use]
+    pub fn default_resilience(self) -> Self {
+        self.resilience(
+            crate::CircuitBreakerLayer::new(),
+            crate::RetryLayer::new(),
+            crate::TimeoutLayer::new(),
+        )
+    }
+
     /// Builds the stack.
     pub fn build(self) -> Arc<dyn KeyStore> {
         self.layers

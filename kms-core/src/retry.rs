@@ -1,0 +1,336 @@
+//! [`RetryLayer`] and [`Retry`]: repeat transient failures with jittered exponential backoff.
+//!
+//! # What is retried
+//!
+//! Only errors whose [`Error::is_retryable`] is true: rate limited, timeout, unavailable. Not
+//! found, permission and authentication errors, invalid input, conflicts and an open circuit
+//! are returned at once. An error a retry layer already gave up on is marked
+//! [`exhausted`](Error::exhausted), so a second retry layer above never multiplies attempts.
+//!
+//! Per operation:
+//!
+//! - `get`, `get_version`, `list`, `health` are reads: repeating them changes nothing, so they
+//!   are always retried.
+//! - `store` writes the same bytes again. The end state is the value the caller asked for, but
+//!   on a versioned backend an attempt that timed out *after* the backend applied it leaves an
+//!   extra version, and a concurrent writer's value written between two attempts is
+//!   overwritten (last writer wins, as without retry). Retried by default;
+//!   [`RetryLayer::retry_store`]`(false)` turns it off for services that count versions.
+//! - `remove` is retried by default ([`RetryLayer::retry_remove`]). When an earlier attempt
+//!   ended in a **timeout** (its outcome is unknown: the backend may have removed the key) and a
+//!   later attempt answers not-found, the key is gone as asked, so the layer returns `Ok(())`
+//!   instead of a confusing not-found. A not-found on the first attempt is returned as is.
+//!
+//! # Backoff
+//!
+//! The delay before retry *n* (0-based) is `base · 2ⁿ + uniform(0 ..= jitter)`, capped at
+//! `max_delay` [defaults: 3 retries, 100 ms base, 50 ms jitter, 5 s cap]. A time budget
+//! [default 10 s] stops retrying when the next attempt would start after it. The budget counts
+//! from the end of the first (failed) attempt, which the timeout layer below bounds, so a call
+//! lasts at most *first-attempt timeout + budget + last-attempt timeout*; a call that succeeds at
+//! once never reads the clock. Sleeping uses
+//! `tokio::time::sleep` (through [`backon`]), so tests drive it with paused time.
+//!
+//! # Order with the timeout layer
+//!
+//! Put [`TimeoutLayer`](crate::TimeoutLayer) *below* the retry layer (`Retry(Timeout(…))`):
+//! each attempt then gets its own deadline and a hung attempt becomes a retryable timeout. A
+//! timeout *above* retry bounds the whole call instead, retries included.
+//! [`StoreBuilder::resilience`](crate::StoreBuilder::resilience) builds the right order.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backon::Retryable;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::key_name::{KeyName, KeyPrefix};
+use crate::layer::Layer;
+use crate::secret::{SecretMeta, SecretValue, StoredSecret};
+use crate::store::{Capabilities, KeyStore};
+
+/// Reference setting: retries after the first attempt.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+/// Reference setting: the first backoff delay.
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_millis(100);
+/// Reference setting: the largest random delay added to each backoff.
+pub const DEFAULT_RETRY_JITTER: Duration = Duration::from_millis(50);
+
+/// Configures [`Retry`]; see the [module docs](self) for what is retried and why.
+///
+/// ```
+/// use std::time::Duration;
+/// use kms_core::{MemoryStore, RetryLayer, StoreBuilder};
+///
+/// let store = StoreBuilder::new(MemoryStore::new())
+///     .layer(RetryLayer::new().max_retries(5).base_delay(Duration::from_millis(50)))
+///     .build();
+/// assert_eq!(store.to_string(), "Retry(Memory)");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryLayer {
+    max_retries: u32,
+    base: Duration,
+    jitter: Duration,
+    max_delay: Duration,
+    budget: Option<Duration>,
+    retry_store: bool,
+    retry_remove: bool,
+}
+
+impl Default for RetryLayer {
+    fn default() -> Self {
+        Self {
+            max_retries: DEFAULT_MAX_RETRIES,
+            base: DEFAULT_RETRY_BASE,
+            jitter: DEFAULT_RETRY_JITTER,
+            max_delay: Duration::from_secs(5),
+            budget: Some(Duration::from_secs(10)),
+            retry_store: true,
+            retry_remove: true,
+        }
+    }
+}
+
+impl RetryLayer {
+    /// The reference settings: 3 retries, 100 ms base, 50 ms jitter, 5 s cap, 10 s budget.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Retries after the first attempt (0 disables retrying).
+    #[must_use]
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// The first backoff delay; each later one doubles.
+    #[must_use]
+    pub fn base_delay(mut self, base: Duration) -> Self {
+        self.base = base;
+        self
+    }
+
+    /// The largest random delay added to each backoff (uniform in `0..=jitter`).
+    #[must_use]
+    pub fn jitter(mut self, jitter: Duration) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The largest single backoff delay, jitter included.
+    #[must_use]
+    pub fn max_delay(mut self, max: Duration) -> Self {
+        self.max_delay = max;
+        self
+    }
+
+    /// The time budget of one call's retries, counted from the first failure: no retry starts
+    /// after it (`None`: bounded only by `max_retries`).
+    #[must_use]
+    pub fn budget(mut self, budget: Option<Duration>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Whether `store` is retried (default `true`; see the [module docs](self)).
+    #[must_use]
+    pub fn retry_store(mut self, yes: bool) -> Self {
+        self.retry_store = yes;
+        self
+    }
+
+    /// Whether `remove` is retried (default `true`; see the [module docs](self)).
+    #[must_use]
+    pub fn retry_remove(mut self, yes: bool) -> Self {
+        self.retry_remove = yes;
+        self
+    }
+
+    /// The backoff delays of one call, before the budget applies: one per retry.
+    pub fn delays(&self) -> Backoff {
+        Backoff {
+            config: *self,
+            next: 0,
+        }
+    }
+}
+
+impl Layer for RetryLayer {
+    fn layer(&self, inner: Arc<dyn KeyStore>) -> Arc<dyn KeyStore> {
+        Arc::new(Retry::new(inner, *self))
+    }
+}
+
+/// The backoff delays of one call, as [`RetryLayer::delays`] makes them.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    config: RetryLayer,
+    next: u32,
+}
+
+impl Iterator for Backoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        if self.next >= self.config.max_retries {
+            return None;
+        }
+        let exp = self
+            .config
+            .base
+            .saturating_mul(1u32.checked_shl(self.next).unwrap_or(u32::MAX));
+        let jitter_nanos = u64::try_from(self.config.jitter.as_nanos()).unwrap_or(u64::MAX);
+        let jitter = Duration::from_nanos(fastrand::u64(0..=jitter_nanos));
+        self.next += 1;
+        Some(exp.saturating_add(jitter).min(self.config.max_delay))
+    }
+}
+
+/// The decorator [`RetryLayer`] makes; see the [module docs](self).
+#[derive(Debug)]
+pub struct Retry<S> {
+    inner: S,
+    config: RetryLayer,
+}
+
+impl<S: KeyStore> Retry<S> {
+    /// Wraps `inner` with `config`.
+    pub fn new(inner: S, config: RetryLayer) -> Self {
+        Self { inner, config }
+    }
+
+    /// The store this one wraps.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    async fn run<T, Fut>(&self, enabled: bool, mut attempt: impl FnMut() -> Fut) -> Result<T>
+    where
+        Fut: Future<Output = Result<T>>,
+    {
+        // Fast path: the first attempt runs without building the retry machinery.
+        let first = match attempt().await {
+            Err(e) if e.is_retryable() => e,
+            done => return done,
+        };
+        // The budget clock starts at the first failure, so a successful call reads no clock.
+        let budget = self.config.budget;
+        let started = tokio::time::Instant::now();
+        let max = if enabled { self.config.max_retries } else { 0 };
+        let backoff = RetryLayer {
+            max_retries: max,
+            ..self.config
+        }
+        .delays();
+        // backon sees the first attempt's error as its own first outcome, then takes over.
+        let mut first = Some(first);
+        let result = (move || {
+            // `Err`: the first attempt's error, replayed; `Ok`: a new attempt.
+            let step = match first.take() {
+                Some(e) => Err(e),
+                None => Ok(attempt()),
+            };
+            async move {
+                match step {
+                    Err(e) => Err(e),
+                    Ok(next) => next.await,
+                }
+            }
+        })
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(Error::is_retryable)
+        .adjust(|_, delay| delay.filter(|d| budget.is_none_or(|b| started.elapsed() + *d <= b)))
+        .await;
+        // Only a retryable error can come back from `.retry` once it gave up on it.
+        match result {
+            Err(e) if e.is_retryable() => Err(e.exhausted()),
+            other => other,
+        }
+    }
+}
+
+impl<S: KeyStore> fmt::Display for Retry<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Retry({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl<S: KeyStore> KeyStore for Retry<S> {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
+        self.run(true, || self.inner.get(key)).await
+    }
+    async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
+        self.run(true, || self.inner.get_version(key, version))
+            .await
+    }
+    async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
+        let enabled = self.config.retry_store;
+        self.run(enabled, || self.inner.store(key, value.clone()))
+            .await
+    }
+    async fn remove(&self, key: &KeyName) -> Result<()> {
+        let timed_out = AtomicBool::new(false);
+        let timed_out = &timed_out;
+        self.run(self.config.retry_remove, || async move {
+            match self.inner.remove(key).await {
+                Err(e) if e.kind() == ErrorKind::Timeout => {
+                    timed_out.store(true, Ordering::Relaxed);
+                    Err(e)
+                }
+                Err(e) if e.is_not_found() && timed_out.load(Ordering::Relaxed) => Ok(()),
+                other => other,
+            }
+        })
+        .await
+    }
+    async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
+        self.run(true, || self.inner.list(prefix)).await
+    }
+    async fn health(&self) -> Result<()> {
+        self.run(true, || self.inner.health()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_and_stay_in_the_jitter_band() {
+        let layer = RetryLayer::new();
+        for _ in 0..200 {
+            let delays: Vec<_> = layer.delays().collect();
+            assert_eq!(delays.len(), 3);
+            for (n, d) in delays.iter().enumerate() {
+                let low = Duration::from_millis(100 << n);
+                assert!(
+                    *d >= low && *d <= low + Duration::from_millis(50),
+                    "{n}: {d:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn delays_are_capped() {
+        let layer = RetryLayer::new()
+            .max_retries(20)
+            .max_delay(Duration::from_secs(1));
+        assert!(layer.delays().all(|d| d <= Duration::from_secs(1)));
+        assert_eq!(layer.delays().count(), 20);
+    }
+}

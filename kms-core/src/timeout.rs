@@ -1,0 +1,170 @@
+//! [`TimeoutLayer`] and [`Timeout`]: a deadline per operation.
+//!
+//! The deadline runs from the first time the call waits (a call that completes on its first
+//! poll arms no timer, so the fast path costs almost nothing). On expiry the inner future is
+//! dropped (its I/O is cancelled) and the caller gets an
+//! [`ErrorKind::Timeout`] error, which is retryable. Below a [`RetryLayer`](crate::RetryLayer)
+//! (`Retry(Timeout(…))`, what [`StoreBuilder::resilience`](crate::StoreBuilder::resilience)
+//! builds) the deadline bounds each attempt; above it, the whole call including backoff.
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Sleep;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::key_name::{KeyName, KeyPrefix};
+use crate::layer::Layer;
+use crate::secret::{SecretMeta, SecretValue, StoredSecret};
+use crate::store::{Capabilities, KeyStore, Operation};
+
+/// Reference setting: the deadline of every operation.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Configures [`Timeout`]: one deadline per [`Operation`] (`get_version` uses `Get`'s).
+///
+/// ```
+/// use std::time::Duration;
+/// use kms_core::{MemoryStore, Operation, StoreBuilder, TimeoutLayer};
+///
+/// let layer = TimeoutLayer::new() // 5 s for everything …
+///     .operation(Operation::List, Duration::from_secs(30)); // … but listing may be slow
+/// assert_eq!(layer.deadline(Operation::List), Duration::from_secs(30));
+/// let store = StoreBuilder::new(MemoryStore::new()).layer(layer).build();
+/// assert_eq!(store.to_string(), "Timeout(Memory)");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeoutLayer {
+    deadlines: [Duration; 5],
+}
+
+impl Default for TimeoutLayer {
+    fn default() -> Self {
+        Self::all(DEFAULT_TIMEOUT)
+    }
+}
+
+fn index(op: Operation) -> usize {
+    match op {
+        Operation::Get => 0,
+        Operation::Store => 1,
+        Operation::Remove => 2,
+        Operation::List => 3,
+        Operation::Health => 4,
+    }
+}
+
+impl TimeoutLayer {
+    /// The reference setting: 5 s for every operation.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same deadline for every operation.
+    pub fn all(deadline: Duration) -> Self {
+        Self {
+            deadlines: [deadline; 5],
+        }
+    }
+
+    /// Sets the deadline of one kind of operation.
+    #[must_use]
+    pub fn operation(mut self, op: Operation, deadline: Duration) -> Self {
+        self.deadlines[index(op)] = deadline;
+        self
+    }
+
+    /// The deadline of `op`.
+    pub fn deadline(&self, op: Operation) -> Duration {
+        self.deadlines[index(op)]
+    }
+}
+
+impl Layer for TimeoutLayer {
+    fn layer(&self, inner: Arc<dyn KeyStore>) -> Arc<dyn KeyStore> {
+        Arc::new(Timeout::new(inner, *self))
+    }
+}
+
+/// The decorator [`TimeoutLayer`] makes; see the [module docs](self).
+#[derive(Debug)]
+pub struct Timeout<S> {
+    inner: S,
+    config: TimeoutLayer,
+}
+
+impl<S: KeyStore> Timeout<S> {
+    /// Wraps `inner` with `config`.
+    pub fn new(inner: S, config: TimeoutLayer) -> Self {
+        Self { inner, config }
+    }
+
+    /// The store this one wraps.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    async fn run<T>(&self, op: Operation, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        let deadline = self.config.deadline(op);
+        let mut fut = pin!(fut);
+        // The timer is armed only if the first poll does not finish the call: a call answered
+        // at once (a memory store, a cache below) pays no timer registration.
+        let mut timer: Option<Pin<Box<Sleep>>> = None;
+        let finished = poll_fn(|cx| {
+            if let Poll::Ready(result) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(result));
+            }
+            let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(deadline)));
+            timer.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        finished.unwrap_or_else(|| {
+            Err(Error::new(
+                ErrorKind::Timeout,
+                format!("{op} did not finish within {deadline:?}"),
+            )
+            .with_backend(self.inner.backend()))
+        })
+    }
+}
+
+impl<S: KeyStore> fmt::Display for Timeout<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timeout({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl<S: KeyStore> KeyStore for Timeout<S> {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
+        self.run(Operation::Get, self.inner.get(key)).await
+    }
+    async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
+        self.run(Operation::Get, self.inner.get_version(key, version))
+            .await
+    }
+    async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
+        self.run(Operation::Store, self.inner.store(key, value))
+            .await
+    }
+    async fn remove(&self, key: &KeyName) -> Result<()> {
+        self.run(Operation::Remove, self.inner.remove(key)).await
+    }
+    async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
+        self.run(Operation::List, self.inner.list(prefix)).await
+    }
+    async fn health(&self) -> Result<()> {
+        self.run(Operation::Health, self.inner.health()).await
+    }
+}
