@@ -4,14 +4,18 @@
 //! name look like. Run it with `cargo run -p kms-examples --bin quickstart`.
 
 use kms_core::{
-    ErrorKind, KeyName, KeyPrefix, KeyStore, KeyStoreExt, MemoryStore, StoreBuilder, ValidateLayer,
+    CircuitBreakerLayer, ErrorKind, KeyName, KeyPrefix, KeyStore, KeyStoreExt, MemoryStore,
+    RetryLayer, StoreBuilder, TimeoutLayer, ValidateLayer,
 };
 
 #[tokio::main]
 async fn main() -> Result<(), kms_core::Error> {
-    // Services hold an `Arc<dyn KeyStore>`; layers are listed outermost first.
+    // Services hold an `Arc<dyn KeyStore>`; layers are listed outermost first. The resilience
+    // stack (circuit breaker over retry over a per-attempt timeout) sits right above the backend.
+    let breaker = CircuitBreakerLayer::new();
     let store = StoreBuilder::new(MemoryStore::new())
         .layer(ValidateLayer::new().max_value_len(4096))
+        .resilience(breaker.clone(), RetryLayer::new(), TimeoutLayer::new())
         .build();
     println!("stack: {store}  (backend label: {})", store.backend());
 
@@ -68,6 +72,7 @@ async fn main() -> Result<(), kms_core::Error> {
         .unwrap_err();
     println!("oversized value: [{}] {err}", err.kind().as_str());
 
+    println!("circuit breaker: {}", breaker.handle().state());
     println!("done: {} keys left", store.list_sorted("").await?.len());
     Ok(())
 }
