@@ -1,6 +1,15 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod cached;
+mod config;
+mod entry;
+mod flight;
+mod handle;
 mod observer;
+mod recorder;
 
+pub use cached::Cached;
+pub use config::{CacheLayer, Capacity, DEFAULT_JITTER, DEFAULT_MAX_ENTRIES, DEFAULT_TTL};
+pub use handle::CacheHandle;
 pub use observer::{CacheObserver, CacheStats, EvictionCause};

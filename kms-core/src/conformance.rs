@@ -478,14 +478,10 @@ pub async fn versions_are_kept_when_declared(store: &TestStore) {
         .await
         .unwrap_or_else(|e| panic!("{store}: get_version: {e}"));
     assert_eq!(old.value.expose_secret(), b"one", "{store}");
-    assert_eq!(old.meta.version.as_deref(), Some(v1.as_str()), "{store}");
+    assert_eq!(old.meta.version.as_deref(), Some(&*v1), "{store}");
     let current = store.get(&k).await.unwrap();
     assert_eq!(current.value.expose_secret(), b"two", "{store}");
-    assert_eq!(
-        current.meta.version.as_deref(),
-        Some(v2.as_str()),
-        "{store}"
-    );
+    assert_eq!(current.meta.version.as_deref(), Some(&*v2), "{store}");
     cleanup(store, &[k]).await;
 }
 

@@ -119,7 +119,8 @@ impl From<&[u8]> for SecretValue {
 #[non_exhaustive]
 pub struct SecretMeta {
     /// The backend's version identifier (Vault `"3"`, an AWS version UUID, memory `"1"`).
-    pub version: Option<String>,
+    /// Shared (`Arc<str>`), so handing out a cached secret allocates nothing.
+    pub version: Option<Arc<str>>,
     /// When this version was written.
     pub created_at: Option<SystemTime>,
     /// When the secret (any version) was last written, if the backend tracks it separately.
@@ -128,7 +129,7 @@ pub struct SecretMeta {
 
 impl SecretMeta {
     /// Metadata with a version id and nothing else.
-    pub fn with_version(version: impl Into<String>) -> Self {
+    pub fn with_version(version: impl Into<Arc<str>>) -> Self {
         Self {
             version: Some(version.into()),
             ..Self::default()

@@ -1,0 +1,139 @@
+//! The hit path of the cache layer, side by side with a bare `moka::future::Cache::get` of the
+//! same 100 keys of 64 bytes, single task and with 2 threads contending.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use kms_cache::CacheLayer;
+use kms_core::{KeyName, KeyStore, MemoryStore, SecretValue};
+
+const KEYS: usize = 100;
+
+fn keys() -> Vec<KeyName> {
+    (0..KEYS)
+        .map(|i| KeyName::new(format!("bench/key-{i:03}")).unwrap())
+        .collect()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn setup() -> (
+    Arc<dyn KeyStore>,
+    moka::future::Cache<KeyName, SecretValue>,
+    Vec<KeyName>,
+) {
+    let keys = keys();
+    let rt = rt();
+    let backend = MemoryStore::new();
+    let bare = moka::future::Cache::new(10_000);
+    let store = kms_core::StoreBuilder::new(backend)
+        .layer(CacheLayer::new().ttl(Duration::from_secs(3600)))
+        .build();
+    rt.block_on(async {
+        for k in &keys {
+            let v = SecretValue::from(vec![7u8; 64]);
+            store.store(k, v.clone()).await.unwrap();
+            store.get(k).await.unwrap();
+            bare.insert(k.clone(), v).await;
+        }
+    });
+    (store, bare, keys)
+}
+
+fn single_task(c: &mut Criterion) {
+    let (store, bare, keys) = setup();
+    let rt = rt();
+    let mut g = c.benchmark_group("hit/single_task");
+    let mut i = 0usize;
+    g.bench_function("kms_cache_get", |b| {
+        b.to_async(&rt).iter(|| {
+            i = (i + 1) % KEYS;
+            let (store, key) = (&store, &keys[i]);
+            async move { black_box(store.get(key).await.unwrap()) }
+        })
+    });
+    let mut i = 0usize;
+    g.bench_function("bare_moka_future_get", |b| {
+        b.to_async(&rt).iter(|| {
+            i = (i + 1) % KEYS;
+            let (bare, key) = (&bare, &keys[i]);
+            async move { black_box(bare.get(key).await.unwrap()) }
+        })
+    });
+    g.finish();
+}
+
+/// Two threads, each on its own current-thread runtime, reading the same keys.
+fn contended(c: &mut Criterion) {
+    let (store, bare, keys) = setup();
+    let keys = Arc::new(keys);
+    let mut g = c.benchmark_group("hit/2_threads");
+    g.bench_function("kms_cache_get", |b| {
+        b.iter_custom(|iters| {
+            run_two(iters, {
+                let (store, keys) = (store.clone(), keys.clone());
+                move |n| {
+                    let (store, keys) = (store.clone(), keys.clone());
+                    async move {
+                        for i in 0..n {
+                            black_box(store.get(&keys[i as usize % KEYS]).await.unwrap());
+                        }
+                    }
+                }
+            })
+        })
+    });
+    g.bench_function("bare_moka_future_get", |b| {
+        b.iter_custom(|iters| {
+            run_two(iters, {
+                let (bare, keys) = (bare.clone(), keys.clone());
+                move |n| {
+                    let (bare, keys) = (bare.clone(), keys.clone());
+                    async move {
+                        for i in 0..n {
+                            black_box(bare.get(&keys[i as usize % KEYS]).await.unwrap());
+                        }
+                    }
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
+/// Runs `work(iters)` on two threads at once; returns the wall time per thread-iteration pair
+/// (each thread does `iters` operations, so this is the time one operation takes under contention).
+fn run_two<F, Fut>(iters: u64, work: F) -> Duration
+where
+    F: Fn(u64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (work, barrier) = (work.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let rt = rt();
+                barrier.wait();
+                let start = Instant::now();
+                rt.block_on(work(iters));
+                start.elapsed()
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .max()
+        .unwrap()
+}
+
+criterion_group!(benches, single_task, contended);
+criterion_main!(benches);

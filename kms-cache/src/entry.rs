@@ -1,0 +1,72 @@
+//! What the cache holds for one key.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use kms_core::StoredSecret;
+use tokio::time::Instant;
+
+/// A cached answer: the secret, or (negative caching) the fact that the key does not exist.
+pub(crate) enum Answer {
+    Found(StoredSecret),
+    Missing,
+}
+
+/// One cache entry. Freshness is decided with tokio's clock (so paused-time tests can drive
+/// it); moka's own expiry only removes entries once they are past any use (TTL + max stale).
+pub(crate) struct Entry {
+    pub answer: Answer,
+    pub loaded_at: Instant,
+    /// Fresh until then (TTL after jitter, or the negative TTL).
+    pub expires_at: Instant,
+    /// Servable by stale-if-error until then.
+    pub stale_until: Instant,
+    /// Time-to-idle bookkeeping: nanoseconds after `loaded_at` of the last read.
+    last_read: AtomicU64,
+    /// Set once a background refresh of this entry has started.
+    pub refreshing: AtomicBool,
+}
+
+impl Entry {
+    pub(crate) fn new(
+        answer: Answer,
+        now: Instant,
+        fresh_for: Duration,
+        max_stale: Duration,
+    ) -> Self {
+        let expires_at = now + fresh_for;
+        Self {
+            answer,
+            loaded_at: now,
+            expires_at,
+            stale_until: expires_at + max_stale,
+            last_read: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the entry may be served as fresh at `now`, given an optional time-to-idle.
+    pub(crate) fn is_fresh(&self, now: Instant, tti: Option<Duration>) -> bool {
+        if now >= self.expires_at {
+            return false;
+        }
+        if let Some(tti) = tti {
+            let last = self.loaded_at + Duration::from_nanos(self.last_read.load(Relaxed));
+            if now.saturating_duration_since(last) >= tti {
+                return false;
+            }
+            let since_load = now.saturating_duration_since(self.loaded_at).as_nanos() as u64;
+            self.last_read.fetch_max(since_load, Relaxed);
+        }
+        true
+    }
+
+    /// Bytes this entry accounts for in a byte-bounded cache.
+    pub(crate) fn weight(&self, key_len: usize) -> u32 {
+        let value = match &self.answer {
+            Answer::Found(s) => s.value.len() + s.meta.version.as_ref().map_or(0, |v| v.len()),
+            Answer::Missing => 0,
+        };
+        u32::try_from(key_len + value + 64).unwrap_or(u32::MAX)
+    }
+}
