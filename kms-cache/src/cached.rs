@@ -224,6 +224,12 @@ impl Core {
     }
 
     fn push_size(&self) {
+        if !self.recorder.has_observer() {
+            return;
+        }
+        // moka counts lazily; settle its pending work so the pushed size is exact (this runs on
+        // the miss and write paths only, never on a hit).
+        self.entries.run_pending_tasks();
         self.recorder
             .size(self.entries.entry_count(), self.entries.weighted_size());
     }

@@ -26,6 +26,10 @@ impl Recorder {
         }
     }
 
+    pub(crate) fn has_observer(&self) -> bool {
+        self.observer.is_some()
+    }
+
     pub(crate) fn hit(&self) {
         self.hits.fetch_add(1, Relaxed);
         if let Some(o) = &self.observer {

@@ -1,2 +1,22 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+
+mod buckets;
+mod cache_observer;
+mod failure_analysis;
+mod families;
+mod health;
+mod instrumented;
+mod key_age;
+mod labels;
+
+pub use buckets::DURATION_BUCKETS;
+pub use failure_analysis::{
+    FailureReason, FailureRecorder, FailureRecorderConfig, FailureSummary, OperationStatusSummary,
+    ProblematicKey,
+};
+pub use families::{DEFAULT_PREFIX, KmsMetrics};
+pub use health::{BackendHealth, HealthReport, HealthStatus};
+pub use instrumented::{AUDIT_TARGET, Instrumented, MetricsLayer};
+/// Re-exported so services need no direct dependency to build and encode a registry.
+pub use prometheus_client;
