@@ -3,19 +3,33 @@
 //! Stores, reads, lists and removes a few keys, then shows what a missing key and an invalid
 //! name look like. Run it with `cargo run -p kms-examples --bin quickstart`.
 
+use kms_cache::CacheLayer;
 use kms_core::{
     CircuitBreakerLayer, ErrorKind, KeyName, KeyPrefix, KeyStore, KeyStoreExt, MemoryStore,
     RetryLayer, StoreBuilder, TimeoutLayer, ValidateLayer,
 };
 
+use kms_metrics::KmsMetrics;
+use kms_metrics::prometheus_client::encoding::text::encode;
+use kms_metrics::prometheus_client::registry::Registry;
+
 #[tokio::main]
 async fn main() -> Result<(), kms_core::Error> {
     // Services hold an `Arc<dyn KeyStore>`; layers are listed outermost first. The resilience
     // stack (circuit breaker over retry over a per-attempt timeout) sits right above the backend.
-    let breaker = CircuitBreakerLayer::new();
+    // Metrics go into the service's own Prometheus registry; the cache reports into it too.
+    let mut registry = Registry::default();
+    let metrics = KmsMetrics::register(&mut registry);
+    let cache = CacheLayer::new().observer(metrics.cache_observer("memory"));
+    let cache_stats = cache.handle();
+    let breaker =
+        CircuitBreakerLayer::new().on_state_change(metrics.circuit_state_recorder("memory"));
+    let breaker_state = breaker.handle();
     let store = StoreBuilder::new(MemoryStore::new())
         .layer(ValidateLayer::new().max_value_len(4096))
-        .resilience(breaker.clone(), RetryLayer::new(), TimeoutLayer::new())
+        .layer(metrics.layer())
+        .layer(cache)
+        .resilience(breaker, RetryLayer::new(), TimeoutLayer::new())
         .build();
     println!("stack: {store}  (backend label: {})", store.backend());
 
@@ -72,7 +86,28 @@ async fn main() -> Result<(), kms_core::Error> {
         .unwrap_err();
     println!("oversized value: [{}] {err}", err.kind().as_str());
 
-    println!("circuit breaker: {}", breaker.handle().state());
+    // Read the password a few more times: the cache answers.
+    for _ in 0..5 {
+        store.get(&key).await?;
+    }
+    let stats = cache_stats.stats();
+    println!(
+        "cache   {} hits, {} misses, {} entries",
+        stats.hits, stats.misses, stats.entries
+    );
+    println!("circuit breaker: {}", breaker_state.state());
+
+    // What Prometheus would scrape (a few of the series; no key names, no values).
+    let mut text = String::new();
+    encode(&mut text, &registry).expect("encoding to a String cannot fail");
+    println!("metrics:");
+    for line in text.lines().filter(|l| {
+        l.starts_with("kms_key_operations_total")
+            || l.starts_with("kms_key_cache_")
+            || l.starts_with("kms_circuit")
+    }) {
+        println!("  {line}");
+    }
     println!("done: {} keys left", store.list_sorted("").await?.len());
     Ok(())
 }
