@@ -3,4 +3,5 @@
 
 #![deny(missing_docs)]
 
+pub mod otel;
 pub mod service;
