@@ -91,9 +91,9 @@ impl KeyringBackend {
         #[cfg(all(feature = "keyutils", target_os = "linux"))]
         let native = native.or(Some(Self::KeyUtils));
         native.ok_or_else(|| {
-        Err(Error::new(
-            ErrorKind::Configuration,
-            "no native keyring store is compiled in: enable the keyutils, secret-service, \
+            Error::new(
+                ErrorKind::Configuration,
+                "no native keyring store is compiled in: enable the keyutils, secret-service, \
              apple-native or windows-native feature",
             )
             .with_backend(crate::BACKEND)
@@ -129,9 +129,8 @@ impl KeyringBackend {
                 zbus_secret_service_keyring_store::Store::new().map(|s| s as Arc<CredentialStore>)
             }
             #[cfg(all(feature = "apple-native", any(target_os = "macos", target_os = "ios")))]
-            Self::AppleKeychain => {
-                apple_native_keyring_store::keychain::Store::new().map(|s| s as Arc<CredentialStore>)
-            }
+            Self::AppleKeychain => apple_native_keyring_store::keychain::Store::new()
+                .map(|s| s as Arc<CredentialStore>),
             #[cfg(all(feature = "windows-native", windows))]
             Self::WindowsCredentialManager => {
                 windows_native_keyring_store::Store::new().map(|s| s as Arc<CredentialStore>)

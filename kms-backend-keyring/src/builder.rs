@@ -85,7 +85,13 @@ impl KeyringStoreBuilder {
 fn default_lock_file(service: &str) -> PathBuf {
     let safe: String = service
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     std::env::temp_dir().join(format!("kms-keyring-{safe}.lock"))
 }

@@ -22,7 +22,10 @@ use crate::BACKEND;
 pub fn map_error(err: keyring_core::Error, what: &str) -> Error {
     use keyring_core::Error as K;
     let (kind, message) = match err {
-        K::NoEntry => (ErrorKind::NotFound, format!("{what}: no such keyring entry")),
+        K::NoEntry => (
+            ErrorKind::NotFound,
+            format!("{what}: no such keyring entry"),
+        ),
         K::NoStorageAccess(e) => (
             ErrorKind::Unavailable,
             format!(

@@ -55,7 +55,9 @@ impl Index {
             .ok_or_else(|| corrupt("no names array".into()))?;
         let mut names = BTreeSet::new();
         for n in list {
-            let n = n.as_str().ok_or_else(|| corrupt("a name is not a string".into()))?;
+            let n = n
+                .as_str()
+                .ok_or_else(|| corrupt("a name is not a string".into()))?;
             KeyName::new(n).map_err(|_| corrupt("a name is not a valid key name".into()))?;
             names.insert(n.to_owned());
         }
@@ -64,7 +66,9 @@ impl Index {
 
     /// The bytes of the index entry.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        serde_json::json!({ "v": 1, "names": self.names }).to_string().into_bytes()
+        serde_json::json!({ "v": 1, "names": self.names })
+            .to_string()
+            .into_bytes()
     }
 }
 
@@ -79,7 +83,10 @@ impl IndexLock {
         let unavailable = |e: std::io::Error| {
             Error::new(
                 ErrorKind::Unavailable,
-                format!("cannot lock the keyring index lock file {}: {e}", path.display()),
+                format!(
+                    "cannot lock the keyring index lock file {}: {e}",
+                    path.display()
+                ),
             )
             .with_backend(BACKEND)
         };
@@ -115,7 +122,12 @@ mod tests {
 
     #[test]
     fn corrupt_index_is_invalid_data() {
-        for bad in [&b"not json"[..], b"{\"v\":2,\"names\":[]}", b"{\"v\":1}", b"{\"v\":1,\"names\":[\"../x\"]}"] {
+        for bad in [
+            &b"not json"[..],
+            b"{\"v\":2,\"names\":[]}",
+            b"{\"v\":1}",
+            b"{\"v\":1,\"names\":[\"../x\"]}",
+        ] {
             let err = Index::decode(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidData, "{bad:?}");
             assert!(err.message().contains("rebuilds"), "{err}");
