@@ -52,6 +52,16 @@ impl KeyringStoreBuilder {
     /// [`ErrorKind::Configuration`] for an empty service name or when no native store is
     /// compiled in; [`ErrorKind::Unavailable`] when the platform store cannot be reached.
     pub async fn build(self) -> Result<KeyringStore> {
+        blocking(move || self.build_blocking()).await
+    }
+
+    /// [`build`](Self::build) on the calling thread, for synchronous code: it may block on
+    /// D-Bus, so never call it on an async executor thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_blocking(self) -> Result<KeyringStore> {
         if self.service.is_empty() || self.service.chars().any(char::is_control) {
             return Err(Error::new(
                 ErrorKind::Configuration,
@@ -63,8 +73,7 @@ impl KeyringStoreBuilder {
         let lock_file = self
             .lock_file
             .unwrap_or_else(|| default_lock_file(&self.service));
-        let opener = backend.clone();
-        let store = blocking(move || opener.open()).await?;
+        let store = backend.open()?;
         let capabilities = Capabilities::new()
             .with_list(true)
             .with_versions(false)
