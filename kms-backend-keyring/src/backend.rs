@@ -17,7 +17,7 @@ pub const KEYUTILS_MAX_VALUE_LEN: usize = 32_767;
 /// The credential store behind a [`KeyringStore`](crate::KeyringStore).
 ///
 /// Each native variant exists only when its cargo feature is on (and the target OS has the
-/// store): `keyutils` and `secret-service` on Linux, `apple-native` on macOS/iOS,
+/// store): `keyutils` and `secret-service` on Linux, `apple-native` on macOS,
 /// `windows-native` on Windows.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -34,8 +34,8 @@ pub enum KeyringBackend {
         any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")
     ))]
     SecretService,
-    /// The macOS / iOS keychain.
-    #[cfg(all(feature = "apple-native", any(target_os = "macos", target_os = "ios")))]
+    /// The macOS keychain.
+    #[cfg(all(feature = "apple-native", target_os = "macos"))]
     AppleKeychain,
     /// The Windows Credential Manager.
     #[cfg(all(feature = "windows-native", windows))]
@@ -63,7 +63,7 @@ impl KeyringBackend {
                 any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")
             ))]
             Self::SecretService => "secret-service",
-            #[cfg(all(feature = "apple-native", any(target_os = "macos", target_os = "ios")))]
+            #[cfg(all(feature = "apple-native", target_os = "macos"))]
             Self::AppleKeychain => "apple-keychain",
             #[cfg(all(feature = "windows-native", windows))]
             Self::WindowsCredentialManager => "windows",
@@ -79,7 +79,7 @@ impl KeyringBackend {
         }
         // The first native store compiled in, in priority order.
         let native: Option<Self> = None;
-        #[cfg(all(feature = "apple-native", any(target_os = "macos", target_os = "ios")))]
+        #[cfg(all(feature = "apple-native", target_os = "macos"))]
         let native = native.or(Some(Self::AppleKeychain));
         #[cfg(all(feature = "windows-native", windows))]
         let native = native.or(Some(Self::WindowsCredentialManager));
@@ -128,7 +128,7 @@ impl KeyringBackend {
             Self::SecretService => {
                 zbus_secret_service_keyring_store::Store::new().map(|s| s as Arc<CredentialStore>)
             }
-            #[cfg(all(feature = "apple-native", any(target_os = "macos", target_os = "ios")))]
+            #[cfg(all(feature = "apple-native", target_os = "macos"))]
             Self::AppleKeychain => apple_native_keyring_store::keychain::Store::new()
                 .map(|s| s as Arc<CredentialStore>),
             #[cfg(all(feature = "windows-native", windows))]
