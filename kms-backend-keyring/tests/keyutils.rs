@@ -87,3 +87,48 @@ async fn two_independent_instances_writing_concurrently_lose_no_index_update() {
     let c = keyutils(&service, "two-writers");
     assert_eq!(c.list(&KeyPrefix::all()).await.unwrap().len(), 30);
 }
+
+/// Two OS processes (this test binary, re-run in writer mode) store 20 keys each into one
+/// service at the same time, sharing the session keyring and the lock file; the index must
+/// list all 40. In writer mode (`KMS_KEYRING_WRITER=<service>|<lock tag>|<first>`) the test is
+/// one of those writers and checks each of its own stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_writing_concurrently_lose_no_index_update() {
+    const PER_PROCESS: usize = 20;
+    if let Ok(spec) = std::env::var("KMS_KEYRING_WRITER") {
+        let mut parts = spec.split('|');
+        let (service, tag) = (parts.next().unwrap(), parts.next().unwrap());
+        let first: usize = parts.next().unwrap().parse().unwrap();
+        let store = keyutils(service, tag);
+        for i in first..first + PER_PROCESS {
+            let key = KeyName::new(format!("p{i}")).unwrap();
+            store
+                .store(&key, SecretValue::copy_from_slice(b"v"))
+                .await
+                .unwrap();
+        }
+        return;
+    }
+    let service = unique_service("two-processes");
+    let tag = "two-processes";
+    let store = keyutils(&service, tag);
+    let spawn = |first: usize| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "two_processes_writing_concurrently_lose_no_index_update",
+                "--exact",
+            ])
+            // The lock tag includes the process id: pin the parent's lock file for the children.
+            .env("KMS_KEYRING_WRITER", format!("{service}|{tag}|{first}"))
+            .env("KMS_KEYRING_LOCK_PID", std::process::id().to_string())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the test binary re-runs itself")
+    };
+    let children = [spawn(0), spawn(PER_PROCESS)];
+    for mut child in children {
+        assert!(child.wait().unwrap().success(), "a writer process failed");
+    }
+    let listed = store.list(&KeyPrefix::all()).await.unwrap();
+    assert_eq!(listed.len(), 2 * PER_PROCESS, "{listed:?}");
+}
