@@ -7,12 +7,12 @@ use std::sync::Arc;
 use keyring_core::{CredentialStore, Entry, mock};
 use kms_backend_keyring::{KeyringBackend, KeyringStore};
 
-/// A lock file unique to this test process and `tag`.
+/// A lock file unique to this test process (or to the parent named by `KMS_KEYRING_LOCK_PID`,
+/// for the writer processes a test spawns) and `tag`.
 pub fn lock_file(tag: &str) -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "kms-keyring-test-{}-{tag}.lock",
-        std::process::id()
-    ))
+    let pid =
+        std::env::var("KMS_KEYRING_LOCK_PID").unwrap_or_else(|_| std::process::id().to_string());
+    std::env::temp_dir().join(format!("kms-keyring-test-{pid}-{tag}.lock"))
 }
 
 /// A unique service name, so tests against a shared real keyring never collide.

@@ -88,13 +88,13 @@ async fn two_independent_instances_writing_concurrently_lose_no_index_update() {
     assert_eq!(c.list(&KeyPrefix::all()).await.unwrap().len(), 30);
 }
 
-/// Two OS processes (this test binary, re-run in writer mode) store 20 keys each into one
+/// Two OS processes (this test binary, re-run in writer mode) store 200 keys each into one
 /// service at the same time, sharing the session keyring and the lock file; the index must
-/// list all 40. In writer mode (`KMS_KEYRING_WRITER=<service>|<lock tag>|<first>`) the test is
+/// list all 400. In writer mode (`KMS_KEYRING_WRITER=<service>|<lock tag>|<first>`) the test is
 /// one of those writers and checks each of its own stores.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_writing_concurrently_lose_no_index_update() {
-    const PER_PROCESS: usize = 20;
+    const PER_PROCESS: usize = 200;
     if let Ok(spec) = std::env::var("KMS_KEYRING_WRITER") {
         let mut parts = spec.split('|');
         let (service, tag) = (parts.next().unwrap(), parts.next().unwrap());
