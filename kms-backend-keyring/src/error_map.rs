@@ -35,7 +35,10 @@ pub fn map_error(err: keyring_core::Error, what: &str) -> Error {
         ),
         K::PlatformFailure(e) => (
             ErrorKind::Unavailable,
-            format!("{what}: the keyring platform failed: {e}"),
+            format!(
+                "{what}: the keyring platform failed (keyring daemon or D-Bus session \
+                 unreachable?): {e}"
+            ),
         ),
         K::BadEncoding(mut bytes) => {
             bytes.zeroize();

@@ -84,3 +84,42 @@ async fn a_value_stored_by_secret_tool_is_read_from_rust() {
     // Not stored through the store, so not in its index.
     assert!(store.list(&KeyPrefix::all()).await.unwrap().is_empty());
 }
+
+/// Without a reachable D-Bus session the store does not open, with `Unavailable` and a message
+/// that says why. Runs the check in a child (this binary, re-run with `KMS_KEYRING_NO_DBUS=1`
+/// and a session bus address that points nowhere), since the environment is per process.
+#[test]
+fn no_dbus_session_is_unavailable_with_a_clear_message() {
+    if std::env::var_os("KMS_KEYRING_NO_DBUS").is_some() {
+        let err = KeyringStore::builder("kms-test-no-dbus")
+            .backend(KeyringBackend::SecretService)
+            .build_blocking()
+            .unwrap_err();
+        assert_eq!(err.kind(), kms_core::ErrorKind::Unavailable, "{err}");
+        assert!(
+            err.message().contains("opening the secret-service keyring"),
+            "{err}"
+        );
+        assert!(err.message().contains("D-Bus"), "{err}");
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "no_dbus_session_is_unavailable_with_a_clear_message",
+            "--exact",
+        ])
+        .env("KMS_KEYRING_NO_DBUS", "1")
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            "unix:path=/nonexistent/kms-test-bus",
+        )
+        .output()
+        .expect("the test binary re-runs itself");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+}
