@@ -15,13 +15,13 @@ state=$(mktemp -d "${TMPDIR:-/tmp}/kms-keyring.XXXXXX")
 chmod 700 "$state"
 export XDG_RUNTIME_DIR="$state/run" XDG_DATA_HOME="$state/data"
 mkdir -p -m 700 "$XDG_RUNTIME_DIR" "$XDG_DATA_HOME"
-# The daemon prints GNOME_KEYRING_CONTROL=... lines to export.
-while IFS= read -r line; do
-    case $line in *=*) export "${line?}" ;; esac
-done < <(printf '%s' "kms-test-$$" | gnome-keyring-daemon --unlock --components=secrets)
-daemon_pid=$(pgrep -n -u "$(id -u)" -x gnome-keyring-d || true)
+# Foreground mode keeps the daemon our own child, so we stop exactly the one we started.
+printf '%s' "kms-test-$$" | gnome-keyring-daemon --foreground --unlock --components=secrets \
+    >"$state/daemon.log" 2>&1 &
+daemon_pid=$!
 cleanup() {
-    if [ -n "$daemon_pid" ]; then kill "$daemon_pid" 2>/dev/null || true; fi
+    kill "$daemon_pid" 2>/dev/null || true
+    wait "$daemon_pid" 2>/dev/null || true
     rm -rf "$state"
 }
 trap cleanup EXIT
