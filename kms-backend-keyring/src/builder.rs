@@ -37,8 +37,9 @@ impl KeyringStoreBuilder {
     }
 
     /// The lock file that serializes index updates (default:
-    /// `<temp dir>/kms-keyring-<service>.lock`). Every process sharing a service must use the
-    /// same file; see [the index guarantee](crate::index).
+    /// `$XDG_RUNTIME_DIR/kms-keyring-<service>.lock`, or the temp dir when that is unset).
+    /// Every process sharing a service must use the same file; see
+    /// [the index guarantee](crate::index).
     #[must_use]
     pub fn lock_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.lock_file = Some(path.into());
@@ -90,7 +91,7 @@ impl KeyringStoreBuilder {
     }
 }
 
-/// `<temp dir>/kms-keyring-<service, with unsafe characters as '_'>.lock`.
+/// `<$XDG_RUNTIME_DIR or the temp dir>/kms-keyring-<service, unsafe characters as '_'>.lock`.
 fn default_lock_file(service: &str) -> PathBuf {
     let safe: String = service
         .chars()
@@ -102,7 +103,12 @@ fn default_lock_file(service: &str) -> PathBuf {
             }
         })
         .collect();
-    std::env::temp_dir().join(format!("kms-keyring-{safe}.lock"))
+    // The per-user runtime directory (mode 0700) keeps other users from holding the lock.
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    dir.join(format!("kms-keyring-{safe}.lock"))
 }
 
 impl fmt::Debug for KeyringStoreBuilder {
