@@ -120,3 +120,17 @@ impl fmt::Debug for KeyringStoreBuilder {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_lock_file_names_only_safe_characters() {
+        let path = default_lock_file("my app/../x");
+        assert_eq!(
+            path.file_name().unwrap().to_str().unwrap(),
+            "kms-keyring-my_app_.._x.lock"
+        );
+    }
+}
