@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs "$@" with both Linux keyrings ready; meant to run inside `dbus-run-session --`:
+#   dbus-run-session -- bash kms-backend-keyring/scripts/keyring-session.sh cargo nextest run ...
+# 1. starts gnome-keyring-daemon (secrets component) on this D-Bus session with a throwaway
+#    keyring directory and unlocks it with a throwaway password, and checks it with secret-tool;
+# 2. runs "$@" inside a fresh kernel session keyring (`keyctl session -`);
+# and exports KMS_TEST_SECRET_SERVICE=1 / KMS_TEST_KEYUTILS=1, which the real-keyring tests
+# require (they fail, never skip, without them). Stops the daemon afterwards.
+set -euo pipefail
+if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ]; then
+    echo "keyring-session.sh: no D-Bus session; run me under dbus-run-session --" >&2
+    exit 2
+fi
+state=$(mktemp -d "${TMPDIR:-/tmp}/kms-keyring.XXXXXX")
+chmod 700 "$state"
+export XDG_RUNTIME_DIR="$state/run" XDG_DATA_HOME="$state/data"
+mkdir -p -m 700 "$XDG_RUNTIME_DIR" "$XDG_DATA_HOME"
+# Foreground mode keeps the daemon our own child, so we stop exactly the one we started.
+printf '%s' "kms-test-$$" | gnome-keyring-daemon --foreground --unlock --components=secrets \
+    >"$state/daemon.log" 2>&1 &
+daemon_pid=$!
+cleanup() {
+    kill "$daemon_pid" 2>/dev/null || true
+    wait "$daemon_pid" 2>/dev/null || true
+    rm -rf "$state"
+}
+trap cleanup EXIT
+# Prove the Secret Service works before any test relies on it.
+probe="probe-$$"
+for _ in $(seq 50); do
+    if printf 'ok' | secret-tool store --label=kms-probe kms-probe "$probe" 2>/dev/null; then break; fi
+    sleep 0.1
+done
+[ "$(secret-tool lookup kms-probe "$probe")" = ok ] || {
+    echo "keyring-session.sh: the Secret Service does not answer" >&2
+    exit 1
+}
+secret-tool clear kms-probe "$probe"
+export KMS_TEST_SECRET_SERVICE=1
+keyctl session - env KMS_TEST_KEYUTILS=1 "$@"
