@@ -238,11 +238,12 @@ impl<S: KeyStore> KeyStore for Instrumented<S> {
         let span = span_for!("kms.get", self, "get");
         let start = Instant::now();
         let result = self.inner.get(key).instrument(span.clone()).await;
-        self.record(Operation::Get, Some(key), &result, start.elapsed(), &span);
+        let end = Instant::now();
+        self.record(Operation::Get, Some(key), &result, end - start, &span);
         if let Ok(secret) = &result
             && let Some(created) = secret.meta.created_at
         {
-            self.key_age.observe(created, &self.m.key_age);
+            self.key_age.observe(created, end, &self.m.key_age);
         }
         result
     }
