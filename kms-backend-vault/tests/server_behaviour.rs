@@ -225,11 +225,11 @@ async fn revoked_token_triggers_one_shared_relogin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_lived_tokens_are_renewed_in_the_background() {
     let policy = common::kv_policy().await;
-    // AppRole token: 2 s TTL, renewed at half of it.
+    // AppRole token: 2 s TTL, renewed at a quarter of it (1.5 s of slack for a loaded CI machine).
     let (role_id, secret_id) = common::approle(&[&policy], "2s", "5m").await;
     let client = VaultClient::builder(common::addr())
         .auth(VaultAuth::app_role(role_id, secret_id))
-        .renew_fraction(0.5)
+        .renew_fraction(0.25)
         .build()
         .await
         .unwrap();
@@ -247,7 +247,7 @@ async fn short_lived_tokens_are_renewed_in_the_background() {
         .to_owned();
     let fixed = VaultClient::builder(common::addr())
         .auth(VaultAuth::token(child))
-        .renew_fraction(0.5)
+        .renew_fraction(0.25)
         .build()
         .await
         .unwrap();
@@ -262,15 +262,20 @@ async fn short_lived_tokens_are_renewed_in_the_background() {
     }
     assert_eq!(client.logins(), 1, "renewed, not re-logged in");
     assert_eq!(client.token_accessor().unwrap(), accessor);
-    let ttl = common::admin(
+    // The lookup itself proves the token is alive (`admin` asserts a 2xx; an expired token's
+    // accessor is a 400). Its TTL is whole seconds and can read 0 just before a renewal, so it
+    // is not what is asserted.
+    let looked_up = common::admin(
         "POST",
         "auth/token/lookup-accessor",
         Some(json!({ "accessor": accessor })),
     )
-    .await["data"]["ttl"]
-        .as_u64()
-        .unwrap();
-    assert!(ttl > 0, "token still alive");
+    .await;
+    assert_eq!(
+        looked_up["data"]["accessor"].as_str(),
+        Some(accessor.as_str()),
+        "token still alive"
+    );
 }
 
 #[tokio::test]
