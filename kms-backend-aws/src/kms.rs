@@ -1,0 +1,193 @@
+//! [`AwsKmsProvider`]: AWS KMS as a kms-core [`CryptoProvider`].
+
+use std::collections::HashMap;
+use std::fmt;
+
+use aws_config::SdkConfig;
+use aws_sdk_kms::Client;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::DataKeySpec;
+use kms_core::{
+    CryptoProvider, DataKey, EncryptionContext, Error, ErrorKind, Result, SecretValue, async_trait,
+};
+
+use crate::error_map::{Call, KMS, to_error};
+
+/// The largest plaintext KMS `Encrypt` takes.
+pub const MAX_KMS_PLAINTEXT: usize = 4096;
+
+/// AWS KMS as a [`CryptoProvider`]: `Encrypt`, `Decrypt` and `GenerateDataKey` (AES-256)
+/// under one KMS key, named by key id, key ARN, alias (`alias/payments`) or alias ARN.
+///
+/// The [`EncryptionContext`] is sent as KMS's encryption context: it is bound to the
+/// ciphertext, logged in CloudTrail, and a `Decrypt` with any other context fails with
+/// [`ErrorKind::InvalidData`]. Wrap a store with kms-core's envelope decorator to give it KMS
+/// protection:
+///
+/// ```no_run
+/// # async fn demo() -> kms_core::Result<()> {
+/// use std::sync::Arc;
+/// use kms_backend_aws::{AwsConnection, AwsKmsProvider};
+/// use kms_core::envelope::EnvelopeLayer;
+/// use kms_core::{MemoryStore, StoreBuilder};
+///
+/// let config = AwsConnection::new().load().await;
+/// let kms = AwsKmsProvider::new(&config, "alias/payments");
+/// let store = StoreBuilder::new(MemoryStore::new())
+///     .layer(EnvelopeLayer::new(Arc::new(kms)))
+///     .build();
+/// # Ok(()) }
+/// ```
+///
+/// Errors: a missing key is `NotFound`; a disabled key or one pending deletion
+/// (`DisabledException`, `KMSInvalidStateException`) is `Unavailable` marked exhausted, so
+/// the retry layer does not retry it; a ciphertext that does not decrypt is `InvalidData`;
+/// `AccessDenied` is `PermissionDenied`; throttling is `RateLimited`.
+///
+/// Plaintexts returned by `Decrypt` and `GenerateDataKey` are moved into zeroizing
+/// [`SecretValue`]s; the SDK's HTTP buffers are not zeroized.
+#[derive(Clone)]
+pub struct AwsKmsProvider {
+    client: Client,
+    key_id: String,
+}
+
+impl AwsKmsProvider {
+    /// A provider over a client made from `config`, using the KMS key `key_id`.
+    pub fn new(config: &SdkConfig, key_id: impl Into<String>) -> Self {
+        Self::from_client(Client::new(config), key_id)
+    }
+
+    /// A provider over a client the service already has.
+    pub fn from_client(client: Client, key_id: impl Into<String>) -> Self {
+        Self {
+            client,
+            key_id: key_id.into(),
+        }
+    }
+
+    /// The KMS key id, ARN or alias.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The SDK client, for calls this provider does not make (key creation, rotation).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn fail(&self, call: &str) -> impl FnOnce(crate::error_map::Failure) -> Error + '_ {
+        let what = format!("{call} under {}", self.key_id);
+        move |failure| to_error(failure, Call::Other, KMS, &what)
+    }
+}
+
+fn context_map(context: &EncryptionContext) -> Option<HashMap<String, String>> {
+    (!context.is_empty()).then(|| {
+        context
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    })
+}
+
+fn missing(what: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidData,
+        format!("{what}: answer without the expected field"),
+    )
+    .with_backend(KMS)
+}
+
+#[async_trait]
+impl CryptoProvider for AwsKmsProvider {
+    fn provider(&self) -> &'static str {
+        KMS
+    }
+
+    async fn encrypt(
+        &self,
+        plaintext: &SecretValue,
+        context: &EncryptionContext,
+    ) -> Result<Vec<u8>> {
+        if plaintext.len() > MAX_KMS_PLAINTEXT {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "KMS Encrypt takes at most {MAX_KMS_PLAINTEXT} bytes, got {}; use envelope \
+                     encryption for larger values",
+                    plaintext.len()
+                ),
+            )
+            .with_backend(KMS));
+        }
+        let out = self
+            .client
+            .encrypt()
+            .key_id(&self.key_id)
+            .plaintext(Blob::new(plaintext.expose_secret().to_vec()))
+            .set_encryption_context(context_map(context))
+            .send()
+            .await
+            .map_err(|e| self.fail("Encrypt")(e.into()))?;
+        out.ciphertext_blob
+            .map(Blob::into_inner)
+            .ok_or_else(|| missing("Encrypt"))
+    }
+
+    async fn decrypt(&self, ciphertext: &[u8], context: &EncryptionContext) -> Result<SecretValue> {
+        let out = self
+            .client
+            .decrypt()
+            .key_id(&self.key_id)
+            .ciphertext_blob(Blob::new(ciphertext.to_vec()))
+            .set_encryption_context(context_map(context))
+            .send()
+            .await
+            .map_err(|e| self.fail("Decrypt")(e.into()))?;
+        out.plaintext
+            .map(|p| SecretValue::new(p.into_inner()))
+            .ok_or_else(|| missing("Decrypt"))
+    }
+
+    async fn generate_data_key(&self, context: &EncryptionContext) -> Result<DataKey> {
+        let out = self
+            .client
+            .generate_data_key()
+            .key_id(&self.key_id)
+            .key_spec(DataKeySpec::Aes256)
+            .set_encryption_context(context_map(context))
+            .send()
+            .await
+            .map_err(|e| self.fail("GenerateDataKey")(e.into()))?;
+        match (out.plaintext, out.ciphertext_blob) {
+            (Some(plaintext), Some(ciphertext)) if plaintext.as_ref().len() == 32 => Ok(DataKey {
+                plaintext: SecretValue::new(plaintext.into_inner()),
+                ciphertext: ciphertext.into_inner(),
+            }),
+            (Some(plaintext), Some(_)) => Err(Error::new(
+                ErrorKind::InvalidData,
+                format!(
+                    "GenerateDataKey: a {}-byte key where AES-256 needs 32",
+                    plaintext.as_ref().len()
+                ),
+            )
+            .with_backend(KMS)),
+            _ => Err(missing("GenerateDataKey")),
+        }
+    }
+}
+
+impl fmt::Display for AwsKmsProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AwsKms({})", self.key_id)
+    }
+}
+
+impl fmt::Debug for AwsKmsProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsKmsProvider")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
