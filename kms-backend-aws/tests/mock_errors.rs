@@ -1,0 +1,558 @@
+//! What a healthy AWS (or moto) will not do on demand, served by wiremock with AWS's own
+//! JSON error bodies: throttling, 5xx, slow and malformed answers, denied and expired
+//! credentials, secrets scheduled for deletion, disabled KMS keys. Each asserts the mapped
+//! error kind and, with kms-core's retry layer, the retry behaviour.
+
+mod common;
+
+use std::time::Duration;
+
+use kms_backend_aws::{AwsKmsProvider, SecretsManagerStore};
+use kms_core::{
+    CryptoProvider, EncryptionContext, ErrorKind, KeyName, KeyStore, RetryLayer, StoreBuilder,
+    TimeoutLayer,
+};
+use serde_json::json;
+use wiremock::matchers::{header, method};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const SECRET: &str = "sup3r-s3cret-value";
+
+fn key() -> KeyName {
+    KeyName::new("app/db").unwrap()
+}
+
+/// Matches one AWS JSON operation (`secretsmanager.GetSecretValue`, `TrentService.Encrypt`).
+fn op(target: &str) -> wiremock::MockBuilder {
+    Mock::given(method("POST")).and(header("x-amz-target", target))
+}
+
+/// AWS's error answer: status and `{"__type": code, "message": …}`.
+fn aws_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status)
+        .insert_header("content-type", "application/x-amz-json-1.1")
+        .insert_header("x-amzn-requestid", "req-1")
+        .set_body_json(json!({ "__type": code, "message": message }))
+}
+
+fn ok(body: serde_json::Value) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .insert_header("content-type", "application/x-amz-json-1.1")
+        .set_body_json(body)
+}
+
+fn secret_body() -> serde_json::Value {
+    json!({
+        "ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf",
+        "Name": "app/db",
+        "VersionId": "v-1",
+        "SecretString": SECRET,
+        "VersionStages": ["AWSCURRENT"],
+        "CreatedDate": 1.7e9
+    })
+}
+
+async fn store_on(server: &MockServer) -> SecretsManagerStore {
+    SecretsManagerStore::builder(&common::connection(&server.uri()).load().await).build()
+}
+
+async fn requests(server: &MockServer, target: &str) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r.headers
+                .get("x-amz-target")
+                .is_some_and(|v| v.to_str().unwrap() == target)
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn aws_error_codes_map_to_kinds() {
+    let cases = [
+        (
+            400,
+            "ThrottlingException",
+            "Rate exceeded",
+            ErrorKind::RateLimited,
+        ),
+        (
+            400,
+            "LimitExceededException",
+            "limit",
+            ErrorKind::RateLimited,
+        ),
+        (
+            429,
+            "TooManyRequestsException",
+            "slow down",
+            ErrorKind::RateLimited,
+        ),
+        (500, "InternalServiceError", "oops", ErrorKind::Unavailable),
+        (503, "ServiceUnavailable", "later", ErrorKind::Unavailable),
+        (
+            400,
+            "AccessDeniedException",
+            "User: arn:aws:iam::1:user/x is not authorized",
+            ErrorKind::PermissionDenied,
+        ),
+        (
+            400,
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+            ErrorKind::Unauthenticated,
+        ),
+        (
+            400,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+            ErrorKind::Unauthenticated,
+        ),
+        (
+            400,
+            "ResourceNotFoundException",
+            "Secrets Manager can't find the specified secret.",
+            ErrorKind::NotFound,
+        ),
+        (
+            400,
+            "InvalidParameterException",
+            "bad parameter",
+            ErrorKind::InvalidInput,
+        ),
+        (
+            400,
+            "DecryptionFailure",
+            "cannot decrypt the secret with its KMS key",
+            ErrorKind::InvalidInput,
+        ),
+        (400, "SomeBrandNewException", "new", ErrorKind::Backend),
+    ];
+    for (status, code, message, kind) in cases {
+        let server = MockServer::start().await;
+        op("secretsmanager.GetSecretValue")
+            .respond_with(aws_error(status, code, message))
+            .mount(&server)
+            .await;
+        let err = store_on(&server).await.get(&key()).await.unwrap_err();
+        assert_eq!(err.kind(), kind, "{code}: {err}");
+        assert_eq!(err.code(), Some(code), "{err}");
+        assert_eq!(err.backend(), Some("aws"));
+        assert!(err.message().contains("app/db"), "names the key: {err}");
+        assert_eq!(
+            requests(&server, "secretsmanager.GetSecretValue").await,
+            1,
+            "SDK retries are off"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_error_without_a_body_maps_by_status() {
+    let server = MockServer::start().await;
+    op("secretsmanager.GetSecretValue")
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let err = store_on(&server).await.get(&key()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+}
+
+#[tokio::test]
+async fn malformed_answers_are_invalid_data() {
+    for body in ["this is not json", "{\"SecretString\": 42}"] {
+        let server = MockServer::start().await;
+        op("secretsmanager.GetSecretValue")
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "application/x-amz-json-1.1")
+                    .set_body_string(body),
+            )
+            .mount(&server)
+            .await;
+        let err = store_on(&server).await.get(&key()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidData, "{body}: {err}");
+    }
+    // Well-formed but empty: neither SecretString nor SecretBinary.
+    let server = MockServer::start().await;
+    op("secretsmanager.GetSecretValue")
+        .respond_with(ok(json!({ "Name": "app/db", "VersionId": "v" })))
+        .mount(&server)
+        .await;
+    let err = store_on(&server).await.get(&key()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+}
+
+#[tokio::test]
+async fn a_read_returns_value_version_and_date() {
+    let server = MockServer::start().await;
+    op("secretsmanager.GetSecretValue")
+        .respond_with(ok(secret_body()))
+        .mount(&server)
+        .await;
+    let read = store_on(&server).await.get(&key()).await.unwrap();
+    assert_eq!(read.value.expose_secret(), SECRET.as_bytes());
+    assert_eq!(read.meta.version.as_deref(), Some("v-1"));
+    let at = read.meta.created_at.unwrap();
+    assert_eq!(
+        at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+        1_700_000_000
+    );
+    assert!(
+        !format!("{read:?}").contains(SECRET),
+        "Debug hides the value"
+    );
+}
+
+#[tokio::test]
+async fn slow_answers_time_out_in_the_sdk_or_the_layer() {
+    let server = MockServer::start().await;
+    op("secretsmanager.GetSecretValue")
+        .respond_with(ok(secret_body()).set_delay(Duration::from_secs(5)))
+        .mount(&server)
+        .await;
+    // The SDK's operation timeout.
+    let config = common::connection(&server.uri())
+        .operation_timeout(Duration::from_millis(200))
+        .load()
+        .await;
+    let err = SecretsManagerStore::builder(&config)
+        .build()
+        .get(&key())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    // kms-core's timeout layer.
+    let store = StoreBuilder::new(store_on(&server).await)
+        .layer(TimeoutLayer::all(Duration::from_millis(200)))
+        .build();
+    let err = store.get(&key()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+}
+
+fn fast_retries() -> RetryLayer {
+    RetryLayer::new()
+        .max_retries(3)
+        .base_delay(Duration::from_millis(1))
+        .jitter(Duration::from_millis(1))
+        .max_delay(Duration::from_millis(5))
+}
+
+#[tokio::test]
+async fn the_retry_layer_retries_throttling_until_it_passes() {
+    let server = MockServer::start().await;
+    op("secretsmanager.GetSecretValue")
+        .respond_with(aws_error(400, "ThrottlingException", "Rate exceeded"))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    op("secretsmanager.GetSecretValue")
+        .respond_with(ok(secret_body()))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let store = StoreBuilder::new(store_on(&server).await)
+        .layer(fast_retries())
+        .build();
+    let read = store.get(&key()).await.unwrap();
+    assert_eq!(read.value.expose_secret(), SECRET.as_bytes());
+    assert_eq!(requests(&server, "secretsmanager.GetSecretValue").await, 3);
+}
+
+#[tokio::test]
+async fn the_retry_layer_gives_up_on_5xx_and_never_retries_denials() {
+    let server = MockServer::start().await;
+    op("secretsmanager.GetSecretValue")
+        .respond_with(aws_error(500, "InternalServiceError", "oops"))
+        .mount(&server)
+        .await;
+    let store = StoreBuilder::new(store_on(&server).await)
+        .layer(fast_retries())
+        .build();
+    let err = store.get(&key()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_exhausted(), "{err}");
+    assert_eq!(
+        requests(&server, "secretsmanager.GetSecretValue").await,
+        4,
+        "1 + 3 retries"
+    );
+
+    for (code, kind) in [
+        ("AccessDeniedException", ErrorKind::PermissionDenied),
+        ("ExpiredTokenException", ErrorKind::Unauthenticated),
+        ("ResourceNotFoundException", ErrorKind::NotFound),
+    ] {
+        let server = MockServer::start().await;
+        op("secretsmanager.GetSecretValue")
+            .respond_with(aws_error(400, code, "no"))
+            .mount(&server)
+            .await;
+        let store = StoreBuilder::new(store_on(&server).await)
+            .layer(fast_retries())
+            .build();
+        assert_eq!(store.get(&key()).await.unwrap_err().kind(), kind);
+        assert_eq!(
+            requests(&server, "secretsmanager.GetSecretValue").await,
+            1,
+            "{code}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sdk_retries_can_be_turned_back_on() {
+    let server = MockServer::start().await;
+    op("secretsmanager.GetSecretValue")
+        .respond_with(aws_error(500, "InternalServiceError", "oops"))
+        .mount(&server)
+        .await;
+    let config = common::connection(&server.uri())
+        .sdk_retries(true)
+        .load()
+        .await;
+    let err = SecretsManagerStore::builder(&config)
+        .build()
+        .get(&key())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert_eq!(
+        requests(&server, "secretsmanager.GetSecretValue").await,
+        3,
+        "standard mode"
+    );
+}
+
+const MARKED: &str =
+    "You can't perform this operation on the secret because it was marked for deletion.";
+
+#[tokio::test]
+async fn writing_a_secret_scheduled_for_deletion_is_a_clear_conflict() {
+    let server = MockServer::start().await;
+    op("secretsmanager.PutSecretValue")
+        .respond_with(aws_error(400, "InvalidRequestException", MARKED))
+        .mount(&server)
+        .await;
+    let err = store_on(&server)
+        .await
+        .store(&key(), SECRET.into())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.message().contains("scheduled for deletion"), "{err}");
+    assert!(
+        err.message().contains("RestoreSecret"),
+        "names the way out: {err}"
+    );
+    for shown in [err.to_string(), format!("{err:?}")] {
+        assert!(!shown.contains(SECRET), "the value leaked: {shown}");
+    }
+    assert_eq!(requests(&server, "secretsmanager.RestoreSecret").await, 0);
+}
+
+#[tokio::test]
+async fn restore_deleted_restores_then_writes() {
+    let server = MockServer::start().await;
+    op("secretsmanager.PutSecretValue")
+        .respond_with(aws_error(400, "InvalidRequestException", MARKED))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    op("secretsmanager.PutSecretValue")
+        .respond_with(ok(json!({ "Name": "app/db", "VersionId": "v-2" })))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    op("secretsmanager.RestoreSecret")
+        .respond_with(ok(json!({ "Name": "app/db" })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let store = SecretsManagerStore::builder(&common::connection(&server.uri()).load().await)
+        .restore_deleted(true)
+        .build();
+    let meta = store.store(&key(), SECRET.into()).await.unwrap();
+    assert_eq!(meta.version.as_deref(), Some("v-2"));
+    assert_eq!(requests(&server, "secretsmanager.PutSecretValue").await, 2);
+}
+
+#[tokio::test]
+async fn store_creates_missing_secrets_and_survives_a_create_race() {
+    // Missing: put fails, create succeeds.
+    let server = MockServer::start().await;
+    op("secretsmanager.PutSecretValue")
+        .respond_with(aws_error(400, "ResourceNotFoundException", "not found"))
+        .mount(&server)
+        .await;
+    op("secretsmanager.CreateSecret")
+        .respond_with(ok(json!({ "Name": "app/db", "VersionId": "v-1" })))
+        .mount(&server)
+        .await;
+    let meta = store_on(&server)
+        .await
+        .store(&key(), SECRET.into())
+        .await
+        .unwrap();
+    assert_eq!(meta.version.as_deref(), Some("v-1"));
+
+    // Another writer created it in between: put again.
+    let server = MockServer::start().await;
+    op("secretsmanager.PutSecretValue")
+        .respond_with(aws_error(400, "ResourceNotFoundException", "not found"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    op("secretsmanager.PutSecretValue")
+        .respond_with(ok(json!({ "Name": "app/db", "VersionId": "v-9" })))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    op("secretsmanager.CreateSecret")
+        .respond_with(aws_error(400, "ResourceExistsException", "exists"))
+        .mount(&server)
+        .await;
+    let meta = store_on(&server)
+        .await
+        .store(&key(), SECRET.into())
+        .await
+        .unwrap();
+    assert_eq!(meta.version.as_deref(), Some("v-9"));
+}
+
+#[tokio::test]
+async fn health_counts_a_denial_as_reachable_and_a_5xx_as_down() {
+    let server = MockServer::start().await;
+    op("secretsmanager.ListSecrets")
+        .respond_with(aws_error(
+            400,
+            "AccessDeniedException",
+            "not allowed to list",
+        ))
+        .mount(&server)
+        .await;
+    store_on(&server).await.health().await.unwrap();
+
+    let server = MockServer::start().await;
+    op("secretsmanager.ListSecrets")
+        .respond_with(aws_error(
+            400,
+            "UnrecognizedClientException",
+            "invalid token",
+        ))
+        .mount(&server)
+        .await;
+    let err = store_on(&server).await.health().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
+
+    let server = MockServer::start().await;
+    op("secretsmanager.ListSecrets")
+        .respond_with(aws_error(500, "InternalServiceError", "down"))
+        .mount(&server)
+        .await;
+    let err = store_on(&server).await.health().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+}
+
+async fn kms_on(server: &MockServer) -> AwsKmsProvider {
+    AwsKmsProvider::new(
+        &common::connection(&server.uri()).load().await,
+        "alias/test",
+    )
+}
+
+#[tokio::test]
+async fn kms_error_codes_map_to_kinds() {
+    let ctx = EncryptionContext::new().with("service", "test");
+    let cases = [
+        ("NotFoundException", ErrorKind::NotFound, false),
+        ("DisabledException", ErrorKind::Unavailable, false),
+        ("KMSInvalidStateException", ErrorKind::Unavailable, false),
+        ("KMSInternalException", ErrorKind::Unavailable, true),
+        ("KeyUnavailableException", ErrorKind::Unavailable, true),
+        ("DependencyTimeoutException", ErrorKind::Timeout, true),
+        ("AccessDeniedException", ErrorKind::PermissionDenied, false),
+        ("ThrottlingException", ErrorKind::RateLimited, true),
+        ("InvalidCiphertextException", ErrorKind::InvalidData, false),
+        ("IncorrectKeyException", ErrorKind::InvalidData, false),
+    ];
+    for (code, kind, retryable) in cases {
+        let server = MockServer::start().await;
+        for target in [
+            "TrentService.Encrypt",
+            "TrentService.Decrypt",
+            "TrentService.GenerateDataKey",
+        ] {
+            op(target)
+                .respond_with(aws_error(400, code, ""))
+                .mount(&server)
+                .await;
+        }
+        let kms = kms_on(&server).await;
+        let errs = [
+            kms.encrypt(&SECRET.into(), &ctx).await.unwrap_err(),
+            kms.decrypt(b"opaque", &ctx).await.unwrap_err(),
+            kms.generate_data_key(&ctx).await.unwrap_err(),
+        ];
+        for err in errs {
+            assert_eq!(err.kind(), kind, "{code}: {err}");
+            assert_eq!(err.is_retryable(), retryable, "{code}: {err}");
+            assert_eq!(err.backend(), Some("aws_kms"));
+            assert!(err.message().contains("alias/test"), "names the key: {err}");
+            assert!(!format!("{err:?}").contains(SECRET));
+        }
+    }
+}
+
+#[tokio::test]
+async fn kms_answers_are_checked() {
+    let server = MockServer::start().await;
+    // A data key of the wrong length, and an Encrypt answer without its ciphertext.
+    op("TrentService.GenerateDataKey")
+        .respond_with(ok(json!({
+            "KeyId": "k",
+            "Plaintext": "AAAAAAAAAAAAAAAAAAAAAA==",
+            "CiphertextBlob": "AQID"
+        })))
+        .mount(&server)
+        .await;
+    op("TrentService.Encrypt")
+        .respond_with(ok(json!({ "KeyId": "k" })))
+        .mount(&server)
+        .await;
+    let kms = kms_on(&server).await;
+    let ctx = EncryptionContext::new();
+    let err = kms.generate_data_key(&ctx).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+    let err = kms.encrypt(&"x".into(), &ctx).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+}
+
+#[tokio::test]
+async fn kms_sends_the_encryption_context() {
+    let server = MockServer::start().await;
+    op("TrentService.Encrypt")
+        .and(wiremock::matchers::body_partial_json(json!({
+            "KeyId": "alias/test",
+            "EncryptionContext": { "service": "payments", "tenant": "t1" }
+        })))
+        .respond_with(ok(json!({ "KeyId": "k", "CiphertextBlob": "AQID" })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let ctx = EncryptionContext::new()
+        .with("service", "payments")
+        .with("tenant", "t1");
+    let ct = kms_on(&server)
+        .await
+        .encrypt(&"x".into(), &ctx)
+        .await
+        .unwrap();
+    assert_eq!(ct, [1, 2, 3]);
+}
