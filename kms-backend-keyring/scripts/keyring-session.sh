@@ -25,6 +25,26 @@ cleanup() {
     rm -rf "$state"
 }
 trap cleanup EXIT
+# Wait until *our* daemon owns org.freedesktop.secrets. Asking with NameHasOwner never
+# activates anything; a client call made earlier would make D-Bus start a second, locked
+# daemon of its own, which then wants a password prompt and fails (a race seen on a busy
+# machine).
+owned=false
+for _ in $(seq 100); do
+    if dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+        org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null |
+        grep -q 'boolean true'; then
+        owned=true
+        break
+    fi
+    kill -0 "$daemon_pid" 2>/dev/null || break
+    sleep 0.1
+done
+$owned || {
+    echo "keyring-session.sh: gnome-keyring-daemon did not claim the Secret Service:" >&2
+    cat "$state/daemon.log" >&2
+    exit 1
+}
 # Prove the Secret Service works before any test relies on it.
 probe="probe-$$"
 for _ in $(seq 50); do
