@@ -34,6 +34,42 @@ pub(crate) struct Failure {
     detail: String,
 }
 
+/// Why the credential chain gave no credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CredentialsFailure {
+    /// No provider in the chain had credentials.
+    NotLoaded,
+    /// A provider (IMDS, STS, SSO) did not answer in time.
+    TimedOut,
+    /// A provider is misconfigured (profile syntax, role loop).
+    InvalidConfiguration,
+    /// A provider failed (STS 5xx, unreadable file).
+    ProviderError,
+    /// Anything else.
+    Other,
+}
+
+impl CredentialsFailure {
+    /// Finds a credentials failure in an error's source chain.
+    fn find(err: &(dyn std::error::Error + 'static)) -> Option<Self> {
+        use aws_credential_types::provider::error::CredentialsError as E;
+        let mut next = Some(err);
+        while let Some(e) = next {
+            if let Some(c) = e.downcast_ref::<E>() {
+                return Some(match c {
+                    E::CredentialsNotLoaded(_) => Self::NotLoaded,
+                    E::ProviderTimedOut(_) => Self::TimedOut,
+                    E::InvalidConfiguration(_) => Self::InvalidConfiguration,
+                    E::ProviderError(_) => Self::ProviderError,
+                    _ => Self::Other,
+                });
+            }
+            next = e.source();
+        }
+        None
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Class {
     /// The request could not be built (missing region, credentials, bad input).
@@ -43,6 +79,8 @@ enum Class {
     /// The request was not answered: connect, TLS, I/O; `timeout` when a connect/read
     /// timeout fired.
     Dispatch { timeout: bool },
+    /// The request could not be signed: resolving credentials failed.
+    Credentials(CredentialsFailure),
     /// An answer came back but could not be parsed.
     Response,
     /// The service answered with an error.
@@ -52,7 +90,7 @@ enum Class {
 impl<E, R> From<SdkError<E, R>> for Failure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + HasStatus,
+    R: std::fmt::Debug + HasStatus + 'static,
 {
     fn from(err: SdkError<E, R>) -> Self {
         let status = err.raw_response().map(HasStatus::status);
@@ -63,8 +101,12 @@ where
         let class = match &err {
             SdkError::ConstructionFailure(_) => Class::Construction,
             SdkError::TimeoutError(_) => Class::Timeout,
-            SdkError::DispatchFailure(d) => Class::Dispatch {
-                timeout: d.is_timeout(),
+            SdkError::DispatchFailure(d) => match CredentialsFailure::find(&err) {
+                Some(c) => Class::Credentials(c),
+                None if d.is_user() => Class::Construction,
+                None => Class::Dispatch {
+                    timeout: d.is_timeout(),
+                },
             },
             SdkError::ResponseError(_) => Class::Response,
             SdkError::ServiceError(_) => Class::Service,
@@ -182,7 +224,9 @@ fn kind_of(code: &str) -> Option<ErrorKind> {
 /// | SDK timeout, connect/read timeout | `Timeout` (retryable) |
 /// | connect, TLS or I/O failure | `Unavailable` (retryable) |
 /// | an answer that does not parse | `InvalidData` |
-/// | the request could not be built (no region, no credentials) | `Configuration` |
+/// | no credentials in the chain | `Unauthenticated` |
+/// | a credential provider timed out / failed / is misconfigured | `Timeout` / `Unavailable` / `Configuration` |
+/// | the request could not be built (no region, bad input) | `Configuration` |
 /// | anything else | `Backend`, with the AWS error code |
 pub(crate) fn to_error(failure: Failure, call: Call, backend: &'static str, what: &str) -> Error {
     let Failure {
@@ -205,6 +249,17 @@ pub(crate) fn to_error(failure: Failure, call: Call, backend: &'static str, what
             ErrorKind::Unavailable,
             format!("{what}: no answer: {detail}"),
         ),
+        Class::Credentials(c) => {
+            let kind = match c {
+                CredentialsFailure::NotLoaded | CredentialsFailure::Other => {
+                    ErrorKind::Unauthenticated
+                }
+                CredentialsFailure::TimedOut => ErrorKind::Timeout,
+                CredentialsFailure::InvalidConfiguration => ErrorKind::Configuration,
+                CredentialsFailure::ProviderError => ErrorKind::Unavailable,
+            };
+            (kind, format!("{what}: no credentials: {detail}"))
+        }
         Class::Response => (
             ErrorKind::InvalidData,
             format!("{what}: malformed response: {detail}"),
