@@ -13,7 +13,7 @@ use kms_core::{
     StoredSecret, async_trait,
 };
 
-use crate::error_map::{Call, SECRETS_MANAGER, to_error};
+use crate::error_map::{Call, Failure, SECRETS_MANAGER, to_error};
 use crate::namespace::Namespace;
 use crate::secrets_manager_builder::{CreateOptions, Deletion, SecretsManagerStoreBuilder};
 use crate::version_stage::VersionStage;
@@ -88,14 +88,10 @@ impl SecretsManagerStore {
             .version_stage(stage.as_str())
             .send()
             .await
-            .map_err(|e| {
-                to_error(
-                    e.into(),
-                    Call::Read,
-                    SECRETS_MANAGER,
-                    &format!("GetSecretValue {key} ({stage})"),
-                )
-            })?;
+            .map_err(sm_error(
+                Call::Read,
+                format!("GetSecretValue {key} ({stage})"),
+            ))?;
         stored(out, key)
     }
 
@@ -105,14 +101,10 @@ impl SecretsManagerStore {
             Payload::Text(s) => req.secret_string(s),
             Payload::Binary(b) => req.secret_binary(b),
         };
-        let out = req.send().await.map_err(|e| {
-            to_error(
-                e.into(),
-                Call::Write,
-                SECRETS_MANAGER,
-                &format!("PutSecretValue {key}"),
-            )
-        })?;
+        let out = req
+            .send()
+            .await
+            .map_err(sm_error(Call::Write, format!("PutSecretValue {key}")))?;
         Ok(meta(out.version_id, None))
     }
 
@@ -131,14 +123,10 @@ impl SecretsManagerStore {
         for (k, v) in &self.create.tags {
             req = req.tags(Tag::builder().key(k).value(v).build());
         }
-        let out = req.send().await.map_err(|e| {
-            to_error(
-                e.into(),
-                Call::Write,
-                SECRETS_MANAGER,
-                &format!("CreateSecret {key}"),
-            )
-        })?;
+        let out = req
+            .send()
+            .await
+            .map_err(sm_error(Call::Write, format!("CreateSecret {key}")))?;
         Ok(meta(out.version_id, None))
     }
 
@@ -150,14 +138,7 @@ impl SecretsManagerStore {
             .secret_id(name)
             .send()
             .await
-            .map_err(|e| {
-                to_error(
-                    e.into(),
-                    Call::Delete,
-                    SECRETS_MANAGER,
-                    &format!("DescribeSecret {key}"),
-                )
-            })?;
+            .map_err(sm_error(Call::Delete, format!("DescribeSecret {key}")))?;
         if out.deleted_date().is_some() {
             return Err(Error::new(
                 ErrorKind::NotFound,
@@ -174,16 +155,14 @@ impl SecretsManagerStore {
             .secret_id(name)
             .send()
             .await
-            .map_err(|e| {
-                to_error(
-                    e.into(),
-                    Call::Other,
-                    SECRETS_MANAGER,
-                    &format!("RestoreSecret {key}"),
-                )
-            })?;
+            .map_err(sm_error(Call::Other, format!("RestoreSecret {key}")))?;
         Ok(())
     }
+}
+
+/// Maps a failed call of this store; `what` names the request and the key.
+fn sm_error<F: Into<Failure>>(call: Call, what: String) -> impl FnOnce(F) -> Error {
+    move |failure| to_error(failure.into(), call, SECRETS_MANAGER, &what)
 }
 
 /// What goes over the wire: text when the bytes are UTF-8, binary otherwise.
@@ -259,14 +238,10 @@ impl KeyStore for SecretsManagerStore {
             .version_id(version)
             .send()
             .await
-            .map_err(|e| {
-                to_error(
-                    e.into(),
-                    Call::Read,
-                    SECRETS_MANAGER,
-                    &format!("GetSecretValue {key} (version {version})"),
-                )
-            })?;
+            .map_err(sm_error(
+                Call::Read,
+                format!("GetSecretValue {key} (version {version})"),
+            ))?;
         stored(out, key)
     }
 
@@ -300,14 +275,9 @@ impl KeyStore for SecretsManagerStore {
             Deletion::RecoveryWindowDays(days) => req.recovery_window_in_days(i64::from(days)),
             Deletion::Force => req.force_delete_without_recovery(true),
         };
-        req.send().await.map_err(|e| {
-            to_error(
-                e.into(),
-                Call::Delete,
-                SECRETS_MANAGER,
-                &format!("DeleteSecret {key}"),
-            )
-        })?;
+        req.send()
+            .await
+            .map_err(sm_error(Call::Delete, format!("DeleteSecret {key}")))?;
         Ok(())
     }
 
@@ -328,14 +298,7 @@ impl KeyStore for SecretsManagerStore {
         let mut pages = req.into_paginator().send();
         let mut names = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                to_error(
-                    e.into(),
-                    Call::Other,
-                    SECRETS_MANAGER,
-                    &format!("ListSecrets {prefix}"),
-                )
-            })?;
+            let page = page.map_err(sm_error(Call::Other, format!("ListSecrets {prefix}")))?;
             for entry in page.secret_list() {
                 // Secrets scheduled for deletion are removed keys (older emulators list them).
                 if entry.deleted_date().is_some() {

@@ -23,6 +23,18 @@ fn sm_client(
     aws_sdk_secretsmanager::Client::new(config)
 }
 
+/// A builder in namespace `ns` that force-deletes.
+fn namespaced(
+    config: &kms_backend_aws::sdk::aws_config::SdkConfig,
+    ns: &str,
+) -> kms_backend_aws::SecretsManagerStoreBuilder {
+    SecretsManagerStore::builder(config)
+        .namespace(ns)
+        .unwrap()
+        .deletion(Deletion::Force)
+        .unwrap()
+}
+
 #[tokio::test]
 async fn rotation_keeps_the_previous_version_readable() {
     let store = common::store().await;
@@ -65,11 +77,7 @@ async fn rotation_keeps_the_previous_version_readable() {
 #[tokio::test]
 async fn list_follows_every_page() {
     let ns = common::unique("pages");
-    let store = SecretsManagerStore::builder(&common::config().await)
-        .namespace(&ns)
-        .unwrap()
-        .deletion(Deletion::Force)
-        .unwrap()
+    let store = namespaced(&common::config().await, &ns)
         .list_page_size(3)
         .unwrap()
         .build();
@@ -94,12 +102,7 @@ async fn list_follows_every_page() {
 #[tokio::test]
 async fn list_more_than_one_full_page() {
     let ns = common::unique("bigpage");
-    let store = SecretsManagerStore::builder(&common::config().await)
-        .namespace(&ns)
-        .unwrap()
-        .deletion(Deletion::Force)
-        .unwrap()
-        .build();
+    let store = namespaced(&common::config().await, &ns).build();
     let keys: Vec<KeyName> = (0..105).map(|i| key(&format!("k{i:03}"))).collect();
     for k in &keys {
         store.store(k, "v".into()).await.unwrap();
@@ -116,12 +119,7 @@ async fn list_more_than_one_full_page() {
 async fn text_is_a_secret_string_and_bytes_a_secret_binary() {
     let config = common::config().await;
     let ns = common::unique("binary");
-    let store = SecretsManagerStore::builder(&config)
-        .namespace(&ns)
-        .unwrap()
-        .deletion(Deletion::Force)
-        .unwrap()
-        .build();
+    let store = namespaced(&config, &ns).build();
     let raw = sm_client(&config);
 
     store
@@ -307,14 +305,7 @@ async fn created_secrets_carry_kms_key_description_and_tags() {
 #[tokio::test]
 async fn namespaces_do_not_see_each_other() {
     let config = common::config().await;
-    let build = |ns: String| {
-        SecretsManagerStore::builder(&config)
-            .namespace(&ns)
-            .unwrap()
-            .deletion(Deletion::Force)
-            .unwrap()
-            .build()
-    };
+    let build = |ns: String| namespaced(&config, &ns).build();
     let (a, b) = (build(common::unique("ns-a")), build(common::unique("ns-b")));
     let k = key("shared/name");
     a.store(&k, "from a".into()).await.unwrap();

@@ -21,15 +21,5 @@ moto_start() {
 }
 
 moto_stop() {
-    local pidfile="$KMS_TOOLS/moto.pid"
-    if [ -f "$pidfile" ]; then
-        local pid i
-        pid=$(cat "$pidfile")
-        kill "$pid" 2>/dev/null || true
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        rm -f "$pidfile"
-    fi
+    stop_pidfile "$KMS_TOOLS/moto.pid"
 }

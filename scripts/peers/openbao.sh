@@ -41,17 +41,6 @@ openbao_start() {
 }
 
 openbao_stop() {
-    local pidfile
-    for pidfile in "$KMS_TOOLS/openbao.pid" "$KMS_TOOLS/openbao-tls.pid"; do
-        if [ -f "$pidfile" ]; then
-            local pid i
-            pid=$(cat "$pidfile")
-            kill "$pid" 2>/dev/null || true
-            for ((i = 0; i < 50; i++)); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-            done
-            rm -f "$pidfile"
-        fi
-    done
+    stop_pidfile "$KMS_TOOLS/openbao.pid"
+    stop_pidfile "$KMS_TOOLS/openbao-tls.pid"
 }
