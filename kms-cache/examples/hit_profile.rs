@@ -1,6 +1,7 @@
 //! A fixed number of cache hits, for instruction counting: `valgrind --tool=callgrind
 //! target/release/examples/hit_profile cache 100000` minus the same with `0` iterations,
-//! divided by the iterations, is the cost of one hit (`bare` measures a bare
+//! divided by the iterations, is the cost of one hit through the `Arc<dyn KeyStore>` (`dyn`:
+//! through `&dyn KeyStore`, without kms-core's `Arc` forwarding box; `bare`: a bare
 //! `moka::future::Cache::get` of the same keys).
 
 use std::hint::black_box;
@@ -37,12 +38,18 @@ fn main() {
                     black_box(store.get(&keys[i % 100]).await.unwrap());
                 }
             }
+            "dyn" => {
+                let store: &dyn KeyStore = &*store;
+                for i in 0..iters {
+                    black_box(store.get(&keys[i % 100]).await.unwrap());
+                }
+            }
             "bare" => {
                 for i in 0..iters {
                     black_box(bare.get(&keys[i % 100]).await.unwrap());
                 }
             }
-            other => panic!("unknown mode {other}: cache or bare"),
+            other => panic!("unknown mode {other}: cache, dyn or bare"),
         }
     });
 }
