@@ -22,7 +22,7 @@ use crate::recorder::Recorder;
 /// The state shared by a [`Cached`] store and its [`CacheHandle`](crate::CacheHandle)s.
 pub(crate) struct Core {
     inner: Arc<dyn KeyStore>,
-    entries: moka::sync::Cache<KeyName, Arc<Entry>>,
+    entries: moka::sync::Cache<KeyName, Entry, foldhash::fast::RandomState>,
     /// Loads in flight, by key. The lock also orders "insert a loaded value" against
     /// "invalidate", so a load that started before a write can never re-insert the old value.
     flights: Mutex<HashMap<KeyName, Arc<Flight>>>,
@@ -33,6 +33,18 @@ pub(crate) struct Core {
     refresh_ahead: Option<f64>,
     max_stale: Option<Duration>,
     negative_ttl: Option<Duration>,
+}
+
+/// The span field a `get` records its cache outcome into (see the crate docs).
+const SPAN_FIELD: &str = "cache";
+
+/// Records `outcome` into the current span's `cache` field; a no-op when no subscriber is
+/// installed or the span does not declare the field.
+#[inline]
+fn record_outcome(outcome: &'static str) {
+    if tracing::dispatcher::has_been_set() {
+        tracing::Span::current().record(SPAN_FIELD, outcome);
+    }
 }
 
 fn eviction_cause(cause: RemovalCause, entry: &Entry) -> Option<EvictionCause> {
@@ -60,7 +72,7 @@ impl Core {
             + Duration::from_secs(1);
         let mut builder = moka::sync::Cache::builder()
             .time_to_live(backstop)
-            .eviction_listener(move |_key, entry: Arc<Entry>, cause| {
+            .eviction_listener(move |_key, entry: Entry, cause| {
                 // Never logs: keys and values stay out of the listener's output.
                 if let Some(cause) = eviction_cause(cause, &entry) {
                     listener_recorder.eviction(cause);
@@ -70,11 +82,14 @@ impl Core {
             Capacity::Entries(n) => builder.max_capacity(n),
             Capacity::Bytes(n) => builder
                 .max_capacity(n)
-                .weigher(|key: &KeyName, entry: &Arc<Entry>| entry.weight(key.as_str().len())),
+                .weigher(|key: &KeyName, entry: &Entry| entry.weight(key.as_str().len())),
         };
+        // foldhash instead of SipHash: several times cheaper on short keys, and still seeded
+        // per cache from a random per-process seed, so key collisions cannot be precomputed.
+        let entries = builder.build_with_hasher(foldhash::fast::RandomState::default());
         Arc::new(Self {
             inner,
-            entries: builder.build(),
+            entries,
             flights: Mutex::default(),
             recorder,
             ttl: config.ttl,
@@ -86,33 +101,52 @@ impl Core {
         })
     }
 
-    fn answer(entry: &Entry, key: &KeyName) -> Result<StoredSecret> {
-        match &entry.answer {
-            Answer::Found(secret) => Ok(secret.clone()),
-            Answer::Missing => Err(Error::not_found(key)),
-        }
-    }
-
     /// The read path: a fresh entry is a hit; anything else is a miss that joins or starts
     /// one load.
+    #[inline]
     async fn get(self: &Arc<Self>, key: &KeyName) -> Result<StoredSecret> {
-        let found = self.entries.get(key);
-        if let Some(entry) = &found {
-            let now = Instant::now();
-            if entry.is_fresh(now, self.tti) {
-                self.recorder.hit();
-                self.maybe_refresh_ahead(key, entry, now);
-                return Self::answer(entry, key);
+        // The hit path, synchronous: one moka lookup (its clone of the entry is the answer),
+        // one clock read, one per-thread counter.
+        let found = match self.entries.get(key) {
+            Some(entry) => {
+                let now = Instant::now();
+                if entry.is_fresh(now, self.tti) {
+                    self.recorder.hit();
+                    record_outcome("hit");
+                    if self.refresh_ahead.is_some() {
+                        self.maybe_refresh_ahead(key, &entry, now);
+                    }
+                    return match entry.answer {
+                        Answer::Found(secret) => Ok(secret),
+                        Answer::Missing => Err(Error::not_found(key)),
+                    };
+                }
+                Some(entry)
             }
-        }
+            None => None,
+        };
+        // Boxed so the hit path's future stays small.
+        Box::pin(self.get_slow(key, found)).await
+    }
+
+    /// A miss: joins or starts the load of `key`; stale-if-error may serve `found`.
+    async fn get_slow(&self, key: &KeyName, found: Option<Entry>) -> Result<StoredSecret> {
         self.recorder.miss();
         match self.load(key).await {
-            Ok(secret) => Ok(secret),
-            Err(err) => self.stale_if_error(found, err),
+            Ok(secret) => {
+                record_outcome("miss");
+                Ok(secret)
+            }
+            Err(err) => {
+                let result = self.stale_if_error(found, err);
+                // `stale_if_error` answers `Ok` only when it serves a stale value.
+                record_outcome(if result.is_ok() { "stale" } else { "miss" });
+                result
+            }
         }
     }
 
-    fn stale_if_error(&self, found: Option<Arc<Entry>>, err: Error) -> Result<StoredSecret> {
+    fn stale_if_error(&self, found: Option<Entry>, err: Error) -> Result<StoredSecret> {
         let transient = matches!(
             err.kind(),
             ErrorKind::Unavailable
@@ -138,7 +172,10 @@ impl Core {
         if now.saturating_duration_since(entry.loaded_at) < lifetime.mul_f64(fraction) {
             return;
         }
-        if entry
+        let Some(shared) = &entry.shared else {
+            return;
+        };
+        if shared
             .refreshing
             .swap(true, std::sync::atomic::Ordering::AcqRel)
         {
@@ -179,8 +216,10 @@ impl Core {
         if !flight.is_superseded()
             && let Some((answer, fresh_for)) = answer
         {
-            let entry = Entry::new(answer, now, fresh_for, self.max_stale.unwrap_or_default());
-            self.entries.insert(key.clone(), Arc::new(entry));
+            let shared = self.tti.is_some() || self.refresh_ahead.is_some();
+            let max_stale = self.max_stale.unwrap_or_default();
+            let entry = Entry::new(answer, now, fresh_for, max_stale, shared);
+            self.entries.insert(key.clone(), entry);
         }
         if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
             flights.remove(key);
