@@ -1,17 +1,18 @@
 //! [`Instrumented`]: the decorator that measures every operation, and [`MetricsLayer`].
 
 use std::fmt;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kms_core::{
-    Capabilities, KeyName, KeyPrefix, KeyStore, Layer, Operation, Result, SecretMeta, SecretValue,
-    StoredSecret, async_trait,
+    Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Layer, Operation, Result,
+    SecretMeta, SecretValue, StoredSecret, async_trait,
 };
-use tokio::time::Instant;
 use tracing::Instrument;
 use tracing::field::Empty;
 
+use crate::clock::LatencyClock;
 use crate::failure_analysis::FailureRecorder;
 use crate::families::{BackendMetrics, KmsMetrics, op_index};
 use crate::key_age::KeyAge;
@@ -75,13 +76,15 @@ impl MetricsLayer {
     /// Wraps `inner` directly.
     pub fn wrap<S: KeyStore>(&self, inner: S) -> Instrumented<S> {
         let m = self.metrics.backend(inner.backend());
+        let clock = LatencyClock::new();
         Instrumented {
             inner,
             m,
             board: self.metrics.families.health.clone(),
             audit: self.audit,
             recorder: self.recorder.clone(),
-            key_age: KeyAge::new(self.key_age_window),
+            key_age: KeyAge::new(self.key_age_window, clock.clone()),
+            clock,
         }
     }
 }
@@ -106,6 +109,9 @@ impl Layer for MetricsLayer {
 
 /// The instrumentation decorator: counters, latency histogram, backend-up and key-age gauges,
 /// a tracing span per operation, audit events. `Display` is `Instrumented(<inner>)`.
+///
+/// The `kms.get` span also declares an empty `cache` field: a cache below (kms-cache) records
+/// `"hit"`, `"miss"` or `"stale"` into it through `tracing::Span::current()`.
 pub struct Instrumented<S> {
     inner: S,
     m: BackendMetrics,
@@ -113,91 +119,135 @@ pub struct Instrumented<S> {
     audit: bool,
     recorder: Option<FailureRecorder>,
     key_age: KeyAge,
+    clock: LatencyClock,
 }
 
-fn unix_millis() -> u128 {
+pub(crate) fn unix_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Fills the outcome fields of an enabled span.
+pub(crate) fn record_span(span: &tracing::Span, error: Option<ErrorKind>, nanos: u64) {
+    span.record(
+        "outcome",
+        if error.is_none() {
+            "success"
+        } else {
+            "failure"
+        },
+    );
+    span.record("latency_us", nanos / 1_000);
+    if let Some(kind) = error {
+        span.record("error_kind", kind.as_str());
+    }
+}
+
+/// Runs `fut` between two clock reads, inside `span` only when a subscriber wants the span
+/// (a disabled span is neither cloned nor entered on every poll). Returns the result, the
+/// latency in nanoseconds, the raw end reading and the span if enabled.
+pub(crate) async fn timed<T>(
+    clock: &LatencyClock,
+    span: tracing::Span,
+    fut: impl Future<Output = T>,
+) -> (T, u64, u64, Option<tracing::Span>) {
+    if span.is_disabled() {
+        let start = clock.raw();
+        let result = fut.await;
+        let end = clock.raw();
+        (result, clock.nanos_between(start, end), end, None)
+    } else {
+        let start = clock.raw();
+        let mut fut = pin!(fut.instrument(span));
+        let result = fut.as_mut().await;
+        let end = clock.raw();
+        let span = fut.span().clone();
+        (result, clock.nanos_between(start, end), end, Some(span))
+    }
 }
 
 impl<S: KeyStore> Instrumented<S> {
+    #[inline]
     fn record<T>(
         &self,
         op: Operation,
         key: Option<&KeyName>,
         result: &Result<T>,
-        elapsed: Duration,
-        span: &tracing::Span,
+        nanos: u64,
+        span: Option<&tracing::Span>,
     ) {
-        let i = op_index(op);
-        self.m.duration[i].observe(elapsed.as_secs_f64());
-        let error = result.as_ref().err();
+        let series = &self.m.ops[op_index(op)];
+        series.duration.observe_ns(nanos);
+        let error = result.as_ref().err().map(Error::kind);
         match error {
             None => {
-                self.m.success[i].inc();
+                series.success.inc();
                 if self.m.up.get() != 1 {
-                    self.m.up.set(1);
-                    self.board.update(self.m.backend, true, None, None);
+                    self.mark_up();
+                }
+                if self.audit && matches!(op, Operation::Store | Operation::Remove) {
+                    self.audit_success(op, key);
                 }
             }
-            Some(e) => {
-                self.m.failure[i].inc();
-                self.m.error(op, e.kind());
-                if e.kind().is_backend_unhealthy() {
-                    self.m.up.set(0);
-                    self.board
-                        .update(self.m.backend, false, None, Some(e.kind()));
-                }
+            Some(kind) => {
+                series.failure.inc();
+                self.failed(op, key, kind);
             }
         }
-        if !span.is_disabled() {
-            span.record(
-                "outcome",
-                if error.is_none() {
-                    "success"
-                } else {
-                    "failure"
-                },
-            );
-            span.record("latency_us", elapsed.as_micros() as u64);
-            if let Some(e) = error {
-                span.record("error_kind", e.kind().as_str());
-            }
-        }
-        let audited = matches!(op, Operation::Store | Operation::Remove) || error.is_some();
-        if self.audit && audited {
-            let key = key.map_or("", KeyName::as_str);
-            match error {
-                None => tracing::info!(
-                    target: AUDIT_TARGET,
-                    operation = op.as_str(),
-                    key,
-                    backend = self.m.backend,
-                    outcome = "success",
-                    timestamp_ms = unix_millis() as u64,
-                    "key store audit"
-                ),
-                Some(e) => tracing::warn!(
-                    target: AUDIT_TARGET,
-                    operation = op.as_str(),
-                    key,
-                    backend = self.m.backend,
-                    outcome = "failure",
-                    error_kind = e.kind().as_str(),
-                    timestamp_ms = unix_millis() as u64,
-                    "key store audit"
-                ),
-            }
+        if let Some(span) = span {
+            record_span(span, error, nanos);
         }
         if let Some(recorder) = &self.recorder {
-            recorder.record(op, key, error.map(|e| e.kind()), elapsed);
+            recorder.record(op, key, error, Duration::from_nanos(nanos));
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn mark_up(&self) {
+        self.m.up.set(1);
+        self.board.update(self.m.backend, true, None, None);
+    }
+
+    #[inline(never)]
+    fn audit_success(&self, op: Operation, key: Option<&KeyName>) {
+        tracing::info!(
+            target: AUDIT_TARGET,
+            operation = op.as_str(),
+            key = key.map_or("", KeyName::as_str),
+            backend = self.m.backend,
+            outcome = "success",
+            timestamp_ms = unix_millis(),
+            "key store audit"
+        );
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn failed(&self, op: Operation, key: Option<&KeyName>, kind: ErrorKind) {
+        self.m.error(op, kind);
+        if kind.is_backend_unhealthy() {
+            self.m.up.set(0);
+            self.board.update(self.m.backend, false, None, Some(kind));
+        }
+        if self.audit {
+            tracing::warn!(
+                target: AUDIT_TARGET,
+                operation = op.as_str(),
+                key = key.map_or("", KeyName::as_str),
+                backend = self.m.backend,
+                outcome = "failure",
+                error_kind = kind.as_str(),
+                timestamp_ms = unix_millis(),
+                "key store audit"
+            );
         }
     }
 }
 
 macro_rules! span_for {
-    ($name:literal, $self:ident, $op:expr) => {
+    ($name:literal, $self:ident, $op:expr $(, $field:ident)*) => {
         tracing::info_span!(
             $name,
             backend = $self.m.backend,
@@ -205,6 +255,7 @@ macro_rules! span_for {
             outcome = Empty,
             error_kind = Empty,
             latency_us = Empty
+            $(, $field = Empty)*
         )
     };
 }
@@ -235,11 +286,9 @@ impl<S: KeyStore> KeyStore for Instrumented<S> {
     }
 
     async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
-        let span = span_for!("kms.get", self, "get");
-        let start = Instant::now();
-        let result = self.inner.get(key).instrument(span.clone()).await;
-        let end = Instant::now();
-        self.record(Operation::Get, Some(key), &result, end - start, &span);
+        let span = span_for!("kms.get", self, "get", cache);
+        let (result, nanos, end, span) = timed(&self.clock, span, self.inner.get(key)).await;
+        self.record(Operation::Get, Some(key), &result, nanos, span.as_ref());
         if let Ok(secret) = &result
             && let Some(created) = secret.meta.created_at
         {
@@ -249,44 +298,32 @@ impl<S: KeyStore> KeyStore for Instrumented<S> {
     }
 
     async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
-        let span = span_for!("kms.get", self, "get");
-        let start = Instant::now();
-        let result = self
-            .inner
-            .get_version(key, version)
-            .instrument(span.clone())
-            .await;
-        self.record(Operation::Get, Some(key), &result, start.elapsed(), &span);
+        let span = span_for!("kms.get", self, "get", cache);
+        let fut = self.inner.get_version(key, version);
+        let (result, nanos, _, span) = timed(&self.clock, span, fut).await;
+        self.record(Operation::Get, Some(key), &result, nanos, span.as_ref());
         result
     }
 
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
         let span = span_for!("kms.store", self, "store");
-        let start = Instant::now();
-        let result = self.inner.store(key, value).instrument(span.clone()).await;
-        self.record(Operation::Store, Some(key), &result, start.elapsed(), &span);
+        let fut = self.inner.store(key, value);
+        let (result, nanos, _, span) = timed(&self.clock, span, fut).await;
+        self.record(Operation::Store, Some(key), &result, nanos, span.as_ref());
         result
     }
 
     async fn remove(&self, key: &KeyName) -> Result<()> {
         let span = span_for!("kms.remove", self, "remove");
-        let start = Instant::now();
-        let result = self.inner.remove(key).instrument(span.clone()).await;
-        self.record(
-            Operation::Remove,
-            Some(key),
-            &result,
-            start.elapsed(),
-            &span,
-        );
+        let (result, nanos, _, span) = timed(&self.clock, span, self.inner.remove(key)).await;
+        self.record(Operation::Remove, Some(key), &result, nanos, span.as_ref());
         result
     }
 
     async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
         let span = span_for!("kms.list", self, "list");
-        let start = Instant::now();
-        let result = self.inner.list(prefix).instrument(span.clone()).await;
-        self.record(Operation::List, None, &result, start.elapsed(), &span);
+        let (result, nanos, _, span) = timed(&self.clock, span, self.inner.list(prefix)).await;
+        self.record(Operation::List, None, &result, nanos, span.as_ref());
         result
     }
 
