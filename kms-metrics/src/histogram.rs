@@ -118,7 +118,10 @@ mod tests {
         assert_eq!(h.count(), 3);
         assert!(text.contains("d_seconds_count 3\n"), "{text}");
         assert!(text.contains("d_seconds_sum 20.000100001\n"), "{text}");
-        assert!(text.contains("d_seconds_bucket{le=\"0.00005\"} 1\n"), "{text}");
+        assert!(
+            text.contains("d_seconds_bucket{le=\"0.00005\"} 1\n"),
+            "{text}"
+        );
         assert!(
             text.contains("d_seconds_bucket{le=\"0.0001\"} 2\n"),
             "{text}"
