@@ -132,11 +132,11 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
 impl KeyStore for DynStore {
     fn backend(&self) -> &'static str {
-        self.0.backend()
+        (*self.0).backend()
     }
 
     fn capabilities(&self) -> Capabilities {
-        self.0.capabilities()
+        (*self.0).capabilities()
     }
 
     fn get<'s, 'k, 'f>(&'s self, key: &'k KeyName) -> BoxFuture<'f, StoredSecret>
@@ -145,7 +145,7 @@ impl KeyStore for DynStore {
         'k: 'f,
         Self: 'f,
     {
-        self.0.get(key)
+        (*self.0).get(key)
     }
 
     fn get_version<'s, 'k, 'v, 'f>(
@@ -159,7 +159,7 @@ impl KeyStore for DynStore {
         'v: 'f,
         Self: 'f,
     {
-        self.0.get_version(key, version)
+        (*self.0).get_version(key, version)
     }
 
     fn store<'s, 'k, 'f>(
@@ -172,7 +172,7 @@ impl KeyStore for DynStore {
         'k: 'f,
         Self: 'f,
     {
-        self.0.store(key, value)
+        (*self.0).store(key, value)
     }
 
     fn remove<'s, 'k, 'f>(&'s self, key: &'k KeyName) -> BoxFuture<'f, ()>
@@ -181,7 +181,7 @@ impl KeyStore for DynStore {
         'k: 'f,
         Self: 'f,
     {
-        self.0.remove(key)
+        (*self.0).remove(key)
     }
 
     fn list<'s, 'p, 'f>(&'s self, prefix: &'p KeyPrefix) -> BoxFuture<'f, Vec<KeyName>>
@@ -190,7 +190,7 @@ impl KeyStore for DynStore {
         'p: 'f,
         Self: 'f,
     {
-        self.0.list(prefix)
+        (*self.0).list(prefix)
     }
 
     fn health<'s, 'f>(&'s self) -> BoxFuture<'f, ()>
@@ -198,7 +198,7 @@ impl KeyStore for DynStore {
         's: 'f,
         Self: 'f,
     {
-        self.0.health()
+        (*self.0).health()
     }
 }
 
