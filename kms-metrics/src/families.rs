@@ -15,6 +15,7 @@ use crate::histogram::LatencyHistogram;
 use crate::instrumented::MetricsLayer;
 use crate::labels::{BackendLabels, DurationLabels, ErrorLabels, OperationLabels};
 use crate::provider::InstrumentedProvider;
+use crate::sharded::ShardedCounter;
 
 /// The default metric name prefix.
 pub const DEFAULT_PREFIX: &str = "kms";
@@ -46,7 +47,7 @@ pub(crate) fn crypto_index(op: CryptoOperation) -> usize {
 }
 
 pub(crate) struct Families {
-    operations: Family<OperationLabels, Counter>,
+    operations: Family<OperationLabels, ShardedCounter>,
     errors: Family<ErrorLabels, Counter>,
     duration: Family<DurationLabels, LatencyHistogram>,
     cache_hits: Family<BackendLabels, Counter>,
@@ -269,9 +270,23 @@ impl std::fmt::Debug for KmsMetrics {
 
 /// The pre-resolved series of one `(operation, backend)` pair.
 pub(crate) struct OpSeries {
-    pub success: Counter,
-    pub failure: Counter,
+    pub success: ShardedCounter,
+    pub failure: ShardedCounter,
     pub duration: LatencyHistogram,
+}
+
+impl OpSeries {
+    /// Counts one call of `nanos` in this thread's slots.
+    #[inline]
+    pub(crate) fn observe(&self, ok: bool, nanos: u64) {
+        let shard = crate::sharded::shard();
+        self.duration.observe_ns_in(shard, nanos);
+        if ok {
+            self.success.inc_in(shard);
+        } else {
+            self.failure.inc_in(shard);
+        }
+    }
 }
 
 /// One backend's pre-resolved series: the hot path increments atomics, never looks up labels.

@@ -6,7 +6,8 @@
 //! the first thing to contend. This one keeps a fixed array of atomic bucket counters and the
 //! sum in integer nanoseconds: an observation is a short scan of constant bounds and two
 //! relaxed `fetch_add`s, never a lock. The count is the sum of the buckets, computed at scrape
-//! time, so `_count` always equals the `+Inf` bucket.
+//! time, so `_count` always equals the `+Inf` bucket. The counters are sharded per thread
+//! ([`crate::sharded`]) so that concurrent observations do not share a cache line.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -15,6 +16,7 @@ use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
 use crate::buckets::DURATION_BUCKETS;
+use crate::sharded::{Padded, SHARDS};
 
 const N: usize = DURATION_BUCKETS.len();
 
@@ -30,36 +32,48 @@ const BOUNDS_NS: [u64; N] = {
     out
 };
 
+/// One thread slot: the sum first, so that it shares a line with the first buckets.
 #[derive(Default)]
-struct Inner {
+struct Slot {
+    sum_ns: AtomicU64,
     /// Non-cumulative counts; the last is `+Inf`.
     buckets: [AtomicU64; N + 1],
-    sum_ns: AtomicU64,
 }
 
 /// A histogram of durations over [`DURATION_BUCKETS`]; cloning shares the series.
 #[derive(Clone, Default)]
 pub(crate) struct LatencyHistogram {
-    inner: Arc<Inner>,
+    slots: Arc<[Padded<Slot>; SHARDS]>,
 }
 
 impl LatencyHistogram {
-    /// Records one duration, in nanoseconds.
+    /// Records one duration, in nanoseconds, in slot `shard`.
     #[inline]
-    pub(crate) fn observe_ns(&self, ns: u64) {
+    pub(crate) fn observe_ns_in(&self, shard: usize, ns: u64) {
         // Most observations land in the first buckets: a forward scan beats a binary search.
         let mut i = 0;
         while i < N && ns > BOUNDS_NS[i] {
             i += 1;
         }
-        self.inner.buckets[i].fetch_add(1, Relaxed);
-        self.inner.sum_ns.fetch_add(ns, Relaxed);
+        let slot = &self.slots[shard].0;
+        slot.buckets[i].fetch_add(1, Relaxed);
+        slot.sum_ns.fetch_add(ns, Relaxed);
+    }
+
+    /// Records one duration, in nanoseconds, in this thread's slot.
+    #[cfg(test)]
+    pub(crate) fn observe_ns(&self, ns: u64) {
+        self.observe_ns_in(crate::sharded::shard(), ns);
     }
 
     /// Observations so far.
     #[cfg(test)]
     pub(crate) fn count(&self) -> u64 {
-        self.inner.buckets.iter().map(|b| b.load(Relaxed)).sum()
+        self.slots
+            .iter()
+            .flat_map(|s| &s.0.buckets)
+            .map(|b| b.load(Relaxed))
+            .sum()
     }
 }
 
@@ -76,14 +90,19 @@ impl TypedMetric for LatencyHistogram {
 impl EncodeMetric for LatencyHistogram {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
         let mut buckets = [(f64::INFINITY, 0u64); N + 1];
-        for (i, slot) in buckets.iter_mut().enumerate() {
+        for (i, bucket) in buckets.iter_mut().enumerate() {
             if i < N {
-                slot.0 = DURATION_BUCKETS[i];
+                bucket.0 = DURATION_BUCKETS[i];
             }
-            slot.1 = self.inner.buckets[i].load(Relaxed);
+            bucket.1 = self
+                .slots
+                .iter()
+                .map(|s| s.0.buckets[i].load(Relaxed))
+                .sum();
         }
         let count = buckets.iter().map(|b| b.1).sum();
-        let sum = self.inner.sum_ns.load(Relaxed) as f64 / 1e9;
+        let sum_ns: u64 = self.slots.iter().map(|s| s.0.sum_ns.load(Relaxed)).sum();
+        let sum = sum_ns as f64 / 1e9;
         encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }
 

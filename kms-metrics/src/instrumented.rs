@@ -273,11 +273,10 @@ impl<S: KeyStore> Instrumented<S> {
         span: Option<&tracing::Span>,
     ) {
         let series = &self.m.ops[op_index(op)];
-        series.duration.observe_ns(nanos);
         let error = result.as_ref().err().map(Error::kind);
+        series.observe(error.is_none(), nanos);
         match error {
             None => {
-                series.success.inc();
                 if self.m.up.get() != 1 {
                     self.mark_up();
                 }
@@ -286,7 +285,6 @@ impl<S: KeyStore> Instrumented<S> {
                 }
             }
             Some(kind) => {
-                series.failure.inc();
                 self.failed(op, key, kind);
             }
         }

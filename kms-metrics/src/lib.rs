@@ -12,6 +12,7 @@ mod instrumented;
 mod key_age;
 mod labels;
 mod provider;
+mod sharded;
 
 pub use buckets::DURATION_BUCKETS;
 pub use failure_analysis::{

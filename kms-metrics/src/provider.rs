@@ -68,16 +68,10 @@ impl<P: CryptoProvider> InstrumentedProvider<P> {
         span: Option<&tracing::Span>,
     ) {
         let series = &self.m.ops[crypto_index(op)];
-        series.duration.observe_ns(nanos);
         let error = result.as_ref().err().map(Error::kind);
-        match error {
-            None => {
-                series.success.inc();
-            }
-            Some(kind) => {
-                series.failure.inc();
-                self.failed(op, kind);
-            }
+        series.observe(error.is_none(), nanos);
+        if let Some(kind) = error {
+            self.failed(op, kind);
         }
         if let Some(span) = span {
             record_span(span, error, nanos);
