@@ -3,11 +3,12 @@
 use std::fmt;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kms_core::{
     Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Layer, Operation, Result,
-    SecretMeta, SecretValue, StoredSecret, async_trait,
+    SecretMeta, SecretValue, StoredSecret,
 };
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -368,7 +369,99 @@ impl<S: KeyStore> fmt::Debug for Instrumented<S> {
     }
 }
 
-#[async_trait]
+/// A finished call's value, as far as the key-age gauge cares.
+trait Created {
+    fn created(&self) -> Option<SystemTime> {
+        None
+    }
+}
+
+impl Created for StoredSecret {
+    fn created(&self) -> Option<SystemTime> {
+        self.meta.created_at
+    }
+}
+impl Created for SecretMeta {}
+impl Created for () {}
+impl Created for Vec<KeyName> {}
+
+/// The future of one instrumented call: the inner store's boxed future, polled inside the
+/// span when a subscriber wants it, and the metrics recorded when it completes.
+///
+/// Written by hand rather than as an `async` block: the inner future is already a
+/// `Pin<Box<dyn Future>>` (so this is `Unpin` and needs no pin projection), and the outcome is
+/// recorded straight from `poll`, without moving the result through the intermediate states
+/// of a generated state machine. The start time is read when the call is made.
+struct Measured<'a, S, T> {
+    this: &'a Instrumented<S>,
+    op: Operation,
+    key: Option<&'a KeyName>,
+    /// Whether a successful result feeds the key-age gauge (`get` does, `get_version` not).
+    key_age: bool,
+    start: u64,
+    /// `Some` only when a subscriber is interested.
+    span: Option<tracing::Span>,
+    inner: BoxFuture<'a, T>,
+}
+
+impl<'a, S: KeyStore, T: Created> Measured<'a, S, T> {
+    #[inline]
+    fn new(
+        this: &'a Instrumented<S>,
+        op: Operation,
+        key: Option<&'a KeyName>,
+        span: tracing::Span,
+        inner: impl FnOnce() -> BoxFuture<'a, T>,
+    ) -> Self {
+        let span = (!span.is_disabled()).then_some(span);
+        // The inner call may do work before returning its future: create it inside the span
+        // and after the first clock read.
+        let start = this.clock.raw();
+        let inner = match &span {
+            None => inner(),
+            Some(span) => span.in_scope(inner),
+        };
+        Self {
+            this,
+            op,
+            key,
+            key_age: false,
+            start,
+            span,
+            inner,
+        }
+    }
+}
+
+impl<S: KeyStore, T: Created> Future for Measured<'_, S, T> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let call = &mut *self;
+        let result = match &call.span {
+            None => ready!(call.inner.as_mut().poll(cx)),
+            Some(span) => {
+                let _entered = span.enter();
+                ready!(call.inner.as_mut().poll(cx))
+            }
+        };
+        let this = call.this;
+        let end = this.clock.raw();
+        let nanos = this.clock.nanos_between(call.start, end);
+        this.record(call.op, call.key, &result, nanos, call.span.as_ref());
+        if call.key_age
+            && let Ok(value) = &result
+            && let Some(created) = value.created()
+        {
+            this.key_age.observe(created, end, &this.m.key_age);
+        }
+        Poll::Ready(result)
+    }
+}
+
+// The data methods are written in the form `#[async_trait]` expands to, returning a boxed
+// `Measured`: one allocation per call, the same as an `async fn` under `#[async_trait]`, and
+// nothing else.
 impl<S: KeyStore> KeyStore for Instrumented<S> {
     fn backend(&self) -> &'static str {
         self.inner.backend()
@@ -378,57 +471,100 @@ impl<S: KeyStore> KeyStore for Instrumented<S> {
         self.inner.capabilities()
     }
 
-    async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
+    fn get<'s, 'k, 'f>(&'s self, key: &'k KeyName) -> BoxFuture<'f, StoredSecret>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
         let span = span_for!("kms.get", self, "get", cache);
-        let (result, nanos, end, span) = timed(&self.clock, span, self.inner.get(key)).await;
-        self.record(Operation::Get, Some(key), &result, nanos, span.as_ref());
-        if let Ok(secret) = &result
-            && let Some(created) = secret.meta.created_at
-        {
-            self.key_age.observe(created, end, &self.m.key_age);
-        }
-        result
+        let mut call = Measured::new(self, Operation::Get, Some(key), span, || {
+            self.inner.get(key)
+        });
+        call.key_age = true;
+        Box::pin(call)
     }
 
-    async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
+    fn get_version<'s, 'k, 'v, 'f>(
+        &'s self,
+        key: &'k KeyName,
+        version: &'v str,
+    ) -> BoxFuture<'f, StoredSecret>
+    where
+        's: 'f,
+        'k: 'f,
+        'v: 'f,
+        Self: 'f,
+    {
         let span = span_for!("kms.get", self, "get", cache);
-        let fut = self.inner.get_version(key, version);
-        let (result, nanos, _, span) = timed(&self.clock, span, fut).await;
-        self.record(Operation::Get, Some(key), &result, nanos, span.as_ref());
-        result
+        Box::pin(Measured::new(self, Operation::Get, Some(key), span, || {
+            self.inner.get_version(key, version)
+        }))
     }
 
-    async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
+    fn store<'s, 'k, 'f>(
+        &'s self,
+        key: &'k KeyName,
+        value: SecretValue,
+    ) -> BoxFuture<'f, SecretMeta>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
         let span = span_for!("kms.store", self, "store");
-        let fut = self.inner.store(key, value);
-        let (result, nanos, _, span) = timed(&self.clock, span, fut).await;
-        self.record(Operation::Store, Some(key), &result, nanos, span.as_ref());
-        result
+        Box::pin(Measured::new(
+            self,
+            Operation::Store,
+            Some(key),
+            span,
+            || self.inner.store(key, value),
+        ))
     }
 
-    async fn remove(&self, key: &KeyName) -> Result<()> {
+    fn remove<'s, 'k, 'f>(&'s self, key: &'k KeyName) -> BoxFuture<'f, ()>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
         let span = span_for!("kms.remove", self, "remove");
-        let (result, nanos, _, span) = timed(&self.clock, span, self.inner.remove(key)).await;
-        self.record(Operation::Remove, Some(key), &result, nanos, span.as_ref());
-        result
+        Box::pin(Measured::new(
+            self,
+            Operation::Remove,
+            Some(key),
+            span,
+            || self.inner.remove(key),
+        ))
     }
 
-    async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
+    fn list<'s, 'p, 'f>(&'s self, prefix: &'p KeyPrefix) -> BoxFuture<'f, Vec<KeyName>>
+    where
+        's: 'f,
+        'p: 'f,
+        Self: 'f,
+    {
         let span = span_for!("kms.list", self, "list");
-        let (result, nanos, _, span) = timed(&self.clock, span, self.inner.list(prefix)).await;
-        self.record(Operation::List, None, &result, nanos, span.as_ref());
-        result
+        Box::pin(Measured::new(self, Operation::List, None, span, || {
+            self.inner.list(prefix)
+        }))
     }
 
-    async fn health(&self) -> Result<()> {
-        let result = self.inner.health().await;
-        self.m.up.set(i64::from(result.is_ok()));
-        self.board.update(
-            self.m.backend,
-            result.is_ok(),
-            None,
-            result.as_ref().err().map(|e| e.kind()),
-        );
-        result
+    fn health<'s, 'f>(&'s self) -> BoxFuture<'f, ()>
+    where
+        's: 'f,
+        Self: 'f,
+    {
+        Box::pin(async move {
+            let result = self.inner.health().await;
+            self.m.up.set(i64::from(result.is_ok()));
+            self.board.update(
+                self.m.backend,
+                result.is_ok(),
+                None,
+                result.as_ref().err().map(|e| e.kind()),
+            );
+            result
+        })
     }
 }
