@@ -51,11 +51,14 @@ impl KeyStore for MarksHits {
     }
 }
 
-/// Every span's name and the fields recorded into it (at creation or later).
-#[derive(Clone, Default)]
-struct Spans(Arc<Mutex<HashMap<u64, (&'static str, Vec<(String, String)>)>>>);
+/// Field name and value, as recorded.
+type Fieldset = Vec<(String, String)>;
 
-struct Fields<'a>(&'a mut Vec<(String, String)>);
+/// Every span's name and the fields recorded into it (at creation or later), by span id.
+#[derive(Clone, Default)]
+struct Spans(Arc<Mutex<HashMap<u64, (&'static str, Fieldset)>>>);
+
+struct Fields<'a>(&'a mut Fieldset);
 
 impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
@@ -83,7 +86,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Spans {
 }
 
 impl Spans {
-    fn named(&self, name: &str) -> Vec<Vec<(String, String)>> {
+    fn named(&self, name: &str) -> Vec<Fieldset> {
         let mut spans: Vec<_> = self
             .0
             .lock()
