@@ -1,7 +1,11 @@
-//! Instrumented vs bare `get`, over `MemoryStore` and over the cache, single task.
+//! Instrumented vs bare `get`, over `MemoryStore` and over the cache: one task (`get/...`), and
+//! two OS threads, each with its own current-thread runtime, reading the same store at once
+//! (`get_2threads/...`: time per `get` in each thread; flat against `get/...` means the
+//! shared series do not contend).
 
 use std::hint::black_box;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kms_cache::CacheLayer;
@@ -72,5 +76,53 @@ fn get(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, get);
+fn get_two_threads(c: &mut Criterion) {
+    let keys: Vec<KeyName> = (0..KEYS)
+        .map(|i| KeyName::new(format!("bench/key-{i:03}")).unwrap())
+        .collect();
+    let mut g = c.benchmark_group("get_2threads");
+    for (name, store) in stores() {
+        rt().block_on(async {
+            for k in &keys {
+                store
+                    .store(k, SecretValue::from(vec![7u8; 64]))
+                    .await
+                    .unwrap();
+                store.get(k).await.unwrap();
+            }
+        });
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let barrier = Barrier::new(2);
+                std::thread::scope(|s| {
+                    let threads: Vec<_> = (0..2)
+                        .map(|t| {
+                            let (store, keys, barrier) = (&store, &keys, &barrier);
+                            s.spawn(move || {
+                                let rt = rt();
+                                barrier.wait();
+                                let start = Instant::now();
+                                rt.block_on(async {
+                                    for i in 0..iters as usize {
+                                        let key = &keys[(i + t * KEYS / 2) % KEYS];
+                                        black_box(store.get(key).await.unwrap());
+                                    }
+                                });
+                                start.elapsed()
+                            })
+                        })
+                        .collect();
+                    threads
+                        .into_iter()
+                        .map(|t| t.join().unwrap())
+                        .max()
+                        .unwrap_or(Duration::ZERO)
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, get, get_two_threads);
 criterion_main!(benches);

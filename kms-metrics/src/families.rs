@@ -3,25 +3,22 @@
 use std::sync::Arc;
 
 use kms_cache::CacheObserver;
-use kms_core::{CircuitState, ErrorKind, Operation};
+use kms_core::{CircuitState, CryptoOperation, CryptoProvider, ErrorKind, Operation};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::buckets::DURATION_BUCKETS;
 use crate::cache_observer::CacheMetrics;
 use crate::health::{HealthBoard, HealthReport};
+use crate::histogram::LatencyHistogram;
 use crate::instrumented::MetricsLayer;
 use crate::labels::{BackendLabels, DurationLabels, ErrorLabels, OperationLabels};
+use crate::provider::InstrumentedProvider;
+use crate::sharded::ShardedCounter;
 
 /// The default metric name prefix.
 pub const DEFAULT_PREFIX: &str = "kms";
-
-fn duration_histogram() -> Histogram {
-    Histogram::new(DURATION_BUCKETS)
-}
 
 /// The operations that carry the `operation` label (health has its own gauge).
 pub(crate) const OPERATIONS: [Operation; 4] = [
@@ -40,10 +37,19 @@ pub(crate) fn op_index(op: Operation) -> usize {
     }
 }
 
+/// The index of a provider operation in [`ProviderMetrics::ops`].
+pub(crate) fn crypto_index(op: CryptoOperation) -> usize {
+    match op {
+        CryptoOperation::Encrypt => 0,
+        CryptoOperation::Decrypt => 1,
+        _ => 2,
+    }
+}
+
 pub(crate) struct Families {
-    operations: Family<OperationLabels, Counter>,
+    operations: Family<OperationLabels, ShardedCounter>,
     errors: Family<ErrorLabels, Counter>,
-    duration: Family<DurationLabels, Histogram, fn() -> Histogram>,
+    duration: Family<DurationLabels, LatencyHistogram>,
     cache_hits: Family<BackendLabels, Counter>,
     cache_misses: Family<BackendLabels, Counter>,
     cache_size: Family<BackendLabels, Gauge>,
@@ -67,6 +73,10 @@ pub(crate) struct Families {
 /// | `<p>_circuit_breaker_state` | gauge | `backend` (0 closed, 1 open, 2 half-open) |
 /// | `<p>_key_age_seconds` | gauge | `backend` |
 ///
+/// The first three also count the calls of a [`CryptoProvider`] wrapped by
+/// [`instrument_provider`](Self::instrument_provider), with `operation` = `encrypt`,
+/// `decrypt` or `generate_data_key` and `backend` = the provider's label.
+///
 /// No label ever holds a key name or a value. Cloning is cheap (one `Arc`).
 #[derive(Clone)]
 pub struct KmsMetrics {
@@ -84,7 +94,7 @@ impl KmsMetrics {
         let families = Families {
             operations: Family::default(),
             errors: Family::default(),
-            duration: Family::new_with_constructor(duration_histogram),
+            duration: Family::default(),
             cache_hits: Family::default(),
             cache_misses: Family::default(),
             cache_size: Family::default(),
@@ -144,31 +154,54 @@ impl KmsMetrics {
         }
     }
 
-    /// The pre-resolved handles of one backend's series (built once per decorated store).
-    pub(crate) fn backend(&self, backend: &'static str) -> BackendMetrics {
+    /// The pre-resolved counters and histogram of one `(operation, backend)` pair.
+    fn series(&self, operation: &'static str, backend: &'static str) -> OpSeries {
         let f = &self.families;
-        let op = |operation: Operation, status| {
+        let count = |status| {
             f.operations.get_or_create_owned(&OperationLabels {
-                operation: operation.as_str(),
+                operation,
                 backend,
                 status,
             })
         };
+        OpSeries {
+            success: count("success"),
+            failure: count("failure"),
+            duration: f
+                .duration
+                .get_or_create_owned(&DurationLabels { operation, backend }),
+        }
+    }
+
+    /// The pre-resolved handles of one backend's series (built once per decorated store).
+    pub(crate) fn backend(&self, backend: &'static str) -> BackendMetrics {
         let b = BackendLabels { backend };
         BackendMetrics {
             backend,
-            success: OPERATIONS.map(|o| op(o, "success")),
-            failure: OPERATIONS.map(|o| op(o, "failure")),
-            duration: OPERATIONS.map(|o| {
-                f.duration.get_or_create_owned(&DurationLabels {
-                    operation: o.as_str(),
-                    backend,
-                })
-            }),
-            up: f.backend_up.get_or_create_owned(&b),
-            key_age: f.key_age.get_or_create_owned(&b),
+            ops: OPERATIONS.map(|o| self.series(o.as_str(), backend)),
+            up: self.families.backend_up.get_or_create_owned(&b),
+            key_age: self.families.key_age.get_or_create_owned(&b),
             families: self.families.clone(),
         }
+    }
+
+    /// The pre-resolved handles of one provider's series (built once per wrapped provider).
+    pub(crate) fn provider(&self, provider: &'static str) -> ProviderMetrics {
+        ProviderMetrics {
+            provider,
+            ops: CryptoOperation::ALL.map(|o| self.series(o.as_str(), provider)),
+            families: self.families.clone(),
+        }
+    }
+
+    /// Wraps a [`CryptoProvider`] (AWS KMS, Vault Transit, `LocalKeyProvider`, ...) so that
+    /// every `encrypt`, `decrypt` and `generate_data_key` is counted in
+    /// `<p>_key_operations_total`, `<p>_key_operation_errors_total` and
+    /// `<p>_key_operation_duration_seconds` with `backend` = [`CryptoProvider::provider`], gets
+    /// a `kms.<operation>` span and, on failure, an audit event. The result is itself a
+    /// `CryptoProvider`: hand it to the envelope decorator in place of the bare provider.
+    pub fn instrument_provider<P: CryptoProvider>(&self, provider: P) -> InstrumentedProvider<P> {
+        InstrumentedProvider::new(self, provider)
     }
 
     /// A [`CacheObserver`] feeding `<p>_key_cache_hits_total`, `<p>_key_cache_misses_total` and
@@ -235,12 +268,32 @@ impl std::fmt::Debug for KmsMetrics {
     }
 }
 
+/// The pre-resolved series of one `(operation, backend)` pair.
+pub(crate) struct OpSeries {
+    pub success: ShardedCounter,
+    pub failure: ShardedCounter,
+    pub duration: LatencyHistogram,
+}
+
+impl OpSeries {
+    /// Counts one call of `nanos` in this thread's slots.
+    #[inline]
+    pub(crate) fn observe(&self, ok: bool, nanos: u64) {
+        let shard = crate::sharded::shard();
+        self.duration.observe_ns_in(shard, nanos);
+        if ok {
+            self.success.inc_in(shard);
+        } else {
+            self.failure.inc_in(shard);
+        }
+    }
+}
+
 /// One backend's pre-resolved series: the hot path increments atomics, never looks up labels.
 pub(crate) struct BackendMetrics {
     pub backend: &'static str,
-    pub success: [Counter; 4],
-    pub failure: [Counter; 4],
-    pub duration: [Histogram; 4],
+    /// Indexed by [`op_index`].
+    pub ops: [OpSeries; 4],
     pub up: Gauge,
     pub key_age: Gauge,
     families: Arc<Families>,
@@ -249,13 +302,37 @@ pub(crate) struct BackendMetrics {
 impl BackendMetrics {
     /// Counts a failure by kind (the failure path may look up its label set).
     pub(crate) fn error(&self, op: Operation, kind: ErrorKind) {
-        self.families
-            .errors
-            .get_or_create(&ErrorLabels {
-                operation: op.as_str(),
-                backend: self.backend,
-                kind: kind.as_str(),
-            })
-            .inc();
+        count_error(&self.families, op.as_str(), self.backend, kind);
     }
+}
+
+/// One provider's pre-resolved series.
+pub(crate) struct ProviderMetrics {
+    pub provider: &'static str,
+    /// Indexed by [`crypto_index`].
+    pub ops: [OpSeries; 3],
+    families: Arc<Families>,
+}
+
+impl ProviderMetrics {
+    /// Counts a failure by kind (the failure path may look up its label set).
+    pub(crate) fn error(&self, op: CryptoOperation, kind: ErrorKind) {
+        count_error(&self.families, op.as_str(), self.provider, kind);
+    }
+}
+
+fn count_error(
+    families: &Families,
+    operation: &'static str,
+    backend: &'static str,
+    kind: ErrorKind,
+) {
+    families
+        .errors
+        .get_or_create(&ErrorLabels {
+            operation,
+            backend,
+            kind: kind.as_str(),
+        })
+        .inc();
 }

@@ -3,12 +3,16 @@
 
 mod buckets;
 mod cache_observer;
+mod clock;
 mod failure_analysis;
 mod families;
 mod health;
+mod histogram;
 mod instrumented;
 mod key_age;
 mod labels;
+mod provider;
+mod sharded;
 
 pub use buckets::DURATION_BUCKETS;
 pub use failure_analysis::{
@@ -20,3 +24,4 @@ pub use health::{BackendHealth, HealthReport, HealthStatus};
 pub use instrumented::{AUDIT_TARGET, Instrumented, MetricsLayer};
 /// Re-exported so services need no direct dependency to build and encode a registry.
 pub use prometheus_client;
+pub use provider::InstrumentedProvider;

@@ -1,0 +1,219 @@
+//! `InstrumentedProvider`: what a wrapped `CryptoProvider` exports, checked on the encoded text a
+//! Prometheus scrape reads, and what its audit events and spans say.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use kms_core::{
+    CryptoProvider, DataKey, EncryptionContext, Error, ErrorKind, LocalKeyProvider, Result,
+    SecretValue, async_trait,
+};
+use kms_metrics::prometheus_client::encoding::text::encode;
+use kms_metrics::prometheus_client::registry::Registry;
+use kms_metrics::{AUDIT_TARGET, KmsMetrics};
+
+fn scrape(registry: &Registry) -> String {
+    let mut text = String::new();
+    encode(&mut text, registry).unwrap();
+    text
+}
+
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+}
+
+fn ops(text: &str, backend: &str, op: &str, status: &str) -> f64 {
+    value(
+        text,
+        &format!(
+            r#"kms_key_operations_total{{operation="{op}",backend="{backend}",status="{status}"}}"#
+        ),
+    )
+}
+
+fn errors(text: &str, backend: &str, op: &str, kind: &str) -> f64 {
+    value(
+        text,
+        &format!(
+            r#"kms_key_operation_errors_total{{operation="{op}",backend="{backend}",kind="{kind}"}}"#
+        ),
+    )
+}
+
+fn context() -> EncryptionContext {
+    EncryptionContext::new().with("tenant", "acme-corp-tenant")
+}
+
+#[tokio::test]
+async fn local_provider_calls_are_counted_by_operation_and_outcome() {
+    let mut registry = Registry::default();
+    let metrics = KmsMetrics::register(&mut registry);
+    let provider = metrics.instrument_provider(LocalKeyProvider::generate());
+    assert_eq!(provider.provider(), "local");
+    assert_eq!(provider.to_string(), "Instrumented(LocalKeyProvider)");
+
+    let ctx = context();
+    let sealed = provider
+        .encrypt(&SecretValue::from("plain-TOPSECRET"), &ctx)
+        .await
+        .unwrap();
+    let opened = provider.decrypt(&sealed, &ctx).await.unwrap();
+    assert_eq!(opened.expose_secret(), b"plain-TOPSECRET");
+    let key = provider.generate_data_key(&ctx).await.unwrap();
+    provider.decrypt(&key.ciphertext, &ctx).await.unwrap();
+    // Another context: the ciphertext does not decrypt.
+    let err = provider
+        .decrypt(&sealed, &EncryptionContext::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData);
+    assert_eq!(
+        provider.inner().calls(kms_core::CryptoOperation::Decrypt),
+        3
+    );
+
+    let text = scrape(&registry);
+    assert_eq!(ops(&text, "local", "encrypt", "success"), 1.0);
+    assert_eq!(ops(&text, "local", "encrypt", "failure"), 0.0);
+    assert_eq!(ops(&text, "local", "decrypt", "success"), 2.0);
+    assert_eq!(ops(&text, "local", "decrypt", "failure"), 1.0);
+    assert_eq!(ops(&text, "local", "generate_data_key", "success"), 1.0);
+    assert_eq!(errors(&text, "local", "decrypt", "invalid_data"), 1.0);
+    assert_eq!(
+        value(
+            &text,
+            r#"kms_key_operation_duration_seconds_count{operation="decrypt",backend="local"}"#
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"kms_key_operation_duration_seconds_count{operation="generate_data_key",backend="local"}"#
+        ),
+        1.0
+    );
+    assert!(
+        !text.contains("acme") && !text.contains("TOPSECRET"),
+        "no context, no plaintext in labels:\n{text}"
+    );
+}
+
+/// A provider whose every call fails with the kind it is given.
+#[derive(Debug)]
+struct Failing(ErrorKind);
+
+impl std::fmt::Display for Failing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Failing")
+    }
+}
+
+#[async_trait]
+impl CryptoProvider for Failing {
+    fn provider(&self) -> &'static str {
+        "failing_kms"
+    }
+    async fn encrypt(&self, _: &SecretValue, _: &EncryptionContext) -> Result<Vec<u8>> {
+        Err(Error::new(self.0, "encrypt failed"))
+    }
+    async fn decrypt(&self, _: &[u8], _: &EncryptionContext) -> Result<SecretValue> {
+        Err(Error::new(self.0, "decrypt failed"))
+    }
+    async fn generate_data_key(&self, _: &EncryptionContext) -> Result<DataKey> {
+        Err(Error::new(self.0, "generate_data_key failed"))
+    }
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn failures_are_counted_by_kind_and_audited_without_secrets() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut registry = Registry::default();
+    let metrics = KmsMetrics::register(&mut registry);
+    let unavailable = metrics.instrument_provider(Failing(ErrorKind::Unavailable));
+    let denied = metrics.instrument_provider(Arc::new(Failing(ErrorKind::PermissionDenied)));
+    let ctx = context();
+    let ciphertext = b"CIPHERTEXT-BYTES".to_vec();
+
+    for _ in 0..2 {
+        assert!(
+            unavailable
+                .encrypt(&SecretValue::from("plain-TOPSECRET"), &ctx)
+                .await
+                .is_err()
+        );
+    }
+    assert!(unavailable.generate_data_key(&ctx).await.is_err());
+    assert!(denied.decrypt(&ciphertext, &ctx).await.is_err());
+
+    let text = scrape(&registry);
+    assert_eq!(ops(&text, "failing_kms", "encrypt", "failure"), 2.0);
+    assert_eq!(ops(&text, "failing_kms", "encrypt", "success"), 0.0);
+    assert_eq!(
+        ops(&text, "failing_kms", "generate_data_key", "failure"),
+        1.0
+    );
+    assert_eq!(ops(&text, "failing_kms", "decrypt", "failure"), 1.0);
+    assert_eq!(errors(&text, "failing_kms", "encrypt", "unavailable"), 2.0);
+    assert_eq!(
+        errors(&text, "failing_kms", "generate_data_key", "unavailable"),
+        1.0
+    );
+    assert_eq!(
+        errors(&text, "failing_kms", "decrypt", "permission_denied"),
+        1.0
+    );
+
+    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let audit: Vec<&str> = out.lines().filter(|l| l.contains(AUDIT_TARGET)).collect();
+    assert_eq!(audit.len(), 4, "one audit event per failure:\n{out}");
+    assert!(
+        audit[0].contains("operation=\"encrypt\"")
+            && audit[0].contains("backend=\"failing_kms\"")
+            && audit[0].contains("error_kind=\"unavailable\""),
+        "{out}"
+    );
+    assert!(
+        audit[3].contains("error_kind=\"permission_denied\""),
+        "{out}"
+    );
+    // Spans: one per call, named after the operation, with the outcome fields.
+    assert!(out.contains("kms.encrypt"), "{out}");
+    assert!(out.contains("kms.decrypt"), "{out}");
+    assert!(out.contains("kms.generate_data_key"), "{out}");
+    assert!(
+        out.contains("outcome=\"failure\"") || out.contains("outcome=failure"),
+        "{out}"
+    );
+    // Never plaintext, ciphertext bytes or the encryption context.
+    for secret in ["TOPSECRET", "CIPHERTEXT", "acme", "tenant"] {
+        assert!(!out.contains(secret), "{secret} leaked:\n{out}");
+    }
+}

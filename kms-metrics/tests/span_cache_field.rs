@@ -1,0 +1,134 @@
+//! The `kms.get` span declares a `cache` field that a store below records into through
+//! `tracing::Span::current()` (kms-cache records "hit", "miss" or "stale").
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use kms_core::{
+    Capabilities, KeyName, KeyPrefix, KeyStore, KeyStoreExt, MemoryStore, Result, SecretMeta,
+    SecretValue, StoreBuilder, StoredSecret, async_trait,
+};
+use kms_metrics::KmsMetrics;
+use kms_metrics::prometheus_client::registry::Registry;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+
+/// Records `cache = "hit"` into the current span on every `get`, as kms-cache does.
+#[derive(Debug)]
+struct MarksHits(MemoryStore);
+
+impl fmt::Display for MarksHits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MarksHits({})", self.0)
+    }
+}
+
+#[async_trait]
+impl KeyStore for MarksHits {
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
+    }
+    async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
+        tracing::Span::current().record("cache", "hit");
+        self.0.get(key).await
+    }
+    async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
+        self.0.store(key, value).await
+    }
+    async fn remove(&self, key: &KeyName) -> Result<()> {
+        self.0.remove(key).await
+    }
+    async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
+        self.0.list(prefix).await
+    }
+    async fn health(&self) -> Result<()> {
+        self.0.health().await
+    }
+}
+
+/// Field name and value, as recorded.
+type Fieldset = Vec<(String, String)>;
+
+/// Every span's name and the fields recorded into it (at creation or later), by span id.
+#[derive(Clone, Default)]
+struct Spans(Arc<Mutex<HashMap<u64, (&'static str, Fieldset)>>>);
+
+struct Fields<'a>(&'a mut Fieldset);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.push((field.name().to_owned(), value.to_owned()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.push((field.name().to_owned(), format!("{value:?}")));
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Spans {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
+        let mut fields = Vec::new();
+        attrs.record(&mut Fields(&mut fields));
+        self.0
+            .lock()
+            .unwrap()
+            .insert(id.into_u64(), (attrs.metadata().name(), fields));
+    }
+    fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
+        if let Some((_, fields)) = self.0.lock().unwrap().get_mut(&id.into_u64()) {
+            values.record(&mut Fields(fields));
+        }
+    }
+}
+
+impl Spans {
+    fn named(&self, name: &str) -> Vec<Fieldset> {
+        let mut spans: Vec<_> = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, s)| (*id, s.clone()))
+            .collect();
+        spans.sort_by_key(|(id, _)| *id);
+        spans
+            .into_iter()
+            .filter(|(_, (n, _))| *n == name)
+            .map(|(_, (_, fields))| fields)
+            .collect()
+    }
+}
+
+fn has(fields: &[(String, String)], name: &str, value: &str) -> bool {
+    fields.iter().any(|(n, v)| n == name && v == value)
+}
+
+#[tokio::test]
+async fn a_store_below_records_the_cache_outcome_into_the_get_span() {
+    let spans = Spans::default();
+    let subscriber = tracing_subscriber::registry().with(spans.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let metrics = KmsMetrics::register(&mut Registry::default());
+    let store = StoreBuilder::new(MarksHits(MemoryStore::new()))
+        .layer(metrics.layer().health_probe(None))
+        .build();
+    store.put("db/password", "s3cret").await.unwrap();
+    store.get_value("db/password").await.unwrap();
+
+    let gets = spans.named("kms.get");
+    assert_eq!(gets.len(), 1);
+    let get = &gets[0];
+    assert!(has(get, "cache", "hit"), "{get:?}");
+    assert!(has(get, "outcome", "success"), "{get:?}");
+    assert!(has(get, "backend", "memory"), "{get:?}");
+    assert!(get.iter().any(|(n, _)| n == "latency_us"), "{get:?}");
+    // Only `kms.get` has the field; the store span was not touched.
+    let stores = spans.named("kms.store");
+    assert_eq!(stores.len(), 1);
+    assert!(!stores[0].iter().any(|(n, _)| n == "cache"), "{stores:?}");
+}
