@@ -49,6 +49,12 @@ fn aws_runs_against_the_emulator() {
         ),
         "{out}"
     );
+    assert!(
+        out.contains(
+            "kms_key_operations_total{operation=\"generate_data_key\",backend=\"aws_kms\",status=\"success\"} 1"
+        ),
+        "the KMS provider is instrumented: {out}"
+    );
     for value in [
         "first password",
         "rotated password",

@@ -109,11 +109,13 @@ async fn main() -> Result<(), kms_core::Error> {
             .map(|m| m.key_id().to_owned())
             .unwrap_or_default()
     };
-    let kms = AwsKmsProvider::new(&config, kms_key);
+    // Instrumented: encrypt/decrypt/generate_data_key show up in the same metric families,
+    // with backend="aws_kms".
+    let kms = Arc::new(metrics.instrument_provider(AwsKmsProvider::new(&config, kms_key)));
     let backing = Arc::new(MemoryStore::new());
     let sealed = StoreBuilder::new(backing.clone())
         .layer(
-            EnvelopeLayer::new(Arc::new(kms.clone()))
+            EnvelopeLayer::new(kms.clone())
                 .context(EncryptionContext::new().with("service", "kms-examples")),
         )
         .build();
@@ -131,6 +133,7 @@ async fn main() -> Result<(), kms_core::Error> {
     for line in text
         .lines()
         .filter(|l| l.starts_with("kms_key_operations_total") || l.starts_with("kms_key_cache_"))
+        .filter(|l| !l.ends_with(" 0"))
     {
         println!("  {line}");
     }
