@@ -52,6 +52,13 @@ fn secret_body() -> serde_json::Value {
     })
 }
 
+/// A mock server answering `target` with `response`.
+async fn serving(target: &str, response: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    op(target).respond_with(response).mount(&server).await;
+    server
+}
+
 async fn store_on(server: &MockServer) -> SecretsManagerStore {
     SecretsManagerStore::builder(&common::connection(&server.uri()).load().await).build()
 }
@@ -132,11 +139,11 @@ async fn aws_error_codes_map_to_kinds() {
         (400, "SomeBrandNewException", "new", ErrorKind::Backend),
     ];
     for (status, code, message, kind) in cases {
-        let server = MockServer::start().await;
-        op("secretsmanager.GetSecretValue")
-            .respond_with(aws_error(status, code, message))
-            .mount(&server)
-            .await;
+        let server = serving(
+            "secretsmanager.GetSecretValue",
+            aws_error(status, code, message),
+        )
+        .await;
         let err = store_on(&server).await.get(&key()).await.unwrap_err();
         assert_eq!(err.kind(), kind, "{code}: {err}");
         assert_eq!(err.code(), Some(code), "{err}");
@@ -152,11 +159,7 @@ async fn aws_error_codes_map_to_kinds() {
 
 #[tokio::test]
 async fn an_error_without_a_body_maps_by_status() {
-    let server = MockServer::start().await;
-    op("secretsmanager.GetSecretValue")
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&server)
-        .await;
+    let server = serving("secretsmanager.GetSecretValue", ResponseTemplate::new(503)).await;
     let err = store_on(&server).await.get(&key()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
 }
@@ -164,35 +167,29 @@ async fn an_error_without_a_body_maps_by_status() {
 #[tokio::test]
 async fn malformed_answers_are_invalid_data() {
     for body in ["this is not json", "{\"SecretString\": 42}"] {
-        let server = MockServer::start().await;
-        op("secretsmanager.GetSecretValue")
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .insert_header("content-type", "application/x-amz-json-1.1")
-                    .set_body_string(body),
-            )
-            .mount(&server)
-            .await;
+        let server = serving(
+            "secretsmanager.GetSecretValue",
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "application/x-amz-json-1.1")
+                .set_body_string(body),
+        )
+        .await;
         let err = store_on(&server).await.get(&key()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidData, "{body}: {err}");
     }
     // Well-formed but empty: neither SecretString nor SecretBinary.
-    let server = MockServer::start().await;
-    op("secretsmanager.GetSecretValue")
-        .respond_with(ok(json!({ "Name": "app/db", "VersionId": "v" })))
-        .mount(&server)
-        .await;
+    let server = serving(
+        "secretsmanager.GetSecretValue",
+        ok(json!({ "Name": "app/db", "VersionId": "v" })),
+    )
+    .await;
     let err = store_on(&server).await.get(&key()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
 }
 
 #[tokio::test]
 async fn a_read_returns_value_version_and_date() {
-    let server = MockServer::start().await;
-    op("secretsmanager.GetSecretValue")
-        .respond_with(ok(secret_body()))
-        .mount(&server)
-        .await;
+    let server = serving("secretsmanager.GetSecretValue", ok(secret_body())).await;
     let read = store_on(&server).await.get(&key()).await.unwrap();
     assert_eq!(read.value.expose_secret(), SECRET.as_bytes());
     assert_eq!(read.meta.version.as_deref(), Some("v-1"));
@@ -209,11 +206,11 @@ async fn a_read_returns_value_version_and_date() {
 
 #[tokio::test]
 async fn slow_answers_time_out_in_the_sdk_or_the_layer() {
-    let server = MockServer::start().await;
-    op("secretsmanager.GetSecretValue")
-        .respond_with(ok(secret_body()).set_delay(Duration::from_secs(5)))
-        .mount(&server)
-        .await;
+    let server = serving(
+        "secretsmanager.GetSecretValue",
+        ok(secret_body()).set_delay(Duration::from_secs(5)),
+    )
+    .await;
     // The SDK's operation timeout.
     let config = common::connection(&server.uri())
         .operation_timeout(Duration::from_millis(200))
@@ -265,11 +262,11 @@ async fn the_retry_layer_retries_throttling_until_it_passes() {
 
 #[tokio::test]
 async fn the_retry_layer_gives_up_on_5xx_and_never_retries_denials() {
-    let server = MockServer::start().await;
-    op("secretsmanager.GetSecretValue")
-        .respond_with(aws_error(500, "InternalServiceError", "oops"))
-        .mount(&server)
-        .await;
+    let server = serving(
+        "secretsmanager.GetSecretValue",
+        aws_error(500, "InternalServiceError", "oops"),
+    )
+    .await;
     let store = StoreBuilder::new(store_on(&server).await)
         .layer(fast_retries())
         .build();
@@ -287,11 +284,7 @@ async fn the_retry_layer_gives_up_on_5xx_and_never_retries_denials() {
         ("ExpiredTokenException", ErrorKind::Unauthenticated),
         ("ResourceNotFoundException", ErrorKind::NotFound),
     ] {
-        let server = MockServer::start().await;
-        op("secretsmanager.GetSecretValue")
-            .respond_with(aws_error(400, code, "no"))
-            .mount(&server)
-            .await;
+        let server = serving("secretsmanager.GetSecretValue", aws_error(400, code, "no")).await;
         let store = StoreBuilder::new(store_on(&server).await)
             .layer(fast_retries())
             .build();
@@ -306,11 +299,11 @@ async fn the_retry_layer_gives_up_on_5xx_and_never_retries_denials() {
 
 #[tokio::test]
 async fn sdk_retries_can_be_turned_back_on() {
-    let server = MockServer::start().await;
-    op("secretsmanager.GetSecretValue")
-        .respond_with(aws_error(500, "InternalServiceError", "oops"))
-        .mount(&server)
-        .await;
+    let server = serving(
+        "secretsmanager.GetSecretValue",
+        aws_error(500, "InternalServiceError", "oops"),
+    )
+    .await;
     let config = common::connection(&server.uri())
         .sdk_retries(true)
         .load()
@@ -333,11 +326,11 @@ const MARKED: &str =
 
 #[tokio::test]
 async fn writing_a_secret_scheduled_for_deletion_is_a_clear_conflict() {
-    let server = MockServer::start().await;
-    op("secretsmanager.PutSecretValue")
-        .respond_with(aws_error(400, "InvalidRequestException", MARKED))
-        .mount(&server)
-        .await;
+    let server = serving(
+        "secretsmanager.PutSecretValue",
+        aws_error(400, "InvalidRequestException", MARKED),
+    )
+    .await;
     let err = store_on(&server)
         .await
         .store(&key(), SECRET.into())
@@ -385,11 +378,11 @@ async fn restore_deleted_restores_then_writes() {
 #[tokio::test]
 async fn store_creates_missing_secrets_and_survives_a_create_race() {
     // Missing: put fails, create succeeds.
-    let server = MockServer::start().await;
-    op("secretsmanager.PutSecretValue")
-        .respond_with(aws_error(400, "ResourceNotFoundException", "not found"))
-        .mount(&server)
-        .await;
+    let server = serving(
+        "secretsmanager.PutSecretValue",
+        aws_error(400, "ResourceNotFoundException", "not found"),
+    )
+    .await;
     op("secretsmanager.CreateSecret")
         .respond_with(ok(json!({ "Name": "app/db", "VersionId": "v-1" })))
         .mount(&server)
@@ -428,34 +421,26 @@ async fn store_creates_missing_secrets_and_survives_a_create_race() {
 
 #[tokio::test]
 async fn health_counts_a_denial_as_reachable_and_a_5xx_as_down() {
-    let server = MockServer::start().await;
-    op("secretsmanager.ListSecrets")
-        .respond_with(aws_error(
-            400,
-            "AccessDeniedException",
-            "not allowed to list",
-        ))
-        .mount(&server)
-        .await;
+    let server = serving(
+        "secretsmanager.ListSecrets",
+        aws_error(400, "AccessDeniedException", "not allowed to list"),
+    )
+    .await;
     store_on(&server).await.health().await.unwrap();
 
-    let server = MockServer::start().await;
-    op("secretsmanager.ListSecrets")
-        .respond_with(aws_error(
-            400,
-            "UnrecognizedClientException",
-            "invalid token",
-        ))
-        .mount(&server)
-        .await;
+    let server = serving(
+        "secretsmanager.ListSecrets",
+        aws_error(400, "UnrecognizedClientException", "invalid token"),
+    )
+    .await;
     let err = store_on(&server).await.health().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
 
-    let server = MockServer::start().await;
-    op("secretsmanager.ListSecrets")
-        .respond_with(aws_error(500, "InternalServiceError", "down"))
-        .mount(&server)
-        .await;
+    let server = serving(
+        "secretsmanager.ListSecrets",
+        aws_error(500, "InternalServiceError", "down"),
+    )
+    .await;
     let err = store_on(&server).await.health().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
 }
