@@ -1,5 +1,7 @@
 //! What the instrumentation exports, checked on the encoded text a Prometheus scrape reads.
 
+mod common;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -10,24 +12,10 @@ use kms_core::{
     CircuitBreakerLayer, ErrorKind, KeyName, KeyStoreExt, MemoryStore, Operation, RetryLayer,
     StoreBuilder, TimeoutLayer,
 };
-use kms_metrics::prometheus_client::encoding::text::encode;
 use kms_metrics::prometheus_client::registry::Registry;
 use kms_metrics::{FailureRecorder, FailureRecorderConfig, HealthStatus, KmsMetrics};
 
-fn scrape(registry: &Registry) -> String {
-    let mut text = String::new();
-    encode(&mut text, registry).unwrap();
-    text
-}
-
-fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
-}
+use common::{scrape, value};
 
 #[tokio::test]
 async fn operations_errors_and_durations_are_counted() {

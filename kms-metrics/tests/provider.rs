@@ -1,6 +1,8 @@
 //! `InstrumentedProvider`: what a wrapped `CryptoProvider` exports, checked on the encoded text a
 //! Prometheus scrape reads, and what its audit events and spans say.
 
+mod common;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -8,24 +10,10 @@ use kms_core::{
     CryptoProvider, DataKey, EncryptionContext, Error, ErrorKind, LocalKeyProvider, Result,
     SecretValue, async_trait,
 };
-use kms_metrics::prometheus_client::encoding::text::encode;
 use kms_metrics::prometheus_client::registry::Registry;
 use kms_metrics::{AUDIT_TARGET, KmsMetrics};
 
-fn scrape(registry: &Registry) -> String {
-    let mut text = String::new();
-    encode(&mut text, registry).unwrap();
-    text
-}
-
-fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
-}
+use common::{scrape, value};
 
 fn ops(text: &str, backend: &str, op: &str, status: &str) -> f64 {
     value(
