@@ -101,32 +101,47 @@ impl Core {
         })
     }
 
+    /// The hit path, synchronous: one moka lookup (its clone of the entry is the answer), one
+    /// clock read, one per-thread counter. `Err` hands back the entry found, if any, for the
+    /// miss path (stale-if-error may serve it); nothing is counted then.
+    #[inline]
+    fn lookup(
+        self: &Arc<Self>,
+        key: &KeyName,
+    ) -> std::result::Result<Result<StoredSecret>, Option<Entry>> {
+        let Some(entry) = self.entries.get(key) else {
+            return Err(None);
+        };
+        let now = Instant::now();
+        if !entry.is_fresh(now, self.tti) {
+            return Err(Some(entry));
+        }
+        self.recorder.hit();
+        record_outcome("hit");
+        if self.refresh_ahead.is_some() {
+            self.maybe_refresh_ahead(key, &entry, now);
+        }
+        Ok(match entry.answer {
+            Answer::Found(secret) => Ok(secret),
+            Answer::Missing => Err(Error::not_found(key)),
+        })
+    }
+
+    /// A hit, answered at once; `None` on anything else (see [`KeyStore::get_now`]).
+    #[inline]
+    pub(crate) fn get_now(self: &Arc<Self>, key: &KeyName) -> Option<Result<StoredSecret>> {
+        self.lookup(key).ok()
+    }
+
     /// The read path: a fresh entry is a hit; anything else is a miss that joins or starts
     /// one load.
     #[inline]
     async fn get(self: &Arc<Self>, key: &KeyName) -> Result<StoredSecret> {
-        // The hit path, synchronous: one moka lookup (its clone of the entry is the answer),
-        // one clock read, one per-thread counter.
-        let found = match self.entries.get(key) {
-            Some(entry) => {
-                let now = Instant::now();
-                if entry.is_fresh(now, self.tti) {
-                    self.recorder.hit();
-                    record_outcome("hit");
-                    if self.refresh_ahead.is_some() {
-                        self.maybe_refresh_ahead(key, &entry, now);
-                    }
-                    return match entry.answer {
-                        Answer::Found(secret) => Ok(secret),
-                        Answer::Missing => Err(Error::not_found(key)),
-                    };
-                }
-                Some(entry)
-            }
-            None => None,
-        };
-        // Boxed so the hit path's future stays small.
-        Box::pin(self.get_slow(key, found)).await
+        match self.lookup(key) {
+            Ok(hit) => hit,
+            // Boxed so the hit path's future stays small.
+            Err(found) => Box::pin(self.get_slow(key, found)).await,
+        }
     }
 
     /// A miss: joins or starts the load of `key`; stale-if-error may serve `found`.
@@ -322,6 +337,10 @@ impl KeyStore for Cached {
 
     fn capabilities(&self) -> Capabilities {
         self.core.inner.capabilities()
+    }
+
+    fn get_now(&self, key: &KeyName) -> Option<Result<StoredSecret>> {
+        self.core.get_now(key)
     }
 
     async fn get(&self, key: &KeyName) -> Result<StoredSecret> {

@@ -76,6 +76,38 @@ async fn hits_do_not_touch_the_backend() {
     assert_eq!((s.hits, s.misses, s.entries), (9, 1, 1));
 }
 
+#[tokio::test(start_paused = true)]
+async fn get_now_answers_hits_only_and_never_calls_the_backend() {
+    let layer = CacheLayer::new()
+        .ttl(Duration::from_secs(60))
+        .jitter(0.0)
+        .negative_ttl(Duration::from_secs(60));
+    let stats = layer.handle();
+    let (store, faults) = cached(layer, &[("k", "v")]).await;
+    // Cold: no answer, no backend call, nothing counted.
+    assert!(store.get_now(&key("k")).is_none());
+    assert_eq!(faults.calls(Operation::Get), 0);
+    assert_eq!((stats.stats().hits, stats.stats().misses), (0, 0));
+    // Loaded by a get, then answered at once and counted as a hit.
+    store.get(&key("k")).await.unwrap();
+    let hit = store.get_now(&key("k")).expect("a hit").unwrap();
+    assert_eq!(hit.value.expose_secret(), b"v");
+    assert_eq!((stats.stats().hits, stats.stats().misses), (1, 1));
+    // A cached not-found is a hit too, answered as not-found.
+    assert!(store.get(&key("missing")).await.is_err());
+    let err = store
+        .get_now(&key("missing"))
+        .expect("a negative hit")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    // Expired: no answer; the next get goes to the backend.
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert!(store.get_now(&key("k")).is_none());
+    assert_eq!(faults.calls(Operation::Get), 2);
+    store.get(&key("k")).await.unwrap();
+    assert_eq!(faults.calls(Operation::Get), 3);
+}
+
 /// A backend whose reads take a snapshot at once and answer 100 ms later: the slowest kind of
 /// read for a cache, because its answer is already old when it arrives.
 #[derive(Debug)]

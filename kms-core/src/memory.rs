@@ -266,6 +266,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn get_now_is_only_for_stores_that_can_answer_at_once() {
+        let store = MemoryStore::new();
+        store.store(&key("k"), "v".into()).await.unwrap();
+        // The default: "call get", even for a key that exists.
+        assert!(store.get_now(&key("k")).is_none());
+        let shared: std::sync::Arc<dyn KeyStore> = std::sync::Arc::new(store);
+        assert!(shared.get_now(&key("k")).is_none());
+    }
+
+    #[tokio::test]
     async fn keeps_a_bounded_number_of_versions() {
         let store = MemoryStore::builder().max_versions(2).build();
         for v in ["a", "b", "c"] {

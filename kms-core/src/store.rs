@@ -40,6 +40,17 @@ pub trait KeyStore: fmt::Display + fmt::Debug + Send + Sync + 'static {
     /// Reads the current version of `key`.
     async fn get(&self, key: &KeyName) -> Result<StoredSecret>;
 
+    /// Answers a `get` of `key` at once, without waiting, if this store can: a cache hit.
+    ///
+    /// `None` means "call [`get`](Self::get)"; it is not an answer about the key. The default
+    /// returns `None`; the cache overrides it, and a decorator directly above a cache (the
+    /// metrics layer) tries it first, so a hit through the pair costs one boxed future, not
+    /// two. `Some` is exactly what `get` would have returned, counted as the same read.
+    fn get_now(&self, key: &KeyName) -> Option<Result<StoredSecret>> {
+        let _ = key;
+        None
+    }
+
     /// Reads a given version of `key` (ids as returned in [`SecretMeta::version`]).
     ///
     /// The default returns [`ErrorKind::Unsupported`]; stores with
@@ -196,6 +207,9 @@ macro_rules! forward_key_store {
                 Self: 'f,
             {
                 (**self).get(key)
+            }
+            fn get_now(&self, key: &KeyName) -> Option<Result<StoredSecret>> {
+                (**self).get_now(key)
             }
             fn get_version<'s, 'k, 'v, 'f>(
                 &'s self,

@@ -132,3 +132,55 @@ async fn a_store_below_records_the_cache_outcome_into_the_get_span() {
     assert_eq!(stores.len(), 1);
     assert!(!stores[0].iter().any(|(n, _)| n == "cache"), "{stores:?}");
 }
+
+/// Over the real cache: the miss goes through the inner `get`, the hits through `get_now`
+/// (answered at once); both are measured, counted and traced with their cache outcome.
+#[tokio::test]
+async fn over_the_cache_hits_are_answered_at_once_and_still_measured() {
+    let spans = Spans::default();
+    let subscriber = tracing_subscriber::registry().with(spans.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut registry = Registry::default();
+    let metrics = KmsMetrics::register(&mut registry);
+    let backend = MemoryStore::new();
+    backend.put("db/password", "s3cret").await.unwrap();
+    let store = StoreBuilder::new(backend)
+        .layer(metrics.layer().health_probe(None))
+        .layer(kms_cache::CacheLayer::new())
+        .build();
+    for _ in 0..3 {
+        store.get_value("db/password").await.unwrap();
+    }
+    assert!(store.get_value("nope").await.is_err());
+
+    let gets = spans.named("kms.get");
+    assert_eq!(gets.len(), 4);
+    assert!(has(&gets[0], "cache", "miss"), "{:?}", gets[0]);
+    for hit in &gets[1..3] {
+        assert!(has(hit, "cache", "hit"), "{hit:?}");
+        assert!(has(hit, "outcome", "success"), "{hit:?}");
+        assert!(hit.iter().any(|(n, _)| n == "latency_us"), "{hit:?}");
+    }
+    assert!(has(&gets[3], "outcome", "failure"), "{:?}", gets[3]);
+
+    let mut text = String::new();
+    kms_metrics::prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let line = |series: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert_eq!(
+        line(r#"kms_key_operations_total{operation="get",backend="memory",status="success"}"#),
+        "3"
+    );
+    assert_eq!(
+        line(r#"kms_key_operations_total{operation="get",backend="memory",status="failure"}"#),
+        "1"
+    );
+    assert_eq!(
+        line(r#"kms_key_operation_duration_seconds_count{operation="get",backend="memory"}"#),
+        "4"
+    );
+}
