@@ -1,9 +1,6 @@
 //! Shared helpers for the tests against the moto server (scripts/peers/moto.sh).
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use kms_backend_aws::sdk::aws_config::SdkConfig;
 use kms_backend_aws::{AwsConnection, AwsKmsProvider, Deletion, SecretsManagerStore};
 
@@ -50,16 +47,6 @@ pub async fn kms_provider() -> AwsKmsProvider {
     AwsKmsProvider::from_client(client, id)
 }
 
-/// A name unique to this process and call.
-pub fn unique(tag: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{tag}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+/// A name unique to this process and call (not every test binary uses it).
+#[allow(unused_imports)]
+pub use kms_core::conformance::unique_name as unique;

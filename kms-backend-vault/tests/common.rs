@@ -1,9 +1,6 @@
 //! Shared helpers for the tests against a real OpenBao dev server.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use kms_backend_vault::{VaultAuth, VaultClient};
 use serde_json::Value;
 
@@ -30,19 +27,9 @@ pub async fn root_client() -> VaultClient {
         .expect("root client")
 }
 
-/// A name unique to this process and call.
-pub fn unique(tag: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{tag}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+/// A name unique to this process and call (not every test binary uses it).
+#[allow(unused_imports)]
+pub use kms_core::conformance::unique_name as unique;
 
 /// A raw API call with the root token (test setup only); panics on a non-2xx answer.
 pub async fn admin(method: &str, path: &str, body: Option<Value>) -> Value {

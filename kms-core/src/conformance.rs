@@ -76,13 +76,19 @@ pub async fn run_all(store: &TestStore) {
 
 /// A unique namespace for one case run.
 fn namespace(case: &str) -> String {
+    format!("conformance/{}", unique_name(case))
+}
+
+/// A name unique to this process and call (`<tag>-<pid>-<nanos>-<n>`), for tests that share a
+/// server with other test processes: key names, namespaces, server-side key names.
+pub fn unique_name(tag: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("conformance/{case}-{}-{nanos}-{n}", std::process::id())
+    format!("{tag}-{}-{nanos}-{n}", std::process::id())
 }
 
 fn key(ns: &str, rest: &str) -> KeyName {

@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use kms_cache::CacheLayer;
@@ -15,7 +13,7 @@ use kms_core::{
 use kms_metrics::prometheus_client::registry::Registry;
 use kms_metrics::{FailureRecorder, FailureRecorderConfig, HealthStatus, KmsMetrics};
 
-use common::{scrape, value};
+use common::{Captured, scrape, value};
 
 #[tokio::test]
 async fn operations_errors_and_durations_are_counted() {
@@ -187,19 +185,6 @@ async fn the_health_probe_drives_backend_up_and_stops_with_the_store() {
         faults.calls(Operation::Health) <= probes + 1,
         "the probe stopped with the store"
     );
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

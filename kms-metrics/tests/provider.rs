@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use kms_core::{
     CryptoProvider, DataKey, EncryptionContext, Error, ErrorKind, LocalKeyProvider, Result,
@@ -13,7 +12,7 @@ use kms_core::{
 use kms_metrics::prometheus_client::registry::Registry;
 use kms_metrics::{AUDIT_TARGET, KmsMetrics};
 
-use common::{scrape, value};
+use common::{Captured, scrape, value};
 
 fn ops(text: &str, backend: &str, op: &str, status: &str) -> f64 {
     value(
@@ -115,19 +114,6 @@ impl CryptoProvider for Failing {
     }
     async fn generate_data_key(&self, _: &EncryptionContext) -> Result<DataKey> {
         Err(Error::new(self.0, "generate_data_key failed"))
-    }
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
