@@ -1,5 +1,6 @@
 //! The hit path of the cache layer, side by side with a bare `moka::future::Cache::get` of the
-//! same 100 keys of 64 bytes, single task and with 2 threads contending.
+//! same 100 keys of 64 bytes, single task and with 2 threads contending; and the miss path
+//! against the bare backend.
 //!
 //! `kms_cache_get` calls `get` on the `Arc<dyn KeyStore>` a `StoreBuilder` returns, which goes
 //! through kms-core's `KeyStore for Arc<T>` forwarding impl: that impl is itself `async_trait`,
@@ -165,5 +166,42 @@ where
         .unwrap()
 }
 
-criterion_group!(benches, single_task, contended);
+/// The miss path: a cache whose entries expire at once (TTL 0), so every `get` is a miss that
+/// loads from the backend and caches the result, next to the same `get` on the bare backend.
+fn miss(c: &mut Criterion) {
+    let keys = keys();
+    let rt = rt();
+    let backend = Arc::new(MemoryStore::new());
+    let store = kms_core::StoreBuilder::from_arc(backend.clone())
+        .layer(CacheLayer::new().ttl(Duration::ZERO).jitter(0.0))
+        .build();
+    rt.block_on(async {
+        for k in &keys {
+            store
+                .store(k, SecretValue::from(vec![7u8; 64]))
+                .await
+                .unwrap();
+        }
+    });
+    let mut g = c.benchmark_group("miss");
+    let mut i = 0usize;
+    g.bench_function("kms_cache_get", |b| {
+        b.to_async(&rt).iter(|| {
+            i = (i + 1) % KEYS;
+            let (store, key) = (&store, &keys[i]);
+            async move { black_box(store.get(key).await.unwrap()) }
+        })
+    });
+    let mut i = 0usize;
+    g.bench_function("backend_get", |b| {
+        b.to_async(&rt).iter(|| {
+            i = (i + 1) % KEYS;
+            let (backend, key) = (&backend, &keys[i]);
+            async move { black_box(backend.get(key).await.unwrap()) }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, single_task, contended, miss);
 criterion_main!(benches);

@@ -3,30 +3,36 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use kms_core::{
     Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Result, SecretMeta, SecretValue,
     StoredSecret, async_trait,
 };
-use moka::notification::RemovalCause;
 use parking_lot::Mutex;
-use tokio::time::Instant;
+use quanta::{Clock, Instant};
 
-use crate::config::{CacheLayer, Capacity};
+use crate::config::CacheLayer;
 use crate::entry::{Answer, Entry};
 use crate::flight::Flight;
-use crate::observer::{CacheStats, EvictionCause};
+use crate::observer::CacheStats;
+use crate::policy::{Index, Policy, Slot};
 use crate::recorder::Recorder;
 
 /// The state shared by a [`Cached`] store and its [`CacheHandle`](crate::CacheHandle)s.
 pub(crate) struct Core {
     inner: Arc<dyn KeyStore>,
-    entries: moka::sync::Cache<KeyName, Entry, foldhash::fast::RandomState>,
+    /// What hits read: every cached entry, lock-free.
+    index: Arc<Index>,
+    /// What decides which entries stay (moka).
+    policy: Policy,
     /// Loads in flight, by key. The lock also orders "insert a loaded value" against
     /// "invalidate", so a load that started before a write can never re-insert the old value.
     flights: Mutex<HashMap<KeyName, Arc<Flight>>>,
     recorder: Arc<Recorder>,
+    clock: Clock,
+    next_id: AtomicU64,
     ttl: Duration,
     tti: Option<Duration>,
     jitter: f64,
@@ -47,51 +53,30 @@ fn record_outcome(outcome: &'static str) {
     }
 }
 
-fn eviction_cause(cause: RemovalCause, entry: &Entry) -> Option<EvictionCause> {
-    match cause {
-        RemovalCause::Expired => Some(EvictionCause::Expired),
-        RemovalCause::Size => Some(EvictionCause::Size),
-        RemovalCause::Explicit => Some(EvictionCause::Explicit),
-        // A reload replacing an expired entry is that entry expiring; a refresh-ahead
-        // replacing a fresh one is not an eviction.
-        RemovalCause::Replaced => {
-            (Instant::now() >= entry.expires_at).then_some(EvictionCause::Expired)
-        }
-    }
+/// An expired entry's answer that stale-if-error may still serve, until `until`.
+pub(crate) struct Stale {
+    secret: StoredSecret,
+    until: Instant,
 }
 
 impl Core {
     pub(crate) fn new(inner: Arc<dyn KeyStore>, config: &CacheLayer) -> Arc<Self> {
         let recorder = Arc::new(Recorder::new(config.observer.clone()));
-        let listener_recorder = recorder.clone();
-        let max_stale = config.max_stale.unwrap_or_default();
-        // moka's own expiry is only a backstop that frees memory once an entry is of no use
-        // (past its TTL and its stale window); freshness is decided on read with tokio's clock.
-        let backstop = config.ttl.max(config.negative_ttl.unwrap_or_default())
-            + max_stale
-            + Duration::from_secs(1);
-        let mut builder = moka::sync::Cache::builder()
-            .time_to_live(backstop)
-            .eviction_listener(move |_key, entry: Entry, cause| {
-                // Never logs: keys and values stay out of the listener's output.
-                if let Some(cause) = eviction_cause(cause, &entry) {
-                    listener_recorder.eviction(cause);
-                }
-            });
-        builder = match config.capacity {
-            Capacity::Entries(n) => builder.max_capacity(n),
-            Capacity::Bytes(n) => builder
-                .max_capacity(n)
-                .weigher(|key: &KeyName, entry: &Entry| entry.weight(key.as_str().len())),
-        };
-        // foldhash instead of SipHash: several times cheaper on short keys, and still seeded
-        // per cache from a random per-process seed, so key collisions cannot be precomputed.
-        let entries = builder.build_with_hasher(foldhash::fast::RandomState::default());
+        let clock = config.clock.clone().unwrap_or_default();
+        let index = Arc::new(
+            papaya::HashMap::builder()
+                .hasher(foldhash::fast::RandomState::default())
+                .build(),
+        );
+        let policy = Policy::new(config, index.clone(), recorder.clone(), clock.clone());
         Arc::new(Self {
             inner,
-            entries,
+            index,
+            policy,
             flights: Mutex::default(),
             recorder,
+            clock,
+            next_id: AtomicU64::new(0),
             ttl: config.ttl,
             tti: config.tti,
             jitter: config.jitter,
@@ -101,30 +86,44 @@ impl Core {
         })
     }
 
-    /// The hit path, synchronous: one moka lookup (its clone of the entry is the answer), one
-    /// clock read, one per-thread counter. `Err` hands back the entry found, if any, for the
-    /// miss path (stale-if-error may serve it); nothing is counted then.
+    /// The hit path, synchronous: one lock-free index read, one clock read, one per-thread
+    /// counter, and a clone of the answer. `Err` is a miss, with what stale-if-error may serve
+    /// in the meantime; nothing is counted then.
     #[inline]
     fn lookup(
         self: &Arc<Self>,
         key: &KeyName,
-    ) -> std::result::Result<Result<StoredSecret>, Option<Entry>> {
-        let Some(entry) = self.entries.get(key) else {
+    ) -> std::result::Result<Result<StoredSecret>, Option<Stale>> {
+        let index = self.index.pin();
+        let Some(entry) = index.get(key) else {
             return Err(None);
         };
-        let now = Instant::now();
+        let now = self.clock.now();
         if !entry.is_fresh(now, self.tti) {
-            return Err(Some(entry));
+            return Err(self.stale_candidate(entry, now));
         }
         self.recorder.hit();
+        self.policy.on_hit(key);
         record_outcome("hit");
         if self.refresh_ahead.is_some() {
-            self.maybe_refresh_ahead(key, &entry, now);
+            self.maybe_refresh_ahead(key, entry, now);
         }
-        Ok(match entry.answer {
-            Answer::Found(secret) => Ok(secret),
+        Ok(match &entry.answer {
+            Answer::Found(secret) => Ok(secret.clone()),
             Answer::Missing => Err(Error::not_found(key)),
         })
+    }
+
+    /// What stale-if-error could serve from `entry`, expired at `now`.
+    #[cold]
+    fn stale_candidate(&self, entry: &Entry, now: Instant) -> Option<Stale> {
+        match (&entry.answer, self.max_stale) {
+            (Answer::Found(secret), Some(_)) if now < entry.stale_until => Some(Stale {
+                secret: secret.clone(),
+                until: entry.stale_until,
+            }),
+            _ => None,
+        }
     }
 
     /// A hit, answered at once; `None` on anything else (see [`KeyStore::get_now`]).
@@ -140,20 +139,21 @@ impl Core {
         match self.lookup(key) {
             Ok(hit) => hit,
             // Boxed so the hit path's future stays small.
-            Err(found) => Box::pin(self.get_slow(key, found)).await,
+            Err(stale) => Box::pin(self.get_slow(key, stale)).await,
         }
     }
 
-    /// A miss: joins or starts the load of `key`; stale-if-error may serve `found`.
-    async fn get_slow(&self, key: &KeyName, found: Option<Entry>) -> Result<StoredSecret> {
+    /// A miss: joins or starts the load of `key`; stale-if-error may serve `stale`.
+    async fn get_slow(&self, key: &KeyName, stale: Option<Stale>) -> Result<StoredSecret> {
         self.recorder.miss();
+        self.policy.on_miss(key);
         match self.load(key).await {
             Ok(secret) => {
                 record_outcome("miss");
                 Ok(secret)
             }
             Err(err) => {
-                let result = self.stale_if_error(found, err);
+                let result = self.stale_if_error(stale, err);
                 // `stale_if_error` answers `Ok` only when it serves a stale value.
                 record_outcome(if result.is_ok() { "stale" } else { "miss" });
                 result
@@ -161,7 +161,7 @@ impl Core {
         }
     }
 
-    fn stale_if_error(&self, found: Option<Entry>, err: Error) -> Result<StoredSecret> {
+    fn stale_if_error(&self, stale: Option<Stale>, err: Error) -> Result<StoredSecret> {
         let transient = matches!(
             err.kind(),
             ErrorKind::Unavailable
@@ -169,12 +169,11 @@ impl Core {
                 | ErrorKind::RateLimited
                 | ErrorKind::CircuitOpen
         );
-        if let (true, Some(_), Some(entry)) = (transient, self.max_stale, found)
-            && let Answer::Found(secret) = &entry.answer
-            && Instant::now() < entry.stale_until
+        if let (true, Some(stale)) = (transient, stale)
+            && self.clock.now() < stale.until
         {
             self.recorder.stale_serve();
-            return Ok(secret.clone());
+            return Ok(stale.secret);
         }
         Err(err)
     }
@@ -187,13 +186,7 @@ impl Core {
         if now.saturating_duration_since(entry.loaded_at) < lifetime.mul_f64(fraction) {
             return;
         }
-        let Some(shared) = &entry.shared else {
-            return;
-        };
-        if shared
-            .refreshing
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
+        if entry.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }
         let (core, key) = (self.clone(), key.clone());
@@ -221,7 +214,7 @@ impl Core {
 
     /// Caches a load's result (unless a write superseded it) and retires its flight.
     fn finish(&self, key: &KeyName, flight: &Arc<Flight>, result: &Result<StoredSecret>) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let answer = match result {
             Ok(secret) => Some((Answer::Found(secret.clone()), self.jittered_ttl())),
             Err(e) if e.is_not_found() => self.negative_ttl.map(|ttl| (Answer::Missing, ttl)),
@@ -231,10 +224,13 @@ impl Core {
         if !flight.is_superseded()
             && let Some((answer, fresh_for)) = answer
         {
-            let shared = self.tti.is_some() || self.refresh_ahead.is_some();
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let max_stale = self.max_stale.unwrap_or_default();
-            let entry = Entry::new(answer, now, fresh_for, max_stale, shared);
-            self.entries.insert(key.clone(), entry);
+            let entry = Entry::new(answer, id, now, fresh_for, max_stale);
+            let slot = Slot::of(key, &entry);
+            // Index first: when moka hears of the entry, it is there to be evicted.
+            self.index.pin().insert(key.clone(), entry);
+            self.policy.admit(key, slot);
         }
         if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
             flights.remove(key);
@@ -256,7 +252,8 @@ impl Core {
         if let Some(flight) = flights.remove(key) {
             flight.supersede();
         }
-        self.entries.invalidate(key);
+        self.index.pin().remove(key);
+        self.policy.remove(key);
         drop(flights);
         self.push_size();
     }
@@ -266,9 +263,9 @@ impl Core {
         for (_, flight) in flights.drain() {
             flight.supersede();
         }
-        self.entries.invalidate_all();
+        self.index.pin().clear();
+        self.policy.clear();
         drop(flights);
-        self.entries.run_pending_tasks();
         self.push_size();
     }
 
@@ -283,15 +280,13 @@ impl Core {
         }
         // moka counts lazily; settle its pending work so the pushed size is exact (this runs on
         // the miss and write paths only, never on a hit).
-        self.entries.run_pending_tasks();
-        self.recorder
-            .size(self.entries.entry_count(), self.entries.weighted_size());
+        let (entries, bytes) = self.policy.settle();
+        self.recorder.size(entries, bytes);
     }
 
     pub(crate) fn stats(&self) -> CacheStats {
-        self.entries.run_pending_tasks();
-        self.recorder
-            .snapshot(self.entries.entry_count(), self.entries.weighted_size())
+        let (entries, bytes) = self.policy.settle();
+        self.recorder.snapshot(entries, bytes)
     }
 }
 
@@ -323,7 +318,7 @@ impl fmt::Debug for Cached {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cached")
             .field("inner", &format_args!("{}", self.core.inner))
-            .field("entries", &self.core.entries.entry_count())
+            .field("entries", &self.core.policy.approximate_len())
             .field("ttl", &self.core.ttl)
             .finish_non_exhaustive()
     }

@@ -43,6 +43,7 @@ pub struct CacheLayer {
     pub(crate) max_stale: Option<Duration>,
     pub(crate) negative_ttl: Option<Duration>,
     pub(crate) observer: Option<Arc<dyn CacheObserver>>,
+    pub(crate) clock: Option<quanta::Clock>,
     pub(crate) built: Arc<OnceLock<Arc<Core>>>,
 }
 
@@ -64,6 +65,7 @@ impl CacheLayer {
             max_stale: None,
             negative_ttl: None,
             observer: None,
+            clock: None,
             built: Arc::default(),
         }
     }
@@ -136,6 +138,23 @@ impl CacheLayer {
         self
     }
 
+    /// The clock freshness is decided on (TTL, jitter, time-to-idle, refresh-ahead, stale
+    /// window). The default, `quanta::Clock::new()`, reads the CPU's time-stamp counter where it
+    /// is invariant (the OS monotonic clock otherwise). Tests pass a mocked clock,
+    /// [`quanta::Clock::mock`], and move it forward by hand:
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let (clock, time) = kms_cache::quanta::Clock::mock();
+    /// let layer = kms_cache::CacheLayer::new().clock(clock);
+    /// time.increment(Duration::from_secs(301)); // every entry is past its TTL now
+    /// ```
+    #[must_use]
+    pub fn clock(mut self, clock: quanta::Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// A handle to the cache this layer builds (invalidate, refresh, stats). Before the layer
     /// has built a store, the handle's operations do nothing and its stats are zero.
     pub fn handle(&self) -> CacheHandle {
@@ -171,6 +190,10 @@ impl fmt::Debug for CacheLayer {
             .field("max_stale", &self.max_stale)
             .field("negative_ttl", &self.negative_ttl)
             .field("observer", &self.observer.is_some())
+            .field(
+                "clock",
+                &self.clock.as_ref().map_or("default", |_| "custom"),
+            )
             .finish()
     }
 }

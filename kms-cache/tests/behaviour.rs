@@ -1,4 +1,5 @@
-//! The cache's behaviour, deterministically: FaultStore for the backend, tokio's paused clock.
+//! The cache's behaviour, deterministically: FaultStore for the backend, a mocked cache clock
+//! (`CacheLayer::clock`) for expiry, tokio's paused clock for backend latency.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,7 +79,9 @@ async fn hits_do_not_touch_the_backend() {
 
 #[tokio::test(start_paused = true)]
 async fn get_now_answers_hits_only_and_never_calls_the_backend() {
+    let (clock, time) = kms_cache::quanta::Clock::mock();
     let layer = CacheLayer::new()
+        .clock(clock.clone())
         .ttl(Duration::from_secs(60))
         .jitter(0.0)
         .negative_ttl(Duration::from_secs(60));
@@ -101,7 +104,7 @@ async fn get_now_answers_hits_only_and_never_calls_the_backend() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     // Expired: no answer; the next get goes to the backend.
-    tokio::time::advance(Duration::from_secs(61)).await;
+    time.increment(Duration::from_secs(61));
     assert!(store.get_now(&key("k")).is_none());
     assert_eq!(faults.calls(Operation::Get), 2);
     store.get(&key("k")).await.unwrap();
@@ -203,10 +206,14 @@ async fn writes_and_removes_invalidate() {
 
 #[tokio::test(start_paused = true)]
 async fn ttl_expires_and_jitter_only_shortens_it() {
+    let (clock, time) = kms_cache::quanta::Clock::mock();
     let names: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
     let values: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
     let (store, faults) = cached(
-        CacheLayer::new().ttl(Duration::from_secs(100)).jitter(0.1),
+        CacheLayer::new()
+            .clock(clock.clone())
+            .ttl(Duration::from_secs(100))
+            .jitter(0.1),
         &values,
     )
     .await;
@@ -218,25 +225,27 @@ async fn ttl_expires_and_jitter_only_shortens_it() {
         faults.calls(Operation::Get) - before
     };
     assert_eq!(read_all().await, 200, "cold");
-    tokio::time::advance(Duration::from_millis(89_999)).await;
+    time.increment(Duration::from_millis(89_999));
     assert_eq!(
         read_all().await,
         0,
         "nothing expires before TTL x (1 - jitter)"
     );
-    tokio::time::advance(Duration::from_secs(5)).await; // t = 95 s: inside the jitter band
+    time.increment(Duration::from_secs(5)); // t = 95 s: inside the jitter band
     let expired_mid_band = read_all().await;
     assert!(
         (1..200).contains(&expired_mid_band),
         "jitter spreads expiry over the band, got {expired_mid_band} of 200"
     );
-    tokio::time::advance(Duration::from_secs(100)).await;
+    time.increment(Duration::from_secs(100));
     assert_eq!(read_all().await, 200, "everything expires by TTL");
 }
 
 #[tokio::test(start_paused = true)]
 async fn time_to_idle_expires_unread_entries() {
+    let (clock, time) = kms_cache::quanta::Clock::mock();
     let layer = CacheLayer::new()
+        .clock(clock.clone())
         .ttl(Duration::from_secs(600))
         .jitter(0.0)
         .time_to_idle(Duration::from_secs(60));
@@ -244,7 +253,7 @@ async fn time_to_idle_expires_unread_entries() {
     store.get_value("busy").await.unwrap();
     store.get_value("idle").await.unwrap();
     for _ in 0..4 {
-        tokio::time::advance(Duration::from_secs(40)).await;
+        time.increment(Duration::from_secs(40));
         store.get_value("busy").await.unwrap();
     }
     assert_eq!(
@@ -258,7 +267,9 @@ async fn time_to_idle_expires_unread_entries() {
 
 #[tokio::test(start_paused = true)]
 async fn refresh_ahead_makes_exactly_one_background_load() {
+    let (clock, time) = kms_cache::quanta::Clock::mock();
     let layer = CacheLayer::new()
+        .clock(clock.clone())
         .ttl(Duration::from_secs(100))
         .jitter(0.0)
         .refresh_ahead(0.5);
@@ -270,7 +281,7 @@ async fn refresh_ahead_makes_exactly_one_background_load() {
 
     // Pass half the TTL; reloads now take 10 ms.
     faults.set_latency(Operation::Get, Duration::from_millis(10));
-    tokio::time::advance(Duration::from_secs(51)).await;
+    time.increment(Duration::from_secs(51));
     let hits = join_all((0..50).map(|_| store.get_value("k"))).await;
     assert!(
         hits.iter()
@@ -292,7 +303,9 @@ async fn refresh_ahead_makes_exactly_one_background_load() {
 
 #[tokio::test(start_paused = true)]
 async fn stale_if_error_serves_within_the_window_and_fails_after() {
+    let (clock, time) = kms_cache::quanta::Clock::mock();
     let layer = CacheLayer::new()
+        .clock(clock.clone())
         .ttl(Duration::from_secs(60))
         .jitter(0.0)
         .stale_if_error(Duration::from_secs(120));
@@ -301,19 +314,19 @@ async fn stale_if_error_serves_within_the_window_and_fails_after() {
     store.get_value("k").await.unwrap();
     faults.fail_always(Operation::Get, ErrorKind::Unavailable);
 
-    tokio::time::advance(Duration::from_secs(61)).await;
+    time.increment(Duration::from_secs(61));
     assert_eq!(
         store.get_value("k").await.unwrap().expose_str().unwrap(),
         "v"
     );
-    tokio::time::advance(Duration::from_secs(100)).await; // 101 s past expiry
+    time.increment(Duration::from_secs(100)); // 101 s past expiry
     assert_eq!(
         store.get_value("k").await.unwrap().expose_str().unwrap(),
         "v"
     );
     assert_eq!(stats.stats().stale_serves, 2);
 
-    tokio::time::advance(Duration::from_secs(20)).await; // 121 s past expiry
+    time.increment(Duration::from_secs(20)); // 121 s past expiry
     assert_eq!(
         store.get_value("k").await.unwrap_err().kind(),
         ErrorKind::Unavailable
@@ -322,42 +335,48 @@ async fn stale_if_error_serves_within_the_window_and_fails_after() {
 
 #[tokio::test(start_paused = true)]
 async fn stale_if_error_never_hides_not_found_or_permission_errors() {
+    let (clock, time) = kms_cache::quanta::Clock::mock();
     for kind in [
         ErrorKind::NotFound,
         ErrorKind::PermissionDenied,
         ErrorKind::Unauthenticated,
     ] {
         let layer = CacheLayer::new()
+            .clock(clock.clone())
             .ttl(Duration::from_secs(60))
             .jitter(0.0)
             .stale_if_error(Duration::from_secs(600));
         let (store, faults) = cached(layer, &[("k", "v")]).await;
         store.get_value("k").await.unwrap();
         faults.fail_always(Operation::Get, kind);
-        tokio::time::advance(Duration::from_secs(61)).await;
+        time.increment(Duration::from_secs(61));
         assert_eq!(store.get_value("k").await.unwrap_err().kind(), kind);
     }
     // ...but serves through an open circuit.
     let layer = CacheLayer::new()
+        .clock(clock.clone())
         .ttl(Duration::from_secs(60))
         .jitter(0.0)
         .stale_if_error(Duration::from_secs(600));
     let (store, faults) = cached(layer, &[("k", "v")]).await;
     store.get_value("k").await.unwrap();
     faults.fail_always(Operation::Get, ErrorKind::CircuitOpen);
-    tokio::time::advance(Duration::from_secs(61)).await;
+    time.increment(Duration::from_secs(61));
     assert!(store.get_value("k").await.is_ok());
 }
 
 #[tokio::test(start_paused = true)]
 async fn negative_caching_remembers_not_found_until_it_expires() {
-    let layer = CacheLayer::new().negative_ttl(Duration::from_secs(10));
+    let (clock, time) = kms_cache::quanta::Clock::mock();
+    let layer = CacheLayer::new()
+        .clock(clock.clone())
+        .negative_ttl(Duration::from_secs(10));
     let (store, faults) = cached(layer, &[]).await;
     for _ in 0..5 {
         assert!(store.get_value("ghost").await.unwrap_err().is_not_found());
     }
     assert_eq!(faults.calls(Operation::Get), 1);
-    tokio::time::advance(Duration::from_secs(11)).await;
+    time.increment(Duration::from_secs(11));
     assert!(store.get_value("ghost").await.unwrap_err().is_not_found());
     assert_eq!(faults.calls(Operation::Get), 2);
     // A write through the cache ends the negative entry at once.
@@ -373,7 +392,7 @@ async fn negative_caching_remembers_not_found_until_it_expires() {
     );
 
     // Without negative caching, every miss asks the backend.
-    let (store, faults) = cached(CacheLayer::new(), &[]).await;
+    let (store, faults) = cached(CacheLayer::new().clock(clock.clone()), &[]).await;
     for _ in 0..3 {
         assert!(store.get_value("ghost").await.is_err());
     }
@@ -391,7 +410,7 @@ async fn capacity_by_bytes_evicts_by_size() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let (store, _) = cached(layer, &refs).await;
+    let (store, faults) = cached(layer, &refs).await;
     for (k, _) in &values {
         store.get_value(k).await.unwrap();
     }
@@ -399,6 +418,64 @@ async fn capacity_by_bytes_evicts_by_size() {
     assert!(stats.weighted_bytes <= 10_000, "{stats:?}");
     assert!(stats.entries <= 10 && stats.entries > 0, "{stats:?}");
     assert!(stats.evictions_size >= 80, "{stats:?}");
+    // Evicted entries are gone from the read path too: reading everything again loads at
+    // least the evicted keys, and every answer is still right.
+    let before = faults.calls(Operation::Get);
+    for (k, v) in &values {
+        assert_eq!(store.get_value(k).await.unwrap().expose_str().unwrap(), v);
+    }
+    assert!(faults.calls(Operation::Get) - before >= 80);
+}
+
+#[tokio::test]
+async fn capacity_by_entries_keeps_hot_keys_under_pressure() {
+    let layer = CacheLayer::new().capacity(Capacity::Entries(50));
+    let handle = layer.handle();
+    let names: Vec<String> = (0..251).map(|i| format!("k{i:03}")).collect();
+    let values: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    let (store, faults) = cached(layer, &values).await;
+    let (hot, rest) = names.split_at(10);
+    let (filler, rest) = rest.split_at(40);
+    let (cold, newcomer) = rest.split_at(200);
+    // A full cache: 10 hot keys, read over and over (hits), and 40 fillers.
+    for k in hot.iter().chain(filler) {
+        store.get_value(k).await.unwrap();
+    }
+    assert_eq!(handle.stats().entries, 50);
+    for _ in 0..100 {
+        for k in hot {
+            store.get_value(k).await.unwrap();
+        }
+    }
+    // A scan of 200 cold keys, each read three times: each is seen (and admitted) more often
+    // than a key moka never heard read.
+    for k in cold {
+        for _ in 0..3 {
+            store.get_value(k).await.unwrap();
+        }
+    }
+    let stats = handle.stats();
+    assert!(stats.entries <= 50, "{stats:?}");
+    assert!(stats.evictions_size > 0, "{stats:?}");
+    // Hits under pressure were reported to moka, so the hot keys survived the scan.
+    let before = faults.calls(Operation::Get);
+    for k in hot {
+        store.get_value(k).await.unwrap();
+    }
+    let reloads = faults.calls(Operation::Get) - before;
+    assert!(
+        reloads <= 2,
+        "{reloads} of the 10 hot keys were evicted; {stats:?}"
+    );
+    // A full cache still takes in a key that becomes hot: its misses count, and it is
+    // admitted over a colder victim after a few reads.
+    let newcomer = &newcomer[0];
+    let before = faults.calls(Operation::Get);
+    for _ in 0..20 {
+        store.get_value(newcomer).await.unwrap();
+    }
+    let loads = faults.calls(Operation::Get) - before;
+    assert!(loads <= 5, "{loads} loads of a key read 20 times in a row");
 }
 
 #[derive(Default)]

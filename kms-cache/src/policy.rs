@@ -1,0 +1,172 @@
+//! The eviction policy: a `moka::sync::Cache` that mirrors the read index's keys with their
+//! weights and decides what stays (capacity, TinyLFU admission, the weigher, the backstop TTL).
+//!
+//! The values live in the [`Index`] that hits read; moka holds a small [`Slot`] per key. When
+//! moka drops a slot for size or age, its eviction listener removes the index entry with the
+//! same key *and* id, so a decision about an older entry never removes a newer one; writes and
+//! invalidations remove from both, in that order, under the cache's flight lock.
+//!
+//! moka learns about reads only under memory pressure, when it has victims to choose: from
+//! 90 % of capacity on, every miss and a random one hit in [`TOUCH_EVERY`] are replayed as a
+//! moka `get`, which keeps its frequency sketch and access order honest about hot keys. Below
+//! that, reads never touch moka (it admits every new key while there is room).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kms_core::KeyName;
+use moka::notification::RemovalCause;
+use quanta::{Clock, Instant};
+
+use crate::config::{CacheLayer, Capacity};
+use crate::entry::Entry;
+use crate::observer::EvictionCause;
+use crate::recorder::Recorder;
+
+/// The read index: every cached entry by key, read lock-free by hits.
+pub(crate) type Index = papaya::HashMap<KeyName, Entry, foldhash::fast::RandomState>;
+
+/// Under memory pressure, one hit in this many (per thread) is reported to moka.
+const TOUCH_EVERY: u32 = 8;
+
+/// What moka holds for one key.
+#[derive(Clone)]
+pub(crate) struct Slot {
+    id: u64,
+    weight: u32,
+    expires_at: Instant,
+}
+
+impl Slot {
+    pub(crate) fn of(key: &KeyName, entry: &Entry) -> Self {
+        Self {
+            id: entry.id,
+            weight: entry.weight(key.as_str().len()),
+            expires_at: entry.expires_at,
+        }
+    }
+}
+
+pub(crate) struct Policy {
+    slots: moka::sync::Cache<KeyName, Slot, foldhash::fast::RandomState>,
+    /// Whether capacity is in bytes (weighted) rather than entries.
+    by_bytes: bool,
+    /// From this size on (entries or bytes), hits are reported to moka.
+    pressure: u64,
+}
+
+impl Policy {
+    pub(crate) fn new(
+        config: &CacheLayer,
+        index: Arc<Index>,
+        recorder: Arc<Recorder>,
+        clock: Clock,
+    ) -> Self {
+        // moka's TTL is a backstop that frees entries once they are of no use (past their TTL
+        // and stale window) on moka's real clock; freshness is decided on read, with `clock`.
+        let backstop = config.ttl.max(config.negative_ttl.unwrap_or_default())
+            + config.max_stale.unwrap_or_default()
+            + Duration::from_secs(1);
+        let mut builder = moka::sync::Cache::builder()
+            .time_to_live(backstop)
+            .eviction_listener(move |key: Arc<KeyName>, slot: Slot, cause| {
+                // Never logs: keys and values stay out of the listener's output.
+                let cause = match cause {
+                    RemovalCause::Expired => EvictionCause::Expired,
+                    RemovalCause::Size => EvictionCause::Size,
+                    // Our own invalidation, which removed the index entry first.
+                    RemovalCause::Explicit => return recorder.eviction(EvictionCause::Explicit),
+                    // A reload replaced the entry (the index holds the new one already): an
+                    // expiry if the old one had expired, nothing if it was a refresh-ahead.
+                    RemovalCause::Replaced => {
+                        if clock.now() >= slot.expires_at {
+                            recorder.eviction(EvictionCause::Expired);
+                        }
+                        return;
+                    }
+                };
+                let _ = index.pin().remove_if(&*key, |_, e| e.id == slot.id);
+                recorder.eviction(cause);
+            });
+        let (max, by_bytes) = match config.capacity {
+            Capacity::Entries(n) => (n, false),
+            Capacity::Bytes(n) => {
+                builder = builder.weigher(|_: &KeyName, slot: &Slot| slot.weight);
+                (n, true)
+            }
+        };
+        // foldhash instead of SipHash: several times cheaper on short keys, and still seeded
+        // per cache from a random per-process seed, so key collisions cannot be precomputed.
+        let slots = builder
+            .max_capacity(max)
+            .build_with_hasher(foldhash::fast::RandomState::default());
+        Self {
+            slots,
+            by_bytes,
+            pressure: max - max / 10,
+        }
+    }
+
+    /// Tracks the entry just inserted into the index under `key`.
+    pub(crate) fn admit(&self, key: &KeyName, slot: Slot) {
+        self.slots.insert(key.clone(), slot);
+    }
+
+    /// Stops tracking `key` (already removed from the index).
+    pub(crate) fn remove(&self, key: &KeyName) {
+        self.slots.invalidate(key);
+    }
+
+    /// Stops tracking every key (the index was cleared).
+    pub(crate) fn clear(&self) {
+        self.slots.invalidate_all();
+        self.slots.run_pending_tasks();
+    }
+
+    /// A hit on `key`: nothing, unless the cache is nearly full (see the module docs).
+    #[inline]
+    pub(crate) fn on_hit(&self, key: &KeyName) {
+        if self.size() >= self.pressure {
+            self.touch(key);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn touch(&self, key: &KeyName) {
+        // Random, not every n-th: a fixed stride would alias with a regular access pattern
+        // (ten keys read in turn, every 8th hit reported, never reports half of them).
+        if fastrand::u32(..TOUCH_EVERY) == 0 {
+            let _ = self.slots.get(key);
+        }
+    }
+
+    /// A miss on `key`: under memory pressure, reported to moka as a bare moka cache's `get`
+    /// would, so a key that keeps missing gains frequency until moka admits it over a colder
+    /// victim. (Below the threshold moka admits every new key anyway.)
+    pub(crate) fn on_miss(&self, key: &KeyName) {
+        if self.size() >= self.pressure {
+            let _ = self.slots.get(key);
+        }
+    }
+
+    #[inline]
+    fn size(&self) -> u64 {
+        if self.by_bytes {
+            self.slots.weighted_size()
+        } else {
+            self.slots.entry_count()
+        }
+    }
+
+    /// Settles moka's pending work and returns the exact entry count and weighted size.
+    pub(crate) fn settle(&self) -> (u64, u64) {
+        self.slots.run_pending_tasks();
+        (self.slots.entry_count(), self.slots.weighted_size())
+    }
+
+    /// The entry count, possibly lagging behind pending work.
+    pub(crate) fn approximate_len(&self) -> u64 {
+        self.slots.entry_count()
+    }
+}
