@@ -576,3 +576,40 @@ async fn debug_and_display_show_no_secrets() {
         ErrorKind::Configuration
     );
 }
+
+/// Read-your-writes under churn: writers on 4 threads, each owning its keys, write and read
+/// back through a cache much smaller than the key set, so moka evicts constantly while entries
+/// are inserted, replaced and invalidated. A reader must never see a value older than its own
+/// last write, and the cache must stay within its budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_your_writes_under_eviction_churn() {
+    let layer = CacheLayer::new().capacity(Capacity::Entries(8));
+    let handle = layer.handle();
+    let store = StoreBuilder::new(MemoryStore::new()).layer(layer).build();
+    let tasks: Vec<_> = (0..4)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for round in 0..200u32 {
+                    let name = format!("t{t}/k{}", round % 16);
+                    let value = format!("{round}");
+                    store.put(&name, value.as_str()).await.unwrap();
+                    for _ in 0..3 {
+                        let got = store.get_value(&name).await.unwrap();
+                        assert_eq!(
+                            got.expose_str().unwrap(),
+                            value,
+                            "{name} after round {round}"
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stats = handle.stats();
+    assert!(stats.entries <= 8, "{stats:?}");
+    assert!(stats.evictions_size > 0, "{stats:?}");
+}
