@@ -47,7 +47,9 @@ pub const SHARED_SLOT: usize = SLOTS - 1;
 /// [`SHARED_SLOT`] are never set.
 static LEASED: AtomicU32 = AtomicU32::new(0);
 
-const _: () = assert!(SHARED_SLOT <= u32::BITS as usize);
+// A power of two, so that indexing masks instead of bounds-checking; every owned index fits
+// the bitmap.
+const _: () = assert!(SLOTS.is_power_of_two() && SHARED_SLOT <= u32::BITS as usize);
 
 /// This thread's lease: an index below [`SHARED_SLOT`], [`SHARED_SLOT`] when none was free,
 /// or `NONE` before first use.
@@ -188,7 +190,8 @@ impl<T> PerSlot<T> {
     /// The value of `slot`.
     #[inline]
     pub fn get(&self, slot: Slot) -> &T {
-        &self.slots[slot.index].0
+        // `index < SLOTS` always; the mask lets the compiler see it.
+        &self.slots[slot.index % SLOTS].0
     }
 
     /// Every slot's value, in index order, for readers to sum.

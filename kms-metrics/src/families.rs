@@ -277,7 +277,7 @@ pub(crate) struct OpSeries {
 
 impl OpSeries {
     /// Counts one call of `nanos` in this thread's slots.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn observe(&self, ok: bool, nanos: u64) {
         let slot = kms_core::sharded::Slot::current();
         self.duration.observe_ns_in(slot, nanos);
