@@ -1,7 +1,7 @@
-//! Instrumented vs bare `get`, over `MemoryStore` and over the cache: one task (`get/...`), and
-//! two OS threads, each with its own current-thread runtime, reading the same store at once
-//! (`get_2threads/...`: time per `get` in each thread; flat against `get/...` means the
-//! shared series do not contend).
+//! Instrumented vs bare `get` over `MemoryStore`, over the cache and over `ReadyStore` (see
+//! `common/mod.rs`): one task (`get/...`), and two OS threads, each with its own current-thread
+//! runtime, reading the same store at once (`get_2threads/...`: time per `get` in each thread;
+//! an overhead flat against `get/...` means the shared series do not contend).
 
 mod common;
 

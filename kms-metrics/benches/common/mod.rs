@@ -4,12 +4,12 @@
 //! - `cache/*`: kms-cache over `MemoryStore`, bare and instrumented (a hit through
 //!   `get_now`): the case the 50 ns target is about, but moka's own cost and its contention
 //!   between threads are most of the time, and vary.
-//! - `ready/*`: [`ReadyStore`], a store that answers every `get_now` from an immutable map, bare
-//!   and instrumented: the same `get_now` hit path as the cache with almost nothing below it
-//!   and nothing shared between threads but reads, so the decorator's own cost (and whether it
+//! - `ready/*`: [`ReadyStore`], a store that answers every `get_now` at once with a fresh value,
+//!   bare and instrumented: the same `get_now` hit path as the cache with little below it and
+//!   nothing shared between threads but reads, so the decorator's own cost (and whether it
 //!   stays flat on two threads) is measured with little noise.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -66,33 +66,31 @@ pub async fn fill(store: &dyn KeyStore, keys: &[KeyName]) {
     }
 }
 
-/// Answers `get_now` (and `get`) for the bench keys from a map built up front; `store` of a
-/// bench key succeeds without changing anything.
+/// Answers `get_now` (and `get`) for the bench keys at once; `store` of a bench key succeeds
+/// without changing anything. Each read builds a fresh value (no version id), so that threads
+/// reading at once share nothing but the read-only key set: the bare variant does not contend.
 #[derive(Debug)]
-pub struct ReadyStore(HashMap<KeyName, StoredSecret>);
+pub struct ReadyStore {
+    keys: HashSet<KeyName>,
+    created: SystemTime,
+}
 
 impl ReadyStore {
     fn new() -> Self {
-        let meta = SecretMeta::with_version("1").created_at(SystemTime::now());
-        Self(
-            keys()
-                .into_iter()
-                .map(|k| {
-                    let secret = StoredSecret {
-                        value: SecretValue::from(vec![7u8; 64]),
-                        meta: meta.clone(),
-                    };
-                    (k, secret)
-                })
-                .collect(),
-        )
+        Self {
+            keys: keys().into_iter().collect(),
+            created: SystemTime::now(),
+        }
     }
 
     fn read(&self, key: &KeyName) -> kms_core::Result<StoredSecret> {
-        self.0
-            .get(key)
-            .cloned()
-            .ok_or_else(|| Error::not_found(key))
+        if !self.keys.contains(key) {
+            return Err(Error::not_found(key));
+        }
+        Ok(StoredSecret {
+            value: SecretValue::from(vec![7u8; 64]),
+            meta: SecretMeta::default().created_at(self.created),
+        })
     }
 }
 
@@ -130,7 +128,7 @@ impl KeyStore for ReadyStore {
     }
 
     async fn list(&self, _prefix: &KeyPrefix) -> kms_core::Result<Vec<KeyName>> {
-        Ok(self.0.keys().cloned().collect())
+        Ok(self.keys.iter().cloned().collect())
     }
 
     async fn health(&self) -> kms_core::Result<()> {
