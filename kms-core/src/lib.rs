@@ -11,6 +11,7 @@ pub mod layer;
 mod memory;
 pub mod retry;
 mod secret;
+pub mod sharded;
 mod store;
 pub mod timeout;
 

@@ -1,33 +1,16 @@
 //! A fixed number of `get`s on one store variant, for instruction counts under callgrind
-//! (`valgrind --tool=callgrind <bench binary> <variant> <n>`; subtract a run with `n = 0` and
-//! divide by `n`). Variants: `memory/bare`, `memory/instrumented`, `cache/bare`,
-//! `cache/instrumented`. Not a criterion bench: wall-clock numbers come from `instrumented`.
+//! (`valgrind --tool=callgrind <bench binary> <variant> <n>`; subtract a run with a smaller `n`
+//! and divide by the difference; `scripts/get-ir` does it for every variant). Variants (see
+//! `common/mod.rs`): `memory/bare`, `memory/instrumented`, `cache/bare`, `cache/instrumented`,
+//! `ready/bare`, `ready/instrumented`. Not a criterion bench: wall-clock numbers come from
+//! `instrumented`.
+
+mod common;
 
 use std::hint::black_box;
-use std::sync::Arc;
 
-use kms_cache::CacheLayer;
-use kms_core::{KeyName, KeyStore, MemoryStore, SecretValue, StoreBuilder};
 use kms_metrics::KmsMetrics;
 use kms_metrics::prometheus_client::registry::Registry;
-
-const KEYS: usize = 100;
-
-fn store(variant: &str, metrics: &KmsMetrics) -> Arc<dyn KeyStore> {
-    let layer = || metrics.layer().health_probe(None).audit(false);
-    match variant {
-        "memory/bare" => StoreBuilder::new(MemoryStore::new()).build(),
-        "memory/instrumented" => StoreBuilder::new(MemoryStore::new()).layer(layer()).build(),
-        "cache/bare" => StoreBuilder::new(MemoryStore::new())
-            .layer(CacheLayer::new())
-            .build(),
-        "cache/instrumented" => StoreBuilder::new(MemoryStore::new())
-            .layer(layer())
-            .layer(CacheLayer::new())
-            .build(),
-        other => panic!("unknown variant {other}"),
-    }
-}
 
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
@@ -38,20 +21,15 @@ fn main() {
         .build()
         .unwrap();
     let metrics = KmsMetrics::register(&mut Registry::default());
-    let store = store(&variant, &metrics);
-    let keys: Vec<KeyName> = (0..KEYS)
-        .map(|i| KeyName::new(format!("bench/key-{i:03}")).unwrap())
-        .collect();
+    let (_, store) = common::stores(&metrics)
+        .into_iter()
+        .find(|(name, _)| *name == variant)
+        .unwrap_or_else(|| panic!("unknown variant {variant}"));
+    let keys = common::keys();
     rt.block_on(async {
-        for k in &keys {
-            store
-                .store(k, SecretValue::from(vec![7u8; 64]))
-                .await
-                .unwrap();
-            store.get(k).await.unwrap();
-        }
+        common::fill(&*store, &keys).await;
         for i in 0..n {
-            black_box(store.get(&keys[i % KEYS]).await.unwrap());
+            black_box(store.get(&keys[i % common::KEYS]).await.unwrap());
         }
     });
 }

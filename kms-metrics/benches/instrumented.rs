@@ -1,19 +1,19 @@
-//! Instrumented vs bare `get`, over `MemoryStore` and over the cache: one task (`get/...`), and
-//! two OS threads, each with its own current-thread runtime, reading the same store at once
-//! (`get_2threads/...`: time per `get` in each thread; flat against `get/...` means the
-//! shared series do not contend).
+//! Instrumented vs bare `get` over `MemoryStore`, over the cache and over `ReadyStore` (see
+//! `common/mod.rs`): one task (`get/...`), and two OS threads, each with its own current-thread
+//! runtime, reading the same store at once (`get_2threads/...`: time per `get` in each thread;
+//! an overhead flat against `get/...` means the shared series do not contend).
+
+mod common;
 
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use common::KEYS;
 use criterion::{Criterion, criterion_group, criterion_main};
-use kms_cache::CacheLayer;
-use kms_core::{KeyName, KeyStore, MemoryStore, SecretValue, StoreBuilder};
+use kms_core::KeyStore;
 use kms_metrics::KmsMetrics;
 use kms_metrics::prometheus_client::registry::Registry;
-
-const KEYS: usize = 100;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -23,47 +23,15 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn stores() -> Vec<(&'static str, Arc<dyn KeyStore>)> {
-    let mut registry = Registry::default();
-    let metrics = KmsMetrics::register(&mut registry);
-    let layer = || metrics.layer().health_probe(None).audit(false);
-    vec![
-        ("memory/bare", StoreBuilder::new(MemoryStore::new()).build()),
-        (
-            "memory/instrumented",
-            StoreBuilder::new(MemoryStore::new()).layer(layer()).build(),
-        ),
-        (
-            "cache/bare",
-            StoreBuilder::new(MemoryStore::new())
-                .layer(CacheLayer::new())
-                .build(),
-        ),
-        (
-            "cache/instrumented",
-            StoreBuilder::new(MemoryStore::new())
-                .layer(layer())
-                .layer(CacheLayer::new())
-                .build(),
-        ),
-    ]
+    common::stores(&KmsMetrics::register(&mut Registry::default()))
 }
 
 fn get(c: &mut Criterion) {
     let rt = rt();
-    let keys: Vec<KeyName> = (0..KEYS)
-        .map(|i| KeyName::new(format!("bench/key-{i:03}")).unwrap())
-        .collect();
+    let keys = common::keys();
     let mut g = c.benchmark_group("get");
     for (name, store) in stores() {
-        rt.block_on(async {
-            for k in &keys {
-                store
-                    .store(k, SecretValue::from(vec![7u8; 64]))
-                    .await
-                    .unwrap();
-                store.get(k).await.unwrap();
-            }
-        });
+        rt.block_on(common::fill(&*store, &keys));
         let mut i = 0usize;
         g.bench_function(name, |b| {
             b.to_async(&rt).iter(|| {
@@ -77,20 +45,10 @@ fn get(c: &mut Criterion) {
 }
 
 fn get_two_threads(c: &mut Criterion) {
-    let keys: Vec<KeyName> = (0..KEYS)
-        .map(|i| KeyName::new(format!("bench/key-{i:03}")).unwrap())
-        .collect();
+    let keys = common::keys();
     let mut g = c.benchmark_group("get_2threads");
     for (name, store) in stores() {
-        rt().block_on(async {
-            for k in &keys {
-                store
-                    .store(k, SecretValue::from(vec![7u8; 64]))
-                    .await
-                    .unwrap();
-                store.get(k).await.unwrap();
-            }
-        });
+        rt().block_on(common::fill(&*store, &keys));
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let barrier = Barrier::new(2);

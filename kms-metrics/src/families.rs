@@ -277,14 +277,14 @@ pub(crate) struct OpSeries {
 
 impl OpSeries {
     /// Counts one call of `nanos` in this thread's slots.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn observe(&self, ok: bool, nanos: u64) {
-        let shard = crate::sharded::shard();
-        self.duration.observe_ns_in(shard, nanos);
+        let slot = kms_core::sharded::Slot::current();
+        self.duration.observe_ns_in(slot, nanos);
         if ok {
-            self.success.inc_in(shard);
+            self.success.inc_in(slot);
         } else {
-            self.failure.inc_in(shard);
+            self.failure.inc_in(slot);
         }
     }
 }

@@ -5,18 +5,21 @@
 //! converts to `f64` and walks a `Vec`); under two threads hitting the same series that lock is
 //! the first thing to contend. This one keeps a fixed array of atomic bucket counters and the
 //! sum in integer nanoseconds: an observation is a short scan of constant bounds and two
-//! relaxed `fetch_add`s, never a lock. The count is the sum of the buckets, computed at scrape
-//! time, so `_count` always equals the `+Inf` bucket. The counters are sharded per thread
-//! ([`crate::sharded`]) so that concurrent observations do not share a cache line.
+//! relaxed updates, never a lock. The count is the sum of the buckets, computed at scrape
+//! time, so `_count` always equals the `+Inf` bucket. Buckets and sum are kept per thread slot
+//! ([`kms_core::sharded`]): concurrent observations do not share a cache line, and a thread
+//! that owns its slot updates it with a plain load and store ([`Slot::add`]), no locked
+//! instruction.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use kms_core::sharded::{PerSlot, Slot};
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
 use crate::buckets::DURATION_BUCKETS;
-use crate::sharded::{Padded, SHARDS};
 
 const N: usize = DURATION_BUCKETS.len();
 
@@ -34,7 +37,7 @@ const BOUNDS_NS: [u64; N] = {
 
 /// One thread slot: the sum first, so that it shares a line with the first buckets.
 #[derive(Default)]
-struct Slot {
+struct Buckets {
     sum_ns: AtomicU64,
     /// Non-cumulative counts; the last is `+Inf`.
     buckets: [AtomicU64; N + 1],
@@ -43,27 +46,27 @@ struct Slot {
 /// A histogram of durations over [`DURATION_BUCKETS`]; cloning shares the series.
 #[derive(Clone, Default)]
 pub(crate) struct LatencyHistogram {
-    slots: Arc<[Padded<Slot>; SHARDS]>,
+    slots: Arc<PerSlot<Buckets>>,
 }
 
 impl LatencyHistogram {
-    /// Records one duration, in nanoseconds, in slot `shard`.
+    /// Records one duration, in nanoseconds, in `slot` (this thread's [`Slot::current`]).
     #[inline]
-    pub(crate) fn observe_ns_in(&self, shard: usize, ns: u64) {
+    pub(crate) fn observe_ns_in(&self, slot: Slot, ns: u64) {
         // Most observations land in the first buckets: a forward scan beats a binary search.
         let mut i = 0;
         while i < N && ns > BOUNDS_NS[i] {
             i += 1;
         }
-        let slot = &self.slots[shard].0;
-        slot.buckets[i].fetch_add(1, Relaxed);
-        slot.sum_ns.fetch_add(ns, Relaxed);
+        let cells = self.slots.get(slot);
+        slot.add(&cells.buckets[i], 1);
+        slot.add(&cells.sum_ns, ns);
     }
 
     /// Records one duration, in nanoseconds, in this thread's slot.
     #[cfg(test)]
     pub(crate) fn observe_ns(&self, ns: u64) {
-        self.observe_ns_in(crate::sharded::shard(), ns);
+        self.observe_ns_in(Slot::current(), ns);
     }
 
     /// Observations so far.
@@ -71,7 +74,7 @@ impl LatencyHistogram {
     pub(crate) fn count(&self) -> u64 {
         self.slots
             .iter()
-            .flat_map(|s| &s.0.buckets)
+            .flat_map(|s| &s.buckets)
             .map(|b| b.load(Relaxed))
             .sum()
     }
@@ -94,14 +97,10 @@ impl EncodeMetric for LatencyHistogram {
             if i < N {
                 bucket.0 = DURATION_BUCKETS[i];
             }
-            bucket.1 = self
-                .slots
-                .iter()
-                .map(|s| s.0.buckets[i].load(Relaxed))
-                .sum();
+            bucket.1 = self.slots.iter().map(|s| s.buckets[i].load(Relaxed)).sum();
         }
         let count = buckets.iter().map(|b| b.1).sum();
-        let sum_ns: u64 = self.slots.iter().map(|s| s.0.sum_ns.load(Relaxed)).sum();
+        let sum_ns: u64 = self.slots.iter().map(|s| s.sum_ns.load(Relaxed)).sum();
         let sum = sum_ns as f64 / 1e9;
         encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }
@@ -122,6 +121,23 @@ mod tests {
         assert_eq!(BOUNDS_NS[0], 50_000);
         assert_eq!(BOUNDS_NS[N - 1], 10_000_000_000);
         assert!(BOUNDS_NS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn exact_under_concurrent_observations() {
+        let h = LatencyHistogram::default();
+        std::thread::scope(|s| {
+            for t in 0..8u64 {
+                let h = &h;
+                s.spawn(move || (0..10_000).for_each(|_| h.observe_ns(t * 100_000)));
+            }
+        });
+        assert_eq!(h.count(), 80_000);
+        let sum: u64 = h.slots.iter().map(|s| s.sum_ns.load(Relaxed)).sum();
+        assert_eq!(sum, (0..8).sum::<u64>() * 100_000 * 10_000);
+        // t = 0 lands in the first bucket, t = 1 (100 µs) on the second bound.
+        let first: u64 = h.slots.iter().map(|s| s.buckets[0].load(Relaxed)).sum();
+        assert_eq!(first, 10_000);
     }
 
     #[test]

@@ -84,7 +84,7 @@ impl MetricsLayer {
             board: self.metrics.families.health.clone(),
             audit: self.audit,
             recorder: self.recorder.clone(),
-            key_age: KeyAge::new(self.key_age_window, clock.clone()),
+            key_age: KeyAge::new(self.key_age_window, &clock),
             clock,
         }
     }
@@ -172,7 +172,7 @@ pub(crate) async fn timed<T>(
 }
 
 impl<S: KeyStore> Instrumented<S> {
-    #[inline]
+    #[inline(always)]
     fn record<T>(
         &self,
         op: Operation,

@@ -1,70 +1,33 @@
-//! Per-thread shards for the hot-path series, so that threads recording into the same series
-//! at once do not fight over one cache line.
-//!
-//! A plain atomic counter shared by every thread costs little alone, but with two cores
-//! incrementing it the line ping-pongs between them on every call. Each series here keeps
-//! [`SHARDS`] cache-line-aligned slots; a thread picks its slot once (round robin, in a
-//! thread-local) and only ever writes that one. A scrape sums the slots. Threads beyond
-//! [`SHARDS`] share slots, which is still correct, only less contention-free.
+//! [`ShardedCounter`]: `kms_core::sharded::ShardedCounter` (per-thread slots with exclusive
+//! leases, see [`kms_core::sharded`]) shared between clones and encoded as an OpenMetrics
+//! counter, for the operation counters of the hot path.
 
-use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
+use kms_core::sharded::{self, Slot};
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
-/// Slots per series.
-pub(crate) const SHARDS: usize = 16;
-
-/// A value on its own cache lines (128 bytes: adjacent-line prefetch pairs 64-byte lines).
-#[derive(Default)]
-#[repr(align(128))]
-pub(crate) struct Padded<T>(pub T);
-
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-/// This thread's slot.
-#[inline]
-pub(crate) fn shard() -> usize {
-    SHARD.with(|s| {
-        let i = s.get();
-        if i < SHARDS {
-            i
-        } else {
-            let i = NEXT_SHARD.fetch_add(1, Relaxed) % SHARDS;
-            s.set(i);
-            i
-        }
-    })
-}
-
-/// A monotonic counter, sharded per thread; encoded as an OpenMetrics counter.
+/// A monotonic counter, sharded per thread; cloning shares the series.
 #[derive(Clone, Default)]
-pub(crate) struct ShardedCounter {
-    slots: Arc<[Padded<AtomicU64>; SHARDS]>,
-}
+pub(crate) struct ShardedCounter(Arc<sharded::ShardedCounter>);
 
 impl ShardedCounter {
-    /// Adds one, in this thread's slot.
+    /// Adds one in `slot`, this thread's [`Slot::current`].
     #[inline]
-    pub(crate) fn inc_in(&self, shard: usize) {
-        self.slots[shard].0.fetch_add(1, Relaxed);
+    pub(crate) fn inc_in(&self, slot: Slot) {
+        self.0.inc_in(slot);
     }
 
     /// The total over every slot.
     pub(crate) fn get(&self) -> u64 {
-        self.slots.iter().map(|s| s.0.load(Relaxed)).sum()
+        self.0.get()
     }
 }
 
 impl std::fmt::Debug for ShardedCounter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("ShardedCounter").field(&self.get()).finish()
+        self.0.fmt(f)
     }
 }
 
@@ -87,19 +50,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_are_summed_and_threads_spread() {
+    fn clones_share_one_series_and_encode_its_total() {
         let c = ShardedCounter::default();
+        let clone = c.clone();
         std::thread::scope(|s| {
             for _ in 0..4 {
-                s.spawn(|| {
-                    for _ in 0..1000 {
-                        c.inc_in(shard());
-                    }
-                });
+                s.spawn(|| (0..1000).for_each(|_| clone.inc_in(Slot::current())));
             }
         });
         assert_eq!(c.get(), 4000);
-        assert!(c.slots.iter().filter(|s| s.0.load(Relaxed) > 0).count() > 1);
-        assert_eq!(std::mem::align_of::<Padded<AtomicU64>>(), 128);
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("ops", "help", c);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("ops_total 4000\n"), "{text}");
     }
 }
