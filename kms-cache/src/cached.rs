@@ -16,7 +16,7 @@ use quanta::{Clock, Instant};
 use crate::config::CacheLayer;
 use crate::entry::{Answer, Entry};
 use crate::flight::Flight;
-use crate::observer::CacheStats;
+use crate::observer::{CacheStats, EvictionCause};
 use crate::policy::{Index, Policy, Slot};
 use crate::recorder::Recorder;
 
@@ -32,7 +32,12 @@ pub(crate) struct Core {
     flights: Mutex<HashMap<KeyName, Arc<Flight>>>,
     recorder: Arc<Recorder>,
     clock: Clock,
+    /// `clock` at creation: sweep times are kept as nanoseconds after it.
+    base: Instant,
     next_id: AtomicU64,
+    /// When the next expiry sweep is due (nanoseconds after `base`).
+    next_sweep: AtomicU64,
+    sweep_every: Duration,
     ttl: Duration,
     tti: Option<Duration>,
     jitter: f64,
@@ -68,15 +73,20 @@ impl Core {
                 .hasher(foldhash::fast::RandomState::default())
                 .build(),
         );
-        let policy = Policy::new(config, index.clone(), recorder.clone(), clock.clone());
+        let policy = Policy::new(config, index.clone(), recorder.clone());
         Arc::new(Self {
             inner,
             index,
             policy,
             flights: Mutex::default(),
             recorder,
+            base: clock.now(),
             clock,
             next_id: AtomicU64::new(0),
+            next_sweep: AtomicU64::new(0),
+            sweep_every: config
+                .ttl
+                .clamp(Duration::from_secs(1), Duration::from_secs(60)),
             ttl: config.ttl,
             tti: config.tti,
             jitter: config.jitter,
@@ -224,19 +234,63 @@ impl Core {
         if !flight.is_superseded()
             && let Some((answer, fresh_for)) = answer
         {
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let max_stale = self.max_stale.unwrap_or_default();
-            let entry = Entry::new(answer, id, now, fresh_for, max_stale);
-            let slot = Slot::of(key, &entry);
+            let mut entry = Entry::new(answer, key, now, fresh_for, max_stale);
+            let index = self.index.pin();
+            let old = index.get(key);
+            if old.is_some_and(|old| now >= old.expires_at) {
+                // The reload of an expired entry is that entry expiring.
+                self.recorder.eviction(EvictionCause::Expired);
+            }
+            // A reload of the same weight keeps its policy slot: nothing to tell moka.
+            let kept = old
+                .filter(|old| old.weight == entry.weight)
+                .map(|old| old.id);
+            entry.id = kept.unwrap_or_else(|| self.next_id.fetch_add(1, Ordering::Relaxed));
+            let slot = Slot::of(&entry);
             // Index first: when moka hears of the entry, it is there to be evicted.
-            self.index.pin().insert(key.clone(), entry);
-            self.policy.admit(key, slot);
+            index.insert(key.clone(), entry);
+            if kept.is_none() {
+                self.policy.admit(key, slot);
+            }
         }
         if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
             flights.remove(key);
         }
         drop(flights);
+        self.maybe_sweep(now);
         self.push_size();
+    }
+
+    /// Every `sweep_every` at most, on the miss path: removes the entries past any use (expired
+    /// and past their stale window), so a secret nobody reads again does not stay in memory.
+    fn maybe_sweep(&self, now: Instant) {
+        let at = now.saturating_duration_since(self.base).as_nanos() as u64;
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        let next = at + self.sweep_every.as_nanos() as u64;
+        if at < due
+            || self
+                .next_sweep
+                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        // Under the flight lock, like every insert: a key swept here cannot have been
+        // reloaded in between, so its policy slot goes with it.
+        let _flights = self.flights.lock();
+        let index = self.index.pin();
+        let dead: Vec<KeyName> = index
+            .iter()
+            .filter(|(_, e)| now >= e.stale_until)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in dead {
+            if let Ok(Some(_)) = index.remove_if(&key, |_, e| now >= e.stale_until) {
+                self.policy.remove(&key);
+                self.recorder.eviction(EvictionCause::Expired);
+            }
+        }
     }
 
     fn jittered_ttl(&self) -> Duration {
@@ -252,7 +306,9 @@ impl Core {
         if let Some(flight) = flights.remove(key) {
             flight.supersede();
         }
-        self.index.pin().remove(key);
+        if self.index.pin().remove(key).is_some() {
+            self.recorder.eviction(EvictionCause::Explicit);
+        }
         self.policy.remove(key);
         drop(flights);
         self.push_size();
@@ -263,7 +319,14 @@ impl Core {
         for (_, flight) in flights.drain() {
             flight.supersede();
         }
-        self.index.pin().clear();
+        let mut removed = 0;
+        self.index.pin().retain(|_, _| {
+            removed += 1;
+            false
+        });
+        for _ in 0..removed {
+            self.recorder.eviction(EvictionCause::Explicit);
+        }
         self.policy.clear();
         drop(flights);
         self.push_size();

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use kms_core::StoredSecret;
+use kms_core::{KeyName, StoredSecret};
 use quanta::Instant;
 
 /// A cached answer: the secret, or (negative caching) the fact that the key does not exist.
@@ -17,9 +17,12 @@ pub(crate) enum Answer {
 /// the answer (the `StoredSecret`'s `Arc`s are bumped, nothing is allocated).
 pub(crate) struct Entry {
     pub answer: Answer,
-    /// Unique per insert: the eviction policy removes an entry by key *and* id, so an eviction
-    /// decided for an older entry of a key never removes a newer one.
+    /// The id of the policy slot that tracks this entry (unique per admission; a reload of an
+    /// entry of the same weight keeps it). The policy removes an entry by key *and* id, so an
+    /// eviction decided for an older slot of a key never removes a newer entry.
     pub id: u64,
+    /// Bytes this entry accounts for in a byte-bounded cache.
+    pub weight: u32,
     pub loaded_at: Instant,
     /// Fresh until then (TTL after jitter, or the negative TTL).
     pub expires_at: Instant,
@@ -34,15 +37,20 @@ pub(crate) struct Entry {
 impl Entry {
     pub(crate) fn new(
         answer: Answer,
-        id: u64,
+        key: &KeyName,
         now: Instant,
         fresh_for: Duration,
         max_stale: Duration,
     ) -> Self {
         let expires_at = now + fresh_for;
+        let value = match &answer {
+            Answer::Found(s) => s.value.len() + s.meta.version.as_ref().map_or(0, |v| v.len()),
+            Answer::Missing => 0,
+        };
         Self {
+            weight: u32::try_from(key.as_str().len() + value + 64).unwrap_or(u32::MAX),
             answer,
-            id,
+            id: 0,
             loaded_at: now,
             expires_at,
             stale_until: expires_at + max_stale,
@@ -67,14 +75,5 @@ impl Entry {
             self.last_read.fetch_max(since_load, Relaxed);
         }
         true
-    }
-
-    /// Bytes this entry accounts for in a byte-bounded cache.
-    pub(crate) fn weight(&self, key_len: usize) -> u32 {
-        let value = match &self.answer {
-            Answer::Found(s) => s.value.len() + s.meta.version.as_ref().map_or(0, |v| v.len()),
-            Answer::Missing => 0,
-        };
-        u32::try_from(key_len + value + 64).unwrap_or(u32::MAX)
     }
 }

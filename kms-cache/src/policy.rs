@@ -1,10 +1,12 @@
 //! The eviction policy: a `moka::sync::Cache` that mirrors the read index's keys with their
-//! weights and decides what stays (capacity, TinyLFU admission, the weigher, the backstop TTL).
+//! weights and decides what stays (capacity, TinyLFU admission, the weigher).
 //!
 //! The values live in the [`Index`] that hits read; moka holds a small [`Slot`] per key. When
-//! moka drops a slot for size or age, its eviction listener removes the index entry with the
-//! same key *and* id, so a decision about an older entry never removes a newer one; writes and
-//! invalidations remove from both, in that order, under the cache's flight lock.
+//! moka drops a slot for size, its eviction listener removes the index entry with the same key
+//! *and* id, so a decision about an older slot never removes a newer entry. Everything else is
+//! done by the cache under its flight lock, index first: writes and invalidations remove from
+//! both, the expiry sweep removes dead entries from both, and a reload of an entry of the same
+//! weight keeps its slot (no moka write at all).
 //!
 //! moka learns about reads only under memory pressure, when it has victims to choose: from
 //! 90 % of capacity on, every miss and a random one hit in [`TOUCH_EVERY`] are replayed as a
@@ -12,11 +14,9 @@
 //! that, reads never touch moka (it admits every new key while there is room).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use kms_core::KeyName;
 use moka::notification::RemovalCause;
-use quanta::{Clock, Instant};
 
 use crate::config::{CacheLayer, Capacity};
 use crate::entry::Entry;
@@ -34,15 +34,13 @@ const TOUCH_EVERY: u32 = 8;
 pub(crate) struct Slot {
     id: u64,
     weight: u32,
-    expires_at: Instant,
 }
 
 impl Slot {
-    pub(crate) fn of(key: &KeyName, entry: &Entry) -> Self {
+    pub(crate) fn of(entry: &Entry) -> Self {
         Self {
             id: entry.id,
-            weight: entry.weight(key.as_str().len()),
-            expires_at: entry.expires_at,
+            weight: entry.weight,
         }
     }
 }
@@ -56,38 +54,20 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
-    pub(crate) fn new(
-        config: &CacheLayer,
-        index: Arc<Index>,
-        recorder: Arc<Recorder>,
-        clock: Clock,
-    ) -> Self {
-        // moka's TTL is a backstop that frees entries once they are of no use (past their TTL
-        // and stale window) on moka's real clock; freshness is decided on read, with `clock`.
-        let backstop = config.ttl.max(config.negative_ttl.unwrap_or_default())
-            + config.max_stale.unwrap_or_default()
-            + Duration::from_secs(1);
-        let mut builder = moka::sync::Cache::builder()
-            .time_to_live(backstop)
-            .eviction_listener(move |key: Arc<KeyName>, slot: Slot, cause| {
-                // Never logs: keys and values stay out of the listener's output.
-                let cause = match cause {
-                    RemovalCause::Expired => EvictionCause::Expired,
-                    RemovalCause::Size => EvictionCause::Size,
-                    // Our own invalidation, which removed the index entry first.
-                    RemovalCause::Explicit => return recorder.eviction(EvictionCause::Explicit),
-                    // A reload replaced the entry (the index holds the new one already): an
-                    // expiry if the old one had expired, nothing if it was a refresh-ahead.
-                    RemovalCause::Replaced => {
-                        if clock.now() >= slot.expires_at {
-                            recorder.eviction(EvictionCause::Expired);
-                        }
-                        return;
-                    }
-                };
-                let _ = index.pin().remove_if(&*key, |_, e| e.id == slot.id);
-                recorder.eviction(cause);
-            });
+    pub(crate) fn new(config: &CacheLayer, index: Arc<Index>, recorder: Arc<Recorder>) -> Self {
+        // No moka TTL: freshness is decided on read and dead entries are swept by the cache
+        // (on its own, injectable clock), so a reload can keep its slot without moka expiring
+        // it from under the new entry.
+        let mut builder = moka::sync::Cache::builder().eviction_listener(
+            move |key: Arc<KeyName>, slot: Slot, cause| {
+                // Never logs: keys and values stay out of the listener's output. Explicit
+                // removals and replacements are the cache's own, counted where it makes them.
+                if matches!(cause, RemovalCause::Size) {
+                    let _ = index.pin().remove_if(&*key, |_, e| e.id == slot.id);
+                    recorder.eviction(EvictionCause::Size);
+                }
+            },
+        );
         let (max, by_bytes) = match config.capacity {
             Capacity::Entries(n) => (n, false),
             Capacity::Bytes(n) => {

@@ -1,43 +1,17 @@
 //! The cache's counters, readable as [`CacheStats`] and pushed to an optional observer.
 
-use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use kms_core::sharded::ShardedCounter;
 
 use crate::observer::{CacheObserver, CacheStats, EvictionCause};
 
-/// Shards of the hit counter. Each thread adds to its own shard (threads are dealt shards
-/// round-robin on their first hit), so threads hitting the cache at once do not bounce one
-/// cache line between cores; a snapshot sums the shards.
-const HIT_SHARDS: usize = 16;
-
-/// One counter on a cache line of its own (128 bytes: adjacent-line prefetch pairs lines).
-#[derive(Default)]
-#[repr(align(128))]
-struct Padded(AtomicU64);
-
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-#[inline]
-fn shard() -> usize {
-    SHARD.with(|s| {
-        let shard = s.get();
-        if shard < HIT_SHARDS {
-            return shard;
-        }
-        let shard = NEXT_SHARD.fetch_add(1, Relaxed) % HIT_SHARDS;
-        s.set(shard);
-        shard
-    })
-}
-
 #[derive(Default)]
 pub(crate) struct Recorder {
-    hits: [Padded; HIT_SHARDS],
+    /// Per-thread slots (`kms_core::sharded`): threads hitting the cache at once neither share
+    /// a cache line nor, while they own their slot, take a locked instruction.
+    hits: ShardedCounter,
     misses: AtomicU64,
     loads: AtomicU64,
     load_failures: AtomicU64,
@@ -62,7 +36,7 @@ impl Recorder {
 
     #[inline]
     pub(crate) fn hit(&self) {
-        self.hits[shard()].0.fetch_add(1, Relaxed);
+        self.hits.inc();
         if let Some(o) = &self.observer {
             o.hit();
         }
@@ -109,7 +83,7 @@ impl Recorder {
 
     pub(crate) fn snapshot(&self, entries: u64, weighted_bytes: u64) -> CacheStats {
         CacheStats {
-            hits: self.hits.iter().map(|h| h.0.load(Relaxed)).sum(),
+            hits: self.hits.get(),
             misses: self.misses.load(Relaxed),
             loads: self.loads.load(Relaxed),
             load_failures: self.load_failures.load(Relaxed),

@@ -613,3 +613,33 @@ async fn read_your_writes_under_eviction_churn() {
     assert!(stats.entries <= 8, "{stats:?}");
     assert!(stats.evictions_size > 0, "{stats:?}");
 }
+
+/// Entries past any use (expired, and past the stale window) are swept from memory by a later
+/// miss, even if nobody reads them again, and counted as expired.
+#[tokio::test]
+async fn dead_entries_are_swept_and_counted_as_expired() {
+    let (clock, time) = kms_cache::quanta::Clock::mock();
+    let layer = CacheLayer::new()
+        .clock(clock)
+        .ttl(Duration::from_secs(60))
+        .jitter(0.0)
+        .stale_if_error(Duration::from_secs(30));
+    let handle = layer.handle();
+    let (store, _) = cached(layer, &[("a", "1"), ("b", "2"), ("c", "3")]).await;
+    store.get_value("a").await.unwrap();
+    store.get_value("b").await.unwrap();
+    assert_eq!(handle.stats().entries, 2);
+
+    // Expired but inside the stale window: kept (stale-if-error may still serve them).
+    time.increment(Duration::from_secs(80));
+    store.get_value("c").await.unwrap();
+    let s = handle.stats();
+    assert_eq!((s.entries, s.evictions_expired), (3, 0), "{s:?}");
+
+    // a and b past their stale window (t = 140 s > 90 s): the next miss sweeps them; c, loaded
+    // at 80 s, is still within its window and stays.
+    time.increment(Duration::from_secs(60));
+    assert!(store.get_value("missing").await.is_err());
+    let s = handle.stats();
+    assert_eq!((s.entries, s.evictions_expired), (1, 2), "{s:?}");
+}

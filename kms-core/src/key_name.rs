@@ -6,6 +6,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind};
 
@@ -33,8 +34,11 @@ pub const MAX_KEY_NAME_LEN: usize = 256;
 /// assert!(KeyName::new("../../sys/policy/root").is_err());
 /// # Ok::<(), kms_core::Error>(())
 /// ```
+///
+/// Cloning is cheap (the name is shared, `Arc<str>`): caches and single-flight maps key on
+/// it without copying the string.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyName(Box<str>);
+pub struct KeyName(Arc<str>);
 
 impl KeyName {
     /// Validates `name` and makes a key name of it.
@@ -106,7 +110,7 @@ impl TryFrom<String> for KeyName {
     type Error = Error;
     fn try_from(s: String) -> Result<Self, Error> {
         validate(&s, Kind::Name)?;
-        Ok(Self(s.into_boxed_str()))
+        Ok(Self(s.into()))
     }
 }
 
@@ -176,7 +180,7 @@ impl FromStr for KeyPrefix {
 
 impl From<KeyName> for KeyPrefix {
     fn from(name: KeyName) -> Self {
-        Self(name.0)
+        Self(Box::from(&*name.0))
     }
 }
 
