@@ -12,7 +12,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use kms_cache::CacheLayer;
 use kms_core::{KeyName, KeyStore, MemoryStore, SecretValue};
 
@@ -29,6 +30,48 @@ fn rt() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// Benchmarks `read` of the bench keys in turn, one key per iteration, on `rt` (the answer is
+/// unwrapped: every read must succeed).
+/// A read's answer, which in these benches is always there.
+trait Found {
+    type Value;
+    fn found(self) -> Self::Value;
+}
+
+impl<T, E: std::fmt::Debug> Found for Result<T, E> {
+    type Value = T;
+    fn found(self) -> T {
+        self.unwrap()
+    }
+}
+
+impl<T> Found for Option<T> {
+    type Value = T;
+    fn found(self) -> T {
+        self.unwrap()
+    }
+}
+
+fn each_key<'k, F, Fut>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    rt: &tokio::runtime::Runtime,
+    keys: &'k [KeyName],
+    read: F,
+) where
+    F: Fn(&'k KeyName) -> Fut,
+    Fut: Future<Output: Found>,
+{
+    let mut i = 0usize;
+    g.bench_function(name, |b| {
+        b.to_async(rt).iter(|| {
+            i = (i + 1) % keys.len();
+            let read = read(&keys[i]);
+            async move { black_box(read.await.found()) }
+        })
+    });
 }
 
 fn setup() -> (
@@ -58,30 +101,11 @@ fn single_task(c: &mut Criterion) {
     let (store, bare, keys) = setup();
     let rt = rt();
     let mut g = c.benchmark_group("hit/single_task");
-    let mut i = 0usize;
-    g.bench_function("kms_cache_get", |b| {
-        b.to_async(&rt).iter(|| {
-            i = (i + 1) % KEYS;
-            let (store, key) = (&store, &keys[i]);
-            async move { black_box(store.get(key).await.unwrap()) }
-        })
-    });
-    let mut i = 0usize;
-    g.bench_function("kms_cache_get_dyn", |b| {
-        b.to_async(&rt).iter(|| {
-            i = (i + 1) % KEYS;
-            let (store, key): (&dyn KeyStore, _) = (&*store, &keys[i]);
-            async move { black_box(store.get(key).await.unwrap()) }
-        })
-    });
-    let mut i = 0usize;
-    g.bench_function("bare_moka_future_get", |b| {
-        b.to_async(&rt).iter(|| {
-            i = (i + 1) % KEYS;
-            let (bare, key) = (&bare, &keys[i]);
-            async move { black_box(bare.get(key).await.unwrap()) }
-        })
-    });
+    let (store, bare) = (&store, &bare);
+    each_key(&mut g, "kms_cache_get", &rt, &keys, |k| store.get(k));
+    let store: &dyn KeyStore = &**store;
+    each_key(&mut g, "kms_cache_get_dyn", &rt, &keys, |k| store.get(k));
+    each_key(&mut g, "bare_moka_future_get", &rt, &keys, |k| bare.get(k));
     g.finish();
 }
 
@@ -184,22 +208,9 @@ fn miss(c: &mut Criterion) {
         }
     });
     let mut g = c.benchmark_group("miss");
-    let mut i = 0usize;
-    g.bench_function("kms_cache_get", |b| {
-        b.to_async(&rt).iter(|| {
-            i = (i + 1) % KEYS;
-            let (store, key) = (&store, &keys[i]);
-            async move { black_box(store.get(key).await.unwrap()) }
-        })
-    });
-    let mut i = 0usize;
-    g.bench_function("backend_get", |b| {
-        b.to_async(&rt).iter(|| {
-            i = (i + 1) % KEYS;
-            let (backend, key) = (&backend, &keys[i]);
-            async move { black_box(backend.get(key).await.unwrap()) }
-        })
-    });
+    let (store, backend) = (&store, &backend);
+    each_key(&mut g, "kms_cache_get", &rt, &keys, |k| store.get(k));
+    each_key(&mut g, "backend_get", &rt, &keys, |k| backend.get(k));
     g.finish();
 }
 
