@@ -1,7 +1,9 @@
 //! Instrumented vs bare `get` over `MemoryStore`, over the cache and over `ReadyStore` (see
 //! `common/mod.rs`): one task (`get/...`), and two OS threads, each with its own current-thread
 //! runtime, reading the same store at once (`get_2threads/...`: time per `get` in each thread;
-//! an overhead flat against `get/...` means the shared series do not contend).
+//! an overhead flat against `get/...` means the shared series do not contend). `clock/raw_pair`
+//! is the floor under any instrumented call: the two `quanta` raw reads the decorator makes
+//! and their scaling to nanoseconds.
 
 mod common;
 
@@ -82,5 +84,16 @@ fn get_two_threads(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, get, get_two_threads);
+fn clock(c: &mut Criterion) {
+    let clock = quanta::Clock::new();
+    c.bench_function("clock/raw_pair", |b| {
+        b.iter(|| {
+            let start = clock.raw();
+            let end = black_box(clock.raw());
+            black_box(clock.delta_as_nanos(start, end))
+        })
+    });
+}
+
+criterion_group!(benches, get, get_two_threads, clock);
 criterion_main!(benches);
