@@ -9,10 +9,10 @@
 //!
 //! // Region and credentials from the default chain (env, profile, SSO, web identity, IMDS);
 //! // `.endpoint_url("http://127.0.0.1:5000")` for an emulator or a VPC endpoint.
-//! let config = AwsConnection::new().load().await;
+//! let config = AwsConnection::new().load().await?;
 //! let store = SecretsManagerStore::builder(&config)
 //!     .namespace("payments/prod")?
-//!     .build();
+//!     .build()?;
 //! store.put("db/password", "s3cr3t").await?;
 //! let secret = store.get_value("db/password").await?;
 //! # Ok(()) }
@@ -35,6 +35,8 @@ mod connection;
 mod error_map;
 mod kms;
 mod namespace;
+mod request_token;
+mod runtime;
 mod secrets_manager;
 mod secrets_manager_builder;
 mod version_stage;
