@@ -6,6 +6,7 @@ pub mod breaker;
 mod circuit_state;
 mod crypto;
 mod error;
+mod json_field;
 mod key_name;
 pub mod layer;
 mod memory;
@@ -14,6 +15,7 @@ mod secret;
 pub mod sharded;
 mod store;
 pub mod timeout;
+pub mod write_id;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -28,6 +30,7 @@ pub use breaker::{CircuitBreaker, CircuitBreakerHandle, CircuitBreakerLayer};
 pub use circuit_state::CircuitState;
 pub use crypto::{CryptoOperation, CryptoProvider, DataKey, EncryptionContext};
 pub use error::{Error, ErrorKind, Result};
+pub use json_field::json_field;
 pub use key_name::{KeyName, KeyPrefix, MAX_KEY_NAME_LEN};
 pub use layer::{Layer, StoreBuilder, Validate, ValidateLayer};
 #[cfg(feature = "envelope")]

@@ -11,11 +11,13 @@
 //!
 //! - `get`, `get_version`, `list`, `health` are reads: repeating them changes nothing, so they
 //!   are always retried.
-//! - `store` writes the same bytes again. The end state is the value the caller asked for, but
-//!   on a versioned backend an attempt that timed out *after* the backend applied it leaves an
-//!   extra version, and a concurrent writer's value written between two attempts is
-//!   overwritten (last writer wins, as without retry). Retried by default;
-//!   [`RetryLayer::retry_store`]`(false)` turns it off for services that count versions.
+//! - `store` writes the same bytes again. Every attempt of one call carries the same
+//!   [`WriteContext`] (one id, an attempt counter), so a backend that keeps versions records
+//!   one version even when an attempt timed out *after* the backend applied it (AWS: the id
+//!   is the `ClientRequestToken`; see [`write_id`](crate::write_id) for each backend's
+//!   guarantee). A concurrent writer's value written between two attempts is overwritten
+//!   (last writer wins, as without retry). Retried by default;
+//!   [`RetryLayer::retry_store`]`(false)` turns it off.
 //! - `remove` is retried by default ([`RetryLayer::retry_remove`]). When an earlier attempt
 //!   ended in a **timeout** (its outcome is unknown: the backend may have removed the key) and a
 //!   later attempt answers not-found, the key is gone as asked, so the layer returns `Ok(())`
@@ -52,6 +54,7 @@ use crate::key_name::{KeyName, KeyPrefix};
 use crate::layer::Layer;
 use crate::secret::{SecretMeta, SecretValue, StoredSecret};
 use crate::store::{Capabilities, KeyStore};
+use crate::write_id::WriteContext;
 
 /// Reference setting: retries after the first attempt.
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
@@ -279,23 +282,33 @@ impl<S: KeyStore> KeyStore for Retry<S> {
     }
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
         let enabled = self.config.retry_store;
-        self.run(enabled, || self.inner.store(key, value.clone()))
+        let write = WriteContext::current_or_new();
+        let attempts = write.clone();
+        write
+            .scope(self.run(enabled, || {
+                attempts.begin_attempt();
+                self.inner.store(key, value.clone())
+            }))
             .await
     }
     async fn remove(&self, key: &KeyName) -> Result<()> {
         let timed_out = AtomicBool::new(false);
         let timed_out = &timed_out;
-        self.run(self.config.retry_remove, || async move {
-            match self.inner.remove(key).await {
-                Err(e) if e.kind() == ErrorKind::Timeout => {
-                    timed_out.store(true, Ordering::Relaxed);
-                    Err(e)
+        let write = WriteContext::current_or_new();
+        let attempts = &write.clone();
+        write
+            .scope(self.run(self.config.retry_remove, || async move {
+                attempts.begin_attempt();
+                match self.inner.remove(key).await {
+                    Err(e) if e.kind() == ErrorKind::Timeout => {
+                        timed_out.store(true, Ordering::Relaxed);
+                        Err(e)
+                    }
+                    Err(e) if e.is_not_found() && timed_out.load(Ordering::Relaxed) => Ok(()),
+                    other => other,
                 }
-                Err(e) if e.is_not_found() && timed_out.load(Ordering::Relaxed) => Ok(()),
-                other => other,
-            }
-        })
-        .await
+            }))
+            .await
     }
     async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
         self.run(true, || self.inner.list(prefix)).await
