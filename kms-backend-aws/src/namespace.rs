@@ -102,7 +102,8 @@ mod tests {
         // Other namespaces, case variants and invalid names are not ours.
         assert_eq!(ns.key_of("team-a/other/db/password", &p), None);
         assert_eq!(ns.key_of("team-a/svc/DB/password", &p), None);
-        assert_eq!(ns.key_of("team-a/svc/db/pass+word", &p), None);
+        assert_eq!(ns.key_of("team-a/svc/db/pass#word", &p), None);
+        assert_eq!(ns.key_of("team-a/svc/db/a@b+c", &p), Some(key("db/a@b+c")));
     }
 
     #[test]

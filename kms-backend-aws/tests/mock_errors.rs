@@ -864,3 +864,17 @@ async fn a_token_already_used_means_the_write_landed() {
         "the version id is the token"
     );
 }
+
+/// The empty value is refused before any request (one rule for every store; AWS would refuse
+/// it after the round trip).
+#[tokio::test]
+async fn the_empty_value_is_invalid_input_before_any_request() {
+    let server = MockServer::start().await;
+    let store = store_on(&server).await;
+    let err = store
+        .store(&key(), kms_core::SecretValue::from(""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(server.received_requests().await.unwrap().is_empty());
+}

@@ -9,8 +9,8 @@ use kms_backend_aws::sdk::aws_sdk_secretsmanager;
 use kms_backend_aws::{AwsKmsProvider, Deletion, SecretsManagerStore, VersionStage};
 use kms_core::envelope::EnvelopeLayer;
 use kms_core::{
-    CryptoProvider, EncryptionContext, ErrorKind, KeyName, KeyPrefix, KeyStore, MemoryStore,
-    SecretValue, StoreBuilder,
+    CryptoProvider, EncryptionContext, ErrorKind, KeyName, KeyPrefix, KeyStore, KeyStoreExt,
+    MemoryStore, SecretValue, StoreBuilder,
 };
 
 fn key(s: &str) -> KeyName {
@@ -478,4 +478,103 @@ async fn envelope_with_a_missing_kms_alias_is_configuration() {
         "store of a new key: {err}"
     );
     sm.remove(&k).await.unwrap();
+}
+
+/// A JSON SecretString written by another tool (`{"username":…,"password":…}`): one field read
+/// into a zeroizing `SecretValue`, with the same API as for Vault (`KeyStoreExt::get_field`).
+#[tokio::test]
+async fn a_field_of_a_json_secret_string_is_read_as_a_secret_value() {
+    let config = common::config().await;
+    let ns = common::unique("json");
+    let store = namespaced(&config, &ns).build().unwrap();
+    sm_client(&config)
+        .create_secret()
+        .name(format!("{ns}/app/db"))
+        .secret_string(r#"{"username":"app","password":"s3cr\"et","port":5432,"tls":{"on":true}}"#)
+        .send()
+        .await
+        .unwrap();
+    let password: SecretValue = store.get_field("app/db", "password").await.unwrap();
+    assert_eq!(
+        password.expose_secret(),
+        b"s3cr\"et",
+        "a string field's text, unescaped"
+    );
+    assert_eq!(
+        store
+            .get_field("app/db", "username")
+            .await
+            .unwrap()
+            .expose_secret(),
+        b"app"
+    );
+    assert_eq!(
+        store
+            .get_field("app/db", "port")
+            .await
+            .unwrap()
+            .expose_secret(),
+        b"5432"
+    );
+    assert_eq!(
+        store
+            .get_field("app/db", "tls")
+            .await
+            .unwrap()
+            .expose_secret(),
+        br#"{"on":true}"#
+    );
+    let err = store.get_field("app/db", "missing").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+    assert!(
+        !err.message().contains("s3cr"),
+        "no value in the message: {err}"
+    );
+    let err = store
+        .get_field("app/nothing", "password")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    store.remove(&key("app/db")).await.unwrap();
+}
+
+/// Secrets named by other tools with AWS's other name characters (`_+=.@-/`) are readable,
+/// listable and removable.
+#[tokio::test]
+async fn names_with_aws_characters_written_by_another_tool_are_readable() {
+    let config = common::config().await;
+    let ns = common::unique("charset");
+    let store = namespaced(&config, &ns).build().unwrap();
+    let raw = sm_client(&config);
+    let names = [
+        "db@prod",
+        "api+key",
+        "team=payments/token",
+        "user@example.com",
+        "a_b.c-d",
+    ];
+    for (i, n) in names.iter().enumerate() {
+        raw.create_secret()
+            .name(format!("{ns}/{n}"))
+            .secret_string(format!("value-{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    for (i, n) in names.iter().enumerate() {
+        let read = store.get(&key(n)).await.unwrap();
+        assert_eq!(
+            read.value.expose_secret(),
+            format!("value-{i}").as_bytes(),
+            "{n}"
+        );
+    }
+    let mut listed = store.list(&KeyPrefix::all()).await.unwrap();
+    listed.sort();
+    let mut want: Vec<KeyName> = names.iter().map(|n| key(n)).collect();
+    want.sort();
+    assert_eq!(listed, want);
+    for n in names {
+        store.remove(&key(n)).await.unwrap();
+    }
 }
