@@ -26,6 +26,8 @@ pub const MAX_KMS_PLAINTEXT: usize = 4096;
 /// protection:
 ///
 /// ```no_run
+/// # // no_run: needs an AWS account holding `alias/payments`; the README's example runs the
+/// # // same code against the moto emulator.
 /// # async fn demo() -> kms_core::Result<()> {
 /// use std::sync::Arc;
 /// use kms_backend_aws::{AwsConnection, AwsKmsProvider};
