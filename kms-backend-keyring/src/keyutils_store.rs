@@ -1,0 +1,188 @@
+//! The Linux kernel keyring (keyutils) as a `keyring_core` credential store, with an explicit
+//! scope (session or persistent keyring), typed quota errors and a search by service.
+//!
+//! An entry `(service, name)` is a `user` key whose description is `keyring:<name>@<service>`
+//! (the format of `linux-keyutils-keyring-store`, so entries written by the `keyring` crate
+//! and by `keyctl` are shared). See [`KeyutilsScope`] for where keys are written and how long
+//! they live; reads search the session keyring and every keyring linked into it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use keyring_core::api::{CredentialApi, CredentialPersistence, CredentialStoreApi};
+use keyring_core::{Credential, Entry};
+use linux_keyutils::{KeyError, KeyRing, KeyRingIdentifier, KeyType, LinkNode};
+
+use crate::KeyutilsScope;
+
+/// The kernel keyring as a `keyring_core` credential store.
+#[derive(Debug)]
+pub(crate) struct KeyutilsStore {
+    scope: KeyutilsScope,
+}
+
+impl KeyutilsStore {
+    pub(crate) fn new(scope: KeyutilsScope) -> keyring_core::Result<Arc<Self>> {
+        // Fail at build, not on first use, when there is no keyring to write to.
+        target(scope)?;
+        Ok(Arc::new(Self { scope }))
+    }
+}
+
+/// The description of the entry `(service, user)`.
+pub fn description(service: &str, user: &str) -> String {
+    format!("keyring:{user}@{service}")
+}
+
+fn session() -> keyring_core::Result<KeyRing> {
+    KeyRing::from_special_id(KeyRingIdentifier::Session, false).map_err(to_keyring)
+}
+
+/// The keyring new keys go to.
+fn target(scope: KeyutilsScope) -> keyring_core::Result<KeyRing> {
+    match scope {
+        KeyutilsScope::Session => session(),
+        KeyutilsScope::Persistent => {
+            KeyRing::get_persistent(KeyRingIdentifier::Session).map_err(to_keyring)
+        }
+    }
+}
+
+/// Maps a keyutils error; quota errors keep their type for [`crate::map_error`].
+pub(crate) fn to_keyring(err: KeyError) -> keyring_core::Error {
+    use keyring_core::Error as K;
+    match err {
+        KeyError::KeyDoesNotExist | KeyError::KeyRevoked | KeyError::KeyExpired => K::NoEntry,
+        KeyError::AccessDenied | KeyError::PermissionDenied => K::NoStorageAccess(Box::new(err)),
+        KeyError::InvalidDescription => K::Invalid(
+            "description".into(),
+            "rejected by the kernel keyring".into(),
+        ),
+        other => K::PlatformFailure(Box::new(other)),
+    }
+}
+
+impl CredentialStoreApi for KeyutilsStore {
+    fn vendor(&self) -> String {
+        "Linux kernel keyring (kms-backend-keyring)".into()
+    }
+
+    fn id(&self) -> String {
+        format!("keyutils-{:?}", self.scope)
+    }
+
+    fn build(
+        &self,
+        service: &str,
+        user: &str,
+        _: Option<&HashMap<&str, &str>>,
+    ) -> keyring_core::Result<Entry> {
+        Ok(Entry::new_with_credential(Arc::new(Cred {
+            scope: self.scope,
+            service: service.to_owned(),
+            user: user.to_owned(),
+        })))
+    }
+
+    /// Every `user` key of `spec["service"]` reachable from the session keyring.
+    fn search(&self, spec: &HashMap<&str, &str>) -> keyring_core::Result<Vec<Entry>> {
+        let service = spec.get("service").copied().unwrap_or_default();
+        let suffix = format!("@{service}");
+        let mut roots = vec![session()?];
+        if let Ok(persistent) = target(self.scope) {
+            roots.push(persistent);
+        }
+        let mut seen: Vec<KeyRing> = Vec::new();
+        let mut found = Vec::new();
+        while let Some(ring) = roots.pop() {
+            if seen.contains(&ring) || seen.len() > 64 {
+                continue;
+            }
+            seen.push(ring);
+            let Ok(links) = ring.get_links(1 << 18) else {
+                continue;
+            };
+            for node in links.iter() {
+                match node {
+                    LinkNode::KeyRing(inner) => roots.push(*inner),
+                    LinkNode::Key(key) => {
+                        let Ok(meta) = key.metadata() else { continue };
+                        if meta.get_type() != KeyType::User {
+                            continue;
+                        }
+                        let user = meta
+                            .get_description()
+                            .strip_prefix("keyring:")
+                            .and_then(|d| d.strip_suffix(suffix.as_str()));
+                        if let Some(user) = user {
+                            found.push(Entry::new_with_credential(Arc::new(Cred {
+                                scope: self.scope,
+                                service: service.to_owned(),
+                                user: user.to_owned(),
+                            })));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn persistence(&self) -> CredentialPersistence {
+        CredentialPersistence::UntilReboot
+    }
+}
+
+#[derive(Debug)]
+struct Cred {
+    scope: KeyutilsScope,
+    service: String,
+    user: String,
+}
+
+impl Cred {
+    fn description(&self) -> String {
+        description(&self.service, &self.user)
+    }
+}
+
+impl CredentialApi for Cred {
+    fn set_secret(&self, secret: &[u8]) -> keyring_core::Result<()> {
+        if secret.is_empty() {
+            return Err(keyring_core::Error::Invalid(
+                "secret".into(),
+                "cannot be empty".into(),
+            ));
+        }
+        target(self.scope)?
+            .add_key(&self.description(), secret)
+            .map_err(to_keyring)?;
+        Ok(())
+    }
+
+    fn get_secret(&self) -> keyring_core::Result<Vec<u8>> {
+        let key = session()?.search(&self.description()).map_err(to_keyring)?;
+        key.read_to_vec().map_err(to_keyring)
+    }
+
+    fn delete_credential(&self) -> keyring_core::Result<()> {
+        let key = session()?.search(&self.description()).map_err(to_keyring)?;
+        key.invalidate().map_err(to_keyring)
+    }
+
+    fn get_credential(&self) -> keyring_core::Result<Option<Arc<Credential>>> {
+        Ok(None)
+    }
+
+    fn get_specifiers(&self) -> Option<(String, String)> {
+        Some((self.service.clone(), self.user.clone()))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
