@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use keyring_core::api::{CredentialApi, CredentialPersistence, CredentialStoreApi};
 use keyring_core::{Credential, Entry};
-use linux_keyutils::{KeyError, KeyRing, KeyRingIdentifier, KeyType, LinkNode};
+use linux_keyutils::{Key, KeyError, KeyRing, KeyRingIdentifier, KeyType, LinkNode};
 
 use crate::KeyutilsScope;
 
@@ -88,40 +88,28 @@ impl CredentialStoreApi for KeyutilsStore {
     fn search(&self, spec: &HashMap<&str, &str>) -> keyring_core::Result<Vec<Entry>> {
         let service = spec.get("service").copied().unwrap_or_default();
         let suffix = format!("@{service}");
-        let mut roots = vec![session()?];
-        if let Ok(persistent) = target(self.scope) {
-            roots.push(persistent);
+        if self.scope == KeyutilsScope::Persistent {
+            // Links the persistent keyring into the session, so the walk below reaches it.
+            target(self.scope)?;
         }
-        let mut seen: Vec<KeyRing> = Vec::new();
         let mut found = Vec::new();
-        while let Some(ring) = roots.pop() {
-            if seen.contains(&ring) || seen.len() > 64 {
-                continue;
-            }
-            seen.push(ring);
-            let Ok(links) = ring.get_links(1 << 18) else {
-                continue;
-            };
-            for node in links.iter() {
-                match node {
-                    LinkNode::KeyRing(inner) => roots.push(*inner),
-                    LinkNode::Key(key) => {
-                        let Ok(meta) = key.metadata() else { continue };
-                        if meta.get_type() != KeyType::User {
-                            continue;
-                        }
-                        let user = meta
-                            .get_description()
-                            .strip_prefix("keyring:")
-                            .and_then(|d| d.strip_suffix(suffix.as_str()));
-                        if let Some(user) = user {
-                            found.push(Entry::new_with_credential(Arc::new(Cred {
-                                scope: self.scope,
-                                service: service.to_owned(),
-                                user: user.to_owned(),
-                            })));
-                        }
-                    }
+        for (_, links) in reachable_keyrings()? {
+            for node in links {
+                let LinkNode::Key(key) = node else { continue };
+                let Ok(meta) = key.metadata() else { continue };
+                if meta.get_type() != KeyType::User {
+                    continue;
+                }
+                let user = meta
+                    .get_description()
+                    .strip_prefix("keyring:")
+                    .and_then(|d| d.strip_suffix(suffix.as_str()));
+                if let Some(user) = user {
+                    found.push(Entry::new_with_credential(Arc::new(Cred {
+                        scope: self.scope,
+                        service: service.to_owned(),
+                        user: user.to_owned(),
+                    })));
                 }
             }
         }
@@ -135,6 +123,36 @@ impl CredentialStoreApi for KeyutilsStore {
     fn persistence(&self) -> CredentialPersistence {
         CredentialPersistence::UntilReboot
     }
+}
+
+/// Every keyring reachable from the session keyring (itself first), at most 64.
+fn reachable_keyrings() -> keyring_core::Result<Vec<(KeyRing, Vec<LinkNode>)>> {
+    let mut todo = vec![session()?];
+    let mut seen: Vec<(KeyRing, Vec<LinkNode>)> = Vec::new();
+    while let Some(ring) = todo.pop() {
+        if seen.iter().any(|(r, _)| *r == ring) || seen.len() >= 64 {
+            continue;
+        }
+        let Ok(links) = ring.get_links(1 << 18) else {
+            continue;
+        };
+        let links: Vec<LinkNode> = links.iter().cloned().collect();
+        for node in &links {
+            if let LinkNode::KeyRing(inner) = node {
+                todo.push(*inner);
+            }
+        }
+        seen.push((ring, links));
+    }
+    Ok(seen)
+}
+
+/// The keyring that links `key` directly.
+fn holder(key: Key) -> keyring_core::Result<Option<KeyRing>> {
+    Ok(reachable_keyrings()?
+        .into_iter()
+        .find(|(_, links)| links.iter().any(|n| *n == key))
+        .map(|(ring, _)| ring))
 }
 
 #[derive(Debug)]
@@ -158,10 +176,28 @@ impl CredentialApi for Cred {
                 "cannot be empty".into(),
             ));
         }
-        target(self.scope)?
-            .add_key(&self.description(), secret)
-            .map_err(to_keyring)?;
-        Ok(())
+        // An existing key is updated where it is (so a service never ends up with one copy
+        // in the session and another in the persistent keyring); a new one goes to the scope.
+        // (`add_key` on the keyring holding the key replaces its payload in place; unlike
+        // `keyctl update` it is not limited to one page.)
+        match session()?.search(&self.description()) {
+            Ok(key) => {
+                let ring = match holder(key)? {
+                    Some(ring) => ring,
+                    None => target(self.scope)?,
+                };
+                ring.add_key(&self.description(), secret)
+                    .map_err(to_keyring)?;
+                Ok(())
+            }
+            Err(KeyError::KeyDoesNotExist | KeyError::KeyRevoked | KeyError::KeyExpired) => {
+                target(self.scope)?
+                    .add_key(&self.description(), secret)
+                    .map_err(to_keyring)?;
+                Ok(())
+            }
+            Err(e) => Err(to_keyring(e)),
+        }
     }
 
     fn get_secret(&self) -> keyring_core::Result<Vec<u8>> {
