@@ -20,7 +20,8 @@ async fn operations_errors_and_durations_are_counted() {
     let mut registry = Registry::default();
     let metrics = KmsMetrics::register(&mut registry);
     let store = StoreBuilder::new(MemoryStore::new())
-        .layer(metrics.layer().health_probe(None))
+        .layer(metrics.layer())
+        .layer(metrics.backend_monitor().probe_interval(None))
         .build();
     store.put("app/db-password", "hunter2-value").await.unwrap();
     for _ in 0..3 {
@@ -35,26 +36,28 @@ async fn operations_errors_and_durations_are_counted() {
         value(
             &text,
             &format!(
-                r#"kms_key_operations_total{{operation="{op}",backend="memory",status="{status}"}}"#
+                r#"kms_key_operations_total{{operation="{op}",backend="memory",store="memory",status="{status}"}}"#
             ),
         )
     };
     assert_eq!(ops("get", "success"), 3.0);
-    assert_eq!(ops("get", "failure"), 1.0);
+    // Not found is an answer, not a failure (issue 20, input 2).
+    assert_eq!(ops("get", "not_found"), 1.0);
+    assert_eq!(ops("get", "failure"), 0.0);
     assert_eq!(ops("store", "success"), 1.0);
     assert_eq!(ops("remove", "success"), 1.0);
     assert_eq!(ops("list", "success"), 1.0);
     assert_eq!(
         value(
             &text,
-            r#"kms_key_operation_errors_total{operation="get",backend="memory",kind="not_found"}"#
+            r#"kms_key_operation_errors_total{operation="get",backend="memory",store="memory",kind="not_found"}"#
         ),
         1.0
     );
     assert_eq!(
         value(
             &text,
-            r#"kms_key_operation_duration_seconds_count{operation="get",backend="memory"}"#
+            r#"kms_key_operation_duration_seconds_count{operation="get",backend="memory",store="memory"}"#
         ),
         4.0
     );
@@ -66,7 +69,7 @@ async fn operations_errors_and_durations_are_counted() {
         first_bucket.contains("le=\"5e-5\"") || first_bucket.contains("le=\"0.00005\""),
         "{first_bucket}"
     );
-    assert_eq!(value(&text, r#"kms_key_backend_up{backend="memory"}"#), 1.0);
+    assert_eq!(value(&text, r#"kms_key_backend_up{backend="memory",store="memory"}"#), 1.0);
     // Bounded labels only: no key names, no values.
     assert!(
         !text.contains("db-password") && !text.contains("hunter2") && !text.contains("app/"),
@@ -106,14 +109,14 @@ async fn cache_hits_misses_and_size_come_from_the_cache_observer() {
     }
     let text = scrape(&registry);
     assert_eq!(
-        value(&text, r#"kms_key_cache_hits_total{backend="memory"}"#),
+        value(&text, r#"kms_key_cache_hits_total{backend="memory",store="memory"}"#),
         6.0
     );
     assert_eq!(
-        value(&text, r#"kms_key_cache_misses_total{backend="memory"}"#),
+        value(&text, r#"kms_key_cache_misses_total{backend="memory",store="memory"}"#),
         2.0
     );
-    assert_eq!(value(&text, r#"kms_key_cache_size{backend="memory"}"#), 2.0);
+    assert_eq!(value(&text, r#"kms_key_cache_size{backend="memory",store="memory"}"#), 2.0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -141,7 +144,7 @@ async fn the_circuit_gauge_follows_the_breaker() {
     assert_eq!(
         value(
             &scrape(&registry),
-            r#"kms_circuit_breaker_state{backend="memory"}"#
+            r#"kms_circuit_breaker_state{backend="memory",store="memory"}"#
         ),
         1.0
     );
@@ -163,7 +166,12 @@ async fn the_health_probe_drives_backend_up_and_stops_with_the_store() {
     let backend = FaultStore::new(MemoryStore::new());
     let faults = backend.handle();
     let store = StoreBuilder::new(backend)
-        .layer(metrics.layer().health_probe(Some(Duration::from_secs(10))))
+        .layer(metrics.layer())
+        .layer(
+            metrics
+                .backend_monitor()
+                .probe_interval(Some(Duration::from_secs(10))),
+        )
         .build();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(metrics.backend_up("memory"), Some(true));
@@ -178,6 +186,7 @@ async fn the_health_probe_drives_backend_up_and_stops_with_the_store() {
     faults.clear();
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(metrics.backend_up("memory"), Some(true));
+    assert_eq!(metrics.health_report().backends[0].last_error, None);
     let probes = faults.calls(Operation::Health);
     drop(store);
     tokio::time::sleep(Duration::from_secs(60)).await;

@@ -18,7 +18,7 @@ fn ops(text: &str, backend: &str, op: &str, status: &str) -> f64 {
     value(
         text,
         &format!(
-            r#"kms_key_operations_total{{operation="{op}",backend="{backend}",status="{status}"}}"#
+            r#"kms_key_operations_total{{operation="{op}",backend="{backend}",store="{backend}",status="{status}"}}"#
         ),
     )
 }
@@ -27,7 +27,7 @@ fn errors(text: &str, backend: &str, op: &str, kind: &str) -> f64 {
     value(
         text,
         &format!(
-            r#"kms_key_operation_errors_total{{operation="{op}",backend="{backend}",kind="{kind}"}}"#
+            r#"kms_key_operation_errors_total{{operation="{op}",backend="{backend}",store="{backend}",kind="{kind}"}}"#
         ),
     )
 }
@@ -74,14 +74,14 @@ async fn local_provider_calls_are_counted_by_operation_and_outcome() {
     assert_eq!(
         value(
             &text,
-            r#"kms_key_operation_duration_seconds_count{operation="decrypt",backend="local"}"#
+            r#"kms_key_operation_duration_seconds_count{operation="decrypt",backend="local",store="local"}"#
         ),
         3.0
     );
     assert_eq!(
         value(
             &text,
-            r#"kms_key_operation_duration_seconds_count{operation="generate_data_key",backend="local"}"#
+            r#"kms_key_operation_duration_seconds_count{operation="generate_data_key",backend="local",store="local"}"#
         ),
         1.0
     );
