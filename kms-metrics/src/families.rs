@@ -258,7 +258,11 @@ impl KmsMetrics {
     }
 
     /// The pre-resolved handles of one store's service-side series.
-    pub(crate) fn backend(&self, backend: &'static str, store: Option<&StoreName>) -> BackendMetrics {
+    pub(crate) fn backend(
+        &self,
+        backend: &'static str,
+        store: Option<&StoreName>,
+    ) -> BackendMetrics {
         let store = store_label(store, backend);
         BackendMetrics {
             backend,
@@ -269,7 +273,11 @@ impl KmsMetrics {
     }
 
     /// The pre-resolved handles of one store's backend-side series (the monitor's).
-    pub(crate) fn backend_side(&self, backend: &'static str, store: Option<&StoreName>) -> BackendSide {
+    pub(crate) fn backend_side(
+        &self,
+        backend: &'static str,
+        store: Option<&StoreName>,
+    ) -> BackendSide {
         let store = store_label(store, backend);
         let f = &self.families;
         let requests = OPERATIONS.map(|op| {
@@ -570,7 +578,13 @@ pub(crate) struct ProviderMetrics {
 impl ProviderMetrics {
     /// Counts a failure by kind (the failure path may look up its label set).
     pub(crate) fn error(&self, op: CryptoOperation, kind: ErrorKind) {
-        count_error(&self.families, op.as_str(), self.provider, &self.store, kind);
+        count_error(
+            &self.families,
+            op.as_str(),
+            self.provider,
+            &self.store,
+            kind,
+        );
     }
 
     pub(crate) fn board(&self) -> &HealthBoard {

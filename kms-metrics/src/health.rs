@@ -157,7 +157,12 @@ fn truncated(message: String) -> String {
 }
 
 impl HealthBoard {
-    fn with(&self, backend: &'static str, store: &Arc<str>, change: impl FnOnce(&mut BackendHealth)) {
+    fn with(
+        &self,
+        backend: &'static str,
+        store: &Arc<str>,
+        change: impl FnOnce(&mut BackendHealth),
+    ) {
         let mut backends = self.backends.lock();
         let entry = backends
             .entry((backend, store.clone()))

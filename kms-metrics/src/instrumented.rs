@@ -157,7 +157,6 @@ impl<S> Instrumented<S> {
         let nanos = self.clock.nanos_between(start, self.clock.raw());
         series.observe(Status::Abandoned, nanos);
     }
-
 }
 
 impl<S: KeyStore> Instrumented<S> {

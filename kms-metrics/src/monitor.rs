@@ -231,7 +231,8 @@ impl Call<'_> {
     fn finish<T>(mut self, result: &Result<T>) {
         self.finished = true;
         let error = result.as_ref().err();
-        self.store.record(self.op, Status::of(error.map(Error::kind)), self.start);
+        self.store
+            .record(self.op, Status::of(error.map(Error::kind)), self.start);
         self.store.answered(error);
     }
 }

@@ -85,7 +85,9 @@ impl<P: CryptoProvider> InstrumentedProvider<P> {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                let Some(provider) = this.upgrade() else { break };
+                let Some(provider) = this.upgrade() else {
+                    break;
+                };
                 provider.probe(timeout).await;
             }
         });
@@ -95,21 +97,23 @@ impl<P: CryptoProvider> InstrumentedProvider<P> {
     async fn probe(&self, timeout: Duration) {
         let context = EncryptionContext::new().with("purpose", "kms-health-probe");
         let start = self.clock.raw();
-        let outcome = match tokio::time::timeout(timeout, self.inner.generate_data_key(&context))
-            .await
-        {
-            Ok(outcome) => outcome.map(drop),
-            Err(_) => Err(Error::new(
-                ErrorKind::Timeout,
-                format!("the health probe did not answer within {timeout:?}"),
-            )
-            .with_backend(self.m.provider)),
-        };
+        let outcome =
+            match tokio::time::timeout(timeout, self.inner.generate_data_key(&context)).await {
+                Ok(outcome) => outcome.map(drop),
+                Err(_) => Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("the health probe did not answer within {timeout:?}"),
+                )
+                .with_backend(self.m.provider)),
+            };
         let latency = Duration::from_nanos(self.clock.nanos_between(start, self.clock.raw()));
         self.m.up.set(i64::from(outcome.is_ok()));
-        self.m
-            .board()
-            .record(self.m.provider, &self.m.store, outcome.as_ref().map(|_| ()), Some(latency));
+        self.m.board().record(
+            self.m.provider,
+            &self.m.store,
+            outcome.as_ref().map(|_| ()),
+            Some(latency),
+        );
     }
 
     #[inline]
@@ -129,9 +133,12 @@ impl<P: CryptoProvider> InstrumentedProvider<P> {
         }
         let down = error.filter(|e| e.kind().is_backend_unhealthy());
         self.m.up.set(i64::from(down.is_none()));
-        self.m
-            .board()
-            .record(self.m.provider, &self.m.store, down.map_or(Ok(()), Err), None);
+        self.m.board().record(
+            self.m.provider,
+            &self.m.store,
+            down.map_or(Ok(()), Err),
+            None,
+        );
         if let Some(span) = span {
             record_span(span, kind, nanos);
         }

@@ -69,7 +69,13 @@ async fn operations_errors_and_durations_are_counted() {
         first_bucket.contains("le=\"5e-5\"") || first_bucket.contains("le=\"0.00005\""),
         "{first_bucket}"
     );
-    assert_eq!(value(&text, r#"kms_key_backend_up{backend="memory",store="memory"}"#), 1.0);
+    assert_eq!(
+        value(
+            &text,
+            r#"kms_key_backend_up{backend="memory",store="memory"}"#
+        ),
+        1.0
+    );
     // Bounded labels only: no key names, no values.
     assert!(
         !text.contains("db-password") && !text.contains("hunter2") && !text.contains("app/"),
@@ -109,14 +115,26 @@ async fn cache_hits_misses_and_size_come_from_the_cache_observer() {
     }
     let text = scrape(&registry);
     assert_eq!(
-        value(&text, r#"kms_key_cache_hits_total{backend="memory",store="memory"}"#),
+        value(
+            &text,
+            r#"kms_key_cache_hits_total{backend="memory",store="memory"}"#
+        ),
         6.0
     );
     assert_eq!(
-        value(&text, r#"kms_key_cache_misses_total{backend="memory",store="memory"}"#),
+        value(
+            &text,
+            r#"kms_key_cache_misses_total{backend="memory",store="memory"}"#
+        ),
         2.0
     );
-    assert_eq!(value(&text, r#"kms_key_cache_size{backend="memory",store="memory"}"#), 2.0);
+    assert_eq!(
+        value(
+            &text,
+            r#"kms_key_cache_size{backend="memory",store="memory"}"#
+        ),
+        2.0
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -173,15 +173,21 @@ async fn over_the_cache_hits_are_answered_at_once_and_still_measured() {
             .unwrap_or_else(|| panic!("no {series} in\n{text}"))
     };
     assert_eq!(
-        line(r#"kms_key_operations_total{operation="get",backend="memory",store="memory",status="success"}"#),
+        line(
+            r#"kms_key_operations_total{operation="get",backend="memory",store="memory",status="success"}"#
+        ),
         "3"
     );
     assert_eq!(
-        line(r#"kms_key_operations_total{operation="get",backend="memory",store="memory",status="not_found"}"#),
+        line(
+            r#"kms_key_operations_total{operation="get",backend="memory",store="memory",status="not_found"}"#
+        ),
         "1"
     );
     assert_eq!(
-        line(r#"kms_key_operation_duration_seconds_count{operation="get",backend="memory",store="memory"}"#),
+        line(
+            r#"kms_key_operation_duration_seconds_count{operation="get",backend="memory",store="memory"}"#
+        ),
         "4"
     );
 }
