@@ -151,11 +151,14 @@ impl<S> Instrumented<S> {
     /// A call dropped before it finished: counted as `abandoned`, with the time until then.
     #[cold]
     #[inline(never)]
-    fn abandoned(&self, op: Operation, start: u64) {
+    fn abandoned(&self, op: Operation, key: Option<&KeyName>, start: u64) {
         let series = &self.m.ops[op_index(op)];
         series.in_flight.dec();
         let nanos = self.clock.nanos_between(start, self.clock.raw());
         series.observe(Status::Abandoned, nanos);
+        if let Some(recorder) = &self.recorder {
+            recorder.record_abandoned(op.as_str(), key, Duration::from_nanos(nanos));
+        }
     }
 }
 
@@ -339,7 +342,7 @@ impl<S: KeyStore, T> Future for Measured<'_, S, T> {
 impl<S, T> Drop for Measured<'_, S, T> {
     fn drop(&mut self) {
         if !self.finished {
-            self.this.abandoned(self.op, self.start);
+            self.this.abandoned(self.op, self.key, self.start);
         }
     }
 }

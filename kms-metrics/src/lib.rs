@@ -4,6 +4,7 @@
 mod buckets;
 mod cache_observer;
 mod clock;
+pub mod exposition;
 mod failure_analysis;
 mod families;
 mod health;
@@ -19,8 +20,8 @@ mod store_name;
 
 pub use buckets::DURATION_BUCKETS;
 pub use failure_analysis::{
-    FailureReason, FailureRecorder, FailureRecorderConfig, FailureSummary, OperationStatusSummary,
-    ProblematicKey,
+    FailureRate, FailureReason, FailureRecorder, FailureRecorderConfig, FailureSummary,
+    OperationStatusSummary, ProblematicKey,
 };
 pub use families::{DEFAULT_PREFIX, KmsMetrics};
 pub use health::{BackendHealth, HealthReport, HealthStatus};

@@ -11,6 +11,7 @@ use kms_core::{
 use tracing::field::Empty;
 
 use crate::clock::LatencyClock;
+use crate::failure_analysis::FailureRecorder;
 use crate::families::{KmsMetrics, ProviderMetrics, crypto_index};
 use crate::instrumented::{AUDIT_TARGET, record_span, timed, unix_millis};
 use crate::status::Status;
@@ -43,6 +44,7 @@ pub struct InstrumentedProvider<P> {
     m: ProviderMetrics,
     clock: LatencyClock,
     audit: bool,
+    recorder: Option<(FailureRecorder, Option<String>)>,
 }
 
 impl<P: CryptoProvider> InstrumentedProvider<P> {
@@ -52,6 +54,36 @@ impl<P: CryptoProvider> InstrumentedProvider<P> {
             inner,
             clock: LatencyClock::new(),
             audit: true,
+            recorder: None,
+        }
+    }
+
+    /// Also records every call in `recorder` (failure analysis, seed 000's encrypt / decrypt /
+    /// generate records), with the key id taken from the encryption-context entry named
+    /// `key_id_field` when there is one (the context is never exported as a metric label; the
+    /// summary is a report that names keys).
+    #[must_use]
+    pub fn failure_recorder(
+        mut self,
+        recorder: FailureRecorder,
+        key_id_field: Option<&str>,
+    ) -> Self {
+        self.recorder = Some((recorder, key_id_field.map(str::to_owned)));
+        self
+    }
+
+    fn feed_recorder(
+        &self,
+        op: CryptoOperation,
+        context: &EncryptionContext,
+        failure: Option<ErrorKind>,
+        nanos: u64,
+    ) {
+        if let Some((recorder, field)) = &self.recorder {
+            let key_id = field
+                .as_deref()
+                .and_then(|f| context.iter().find(|(k, _)| *k == f).map(|(_, v)| v));
+            recorder.record_crypto(op, key_id, failure, Duration::from_nanos(nanos));
         }
     }
 
@@ -241,6 +273,12 @@ impl<P: CryptoProvider> CryptoProvider for InstrumentedProvider<P> {
         let (result, nanos, _, span) = timed(&self.clock, span, fut).await;
         pending.done();
         self.record(CryptoOperation::Encrypt, &result, nanos, span.as_ref());
+        self.feed_recorder(
+            CryptoOperation::Encrypt,
+            context,
+            result.as_ref().err().map(Error::kind),
+            nanos,
+        );
         result
     }
 
@@ -251,6 +289,12 @@ impl<P: CryptoProvider> CryptoProvider for InstrumentedProvider<P> {
         let (result, nanos, _, span) = timed(&self.clock, span, fut).await;
         pending.done();
         self.record(CryptoOperation::Decrypt, &result, nanos, span.as_ref());
+        self.feed_recorder(
+            CryptoOperation::Decrypt,
+            context,
+            result.as_ref().err().map(Error::kind),
+            nanos,
+        );
         result
     }
 
@@ -265,6 +309,12 @@ impl<P: CryptoProvider> CryptoProvider for InstrumentedProvider<P> {
             &result,
             nanos,
             span.as_ref(),
+        );
+        self.feed_recorder(
+            CryptoOperation::GenerateDataKey,
+            context,
+            result.as_ref().err().map(Error::kind),
+            nanos,
         );
         result
     }
