@@ -34,6 +34,9 @@ use crate::key_name::{KeyName, KeyPrefix};
 use crate::secret::SecretValue;
 use crate::store::{KeyStore, KeyStoreExt};
 
+/// Every operation dropped at every await point (issue 13; see [`crate::cancellation`]).
+pub use crate::cancellation::cancellation_safety;
+
 /// A store under test, as the cases take it.
 pub type TestStore = Arc<dyn KeyStore>;
 
@@ -56,6 +59,7 @@ pub const CASES: &[&str] = &[
     "oversized_values_are_rejected",
     "versions_are_kept_when_declared",
     "health_and_labels",
+    "cancellation_safety",
 ];
 
 /// Runs every case in order, panicking on the first failure.
@@ -72,6 +76,7 @@ pub async fn run_all(store: &TestStore) {
     oversized_values_are_rejected(store).await;
     versions_are_kept_when_declared(store).await;
     health_and_labels(store).await;
+    cancellation_safety(store).await;
 }
 
 /// A unique namespace for one case run.
@@ -532,7 +537,8 @@ macro_rules! conformance_tests {
             invalid_names_are_rejected_before_the_store,
             oversized_values_are_rejected,
             versions_are_kept_when_declared,
-            health_and_labels
+            health_and_labels,
+            cancellation_safety
         );
     };
     (@cases ($make:expr) $($case:ident),* $(,)?) => {

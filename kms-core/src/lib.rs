@@ -16,6 +16,8 @@ mod store;
 pub mod timeout;
 
 #[cfg(feature = "conformance")]
+pub mod cancellation;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 #[cfg(feature = "envelope")]
 pub mod envelope;
