@@ -185,13 +185,16 @@ impl SecretsManagerStore {
 
     /// Put, or create when missing, or restore first when scheduled for deletion and
     /// `restore_deleted` is on. Every request carries `token`, so AWS applies this logical
-    /// write at most once however often it is sent.
+    /// write at most once however often it is sent; an answer that the token is already a
+    /// version means an earlier attempt of this write landed, and that version is the result.
     async fn write(&self, name: &str, value: &SecretValue, token: &str) -> Result<SecretMeta> {
         match self.put(name, value, token).await {
             Ok(meta) => Ok(meta),
+            Err(m) if m.condition == Some(Condition::TokenInUse) => Ok(landed(token)),
             Err(m) if m.error.kind() == ErrorKind::NotFound => {
                 match self.create(name, value, token).await {
                     Ok(meta) => Ok(meta),
+                    Err(m) if m.condition == Some(Condition::TokenInUse) => Ok(landed(token)),
                     // Created by someone else between our put and create: put again.
                     Err(m) if m.error.code() == Some("ResourceExistsException") => {
                         self.put_again(name, value, token).await
@@ -207,16 +210,14 @@ impl SecretsManagerStore {
                 self.restore(name).await?;
                 self.put_again(name, value, token).await
             }
-            Err(m) if token_already_used(&m) => Ok(landed(token)),
             Err(m) => Err(m.error),
         }
     }
 
-    /// A put after a create race or a restore: an answer that the token is in use means this
-    /// same write already landed.
+    /// A put after a create race or a restore.
     async fn put_again(&self, name: &str, value: &SecretValue, token: &str) -> Result<SecretMeta> {
         match self.put(name, value, token).await {
-            Err(m) if token_already_used(&m) => Ok(landed(token)),
+            Err(m) if m.condition == Some(Condition::TokenInUse) => Ok(landed(token)),
             other => other.map_err(Error::from),
         }
     }
@@ -224,14 +225,6 @@ impl SecretsManagerStore {
     fn restores(&self, m: &Mapped) -> bool {
         self.restore_deleted && m.condition == Some(Condition::ScheduledForDeletion)
     }
-}
-
-/// Whether AWS refused the token because a version with that id already exists: with the
-/// token unique to one logical write, that version is this write, sent before (by an attempt
-/// that timed out after it landed, re-sealed by an envelope layer below the retry layer).
-fn token_already_used(m: &Mapped) -> bool {
-    m.error.code() == Some("ResourceExistsException")
-        && m.error.message().contains("ClientRequestToken")
 }
 
 /// What a write that already landed under `token` returns: AWS uses the token as the version id.
