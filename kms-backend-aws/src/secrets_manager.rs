@@ -26,10 +26,21 @@ use crate::{request_token, runtime};
 /// |---|---|
 /// | `get` | `GetSecretValue` of the configured stage (`AWSCURRENT` by default); version id and version creation date as metadata |
 /// | `get_version` | `GetSecretValue` by version id |
-/// | `store` | `PutSecretValue`; `CreateSecret` (with the configured KMS key, description, tags) when the secret does not exist |
+/// | `store` | `PutSecretValue`; `CreateSecret` (with the configured KMS key, description, tags) when the secret does not exist; one `ClientRequestToken` for every request of one logical write |
 /// | `remove` | `DeleteSecret` with the configured recovery window, or forced (after a `DescribeSecret`: AWS force-deletes a missing secret without complaint) |
-/// | `list` | `ListSecrets` filtered by name prefix on the server, every page followed |
+/// | `list` | `ListSecrets` filtered by name prefix on the server, every page followed; a repeated `NextToken` is [`ErrorKind::InvalidData`], a name on two pages listed once |
 /// | `health` | `ListSecrets` of one entry |
+///
+/// **One logical write is one version.** Every request of one `store` carries the same
+/// `ClientRequestToken`: the id of the [`WriteContext`](kms_core::write_id::WriteContext) that
+/// kms-core's retry layer opens around all attempts of the call, or a fresh one per call
+/// without it. A retried attempt of a write that landed but answered too late (after the
+/// [`TimeoutLayer`](kms_core::TimeoutLayer) deadline) is recognised by AWS and makes no second
+/// version; `AWSPREVIOUS` stays on the version before, and the call returns the landed version.
+///
+/// Every call needs a Tokio runtime (the SDK's HTTP client and timers); outside one it
+/// returns [`ErrorKind::Configuration`] instead of panicking. Messages name the full secret
+/// name (`<namespace>/<key>`).
 ///
 /// Values that are valid UTF-8 are stored as `SecretString` (readable by every other AWS
 /// tool), others as `SecretBinary`; both read back byte for byte. Secrets Manager keeps
