@@ -173,7 +173,7 @@ impl RetryLayer {
         if self.max_delay < self.base {
             return Err(Error::configuration(
                 "max_delay",
-                &format!("must be at least base_delay ({:?})", self.base),
+                format!("must be at least base_delay ({:?})", self.base),
             ));
         }
         if self.budget.is_some_and(|b| b.is_zero()) {
