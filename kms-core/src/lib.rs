@@ -18,6 +18,8 @@ pub mod timeout;
 pub mod write_id;
 
 #[cfg(feature = "conformance")]
+pub mod cancellation;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 #[cfg(feature = "envelope")]
 pub mod envelope;
