@@ -184,14 +184,32 @@ impl SecretsManagerStore {
         Ok(())
     }
 
+    /// `RestoreSecret`, for a `store`. A secret that is gone by now (a forced deletion still
+    /// under way when the write began) is a [`ErrorKind::Conflict`], not `NotFound`: a
+    /// `store` never says the key does not exist.
     async fn restore(&self, name: &str) -> Result<()> {
-        self.client
-            .restore_secret()
-            .secret_id(name)
-            .send()
-            .await
-            .map_err(sm_error(Call::Other, &format!("RestoreSecret {name}")))?;
-        Ok(())
+        let what = format!("RestoreSecret {name}");
+        match self.client.restore_secret().secret_id(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = to_error(e.into(), Call::Other, SECRETS_MANAGER, &what);
+                if err.kind() != ErrorKind::NotFound {
+                    return Err(err);
+                }
+                let mut conflict = Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "{what}: the secret was deleted while this write restored it (a \
+                         forced deletion still under way); write again once it is gone"
+                    ),
+                )
+                .with_backend(SECRETS_MANAGER);
+                if let Some(code) = err.code() {
+                    conflict = conflict.with_code(code.to_owned());
+                }
+                Err(conflict)
+            }
+        }
     }
 
     /// Put, or create when missing, or restore first when scheduled for deletion and

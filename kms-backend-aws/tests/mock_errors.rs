@@ -906,3 +906,48 @@ async fn the_empty_value_is_invalid_input_before_any_request() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert!(server.received_requests().await.unwrap().is_empty());
 }
+
+/// A forced deletion still under way: Put says not found, Create says "because it was
+/// deleted", and by the time of RestoreSecret the secret is gone. The store says Conflict,
+/// never NotFound (a store never reports the key missing).
+#[tokio::test]
+async fn a_restore_that_finds_nothing_is_a_conflict() {
+    let server = serving(
+        "secretsmanager.PutSecretValue",
+        aws_error(400, "ResourceNotFoundException", "not found"),
+    )
+    .await;
+    op("secretsmanager.CreateSecret")
+        .respond_with(aws_error(
+            400,
+            "InvalidRequestException",
+            "You can't perform this operation on the secret because it was deleted.",
+        ))
+        .mount(&server)
+        .await;
+    op("secretsmanager.RestoreSecret")
+        .respond_with(aws_error(
+            400,
+            "ResourceNotFoundException",
+            "Secrets Manager can't find the specified secret.",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let store =
+        SecretsManagerStore::builder(&common::connection(&server.uri()).load().await.unwrap())
+            .restore_deleted(true)
+            .build()
+            .unwrap();
+    let err = store.store(&key(), SECRET.into()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.message().contains("RestoreSecret app/db"), "{err}");
+    // Without restore_deleted: the create's answer, a Conflict naming the way out.
+    let err = store_on(&server)
+        .await
+        .store(&key(), SECRET.into())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.message().contains("scheduled for deletion"), "{err}");
+}
