@@ -437,6 +437,14 @@ impl Inner {
                 .unwrap_or_default()
         };
         let mut errors = strings("errors");
+        if status == 404 && errors.iter().any(|e| e.contains("namespace not found")) {
+            // Not the key's absence: the whole namespace is wrong.
+            return Err(Failure::NotVault(format!(
+                "{} has no namespace {:?} (check the namespace setting or VAULT_NAMESPACE)",
+                self.address,
+                self.namespace.as_deref().unwrap_or("")
+            )));
+        }
         if errors.is_empty() {
             // e.g. 404 "Invalid path for a versioned K/V secrets engine".
             errors = strings("warnings");
@@ -654,6 +662,7 @@ impl Inner {
                 .with_backend(BACKEND)
                 .with_code("403"));
             }
+            Err(f @ Failure::NotVault(_)) => return Err(to_error(f, what)),
             Err(Failure::Status { status: 404, .. } | Failure::Malformed(_)) => {
                 return Err(to_error(
                     Failure::NotVault(format!(
