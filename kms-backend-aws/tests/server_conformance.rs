@@ -22,6 +22,7 @@ mod secrets_manager_namespaced {
             .namespace(&common::unique("conformance-ns"))
             .unwrap()
             .build()
+            .unwrap()
     );
 }
 
@@ -29,7 +30,11 @@ mod secrets_manager_namespaced {
 /// `remove` and `list` alike.
 mod secrets_manager_recovery_window {
     use super::*;
-    kms_core::conformance_tests!(SecretsManagerStore::builder(&common::config().await).build());
+    kms_core::conformance_tests!(
+        SecretsManagerStore::builder(&common::config().await)
+            .build()
+            .unwrap()
+    );
 }
 
 async fn enveloped<S: kms_core::KeyStore>(inner: S) -> impl kms_core::KeyStore {
