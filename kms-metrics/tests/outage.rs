@@ -581,3 +581,37 @@ async fn two_stores_of_one_backend_type_keep_separate_series() {
     let over = metrics.store_name("one-too-many").unwrap_err();
     assert_eq!(over.kind(), ErrorKind::Configuration);
 }
+
+/// "Also": a retry is counted by operation and error kind and logged at DEBUG on `kms::retry`.
+#[test]
+fn retries_are_counted_and_logged() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut registry = Registry::default();
+    let metrics = KmsMetrics::register(&mut registry);
+    let _store = StoreBuilder::new(MemoryStore::new())
+        .layer(metrics.backend_monitor().probe_interval(None))
+        .build();
+    let series = r#"kms_key_backend_retries_total{operation="get",backend="memory",store="memory",kind="timeout"}"#;
+    assert_eq!(value(&scrape(&registry), series), 0.0, "pre-created");
+    metrics.record_retry(
+        Operation::Get,
+        "memory",
+        None,
+        ErrorKind::Timeout,
+        1,
+        Duration::from_millis(100),
+    );
+    assert_eq!(value(&scrape(&registry), series), 1.0);
+    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        out.contains("DEBUG") && out.contains("kms::retry") && out.contains("attempt=1"),
+        "{out}"
+    );
+}
