@@ -615,3 +615,32 @@ fn retries_are_counted_and_logged() {
         "{out}"
     );
 }
+
+/// Input 1: wiring the breaker does not invent a `backend_up` sample either; its opening does
+/// set 0.
+#[tokio::test(start_paused = true)]
+async fn the_breaker_hook_sets_backend_up_only_when_the_circuit_opens() {
+    let metrics = KmsMetrics::register(&mut Registry::default());
+    let backend = FaultStore::new(MemoryStore::new());
+    let faults = backend.handle();
+    let breaker = CircuitBreakerLayer::new();
+    let store = StoreBuilder::new(backend)
+        .layer(breaker.clone())
+        .layer(
+            metrics
+                .backend_monitor()
+                .circuit_breaker(&breaker.handle())
+                .probe_interval(None),
+        )
+        .build();
+    assert_eq!(metrics.backend_up("memory"), None);
+    assert_eq!(metrics.circuit_state_gauge("memory"), Some(0));
+    faults.fail_always(Operation::Get, ErrorKind::Unavailable);
+    for _ in 0..10 {
+        let _ = store.get_value("k").await;
+    }
+    assert_eq!(metrics.circuit_state_gauge("memory"), Some(1));
+    assert_eq!(metrics.backend_up("memory"), Some(false));
+    let report = metrics.health_report();
+    assert_eq!(report.backends[0].circuit_state, Some("open"));
+}
