@@ -129,6 +129,7 @@ async fn client_healthy(client: &VaultClient) -> bool {
     VaultStore::builder(client.clone())
         .mount("secret")
         .build()
+        .expect("a valid store configuration")
         .health()
         .await
         .is_ok()
@@ -283,8 +284,8 @@ async fn outages_never_reach_callers_while_a_good_value_is_cached() {
     let direct = VaultStore::builder(client(server.addr).await.unwrap())
         .mount("secret")
         .prefix(&prefix)
-        .unwrap()
-        .build();
+        .build()
+        .unwrap();
     let breaker = CircuitBreakerLayer::new()
         .window(8)
         .min_calls(4)
@@ -299,8 +300,8 @@ async fn outages_never_reach_callers_while_a_good_value_is_cached() {
         VaultStore::builder(client(proxy).await.unwrap())
             .mount("secret")
             .prefix(&prefix)
-            .unwrap()
-            .build(),
+            .build()
+            .unwrap(),
     )
     .layer(cache)
     .resilience(breaker, RetryLayer::new(), TimeoutLayer::all(ATTEMPT))
