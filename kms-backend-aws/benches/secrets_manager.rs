@@ -46,10 +46,11 @@ fn bench(c: &mut Criterion) {
             .endpoint_url(server.uri())
             .static_credentials("bench", "bench".to_owned(), None)
             .load()
-            .await;
+            .await
+            .unwrap();
         (
-            SecretsManagerStore::builder(&config).build(),
-            AwsKmsProvider::new(&config, "alias/bench"),
+            SecretsManagerStore::builder(&config).build().unwrap(),
+            AwsKmsProvider::new(&config, "alias/bench").unwrap(),
             server,
         )
     });

@@ -7,6 +7,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
+use kms_core::{Error, ErrorKind, Result};
 use secrecy::{ExposeSecret, SecretString};
 
 /// How to reach AWS: region, credentials and endpoint, from `aws-config`'s default chain with
@@ -117,7 +118,17 @@ impl AwsConnection {
     }
 
     /// Resolves the chain with the overrides into an `SdkConfig`.
-    pub async fn load(self) -> SdkConfig {
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`](kms_core::ErrorKind::Configuration) when no region is
+    /// configured anywhere in the chain (no `.region()`, no `AWS_REGION`, no profile region,
+    /// no instance metadata), instead of a store whose every call fails later; and when
+    /// called outside a Tokio runtime (the SDK's HTTP client and timers need one).
+    /// Credentials are resolved lazily, on the first request: missing credentials are an
+    /// [`Unauthenticated`](kms_core::ErrorKind::Unauthenticated) error of that request.
+    pub async fn load(self) -> Result<SdkConfig> {
+        crate::runtime::require(crate::error_map::SECRETS_MANAGER, "AwsConnection::load")?;
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(region) = self.region {
             loader = loader.region(Region::new(region));
@@ -150,8 +161,26 @@ impl AwsConnection {
             }
             loader = loader.timeout_config(timeouts.build());
         }
-        loader.load().await
+        let config = loader.load().await;
+        require_region(config.region(), "AwsConnection::load")?;
+        Ok(config)
     }
+}
+
+/// [`ErrorKind::Configuration`] unless a region is set: without one the SDK cannot sign any
+/// request (it would fail each call with "missing signing region").
+pub(crate) fn require_region(region: Option<&Region>, what: &str) -> Result<()> {
+    if region.is_some_and(|r| !r.as_ref().is_empty()) {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Configuration,
+        format!(
+            "{what}: no AWS region configured: set AWS_REGION, a profile's `region`, or \
+             AwsConnection::region(\"eu-west-1\")"
+        ),
+    )
+    .with_backend(crate::error_map::SECRETS_MANAGER))
 }
 
 impl fmt::Debug for AwsConnection {
@@ -193,13 +222,18 @@ mod tests {
 
     #[tokio::test]
     async fn sdk_retries_are_off_unless_asked_for() {
-        let off = AwsConnection::new().region("us-east-1").load().await;
+        let off = AwsConnection::new()
+            .region("us-east-1")
+            .load()
+            .await
+            .unwrap();
         assert_eq!(off.retry_config().unwrap().max_attempts(), 1);
         let on = AwsConnection::new()
             .region("us-east-1")
             .sdk_retries(true)
             .load()
-            .await;
+            .await
+            .unwrap();
         assert!(on.retry_config().unwrap().max_attempts() > 1);
         assert_eq!(on.region().unwrap().as_ref(), "us-east-1");
     }

@@ -1,6 +1,11 @@
 //! The one place AWS SDK failures become [`kms_core::Error`]s.
+//!
+//! Codes first: an AWS error code decides the kind ([`kind_of`]). Where one code covers several
+//! conditions (`InvalidRequestException` is both "bad request" and "scheduled for deletion"),
+//! the condition is told apart by its wording, and every documented wording of a condition is
+//! one row of [`WORDINGS`], each with a test.
 
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use kms_core::{Error, ErrorKind};
 
 /// The backend label of the Secrets Manager store (errors and metrics).
@@ -13,13 +18,131 @@ pub(crate) const KMS: &str = "aws_kms";
 pub(crate) enum Call {
     /// A read (`GetSecretValue`): a secret scheduled for deletion is not found.
     Read,
-    /// A write (`PutSecretValue`, `CreateSecret`): a secret scheduled for deletion is a
-    /// conflict the caller must resolve (restore it, or wait for the deletion).
+    /// `PutSecretValue`: a secret scheduled for deletion is a conflict the caller must resolve
+    /// (restore it, or wait for the deletion).
     Write,
-    /// `DeleteSecret`: a secret already scheduled for deletion is not found.
+    /// `CreateSecret`: as [`Write`](Self::Write); and since the secret is the thing being
+    /// created, a "not found" answer is about a dependency the store's settings name (its KMS
+    /// key), never the secret: [`ErrorKind::Configuration`].
+    Create,
+    /// `DeleteSecret`, `DescribeSecret` before a delete: a secret already scheduled for
+    /// deletion is not found.
     Delete,
-    /// Anything else (`ListSecrets`, health probes, KMS calls).
+    /// A KMS call of the crypto provider. The only resource it names is the provider's own
+    /// KMS key, so "not found" means the provider is misconfigured: [`ErrorKind::Configuration`],
+    /// never the kind that says "your key does not exist" about the caller's secret.
+    Kms,
+    /// Anything else (`ListSecrets`, `RestoreSecret`, health probes).
     Other,
+}
+
+/// A condition AWS reports under an error code it shares with other conditions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Condition {
+    /// The secret is scheduled for deletion, or its deletion is still under way.
+    ScheduledForDeletion,
+    /// No region was configured, so the request could not be signed.
+    MissingRegion,
+    /// A version with the request's `ClientRequestToken` already exists, with another value:
+    /// with a token unique to one logical write, an earlier attempt of this write landed.
+    /// On `PutSecretValue` every `ResourceExistsException` means this (a put creates no
+    /// secret, only a version), whatever its wording.
+    TokenInUse,
+}
+
+/// One documented wording of a [`Condition`].
+#[derive(Debug)]
+pub(crate) struct Wording {
+    /// The AWS error code the wording comes with; `None`: the SDK's own (non-service) error.
+    pub(crate) code: Option<&'static str>,
+    /// A phrase of the message, lowercase, with straight apostrophes (AWS sends both `'` and
+    /// `’`; messages are normalised before matching).
+    pub(crate) phrase: &'static str,
+    pub(crate) condition: Condition,
+    /// Where the wording comes from.
+    #[allow(dead_code, reason = "the table's documentation; checked by the tests")]
+    pub(crate) source: &'static str,
+}
+
+/// Every documented wording of every [`Condition`], in one table (a test per row).
+pub(crate) const WORDINGS: &[Wording] = &[
+    Wording {
+        code: Some("InvalidRequestException"),
+        phrase: "because it was marked for deletion",
+        condition: Condition::ScheduledForDeletion,
+        source: "AWS: GetSecretValue, PutSecretValue, DeleteSecret of a secret in its recovery \
+                 window (\"You can't perform this operation on the secret because it was marked \
+                 for deletion.\")",
+    },
+    Wording {
+        code: Some("InvalidRequestException"),
+        phrase: "because it was deleted",
+        condition: Condition::ScheduledForDeletion,
+        source: "AWS: CreateSecret and PutSecretValue while a deletion is under way (\"You can't \
+                 perform this operation on the secret because it was deleted.\"; \
+                 terraform-provider-aws matches it)",
+    },
+    Wording {
+        code: Some("InvalidRequestException"),
+        phrase: "currently marked deleted",
+        condition: Condition::ScheduledForDeletion,
+        source: "the Secrets Manager API reference's InvalidRequestException (\"You tried to \
+                 perform the operation on a secret that's currently marked deleted.\"); moto",
+    },
+    Wording {
+        code: Some("InvalidRequestException"),
+        phrase: "scheduled for deletion",
+        condition: Condition::ScheduledForDeletion,
+        source: "the API reference's list of InvalidRequestException causes (\"The secret is \
+                 scheduled for deletion.\")",
+    },
+    Wording {
+        code: Some("ResourceExistsException"),
+        phrase: "clientrequesttoken",
+        condition: Condition::TokenInUse,
+        source: "CreateSecret and PutSecretValue with a token already used for a version with \
+                 another value (\"You can't use ClientRequestToken … because that value is \
+                 already in use for a version of secret …\"; moto, checked against AWS in \
+                 getmoto/moto#9741)",
+    },
+    Wording {
+        code: Some("ResourceExistsException"),
+        phrase: "modify an existing version",
+        condition: Condition::TokenInUse,
+        source: "the API reference's PutSecretValue: a version with this token exists and its \
+                 value differs, \"you cannot modify an existing version\"",
+    },
+    Wording {
+        code: None,
+        phrase: "missing signing region",
+        condition: Condition::MissingRegion,
+        source: "aws-runtime's SigV4 signer when the SdkConfig has no region",
+    },
+];
+
+/// The condition `message` states, for an answer with `code` (`None`: not a service answer).
+pub(crate) fn condition_of(code: Option<&str>, message: &str) -> Option<Condition> {
+    let normal = message
+        .replace(['\u{2019}', '\u{2018}'], "'")
+        .to_lowercase();
+    WORDINGS
+        .iter()
+        .find(|w| w.code == code && normal.contains(w.phrase))
+        .map(|w| w.condition)
+}
+
+/// A mapped failure: the error, and the condition the store may act on (restore a secret
+/// scheduled for deletion).
+#[derive(Debug)]
+pub(crate) struct Mapped {
+    pub(crate) error: Error,
+    pub(crate) condition: Option<Condition>,
+}
+
+impl From<Mapped> for Error {
+    fn from(m: Mapped) -> Self {
+        m.error
+    }
 }
 
 /// An SDK failure flattened to what the mapping needs (no generics, no response body).
@@ -114,7 +237,7 @@ where
         };
         let detail = match class {
             Class::Service => String::new(),
-            _ => DisplayErrorContext(&err).to_string(),
+            _ => causes(&err),
         };
         Self {
             class,
@@ -137,6 +260,27 @@ impl HasStatus for aws_smithy_runtime_api::http::Response {
     }
 }
 
+/// The `Display` of an error and of each of its sources, joined with `: ` — the cause in
+/// words, without the `Debug` dump `DisplayErrorContext` appends. A source whose text the
+/// previous one already contains is left out (hyper repeats itself).
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut last = String::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !last.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        last = text;
+        next = e.source();
+    }
+    out
+}
+
 /// Keeps messages short: an AWS message is a sentence or an ARN, never a secret, but a proxy
 /// or emulator could answer with anything.
 fn cap(s: &str) -> String {
@@ -149,15 +293,6 @@ fn cap(s: &str) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
-}
-
-/// Whether an `InvalidRequestException` says the secret is scheduled for deletion (AWS:
-/// "…because it was marked for deletion", moto: "…currently marked deleted").
-fn scheduled_for_deletion(code: &str, message: &str) -> bool {
-    code == "InvalidRequestException"
-        && (message.contains("marked for deletion")
-            || message.contains("marked deleted")
-            || message.contains("scheduled for deletion"))
 }
 
 /// The kind an AWS error code means. Codes of both services (Secrets Manager, KMS) and the
@@ -192,32 +327,46 @@ fn kind_of(code: &str) -> Option<ErrorKind> {
         }
         "ResourceExistsException" | "AlreadyExistsException" => ErrorKind::Conflict,
         "InvalidCiphertextException" | "IncorrectKeyException" => ErrorKind::InvalidData,
-        // A disabled key, or one pending deletion or import: only an operator can fix it.
-        "DisabledException" | "KMSInvalidStateException" => ErrorKind::Unavailable,
+        // A disabled KMS key, one pending deletion or import, or (Secrets Manager's words for
+        // the same) a secret's KMS key it cannot use: only an operator can fix it.
+        "DisabledException"
+        | "KMSInvalidStateException"
+        | "DecryptionFailure"
+        | "EncryptionFailure" => ErrorKind::Unavailable,
         "InvalidParameterException"
         | "InvalidRequestException"
         | "InvalidKeyUsageException"
         | "InvalidGrantTokenException"
         | "ValidationException"
-        | "MalformedPolicyDocumentException"
-        | "DecryptionFailure"
-        | "EncryptionFailure" => ErrorKind::InvalidInput,
+        | "MalformedPolicyDocumentException" => ErrorKind::InvalidInput,
         _ => return None,
     })
 }
 
-/// Maps an SDK failure of `call` to an [`Error`] of `backend`; `what` names the request
-/// (`"GetSecretValue app/db"`), never a value.
+/// Codes that retrying cannot fix (a key an operator must enable, restore or grant).
+fn needs_an_operator(code: &str) -> bool {
+    matches!(
+        code,
+        "DisabledException"
+            | "KMSInvalidStateException"
+            | "DecryptionFailure"
+            | "EncryptionFailure"
+    )
+}
+
+/// Maps an SDK failure of `call` to an [`Error`] of `backend`; `what` names the request and
+/// the full secret name or KMS key (`"GetSecretValue payments/prod/db"`), never a value.
 ///
 /// | AWS says | Kind |
 /// |---|---|
-/// | `ResourceNotFoundException`, KMS `NotFoundException` | `NotFound` |
+/// | `ResourceNotFoundException` | `NotFound`; on `CreateSecret`: `Configuration` (a dependency, e.g. the store's KMS key) |
+/// | KMS `NotFoundException` (key or alias missing) | `Configuration`: the provider's key, never the secret's own `NotFound` |
 /// | `AccessDeniedException` | `PermissionDenied` |
 /// | `UnrecognizedClientException`, `ExpiredTokenException`, bad signature | `Unauthenticated` |
 /// | `ThrottlingException`, `LimitExceededException`, HTTP 429 | `RateLimited` (retryable) |
 /// | `InternalServiceError`, `KMSInternalException`, other 5xx | `Unavailable` (retryable) |
-/// | KMS `DisabledException`, `KMSInvalidStateException` | `Unavailable`, marked exhausted (retrying cannot help) |
-/// | `InvalidRequestException` "marked for deletion" | `NotFound` on reads and deletes, `Conflict` on writes |
+/// | KMS `DisabledException`, `KMSInvalidStateException`; `DecryptionFailure`, `EncryptionFailure` (the secret's KMS key is unusable) | `Unavailable`, marked exhausted (retrying cannot help) |
+/// | `InvalidRequestException` "scheduled for deletion" (every wording in [`WORDINGS`]) | `NotFound` on reads and deletes, `Conflict` on writes |
 /// | `ResourceExistsException` | `Conflict` |
 /// | KMS `InvalidCiphertextException`, `IncorrectKeyException` | `InvalidData` |
 /// | `InvalidParameterException`, other `InvalidRequestException`, validation | `InvalidInput` |
@@ -228,7 +377,7 @@ fn kind_of(code: &str) -> Option<ErrorKind> {
 /// | a credential provider timed out / failed / is misconfigured | `Timeout` / `Unavailable` / `Configuration` |
 /// | the request could not be built (no region, bad input) | `Configuration` |
 /// | anything else | `Backend`, with the AWS error code |
-pub(crate) fn to_error(failure: Failure, call: Call, backend: &'static str, what: &str) -> Error {
+pub(crate) fn map(failure: Failure, call: Call, backend: &'static str, what: &str) -> Mapped {
     let Failure {
         class,
         code,
@@ -237,7 +386,20 @@ pub(crate) fn to_error(failure: Failure, call: Call, backend: &'static str, what
         detail,
     } = failure;
     let (message, detail) = (message.map(|m| cap(&m)), cap(&detail));
+    let mut condition = None;
     let (kind, text) = match class {
+        _ if class != Class::Service
+            && condition_of(None, &detail) == Some(Condition::MissingRegion) =>
+        {
+            condition = Some(Condition::MissingRegion);
+            (
+                ErrorKind::Configuration,
+                format!(
+                    "{what}: no AWS region configured (set AWS_REGION, a profile's region, or \
+                     AwsConnection::region)"
+                ),
+            )
+        }
         Class::Construction => (
             ErrorKind::Configuration,
             format!("{what}: request could not be built: {detail}"),
@@ -267,11 +429,18 @@ pub(crate) fn to_error(failure: Failure, call: Call, backend: &'static str, what
         Class::Service => {
             let code_str = code.as_deref().unwrap_or("");
             let msg = message.as_deref().unwrap_or("");
-            let kind = if scheduled_for_deletion(code_str, msg) {
+            condition = code.as_deref().and_then(|c| condition_of(Some(c), msg));
+            if call == Call::Write && code_str == "ResourceExistsException" {
+                condition = Some(Condition::TokenInUse);
+            }
+            let not_found = kind_of(code_str) == Some(ErrorKind::NotFound);
+            let kind = if condition == Some(Condition::ScheduledForDeletion) {
                 match call {
                     Call::Read | Call::Delete => ErrorKind::NotFound,
-                    Call::Write | Call::Other => ErrorKind::Conflict,
+                    Call::Write | Call::Create | Call::Kms | Call::Other => ErrorKind::Conflict,
                 }
+            } else if not_found && matches!(call, Call::Kms | Call::Create) {
+                ErrorKind::Configuration
             } else {
                 kind_of(code_str).unwrap_or(match status {
                     Some(429) => ErrorKind::RateLimited,
@@ -282,14 +451,28 @@ pub(crate) fn to_error(failure: Failure, call: Call, backend: &'static str, what
                 })
             };
             let mut text = what.to_owned();
-            if scheduled_for_deletion(code_str, msg) {
+            if condition == Some(Condition::ScheduledForDeletion) {
                 text.push_str(": the secret is scheduled for deletion");
-                if call == Call::Write {
+                if matches!(call, Call::Write | Call::Create) {
                     text.push_str(
                         " (restore it with RestoreSecret, or build the store with \
                          `restore_deleted(true)`, or wait until the recovery window ends)",
                     );
                 }
+            } else if not_found && call == Call::Kms {
+                text.push_str(
+                    ": the KMS key does not exist in this account and region (check the \
+                     provider's key id or alias)",
+                );
+            } else if not_found && call == Call::Create {
+                text.push_str(
+                    ": a resource the store's settings name (its KMS key) does not exist",
+                );
+            } else if matches!(code_str, "DecryptionFailure" | "EncryptionFailure") {
+                text.push_str(
+                    ": Secrets Manager cannot use the secret's KMS key (disabled, pending \
+                     deletion, deleted, or not usable by these credentials)",
+                );
             } else if matches!(
                 code_str,
                 "InvalidCiphertextException" | "IncorrectKeyException"
@@ -298,7 +481,8 @@ pub(crate) fn to_error(failure: Failure, call: Call, backend: &'static str, what
                     ": the ciphertext does not decrypt under this key and encryption context \
                      (altered, from another key, or another context)",
                 );
-            } else if !msg.is_empty() {
+            }
+            if !msg.is_empty() {
                 text.push_str(": ");
                 text.push_str(msg);
             } else if let Some(status) = status {
@@ -311,13 +495,15 @@ pub(crate) fn to_error(failure: Failure, call: Call, backend: &'static str, what
     if let Some(code) = code.or_else(|| status.map(|s| format!("HTTP {s}"))) {
         error = error.with_code(code);
     }
-    if matches!(
-        error.code(),
-        Some("DisabledException" | "KMSInvalidStateException")
-    ) {
+    if error.code().is_some_and(needs_an_operator) {
         error = error.exhausted();
     }
-    error
+    Mapped { error, condition }
+}
+
+/// [`map`], for callers that act on no condition.
+pub(crate) fn to_error(failure: Failure, call: Call, backend: &'static str, what: &str) -> Error {
+    map(failure, call, backend, what).error
 }
 
 #[cfg(test)]
@@ -409,6 +595,221 @@ mod tests {
         assert_eq!(
             to_error(other, Call::Write, SECRETS_MANAGER, "x").kind(),
             ErrorKind::InvalidInput
+        );
+    }
+
+    /// Every wording AWS (and moto) sends for a secret scheduled for deletion, as sent.
+    const SCHEDULED_FOR_DELETION: &[&str] = &[
+        "You can't perform this operation on the secret because it was marked for deletion.",
+        "You can\u{2019}t perform this operation on the secret because it was marked for deletion.",
+        "You can't perform this operation on the secret because it was deleted.",
+        "You can\u{2019}t perform this operation on the secret because it was deleted.",
+        "You tried to perform the operation on a secret that's currently marked deleted.",
+        "An error occurred (InvalidRequestException) when calling the GetSecretValue operation: \
+         You tried to                 perform the operation on a secret that's currently marked \
+         deleted.",
+        "The secret is scheduled for deletion.",
+    ];
+
+    #[test]
+    fn every_wording_of_scheduled_deletion_is_recognised_on_every_call() {
+        for msg in SCHEDULED_FOR_DELETION {
+            assert_eq!(
+                condition_of(Some("InvalidRequestException"), msg),
+                Some(Condition::ScheduledForDeletion),
+                "{msg}"
+            );
+            for (call, kind) in [
+                (Call::Read, ErrorKind::NotFound),
+                (Call::Delete, ErrorKind::NotFound),
+                (Call::Write, ErrorKind::Conflict),
+                (Call::Create, ErrorKind::Conflict),
+                (Call::Other, ErrorKind::Conflict),
+            ] {
+                let m = map(
+                    service(Some("InvalidRequestException"), msg, 400),
+                    call,
+                    SECRETS_MANAGER,
+                    "x",
+                );
+                assert_eq!(m.error.kind(), kind, "{call:?} {msg}");
+                assert_eq!(m.condition, Some(Condition::ScheduledForDeletion));
+                assert!(
+                    m.error.message().contains("scheduled for deletion"),
+                    "{}",
+                    m.error
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_row_of_the_table_is_tested() {
+        for row in WORDINGS {
+            let covered = match row.condition {
+                Condition::ScheduledForDeletion => SCHEDULED_FOR_DELETION.iter().any(|m| {
+                    condition_of(row.code, m).is_some()
+                        && m.to_lowercase()
+                            .replace('\u{2019}', "'")
+                            .contains(row.phrase)
+                }),
+                Condition::TokenInUse => TOKEN_IN_USE
+                    .iter()
+                    .any(|m| m.to_lowercase().contains(row.phrase)),
+                Condition::MissingRegion => {
+                    condition_of(None, "dispatch failure: other: missing signing region")
+                        == Some(Condition::MissingRegion)
+                }
+            };
+            assert!(covered, "no test message for {row:?}");
+            assert!(!row.source.is_empty(), "{row:?} names no source");
+        }
+    }
+
+    /// Every wording of "this token is already a version, with another value".
+    const TOKEN_IN_USE: &[&str] = &[
+        "You can't use ClientRequestToken 0123456789abcdef0123456789abcdef because that value is \
+         already in use for a version of secret arn:aws:secretsmanager:us-east-1:1:secret:a-AbCdEf.",
+        "You can't modify an existing version, you can only create a new version.",
+    ];
+
+    #[test]
+    fn a_token_in_use_is_recognised_by_wording_and_on_a_put_by_code() {
+        for msg in TOKEN_IN_USE {
+            for call in [Call::Write, Call::Create] {
+                let m = map(
+                    service(Some("ResourceExistsException"), msg, 400),
+                    call,
+                    SECRETS_MANAGER,
+                    "x",
+                );
+                assert_eq!(m.condition, Some(Condition::TokenInUse), "{call:?} {msg}");
+                assert_eq!(m.error.kind(), ErrorKind::Conflict);
+            }
+        }
+        // A put creates no secret: any ResourceExistsException is about the version.
+        let m = map(
+            service(Some("ResourceExistsException"), "exists", 400),
+            Call::Write,
+            SECRETS_MANAGER,
+            "x",
+        );
+        assert_eq!(m.condition, Some(Condition::TokenInUse));
+        // A create race (the secret exists, made by another writer) is not.
+        let m = map(
+            service(
+                Some("ResourceExistsException"),
+                "The operation failed because the secret a already exists.",
+                400,
+            ),
+            Call::Create,
+            SECRETS_MANAGER,
+            "x",
+        );
+        assert_eq!(m.condition, None);
+    }
+
+    #[test]
+    fn wordings_count_only_with_their_code() {
+        // The wording under another code, and other InvalidRequestException wordings.
+        let msg = SCHEDULED_FOR_DELETION[0];
+        assert_eq!(condition_of(Some("ResourceNotFoundException"), msg), None);
+        assert_eq!(condition_of(None, msg), None);
+        let rotation = "You tried to enable rotation on a secret that doesn't already have a \
+                        Lambda function ARN configured and you didn't include such an ARN.";
+        let m = map(
+            service(Some("InvalidRequestException"), rotation, 400),
+            Call::Write,
+            SECRETS_MANAGER,
+            "x",
+        );
+        assert_eq!(m.condition, None);
+        assert_eq!(m.error.kind(), ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_missing_kms_key_is_configuration_never_not_found() {
+        for msg in [
+            "Alias arn:aws:kms:us-east-1:123456789012:alias/payments is not found.",
+            "Key 'arn:aws:kms:us-east-1:123456789012:key/1111' does not exist",
+            "Invalid keyId alias/payments",
+        ] {
+            let err = to_error(
+                service(Some("NotFoundException"), msg, 400),
+                Call::Kms,
+                KMS,
+                "KMS Decrypt under alias/payments",
+            );
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{msg}: {err}");
+            assert!(!err.is_not_found());
+            assert!(err.message().contains("KMS key does not exist"), "{err}");
+            assert!(err.message().contains(msg), "keeps AWS's words: {err}");
+        }
+        // Secrets Manager's CreateSecret: the secret is what is being created, so a missing
+        // resource is one the store's settings name.
+        let err = to_error(
+            service(Some("ResourceNotFoundException"), "not found", 400),
+            Call::Create,
+            SECRETS_MANAGER,
+            "CreateSecret a/b",
+        );
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+        // Secrets Manager cannot use the secret's KMS key: the operator's to fix.
+        for code in ["DecryptionFailure", "EncryptionFailure"] {
+            let err = to_error(
+                service(Some(code), "can't decrypt", 400),
+                Call::Read,
+                SECRETS_MANAGER,
+                "GetSecretValue a/b",
+            );
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{code}");
+            assert!(!err.is_retryable(), "{code}: marked exhausted");
+            assert!(err.message().contains("KMS key"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_region_is_configuration() {
+        let failure = Failure {
+            class: Class::Dispatch { timeout: false },
+            code: None,
+            message: None,
+            status: None,
+            detail: "dispatch failure: other: missing signing region".into(),
+        };
+        let err = to_error(failure, Call::Read, SECRETS_MANAGER, "GetSecretValue a");
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+        assert!(err.message().contains("AWS_REGION"), "{err}");
+    }
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn causes_are_words_without_a_debug_dump() {
+        let err = Layer(
+            "dispatch failure",
+            Some(Box::new(Layer(
+                "io error",
+                Some(Box::new(Layer(
+                    "tcp connect error: Connection refused (os error 111)",
+                    Some(Box::new(Layer("Connection refused (os error 111)", None))),
+                ))),
+            ))),
+        );
+        assert_eq!(
+            causes(&err),
+            "dispatch failure: io error: tcp connect error: Connection refused (os error 111)"
         );
     }
 

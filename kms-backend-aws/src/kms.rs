@@ -12,6 +12,7 @@ use kms_core::{
 };
 
 use crate::error_map::{Call, KMS, to_error};
+use crate::runtime;
 
 /// The largest plaintext KMS `Encrypt` takes.
 pub const MAX_KMS_PLAINTEXT: usize = 4096;
@@ -25,21 +26,26 @@ pub const MAX_KMS_PLAINTEXT: usize = 4096;
 /// protection:
 ///
 /// ```no_run
+/// # // no_run: needs an AWS account holding `alias/payments`; the README's example runs the
+/// # // same code against the moto emulator.
 /// # async fn demo() -> kms_core::Result<()> {
 /// use std::sync::Arc;
 /// use kms_backend_aws::{AwsConnection, AwsKmsProvider};
 /// use kms_core::envelope::EnvelopeLayer;
 /// use kms_core::{MemoryStore, StoreBuilder};
 ///
-/// let config = AwsConnection::new().load().await;
-/// let kms = AwsKmsProvider::new(&config, "alias/payments");
+/// let config = AwsConnection::new().load().await?;
+/// let kms = AwsKmsProvider::new(&config, "alias/payments")?;
 /// let store = StoreBuilder::new(MemoryStore::new())
 ///     .layer(EnvelopeLayer::new(Arc::new(kms)))
 ///     .build();
 /// # Ok(()) }
 /// ```
 ///
-/// Errors: a missing key is `NotFound`; a disabled key or one pending deletion
+/// Errors: a key or alias that does not exist (KMS `NotFoundException`) is
+/// [`ErrorKind::Configuration`] — the provider names a key that is not there — and never
+/// `NotFound`, which a store above would pass on as "the secret does not exist" (and a
+/// negative cache would remember); a disabled key or one pending deletion
 /// (`DisabledException`, `KMSInvalidStateException`) is `Unavailable` marked exhausted, so
 /// the retry layer does not retry it; a ciphertext that does not decrypt is `InvalidData`;
 /// `AccessDenied` is `PermissionDenied`; throttling is `RateLimited`.
@@ -53,17 +59,32 @@ pub struct AwsKmsProvider {
 }
 
 impl AwsKmsProvider {
-    /// A provider over a client made from `config`, using the KMS key `key_id`.
-    pub fn new(config: &SdkConfig, key_id: impl Into<String>) -> Self {
+    /// A provider over a client made from `config`, using the KMS key `key_id` (key id, key
+    /// ARN, alias name `alias/…` or alias ARN).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`] when `config` has no region or `key_id` is empty.
+    pub fn new(config: &SdkConfig, key_id: impl Into<String>) -> Result<Self> {
         Self::from_client(Client::new(config), key_id)
     }
 
     /// A provider over a client the service already has.
-    pub fn from_client(client: Client, key_id: impl Into<String>) -> Self {
-        Self {
-            client,
-            key_id: key_id.into(),
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn from_client(client: Client, key_id: impl Into<String>) -> Result<Self> {
+        let key_id = key_id.into();
+        crate::connection::require_region(client.config().region(), "AWS KMS provider")?;
+        if key_id.trim().is_empty() {
+            return Err(Error::new(
+                ErrorKind::Configuration,
+                "AWS KMS provider: the KMS key id is empty (give a key id, key ARN or alias/…)",
+            )
+            .with_backend(KMS));
         }
+        Ok(Self { client, key_id })
     }
 
     /// The KMS key id, ARN or alias.
@@ -77,8 +98,8 @@ impl AwsKmsProvider {
     }
 
     fn fail(&self, call: &str) -> impl FnOnce(crate::error_map::Failure) -> Error + '_ {
-        let what = format!("{call} under {}", self.key_id);
-        move |failure| to_error(failure, Call::Other, KMS, &what)
+        let what = format!("KMS {call} under {}", self.key_id);
+        move |failure| to_error(failure, Call::Kms, KMS, &what)
     }
 }
 
@@ -121,6 +142,7 @@ impl CryptoProvider for AwsKmsProvider {
             )
             .with_backend(KMS));
         }
+        runtime::require(KMS, "KMS Encrypt")?;
         let out = self
             .client
             .encrypt()
@@ -136,6 +158,7 @@ impl CryptoProvider for AwsKmsProvider {
     }
 
     async fn decrypt(&self, ciphertext: &[u8], context: &EncryptionContext) -> Result<SecretValue> {
+        runtime::require(KMS, "KMS Decrypt")?;
         let out = self
             .client
             .decrypt()
@@ -151,6 +174,7 @@ impl CryptoProvider for AwsKmsProvider {
     }
 
     async fn generate_data_key(&self, context: &EncryptionContext) -> Result<DataKey> {
+        runtime::require(KMS, "KMS GenerateDataKey")?;
         let out = self
             .client
             .generate_data_key()

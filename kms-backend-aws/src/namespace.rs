@@ -11,16 +11,26 @@ pub(crate) struct Namespace(Option<String>);
 
 impl Namespace {
     /// A namespace validated with the key-name rules (no `..`, no empty segments), so it
-    /// cannot reach outside itself.
+    /// cannot reach outside itself. One trailing `/` is allowed (`"team-a/"`).
+    ///
+    /// An empty namespace (`""`, `"/"`, `"//"`) is an [`ErrorKind::Configuration`] error: it
+    /// would name the whole account, which is what *not* setting a namespace means, and a
+    /// namespace that came out empty (an unset variable) must not silently become that.
     pub(crate) fn new(prefix: &str) -> Result<Self> {
-        let trimmed = prefix.trim_end_matches('/');
-        if trimmed.is_empty() {
-            return Ok(Self(None));
+        let trimmed = prefix.strip_suffix('/').unwrap_or(prefix);
+        if trimmed.trim_matches('/').is_empty() {
+            return Err(Error::new(
+                ErrorKind::Configuration,
+                format!(
+                    "namespace {prefix:?} is empty: it would be the whole account; leave \
+                     `namespace` unset for that, or name one (e.g. \"payments/prod\")"
+                ),
+            ));
         }
         let valid = KeyName::new(trimmed).map_err(|e| {
             Error::new(
                 ErrorKind::Configuration,
-                format!("invalid namespace: {}", e.message()),
+                format!("invalid namespace {prefix:?}: {}", e.message()),
             )
         })?;
         Ok(Self(Some(valid.as_str().to_owned())))
@@ -92,19 +102,35 @@ mod tests {
         // Other namespaces, case variants and invalid names are not ours.
         assert_eq!(ns.key_of("team-a/other/db/password", &p), None);
         assert_eq!(ns.key_of("team-a/svc/DB/password", &p), None);
-        assert_eq!(ns.key_of("team-a/svc/db/pass+word", &p), None);
+        assert_eq!(ns.key_of("team-a/svc/db/pass#word", &p), None);
+        assert_eq!(ns.key_of("team-a/svc/db/a@b+c", &p), Some(key("db/a@b+c")));
     }
 
     #[test]
     fn no_namespace_lists_everything() {
-        let ns = Namespace::new("").unwrap();
+        let ns = Namespace::default();
         assert_eq!(ns.filter(&KeyPrefix::all()), None);
         assert_eq!(ns.secret_name(&key("a")).unwrap(), "a");
     }
 
     #[test]
+    fn an_empty_namespace_is_a_configuration_error() {
+        for empty in ["", "/", "//", "///"] {
+            let err = Namespace::new(empty).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{empty:?}: {err}");
+            assert!(err.message().contains("whole account"), "{err}");
+        }
+    }
+
+    #[test]
+    fn one_trailing_slash_is_allowed() {
+        assert_eq!(Namespace::new("team-a/").unwrap().as_str(), Some("team-a"));
+        assert_eq!(Namespace::new("team-a").unwrap().as_str(), Some("team-a"));
+    }
+
+    #[test]
     fn traversal_in_the_namespace_is_a_configuration_error() {
-        for bad in ["../other", "a/../b", "a//b", "sp ace"] {
+        for bad in ["../other", "a/../b", "a//b", "sp ace", "/a", "a//", "./a"] {
             let err = Namespace::new(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Configuration, "{bad}: {err}");
         }

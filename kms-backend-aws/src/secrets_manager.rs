@@ -1,5 +1,6 @@
 //! [`SecretsManagerStore`]: a [`KeyStore`] over AWS Secrets Manager.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::time::SystemTime;
 
@@ -13,10 +14,11 @@ use kms_core::{
     StoredSecret, async_trait,
 };
 
-use crate::error_map::{Call, Failure, SECRETS_MANAGER, to_error};
+use crate::error_map::{Call, Condition, Failure, Mapped, SECRETS_MANAGER, map, to_error};
 use crate::namespace::Namespace;
 use crate::secrets_manager_builder::{CreateOptions, Deletion, SecretsManagerStoreBuilder};
 use crate::version_stage::VersionStage;
+use crate::{request_token, runtime};
 
 /// A [`KeyStore`] over AWS Secrets Manager: one secret per key, named `<namespace>/<key>`.
 ///
@@ -24,10 +26,21 @@ use crate::version_stage::VersionStage;
 /// |---|---|
 /// | `get` | `GetSecretValue` of the configured stage (`AWSCURRENT` by default); version id and version creation date as metadata |
 /// | `get_version` | `GetSecretValue` by version id |
-/// | `store` | `PutSecretValue`; `CreateSecret` (with the configured KMS key, description, tags) when the secret does not exist |
+/// | `store` | `PutSecretValue`; `CreateSecret` (with the configured KMS key, description, tags) when the secret does not exist; one `ClientRequestToken` for every request of one logical write |
 /// | `remove` | `DeleteSecret` with the configured recovery window, or forced (after a `DescribeSecret`: AWS force-deletes a missing secret without complaint) |
-/// | `list` | `ListSecrets` filtered by name prefix on the server, every page followed |
+/// | `list` | `ListSecrets` filtered by name prefix on the server, every page followed; a repeated `NextToken` is [`ErrorKind::InvalidData`], a name on two pages listed once |
 /// | `health` | `ListSecrets` of one entry |
+///
+/// **One logical write is one version.** Every request of one `store` carries the same
+/// `ClientRequestToken`: the id of the [`WriteContext`](kms_core::write_id::WriteContext) that
+/// kms-core's retry layer opens around all attempts of the call, or a fresh one per call
+/// without it. A retried attempt of a write that landed but answered too late (after the
+/// [`TimeoutLayer`](kms_core::TimeoutLayer) deadline) is recognised by AWS and makes no second
+/// version; `AWSPREVIOUS` stays on the version before, and the call returns the landed version.
+///
+/// Every call needs a Tokio runtime (the SDK's HTTP client and timers); outside one it
+/// returns [`ErrorKind::Configuration`] instead of panicking. Messages name the full secret
+/// name (`<namespace>/<key>`).
 ///
 /// Values that are valid UTF-8 are stored as `SecretString` (readable by every other AWS
 /// tool), others as `SecretBinary`; both read back byte for byte. Secrets Manager keeps
@@ -79,8 +92,13 @@ impl SecretsManagerStore {
 
     /// Reads the version of `key` that carries `stage`: [`VersionStage::Previous`] during a
     /// rotation's grace period.
+    ///
+    /// Errors as [`get`](KeyStore::get); a stage no version carries is
+    /// [`ErrorKind::NotFound`].
     pub async fn get_stage(&self, key: &KeyName, stage: &VersionStage) -> Result<StoredSecret> {
         let name = self.namespace.secret_name(key)?;
+        runtime::require(SECRETS_MANAGER, "GetSecretValue")?;
+        let what = format!("GetSecretValue {name} ({stage})");
         let out = self
             .client
             .get_secret_value()
@@ -88,15 +106,22 @@ impl SecretsManagerStore {
             .version_stage(stage.as_str())
             .send()
             .await
-            .map_err(sm_error(
-                Call::Read,
-                format!("GetSecretValue {key} ({stage})"),
-            ))?;
-        stored(out, key)
+            .map_err(sm_error(Call::Read, &what))?;
+        stored(out, &what)
     }
 
-    async fn put(&self, name: &str, key: &KeyName, value: &SecretValue) -> Result<SecretMeta> {
-        let req = self.client.put_secret_value().secret_id(name);
+    /// `PutSecretValue` with `token` as its `ClientRequestToken` (the new version's id).
+    async fn put(
+        &self,
+        name: &str,
+        value: &SecretValue,
+        token: &str,
+    ) -> std::result::Result<SecretMeta, Mapped> {
+        let req = self
+            .client
+            .put_secret_value()
+            .secret_id(name)
+            .client_request_token(token);
         let req = match secret_payload(value) {
             Payload::Text(s) => req.secret_string(s),
             Payload::Binary(b) => req.secret_binary(b),
@@ -104,12 +129,22 @@ impl SecretsManagerStore {
         let out = req
             .send()
             .await
-            .map_err(sm_error(Call::Write, format!("PutSecretValue {key}")))?;
+            .map_err(sm_mapped(Call::Write, &format!("PutSecretValue {name}")))?;
         Ok(meta(out.version_id, None))
     }
 
-    async fn create(&self, name: &str, key: &KeyName, value: &SecretValue) -> Result<SecretMeta> {
-        let mut req = self.client.create_secret().name(name);
+    /// `CreateSecret` with `token` as the first version's `ClientRequestToken`.
+    async fn create(
+        &self,
+        name: &str,
+        value: &SecretValue,
+        token: &str,
+    ) -> std::result::Result<SecretMeta, Mapped> {
+        let mut req = self
+            .client
+            .create_secret()
+            .name(name)
+            .client_request_token(token);
         req = match secret_payload(value) {
             Payload::Text(s) => req.secret_string(s),
             Payload::Binary(b) => req.secret_binary(b),
@@ -126,43 +161,114 @@ impl SecretsManagerStore {
         let out = req
             .send()
             .await
-            .map_err(sm_error(Call::Write, format!("CreateSecret {key}")))?;
+            .map_err(sm_mapped(Call::Create, &format!("CreateSecret {name}")))?;
         Ok(meta(out.version_id, None))
     }
 
     /// `NotFound` unless the secret exists and is not scheduled for deletion.
-    async fn ensure_exists(&self, name: &str, key: &KeyName) -> Result<()> {
+    async fn ensure_exists(&self, name: &str) -> Result<()> {
         let out = self
             .client
             .describe_secret()
             .secret_id(name)
             .send()
             .await
-            .map_err(sm_error(Call::Delete, format!("DescribeSecret {key}")))?;
+            .map_err(sm_error(Call::Delete, &format!("DescribeSecret {name}")))?;
         if out.deleted_date().is_some() {
             return Err(Error::new(
                 ErrorKind::NotFound,
-                format!("key '{key}' is scheduled for deletion"),
+                format!("DescribeSecret {name}: the secret is scheduled for deletion"),
             )
             .with_backend(SECRETS_MANAGER));
         }
         Ok(())
     }
 
-    async fn restore(&self, name: &str, key: &KeyName) -> Result<()> {
-        self.client
-            .restore_secret()
-            .secret_id(name)
-            .send()
-            .await
-            .map_err(sm_error(Call::Other, format!("RestoreSecret {key}")))?;
-        Ok(())
+    /// `RestoreSecret`, for a `store`. A secret that is gone by now (a forced deletion still
+    /// under way when the write began) is a [`ErrorKind::Conflict`], not `NotFound`: a
+    /// `store` never says the key does not exist.
+    async fn restore(&self, name: &str) -> Result<()> {
+        let what = format!("RestoreSecret {name}");
+        match self.client.restore_secret().secret_id(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = to_error(e.into(), Call::Other, SECRETS_MANAGER, &what);
+                if err.kind() != ErrorKind::NotFound {
+                    return Err(err);
+                }
+                let mut conflict = Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "{what}: the secret was deleted while this write restored it (a \
+                         forced deletion still under way); write again once it is gone"
+                    ),
+                )
+                .with_backend(SECRETS_MANAGER);
+                if let Some(code) = err.code() {
+                    conflict = conflict.with_code(code.to_owned());
+                }
+                Err(conflict)
+            }
+        }
+    }
+
+    /// Put, or create when missing, or restore first when scheduled for deletion and
+    /// `restore_deleted` is on. Every request carries `token`, so AWS applies this logical
+    /// write at most once however often it is sent; an answer that the token is already a
+    /// version means an earlier attempt of this write landed, and that version is the result.
+    async fn write(&self, name: &str, value: &SecretValue, token: &str) -> Result<SecretMeta> {
+        match self.put(name, value, token).await {
+            Ok(meta) => Ok(meta),
+            Err(m) if m.condition == Some(Condition::TokenInUse) => Ok(landed(token)),
+            Err(m) if m.error.kind() == ErrorKind::NotFound => {
+                match self.create(name, value, token).await {
+                    Ok(meta) => Ok(meta),
+                    Err(m) if m.condition == Some(Condition::TokenInUse) => Ok(landed(token)),
+                    // Created by someone else between our put and create: put again.
+                    Err(m) if m.error.code() == Some("ResourceExistsException") => {
+                        self.put_again(name, value, token).await
+                    }
+                    Err(m) if self.restores(&m) => {
+                        self.restore(name).await?;
+                        self.put_again(name, value, token).await
+                    }
+                    Err(m) => Err(m.error),
+                }
+            }
+            Err(m) if self.restores(&m) => {
+                self.restore(name).await?;
+                self.put_again(name, value, token).await
+            }
+            Err(m) => Err(m.error),
+        }
+    }
+
+    /// A put after a create race or a restore.
+    async fn put_again(&self, name: &str, value: &SecretValue, token: &str) -> Result<SecretMeta> {
+        match self.put(name, value, token).await {
+            Err(m) if m.condition == Some(Condition::TokenInUse) => Ok(landed(token)),
+            other => other.map_err(Error::from),
+        }
+    }
+
+    fn restores(&self, m: &Mapped) -> bool {
+        self.restore_deleted && m.condition == Some(Condition::ScheduledForDeletion)
     }
 }
 
-/// Maps a failed call of this store; `what` names the request and the key.
-fn sm_error<F: Into<Failure>>(call: Call, what: String) -> impl FnOnce(F) -> Error {
-    move |failure| to_error(failure.into(), call, SECRETS_MANAGER, &what)
+/// What a write that already landed under `token` returns: AWS uses the token as the version id.
+fn landed(token: &str) -> SecretMeta {
+    meta(Some(token.to_owned()), None)
+}
+
+/// Maps a failed call of this store; `what` names the request and the full secret name.
+fn sm_error<F: Into<Failure>>(call: Call, what: &str) -> impl FnOnce(F) -> Error + '_ {
+    move |failure| to_error(failure.into(), call, SECRETS_MANAGER, what)
+}
+
+/// As [`sm_error`], keeping the condition the store acts on.
+fn sm_mapped<F: Into<Failure>>(call: Call, what: &str) -> impl FnOnce(F) -> Mapped + '_ {
+    move |failure| map(failure.into(), call, SECRETS_MANAGER, what)
 }
 
 /// What goes over the wire: text when the bytes are UTF-8, binary otherwise.
@@ -193,7 +299,7 @@ fn meta(version: Option<String>, created: Option<DateTime>) -> SecretMeta {
 }
 
 /// Moves the value out of the SDK's answer into a zeroizing [`SecretValue`].
-fn stored(mut out: GetSecretValueOutput, key: &KeyName) -> Result<StoredSecret> {
+fn stored(mut out: GetSecretValueOutput, what: &str) -> Result<StoredSecret> {
     let value = if let Some(text) = out.secret_string.take() {
         SecretValue::new(text.into_bytes())
     } else if let Some(blob) = out.secret_binary.take() {
@@ -201,7 +307,7 @@ fn stored(mut out: GetSecretValueOutput, key: &KeyName) -> Result<StoredSecret> 
     } else {
         return Err(Error::new(
             ErrorKind::InvalidData,
-            format!("GetSecretValue {key}: answer has neither SecretString nor SecretBinary"),
+            format!("{what}: answer has neither SecretString nor SecretBinary"),
         )
         .with_backend(SECRETS_MANAGER));
     };
@@ -231,6 +337,8 @@ impl KeyStore for SecretsManagerStore {
 
     async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
         let name = self.namespace.secret_name(key)?;
+        runtime::require(SECRETS_MANAGER, "GetSecretValue")?;
+        let what = format!("GetSecretValue {name} (version {version})");
         let out = self
             .client
             .get_secret_value()
@@ -238,37 +346,26 @@ impl KeyStore for SecretsManagerStore {
             .version_id(version)
             .send()
             .await
-            .map_err(sm_error(
-                Call::Read,
-                format!("GetSecretValue {key} (version {version})"),
-            ))?;
-        stored(out, key)
+            .map_err(sm_error(Call::Read, &what))?;
+        stored(out, &what)
     }
 
+    /// Put, or create when missing; every request of one logical write carries the same
+    /// `ClientRequestToken` (see the type docs).
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
         self.capabilities().check_value(&value)?;
         let name = self.namespace.secret_name(key)?;
-        match self.put(&name, key, &value).await {
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                match self.create(&name, key, &value).await {
-                    // Created by someone else between our put and create: put again.
-                    Err(e) if e.kind() == ErrorKind::Conflict => self.put(&name, key, &value).await,
-                    other => other,
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::Conflict && self.restore_deleted => {
-                self.restore(&name, key).await?;
-                self.put(&name, key, &value).await
-            }
-            other => other,
-        }
+        runtime::require(SECRETS_MANAGER, "PutSecretValue")?;
+        self.write(&name, &value, &request_token::for_this_write())
+            .await
     }
 
     async fn remove(&self, key: &KeyName) -> Result<()> {
         let name = self.namespace.secret_name(key)?;
+        runtime::require(SECRETS_MANAGER, "DeleteSecret")?;
         if self.deletion == Deletion::Force {
             // A forced DeleteSecret of a missing secret succeeds silently, so ask first.
-            self.ensure_exists(&name, key).await?;
+            self.ensure_exists(&name).await?;
         }
         let req = self.client.delete_secret().secret_id(&name);
         let req = match self.deletion {
@@ -277,45 +374,77 @@ impl KeyStore for SecretsManagerStore {
         };
         req.send()
             .await
-            .map_err(sm_error(Call::Delete, format!("DeleteSecret {key}")))?;
+            .map_err(sm_error(Call::Delete, &format!("DeleteSecret {name}")))?;
         Ok(())
     }
 
+    /// Follows `NextToken` to the last page. A token the server already sent is
+    /// [`ErrorKind::InvalidData`] (a server that cycles pages would otherwise be asked forever);
+    /// a name on two pages is listed once.
     async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
-        let mut req = self
-            .client
-            .list_secrets()
-            .max_results(self.page_size)
-            .include_planned_deletion(false);
-        if let Some(filter) = self.namespace.filter(prefix) {
-            req = req.filters(
-                Filter::builder()
-                    .key(FilterNameStringType::Name)
-                    .values(filter)
-                    .build(),
-            );
-        }
-        let mut pages = req.into_paginator().send();
+        runtime::require(SECRETS_MANAGER, "ListSecrets")?;
+        let filter = self.namespace.filter(prefix);
+        let what = match &filter {
+            Some(f) => format!("ListSecrets {f}*"),
+            None => "ListSecrets".to_owned(),
+        };
+        let mut tokens_seen = HashSet::new();
         let mut names = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(sm_error(Call::Other, format!("ListSecrets {prefix}")))?;
+        let mut names_seen = HashSet::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            let mut req = self
+                .client
+                .list_secrets()
+                .max_results(self.page_size)
+                .include_planned_deletion(false)
+                .set_next_token(next_token.take());
+            if let Some(filter) = &filter {
+                req = req.filters(
+                    Filter::builder()
+                        .key(FilterNameStringType::Name)
+                        .values(filter)
+                        .build(),
+                );
+            }
+            let page = req.send().await.map_err(sm_error(Call::Other, &what))?;
             for entry in page.secret_list() {
                 // Secrets scheduled for deletion are removed keys (older emulators list them).
                 if entry.deleted_date().is_some() {
                     continue;
                 }
-                if let Some(name) = entry.name().and_then(|n| self.namespace.key_of(n, prefix)) {
+                if let Some(name) = entry.name().and_then(|n| self.namespace.key_of(n, prefix))
+                    && names_seen.insert(name.clone())
+                {
                     names.push(name);
                 }
             }
+            match page.next_token {
+                Some(token) if !token.is_empty() => {
+                    if !tokens_seen.insert(token.clone()) {
+                        return Err(Error::new(
+                            ErrorKind::InvalidData,
+                            format!(
+                                "{what}: the server sent NextToken {} again after {} pages \
+                                 (its pages cycle); listing stopped",
+                                shorten(&token),
+                                tokens_seen.len() + 1
+                            ),
+                        )
+                        .with_backend(SECRETS_MANAGER));
+                    }
+                    next_token = Some(token);
+                }
+                _ => return Ok(names),
+            }
         }
-        Ok(names)
     }
 
     /// `ListSecrets` of one entry: proves the endpoint answers and the credentials are
     /// accepted. An `AccessDenied` answer proves both too (the request was authenticated),
     /// so a role allowed only `GetSecretValue` on its own secrets is healthy.
     async fn health(&self) -> Result<()> {
+        runtime::require(SECRETS_MANAGER, "ListSecrets")?;
         match self.client.list_secrets().max_results(1).send().await {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -332,6 +461,14 @@ impl KeyStore for SecretsManagerStore {
                 }
             }
         }
+    }
+}
+
+/// The first characters of a page token, for an error message (tokens are opaque and long).
+fn shorten(token: &str) -> String {
+    match token.char_indices().nth(16) {
+        Some((end, _)) => format!("{}…", &token[..end]),
+        None => token.to_owned(),
     }
 }
 

@@ -68,7 +68,13 @@ impl SecretsManagerStoreBuilder {
 
     /// Keeps every secret under `<namespace>/`, so services sharing an account cannot see or
     /// overwrite each other's keys (`list` returns names relative to it). Validated like a key
-    /// name: no `..`, no empty segments.
+    /// name: no `..`, no empty segments; one trailing `/` is allowed.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`] for a namespace that breaks the key-name rules, and for an
+    /// empty one (`""`, `"/"`, `"//"`): that would be the whole account, which is what leaving
+    /// the namespace unset means.
     pub fn namespace(mut self, namespace: &str) -> Result<Self> {
         self.namespace = Namespace::new(namespace)?;
         Ok(self)
@@ -142,7 +148,14 @@ impl SecretsManagerStoreBuilder {
     }
 
     /// The store.
-    pub fn build(self) -> SecretsManagerStore {
-        SecretsManagerStore::from_builder(self)
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`] when the client has no region (the SDK could not sign a
+    /// single request): set `AWS_REGION`, a profile's `region`, or
+    /// [`AwsConnection::region`](crate::AwsConnection::region).
+    pub fn build(self) -> Result<SecretsManagerStore> {
+        crate::connection::require_region(self.client.config().region(), "Secrets Manager store")?;
+        Ok(SecretsManagerStore::from_builder(self))
     }
 }

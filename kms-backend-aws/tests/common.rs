@@ -22,7 +22,7 @@ pub fn connection(url: &str) -> AwsConnection {
 
 /// The SDK config for the emulator.
 pub async fn config() -> SdkConfig {
-    connection(&endpoint()).load().await
+    connection(&endpoint()).load().await.unwrap()
 }
 
 /// A Secrets Manager store on the emulator that force-deletes (so names can be reused).
@@ -31,6 +31,7 @@ pub async fn store() -> SecretsManagerStore {
         .deletion(Deletion::Force)
         .unwrap()
         .build()
+        .unwrap()
 }
 
 /// A fresh KMS key on the emulator, and a provider using it by id.
@@ -44,7 +45,7 @@ pub async fn kms_provider() -> AwsKmsProvider {
         .await
         .expect("CreateKey on the emulator");
     let id = key.key_metadata().unwrap().key_id().to_owned();
-    AwsKmsProvider::from_client(client, id)
+    AwsKmsProvider::from_client(client, id).unwrap()
 }
 
 /// A name unique to this process and call (not every test binary uses it).

@@ -1,5 +1,5 @@
 //! Region, credentials and endpoint from aws-config's default chain — a shared-config profile
-//! and environment variables — against the moto server.
+//! and environment variables — against the moto server; no credentials, and no region.
 //!
 //! The chain reads the process environment, which a test cannot change safely, so the test
 //! runs this same binary again as a child with the environment under test
@@ -36,7 +36,8 @@ async fn round_trip(config: &kms_backend_aws::sdk::aws_config::SdkConfig, tag: &
     let store = SecretsManagerStore::builder(config)
         .deletion(Deletion::Force)
         .unwrap()
-        .build();
+        .build()
+        .unwrap();
     store.health().await.unwrap();
     let k = KeyName::new(format!("{}/k", common::unique(tag))).unwrap();
     store.store(&k, "v".into()).await.unwrap();
@@ -48,12 +49,12 @@ async fn round_trip(config: &kms_backend_aws::sdk::aws_config::SdkConfig, tag: &
 async fn child(case: &str) {
     match case {
         "profile" => {
-            let config = AwsConnection::new().load().await;
+            let config = AwsConnection::new().load().await.unwrap();
             assert_eq!(config.region().unwrap().as_ref(), "eu-west-1");
             round_trip(&config, "chain-profile").await;
         }
         "env" => {
-            let config = AwsConnection::new().load().await;
+            let config = AwsConnection::new().load().await.unwrap();
             assert_eq!(config.region().unwrap().as_ref(), "us-west-2");
             round_trip(&config, "chain-env").await;
         }
@@ -63,14 +64,27 @@ async fn child(case: &str) {
                 .region("us-east-1")
                 .endpoint_url(common::endpoint())
                 .load()
-                .await;
+                .await
+                .unwrap();
             let err = SecretsManagerStore::builder(&config)
                 .build()
+                .unwrap()
                 .get(&KeyName::new("x").unwrap())
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
             assert!(err.message().contains("no credentials"), "{err}");
+        }
+        "noregion" => {
+            // No region anywhere in the chain: a Configuration error at load, not a store
+            // whose every call is "unavailable" after retries.
+            let err = AwsConnection::new()
+                .endpoint_url(common::endpoint())
+                .load()
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+            assert!(err.message().contains("AWS_REGION"), "{err}");
         }
         other => panic!("unknown {CHILD} case {other:?}"),
     }
@@ -146,6 +160,16 @@ async fn default_chain() {
         &[
             ("AWS_CONFIG_FILE", empty.display().to_string()),
             ("AWS_SHARED_CREDENTIALS_FILE", empty.display().to_string()),
+            ("KMS_TEST_AWS_ENDPOINT", endpoint.clone()),
+        ],
+    );
+    run_child(
+        "noregion",
+        &[
+            ("AWS_CONFIG_FILE", empty.display().to_string()),
+            ("AWS_SHARED_CREDENTIALS_FILE", empty.display().to_string()),
+            ("AWS_ACCESS_KEY_ID", "envkey".into()),
+            ("AWS_SECRET_ACCESS_KEY", "envsecret".into()),
             ("KMS_TEST_AWS_ENDPOINT", endpoint),
         ],
     );

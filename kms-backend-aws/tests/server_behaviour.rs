@@ -9,8 +9,8 @@ use kms_backend_aws::sdk::aws_sdk_secretsmanager;
 use kms_backend_aws::{AwsKmsProvider, Deletion, SecretsManagerStore, VersionStage};
 use kms_core::envelope::EnvelopeLayer;
 use kms_core::{
-    CryptoProvider, EncryptionContext, ErrorKind, KeyName, KeyPrefix, KeyStore, MemoryStore,
-    SecretValue, StoreBuilder,
+    CryptoProvider, EncryptionContext, ErrorKind, KeyName, KeyPrefix, KeyStore, KeyStoreExt,
+    MemoryStore, SecretValue, StoreBuilder,
 };
 
 fn key(s: &str) -> KeyName {
@@ -55,7 +55,8 @@ async fn rotation_keeps_the_previous_version_readable() {
     // A store that reads AWSPREVIOUS by default (a rotation-grace reader).
     let grace = SecretsManagerStore::builder(&common::config().await)
         .version_stage(VersionStage::Previous)
-        .build();
+        .build()
+        .unwrap();
     assert_eq!(
         grace.get(&k).await.unwrap().value.expose_secret(),
         b"password-1"
@@ -80,7 +81,8 @@ async fn list_follows_every_page() {
     let store = namespaced(&common::config().await, &ns)
         .list_page_size(3)
         .unwrap()
-        .build();
+        .build()
+        .unwrap();
     let mut keys: Vec<KeyName> = (0..11).map(|i| key(&format!("app/k{i:02}"))).collect();
     for k in &keys {
         store.store(k, "v".into()).await.unwrap();
@@ -102,7 +104,7 @@ async fn list_follows_every_page() {
 #[tokio::test]
 async fn list_more_than_one_full_page() {
     let ns = common::unique("bigpage");
-    let store = namespaced(&common::config().await, &ns).build();
+    let store = namespaced(&common::config().await, &ns).build().unwrap();
     let keys: Vec<KeyName> = (0..105).map(|i| key(&format!("k{i:03}"))).collect();
     for k in &keys {
         store.store(k, "v".into()).await.unwrap();
@@ -119,7 +121,7 @@ async fn list_more_than_one_full_page() {
 async fn text_is_a_secret_string_and_bytes_a_secret_binary() {
     let config = common::config().await;
     let ns = common::unique("binary");
-    let store = namespaced(&config, &ns).build();
+    let store = namespaced(&config, &ns).build().unwrap();
     let raw = sm_client(&config);
 
     store
@@ -211,7 +213,8 @@ async fn recovery_window_blocks_the_name_until_restored() {
     let store = SecretsManagerStore::builder(&config)
         .deletion(Deletion::RecoveryWindowDays(7))
         .unwrap()
-        .build();
+        .build()
+        .unwrap();
     store.store(&k, "one".into()).await.unwrap();
     store.remove(&k).await.unwrap();
     assert_eq!(store.get(&k).await.unwrap_err().kind(), ErrorKind::NotFound);
@@ -242,7 +245,9 @@ fn recovery_window_outside_aws_limits_is_a_configuration_error() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let config = rt.block_on(common::connection("http://127.0.0.1:1").load());
+    let config = rt
+        .block_on(common::connection("http://127.0.0.1:1").load())
+        .unwrap();
     for days in [0, 6, 31] {
         let err = SecretsManagerStore::builder(&config)
             .deletion(Deletion::RecoveryWindowDays(days))
@@ -269,7 +274,8 @@ async fn created_secrets_carry_kms_key_description_and_tags() {
         .tag("env", "test")
         .deletion(Deletion::Force)
         .unwrap()
-        .build();
+        .build()
+        .unwrap();
     store.store(&key("db"), "pw".into()).await.unwrap();
     let described = sm_client(&config)
         .describe_secret()
@@ -305,7 +311,7 @@ async fn created_secrets_carry_kms_key_description_and_tags() {
 #[tokio::test]
 async fn namespaces_do_not_see_each_other() {
     let config = common::config().await;
-    let build = |ns: String| namespaced(&config, &ns).build();
+    let build = |ns: String| namespaced(&config, &ns).build().unwrap();
     let (a, b) = (build(common::unique("ns-a")), build(common::unique("ns-b")));
     let k = key("shared/name");
     a.store(&k, "from a".into()).await.unwrap();
@@ -325,9 +331,13 @@ async fn namespaces_do_not_see_each_other() {
 #[tokio::test]
 async fn health_passes_on_the_emulator_and_fails_on_a_closed_port() {
     common::store().await.health().await.unwrap();
-    let closed = common::connection("http://127.0.0.1:9").load().await;
+    let closed = common::connection("http://127.0.0.1:9")
+        .load()
+        .await
+        .unwrap();
     let err = SecretsManagerStore::builder(&closed)
         .build()
+        .unwrap()
         .health()
         .await
         .unwrap_err();
@@ -346,7 +356,7 @@ async fn kms_by_alias_and_wrong_context_is_a_clear_error() {
         .send()
         .await
         .unwrap();
-    let by_alias = AwsKmsProvider::from_client(kms.client().clone(), alias);
+    let by_alias = AwsKmsProvider::from_client(kms.client().clone(), alias).unwrap();
     let ctx = EncryptionContext::new().with("service", "payments");
     let ct = by_alias.encrypt(&"card key".into(), &ctx).await.unwrap();
     // Decrypts through the key id too: the ciphertext names its key.
@@ -410,16 +420,161 @@ async fn envelope_with_another_context_does_not_open() {
     assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
 }
 
+/// A KMS key or alias that does not exist is the provider's configuration, never the
+/// `NotFound` that means "this secret does not exist" (which a cache above would remember).
 #[tokio::test]
-async fn missing_kms_key_is_not_found() {
+async fn a_missing_kms_key_is_configuration_never_not_found() {
     let kms = common::kms_provider().await;
     let ctx = EncryptionContext::new();
-    let missing =
-        AwsKmsProvider::from_client(kms.client().clone(), "11111111-2222-3333-4444-555555555555");
-    let err = missing.encrypt(&"x".into(), &ctx).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    assert_eq!(err.backend(), Some("aws_kms"));
-
+    for missing in [
+        "11111111-2222-3333-4444-555555555555".to_owned(),
+        format!("alias/{}", common::unique("no-such-alias")),
+    ] {
+        let provider = AwsKmsProvider::from_client(kms.client().clone(), &missing).unwrap();
+        let errs = [
+            provider.encrypt(&"x".into(), &ctx).await.unwrap_err(),
+            provider.generate_data_key(&ctx).await.unwrap_err(),
+        ];
+        for err in errs {
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{missing}: {err}");
+            assert_eq!(err.backend(), Some("aws_kms"));
+            assert!(err.message().contains(&missing), "names the key: {err}");
+        }
+    }
     // Disabled keys and keys pending deletion: moto encrypts with them anyway, so their
     // mapping is tested against AWS's answers in mock_errors.rs.
+}
+
+/// The envelope over Secrets Manager with a provider whose alias does not exist: `get` of an
+/// existing secret and `store` are `Configuration`, not the secret's `NotFound`.
+#[tokio::test]
+async fn envelope_with_a_missing_kms_alias_is_configuration() {
+    let good: Arc<dyn CryptoProvider> = Arc::new(common::kms_provider().await);
+    let ns = common::unique("env-missing-kms");
+    let sm = namespaced(&common::config().await, &ns).build().unwrap();
+    let k = key("db/password");
+    StoreBuilder::new(sm.clone())
+        .layer(EnvelopeLayer::new(good))
+        .build()
+        .store(&k, "hunter2".into())
+        .await
+        .unwrap();
+
+    let config = common::config().await;
+    let missing =
+        AwsKmsProvider::new(&config, format!("alias/{}", common::unique("gone"))).unwrap();
+    let broken = StoreBuilder::new(sm.clone())
+        .layer(EnvelopeLayer::new(Arc::new(missing)))
+        .build();
+    let err = broken.get(&k).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration, "get: {err}");
+    assert!(!err.is_not_found());
+    let err = broken.store(&k, "new".into()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration, "store: {err}");
+    let err = broken.store(&key("fresh"), "new".into()).await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Configuration,
+        "store of a new key: {err}"
+    );
+    sm.remove(&k).await.unwrap();
+}
+
+/// A JSON SecretString written by another tool (`{"username":…,"password":…}`): one field read
+/// into a zeroizing `SecretValue`, with the same API as for Vault (`KeyStoreExt::get_field`).
+#[tokio::test]
+async fn a_field_of_a_json_secret_string_is_read_as_a_secret_value() {
+    let config = common::config().await;
+    let ns = common::unique("json");
+    let store = namespaced(&config, &ns).build().unwrap();
+    sm_client(&config)
+        .create_secret()
+        .name(format!("{ns}/app/db"))
+        .secret_string(r#"{"username":"app","password":"s3cr\"et","port":5432,"tls":{"on":true}}"#)
+        .send()
+        .await
+        .unwrap();
+    let password: SecretValue = store.get_field("app/db", "password").await.unwrap();
+    assert_eq!(
+        password.expose_secret(),
+        b"s3cr\"et",
+        "a string field's text, unescaped"
+    );
+    assert_eq!(
+        store
+            .get_field("app/db", "username")
+            .await
+            .unwrap()
+            .expose_secret(),
+        b"app"
+    );
+    assert_eq!(
+        store
+            .get_field("app/db", "port")
+            .await
+            .unwrap()
+            .expose_secret(),
+        b"5432"
+    );
+    assert_eq!(
+        store
+            .get_field("app/db", "tls")
+            .await
+            .unwrap()
+            .expose_secret(),
+        br#"{"on":true}"#
+    );
+    let err = store.get_field("app/db", "missing").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+    assert!(
+        !err.message().contains("s3cr"),
+        "no value in the message: {err}"
+    );
+    let err = store
+        .get_field("app/nothing", "password")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    store.remove(&key("app/db")).await.unwrap();
+}
+
+/// Secrets named by other tools with AWS's other name characters (`_+=.@-/`) are readable,
+/// listable and removable.
+#[tokio::test]
+async fn names_with_aws_characters_written_by_another_tool_are_readable() {
+    let config = common::config().await;
+    let ns = common::unique("charset");
+    let store = namespaced(&config, &ns).build().unwrap();
+    let raw = sm_client(&config);
+    let names = [
+        "db@prod",
+        "api+key",
+        "team=payments/token",
+        "user@example.com",
+        "a_b.c-d",
+    ];
+    for (i, n) in names.iter().enumerate() {
+        raw.create_secret()
+            .name(format!("{ns}/{n}"))
+            .secret_string(format!("value-{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    for (i, n) in names.iter().enumerate() {
+        let read = store.get(&key(n)).await.unwrap();
+        assert_eq!(
+            read.value.expose_secret(),
+            format!("value-{i}").as_bytes(),
+            "{n}"
+        );
+    }
+    let mut listed = store.list(&KeyPrefix::all()).await.unwrap();
+    listed.sort();
+    let mut want: Vec<KeyName> = names.iter().map(|n| key(n)).collect();
+    want.sort();
+    assert_eq!(listed, want);
+    for n in names {
+        store.remove(&key(n)).await.unwrap();
+    }
 }

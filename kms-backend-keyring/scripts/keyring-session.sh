@@ -5,7 +5,10 @@
 #    keyring directory and unlocks it with a throwaway password, and checks it with secret-tool;
 # 2. runs "$@" inside a fresh kernel session keyring (`keyctl session -`);
 # and exports KMS_TEST_SECRET_SERVICE=1 / KMS_TEST_KEYUTILS=1, which the real-keyring tests
-# require (they fail, never skip, without them). Stops the daemon afterwards.
+# require (they fail, never skip, without them), and KMS_TEST_SECRET_SERVICE_PID (the daemon,
+# for tests that stop it in a private session of their own). Stops the daemon afterwards.
+# With KMS_KEYRING_NO_LOGIN_COLLECTION=1 the daemon starts without a login keyring (not
+# unlocked, no default collection), for the test of that case; the secret-tool probe is skipped.
 set -euo pipefail
 if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ]; then
     echo "keyring-session.sh: no D-Bus session; run me under dbus-run-session --" >&2
@@ -16,10 +19,15 @@ chmod 700 "$state"
 export XDG_RUNTIME_DIR="$state/run" XDG_DATA_HOME="$state/data"
 mkdir -p -m 700 "$XDG_RUNTIME_DIR" "$XDG_DATA_HOME"
 # Foreground mode keeps the daemon our own child, so we stop exactly the one we started.
-printf '%s' "kms-test-$$" | gnome-keyring-daemon --foreground --unlock --components=secrets \
-    >"$state/daemon.log" 2>&1 &
+if [ -n "${KMS_KEYRING_NO_LOGIN_COLLECTION:-}" ]; then
+    gnome-keyring-daemon --foreground --components=secrets </dev/null >"$state/daemon.log" 2>&1 &
+else
+    printf '%s' "kms-test-$$" | gnome-keyring-daemon --foreground --unlock --components=secrets \
+        >"$state/daemon.log" 2>&1 &
+fi
 daemon_pid=$!
 cleanup() {
+    kill -CONT "$daemon_pid" 2>/dev/null || true
     kill "$daemon_pid" 2>/dev/null || true
     wait "$daemon_pid" 2>/dev/null || true
     rm -rf "$state"
@@ -45,6 +53,12 @@ $owned || {
     cat "$state/daemon.log" >&2
     exit 1
 }
+export KMS_TEST_SECRET_SERVICE_PID="$daemon_pid"
+if [ -n "${KMS_KEYRING_NO_LOGIN_COLLECTION:-}" ]; then
+    export KMS_TEST_SECRET_SERVICE=1
+    keyctl session - env KMS_TEST_KEYUTILS=1 "$@"
+    exit $?
+fi
 # Prove the Secret Service works before any test relies on it.
 probe="probe-$$"
 for _ in $(seq 50); do

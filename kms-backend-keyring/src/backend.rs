@@ -25,7 +25,9 @@ pub enum KeyringBackend {
     /// The platform default: the macOS keychain, the Windows Credential Manager, the Secret
     /// Service on Linux when enabled, else the kernel keyring.
     PlatformDefault,
-    /// The Linux kernel keyring (session keyring of the calling process).
+    /// The Linux kernel keyring; where keys go and how long they live is the builder's
+    /// [`keyutils_scope`](crate::KeyringStoreBuilder::keyutils_scope) (default: the session
+    /// keyring of the calling process).
     #[cfg(all(feature = "keyutils", target_os = "linux"))]
     KeyUtils,
     /// The freedesktop Secret Service over D-Bus (GNOME Keyring, KWallet).
@@ -113,20 +115,26 @@ impl KeyringBackend {
         }
     }
 
-    /// Opens the credential store (blocking: may connect to D-Bus).
-    pub(crate) fn open(&self) -> Result<Arc<CredentialStore>> {
+    /// Opens the credential store (blocking: may connect to D-Bus, within `timeout`).
+    pub(crate) fn open(
+        &self,
+        timeout: std::time::Duration,
+        scope: crate::KeyutilsScope,
+    ) -> Result<Arc<CredentialStore>> {
+        let _ = (timeout, scope);
         let opened: keyring_core::Result<Arc<CredentialStore>> = match self {
-            Self::PlatformDefault => return self.clone().resolve()?.open(),
+            Self::PlatformDefault => return self.clone().resolve()?.open(timeout, scope),
             #[cfg(all(feature = "keyutils", target_os = "linux"))]
             Self::KeyUtils => {
-                linux_keyutils_keyring_store::Store::new().map(|s| s as Arc<CredentialStore>)
+                crate::keyutils_store::KeyutilsStore::new(scope).map(|s| s as Arc<CredentialStore>)
             }
             #[cfg(all(
                 feature = "secret-service",
                 any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")
             ))]
             Self::SecretService => {
-                zbus_secret_service_keyring_store::Store::new().map(|s| s as Arc<CredentialStore>)
+                crate::secret_service_store::SecretServiceStore::connect(timeout)
+                    .map(|s| s as Arc<CredentialStore>)
             }
             #[cfg(all(feature = "apple-native", target_os = "macos"))]
             Self::AppleKeychain => apple_native_keyring_store::keychain::Store::new()

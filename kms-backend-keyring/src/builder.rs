@@ -4,21 +4,36 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use kms_core::{Capabilities, Error, ErrorKind, Result};
 
-use crate::backend::KeyringBackend;
+use crate::backend::{KEYUTILS_MAX_VALUE_LEN, KeyringBackend};
+use crate::offload::Offload;
 use crate::store::{Inner, KeyringStore};
-use crate::{BACKEND, blocking};
+use crate::{BACKEND, KeyutilsScope};
 
 /// Configures a [`KeyringStore`]. Made by [`KeyringStore::builder`].
 ///
-/// Holds no secret; its `Debug` shows the service, backend and lock file.
+/// Holds no secret; its `Debug` shows the service, backend, lock file, scope and timeouts.
 #[derive(Clone)]
 pub struct KeyringStoreBuilder {
     service: String,
     backend: KeyringBackend,
     lock_file: Option<PathBuf>,
+    scope: KeyutilsScope,
+    timeout: Duration,
+    lock_timeout: Duration,
+    max_abandoned_calls: usize,
 }
+
+/// The default bound on one keyring operation: 5 seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default bound on the wait for the index lock file: 10 seconds.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default number of abandoned (timed-out, still running) keyring calls a store tolerates
+/// before failing new calls at once: 8.
+pub const DEFAULT_MAX_ABANDONED_CALLS: usize = 8;
 
 impl KeyringStoreBuilder {
     pub(crate) fn new(service: impl Into<String>) -> Self {
@@ -26,6 +41,10 @@ impl KeyringStoreBuilder {
             service: service.into(),
             backend: KeyringBackend::PlatformDefault,
             lock_file: None,
+            scope: KeyutilsScope::default(),
+            timeout: DEFAULT_TIMEOUT,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            max_abandoned_calls: DEFAULT_MAX_ABANDONED_CALLS,
         }
     }
 
@@ -33,6 +52,44 @@ impl KeyringStoreBuilder {
     #[must_use]
     pub fn backend(mut self, backend: KeyringBackend) -> Self {
         self.backend = backend;
+        self
+    }
+
+    /// Where the kernel keyring ([`KeyringBackend::KeyUtils`]) keeps keys: the session
+    /// keyring (the default) or the uid's persistent keyring, which outlives logout and is
+    /// reachable from every session of the uid. See [`KeyutilsScope`]. Other backends ignore it.
+    #[must_use]
+    pub fn keyutils_scope(mut self, scope: KeyutilsScope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// The bound on each keyring operation (and on opening the store), excluding the wait for
+    /// the index lock (default [`DEFAULT_TIMEOUT`], 5 s). A call that does not finish in time
+    /// fails with [`ErrorKind::Timeout`]; the Secret Service backend also bounds each D-Bus
+    /// call by it, so a stuck daemon releases the calling thread.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The bound on the wait for the index lock file during `store`/`remove` (default
+    /// [`DEFAULT_LOCK_TIMEOUT`], 10 s); longer waits fail with [`ErrorKind::Timeout`] having
+    /// written nothing.
+    #[must_use]
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// How many keyring calls whose callers gave up (timeout, dropped future) may still be
+    /// running on their threads before new calls fail at once with
+    /// [`ErrorKind::Unavailable`] (default [`DEFAULT_MAX_ABANDONED_CALLS`]). Bounds the threads
+    /// a hung platform can hold.
+    #[must_use]
+    pub fn max_abandoned_calls(mut self, max: usize) -> Self {
+        self.max_abandoned_calls = max;
         self
     }
 
@@ -46,48 +103,87 @@ impl KeyringStoreBuilder {
         self
     }
 
-    /// Opens the credential store (on a blocking thread: the Secret Service connects to D-Bus).
+    /// Validates the settings and opens the credential store (on a blocking thread, within
+    /// the [`timeout`](Self::timeout): the Secret Service connects to D-Bus). Works on any
+    /// executor, Tokio or not.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Configuration`] for an empty service name or when no native store is
-    /// compiled in; [`ErrorKind::Unavailable`] when the platform store cannot be reached.
+    /// [`ErrorKind::Configuration`] for an empty service name, a zero timeout or abandoned-call
+    /// limit, or when no native store is compiled in; [`ErrorKind::Unavailable`] when the
+    /// platform store cannot be reached; [`ErrorKind::Timeout`] when it does not answer in time.
     pub async fn build(self) -> Result<KeyringStore> {
-        blocking(move || self.build_blocking()).await
+        self.validate()?;
+        let offload = Offload::new(self.max_abandoned_calls);
+        let backend = self.backend.clone().resolve()?;
+        let (timeout, scope) = (self.timeout, self.scope);
+        let opened = {
+            let backend = backend.clone();
+            offload
+                .run("opening the keyring", timeout, move |_| {
+                    backend.open(timeout, scope)
+                })
+                .await?
+        };
+        Ok(self.finish(backend, opened, offload))
     }
 
-    /// [`build`](Self::build) on the calling thread, for synchronous code: it may block on
-    /// D-Bus, so never call it on an async executor thread.
+    /// [`build`](Self::build) for synchronous code: blocks the calling thread until the store
+    /// is open (at most the [`timeout`](Self::timeout)). Needs no Tokio runtime, and the store
+    /// it returns works on any executor (e.g. `futures::executor::block_on`); never call it on
+    /// an async executor thread.
     ///
     /// # Errors
     ///
     /// As [`build`](Self::build).
     pub fn build_blocking(self) -> Result<KeyringStore> {
+        futures_lite::future::block_on(self.build())
+    }
+
+    fn validate(&self) -> Result<()> {
+        let config = |what: &str| {
+            Err(Error::new(ErrorKind::Configuration, what.to_owned()).with_backend(BACKEND))
+        };
         if self.service.is_empty() || self.service.chars().any(char::is_control) {
-            return Err(Error::new(
-                ErrorKind::Configuration,
+            return config(
                 "the keyring service name must be non-empty and free of control characters",
-            )
-            .with_backend(BACKEND));
+            );
         }
-        let backend = self.backend.resolve()?;
+        if self.timeout.is_zero() {
+            return config("the keyring timeout must be greater than zero");
+        }
+        if self.max_abandoned_calls == 0 {
+            return config("max_abandoned_calls must be at least 1");
+        }
+        Ok(())
+    }
+
+    fn finish(
+        self,
+        backend: KeyringBackend,
+        store: Arc<keyring_core::CredentialStore>,
+        offload: Offload,
+    ) -> KeyringStore {
         let lock_file = self
             .lock_file
             .unwrap_or_else(|| default_lock_file(&self.service));
-        let store = backend.open()?;
         let capabilities = Capabilities::new()
             .with_list(true)
             .with_versions(false)
             .with_max_value_len(backend.max_value_len());
-        Ok(KeyringStore {
+        KeyringStore {
             inner: Arc::new(Inner {
                 service: self.service,
                 label: backend.label(),
                 store,
                 lock_file,
                 capabilities,
+                index_budget: backend.max_value_len().min(KEYUTILS_MAX_VALUE_LEN),
+                timeout: self.timeout,
+                lock_timeout: self.lock_timeout,
+                offload,
             }),
-        })
+        }
     }
 }
 
@@ -117,6 +213,10 @@ impl fmt::Debug for KeyringStoreBuilder {
             .field("service", &self.service)
             .field("backend", &self.backend)
             .field("lock_file", &self.lock_file)
+            .field("keyutils_scope", &self.scope)
+            .field("timeout", &self.timeout)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("max_abandoned_calls", &self.max_abandoned_calls)
             .finish()
     }
 }

@@ -12,7 +12,9 @@ use crate::BACKEND;
 /// |---|---|
 /// | `NoEntry` | [`ErrorKind::NotFound`] |
 /// | `NoStorageAccess` | [`ErrorKind::Unavailable`] (locked collection, no session keyring, no D-Bus session) |
-/// | `PlatformFailure` | [`ErrorKind::Unavailable`] |
+/// | `PlatformFailure` from a call that did not answer in time | [`ErrorKind::Timeout`] |
+/// | `PlatformFailure` from a full kernel key quota (`EDQUOT`) | [`ErrorKind::PermissionDenied`] (not retryable; names the quota) |
+/// | other `PlatformFailure` | [`ErrorKind::Unavailable`] |
 /// | `BadEncoding`, `BadDataFormat`, `BadStoreFormat` | [`ErrorKind::InvalidData`] (the bytes are zeroized, never shown) |
 /// | `TooLong`, `Invalid` | [`ErrorKind::InvalidInput`] |
 /// | `Ambiguous` | [`ErrorKind::Conflict`] |
@@ -33,6 +35,21 @@ pub fn map_error(err: keyring_core::Error, what: &str) -> Error {
                  or no D-Bus session?): {e}"
             ),
         ),
+        K::PlatformFailure(e) if e.downcast_ref::<PlatformTimeout>().is_some() => {
+            (ErrorKind::Timeout, format!("{what}: {e}"))
+        }
+        #[cfg(all(feature = "keyutils", target_os = "linux"))]
+        K::PlatformFailure(e)
+            if matches!(
+                e.downcast_ref::<linux_keyutils::KeyError>(),
+                Some(linux_keyutils::KeyError::QuotaExceeded)
+            ) =>
+        {
+            (
+                ErrorKind::PermissionDenied,
+                format!("{what}: {}", quota_message()),
+            )
+        }
         K::PlatformFailure(e) => (
             ErrorKind::Unavailable,
             format!(
@@ -84,4 +101,51 @@ pub fn map_error(err: keyring_core::Error, what: &str) -> Error {
         ),
     };
     Error::new(kind, message).with_backend(BACKEND)
+}
+
+/// A keyring call that did not answer within its timeout (carried in a `PlatformFailure`).
+#[derive(Debug)]
+pub(crate) struct PlatformTimeout {
+    what: &'static str,
+    after: std::time::Duration,
+}
+
+impl PlatformTimeout {
+    #[cfg_attr(not(feature = "secret-service"), allow(dead_code))]
+    pub(crate) fn new(what: &'static str, after: std::time::Duration) -> Self {
+        Self { what, after }
+    }
+}
+
+impl std::fmt::Display for PlatformTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} did not answer within {:?} (the keyring daemon is stuck or the bus does not \
+             answer)",
+            self.what, self.after
+        )
+    }
+}
+
+impl std::error::Error for PlatformTimeout {}
+
+/// The kernel key quota that `EDQUOT` means, with the current limits when readable.
+#[cfg(all(feature = "keyutils", target_os = "linux"))]
+fn quota_message() -> String {
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("/proc/sys/kernel/keys/{name}"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "?".into())
+    };
+    format!(
+        "the kernel key quota of this user is exhausted (EDQUOT): a non-root user may hold at \
+         most {} keys and {} bytes of key data in all its keyrings \
+         (/proc/sys/kernel/keys/maxkeys and maxbytes; root: {} keys, {} bytes in root_maxkeys \
+         and root_maxbytes); remove keys or raise the quota, retrying will not help",
+        read("maxkeys"),
+        read("maxbytes"),
+        read("root_maxkeys"),
+        read("root_maxbytes"),
+    )
 }

@@ -5,28 +5,28 @@ mod backend;
 mod builder;
 mod error_map;
 pub mod index;
+#[cfg(all(feature = "keyutils", target_os = "linux"))]
+mod keyutils_store;
+mod lock;
+mod offload;
+mod scope;
+#[cfg(all(
+    feature = "secret-service",
+    any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")
+))]
+mod secret_service_store;
 mod store;
 
 pub use backend::{KEYUTILS_MAX_VALUE_LEN, KeyringBackend};
-pub use builder::KeyringStoreBuilder;
+pub use builder::{
+    DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_ABANDONED_CALLS, DEFAULT_TIMEOUT, KeyringStoreBuilder,
+};
 pub use error_map::map_error;
-pub use index::INDEX_ACCOUNT;
+pub use index::{INDEX_ACCOUNT, MAX_INDEX_SHARDS};
+#[cfg(all(feature = "keyutils", target_os = "linux"))]
+pub use keyutils_store::description as keyutils_description;
+pub use scope::KeyutilsScope;
 pub use store::KeyringStore;
 
 /// The [`KeyStore::backend`](kms_core::KeyStore::backend) label of this crate's store.
 pub const BACKEND: &str = "keyring";
-
-/// Runs a blocking keyring call on tokio's blocking pool, never on the executor.
-pub(crate) async fn blocking<T, F>(f: F) -> kms_core::Result<T>
-where
-    F: FnOnce() -> kms_core::Result<T> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        kms_core::Error::new(
-            kms_core::ErrorKind::Backend,
-            format!("the blocking keyring task failed: {e}"),
-        )
-        .with_backend(BACKEND)
-    })?
-}

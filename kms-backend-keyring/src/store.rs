@@ -1,8 +1,10 @@
 //! [`KeyringStore`]: the [`KeyStore`] over one service of an OS keyring.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use keyring_core::{CredentialStore, Entry};
@@ -12,18 +14,23 @@ use kms_core::{
 };
 use zeroize::Zeroizing;
 
+use crate::BACKEND;
 use crate::builder::KeyringStoreBuilder;
 use crate::error_map::map_error;
-use crate::index::{INDEX_ACCOUNT, Index, IndexLock};
-use crate::{BACKEND, blocking};
+use crate::index::{Accounts, Index, is_index_account};
+use crate::lock::IndexLock;
+use crate::offload::{Cancel, Offload};
 
 /// A [`KeyStore`] over one service of an OS keyring.
 ///
 /// A key name is the entry's user/account, the service name is the entry's service. Every
-/// keyring call runs on tokio's blocking pool. `list` reads a per-service index entry (see
-/// [`crate::index`] for its concurrency guarantee). After every write the entry is read back
-/// once; a keyring that accepts a write but does not keep it fails the `store` with
-/// [`ErrorKind::Unavailable`]. No versions are kept.
+/// keyring call runs on a blocking thread (Tokio's blocking pool inside a runtime, a plain
+/// thread outside one) and is bounded by the store's timeout. `list` reads the per-service
+/// names index (see [`crate::index`] for its format and guarantees). `store` and `remove`
+/// change the index first and the entry second, undoing the index change if the entry write
+/// fails, so a call that returns an error leaves the key as it was. After every write the
+/// entry is read back once; a keyring that accepts a write but does not keep it fails the
+/// `store` with [`ErrorKind::Unavailable`]. No versions are kept.
 #[derive(Clone)]
 pub struct KeyringStore {
     pub(crate) inner: Arc<Inner>,
@@ -35,6 +42,11 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<CredentialStore>,
     pub(crate) lock_file: PathBuf,
     pub(crate) capabilities: Capabilities,
+    /// The largest index shard, in bytes.
+    pub(crate) index_budget: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) lock_timeout: Duration,
+    pub(crate) offload: Offload,
 }
 
 impl KeyringStore {
@@ -48,13 +60,27 @@ impl KeyringStore {
         &self.inner.service
     }
 
-    async fn run<T, F>(&self, f: F) -> Result<T>
+    /// The index lock file this store uses.
+    pub fn lock_file(&self) -> &std::path::Path {
+        &self.inner.lock_file
+    }
+
+    /// Runs `f` on a blocking thread, waiting at most `deadline`.
+    async fn run<T, F>(&self, what: String, deadline: Duration, f: F) -> Result<T>
     where
-        F: FnOnce(&Inner) -> Result<T> + Send + 'static,
+        F: FnOnce(&Inner, &Cancel) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let inner = self.inner.clone();
-        blocking(move || f(&inner)).await
+        self.inner
+            .offload
+            .run(&what, deadline, move |cancel| f(&inner, cancel))
+            .await
+    }
+
+    /// The deadline of a write: the lock wait plus the keyring work.
+    fn write_deadline(&self) -> Duration {
+        self.inner.lock_timeout + self.inner.timeout
     }
 }
 
@@ -65,51 +91,54 @@ impl Inner {
             .map_err(|e| map_error(e, what))
     }
 
-    /// Reads the index; a missing entry is an empty index.
     fn read_index(&self) -> Result<Index> {
-        let what = "reading the keyring index";
-        match self.entry(INDEX_ACCOUNT, what)?.get_secret() {
-            Ok(bytes) => Index::decode(&bytes),
-            Err(keyring_core::Error::NoEntry) => Ok(Index::default()),
-            Err(e) => Err(map_error(e, what)),
-        }
+        Index::read(self, self.index_budget)
     }
 
-    /// Applies `change` to the index under the caller's lock; a corrupt index is rebuilt.
-    fn update_index(&self, change: impl FnOnce(&mut Index)) -> Result<()> {
-        let mut index = match self.read_index() {
-            Ok(index) => index,
-            Err(e) if e.kind() == ErrorKind::InvalidData => {
-                tracing::warn!(service = %self.service, error = %e, "rebuilding the keyring index");
-                Index::default()
-            }
-            Err(e) => return Err(e),
-        };
-        let before = index.clone();
-        change(&mut index);
-        if index == before {
-            return Ok(());
+    /// Reads the index for a change, rebuilding it first if it is corrupt.
+    fn index_for_update(&self, cancel: &Cancel, what: &str) -> Result<Index> {
+        let mut index = self.read_index()?;
+        if index.corrupt().is_some() {
+            cancel.check(what)?;
+            index.repair(self, &self.service)?;
         }
-        let what = "writing the keyring index";
-        let entry = self.entry(INDEX_ACCOUNT, what)?;
-        if index.names.is_empty() {
-            return match entry.delete_credential() {
-                Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
-                Err(e) => Err(map_error(e, what)),
-            };
-        }
-        entry
-            .set_secret(&index.encode())
-            .map_err(|e| map_error(e, what))
+        Ok(index)
     }
 
-    fn store(&self, key: &KeyName, value: &SecretValue) -> Result<SecretMeta> {
+    fn store(&self, key: &KeyName, value: &SecretValue, cancel: &Cancel) -> Result<SecretMeta> {
         let what = format!("storing {key}");
-        let _lock = IndexLock::acquire(&self.lock_file)?;
-        let entry = self.entry(key.as_str(), &what)?;
+        let _lock = IndexLock::acquire(&self.lock_file, self.lock_timeout, cancel)?;
+        let mut index = self.index_for_update(cancel, &what)?;
+        // Past this point the caller has not left: the writes run to the end (or are undone).
+        cancel.check(&what)?;
+        let undo = index
+            .add(self, key.as_str())
+            .map_err(|e| annotate(e, &format!("{what}, nothing was written")))?;
+        let written = self.write_value(key, value, &what);
+        if let Err(e) = written {
+            return Err(match undo {
+                None => e,
+                Some(undo) => match index.undo(self, undo) {
+                    Ok(()) => e,
+                    Err(undo_err) => annotate(
+                        e,
+                        &format!(
+                            "{what}: the index now lists {key} without a value (undoing it failed: \
+                         {undo_err}); remove({key}) cleans it up"
+                        ),
+                    ),
+                },
+            });
+        }
+        Ok(SecretMeta::default())
+    }
+
+    /// Writes the value and checks that the keyring kept it.
+    fn write_value(&self, key: &KeyName, value: &SecretValue, what: &str) -> Result<()> {
+        let entry = self.entry(key.as_str(), what)?;
         entry
             .set_secret(value.expose_secret())
-            .map_err(|e| map_error(e, &what))?;
+            .map_err(|e| map_error(e, what))?;
         let read_back = match entry.get_secret() {
             Ok(bytes) => Zeroizing::new(bytes),
             Err(keyring_core::Error::NoEntry) => Zeroizing::new(Vec::new()),
@@ -119,29 +148,118 @@ impl Inner {
             return Err(Error::new(
                 ErrorKind::Unavailable,
                 format!(
-                    "storing {key}: the {} keyring accepted the write but did not keep the value",
+                    "{what}: the {} keyring accepted the write but did not keep the value",
                     self.label
                 ),
             )
             .with_backend(BACKEND));
         }
-        self.update_index(|index| {
-            index.names.insert(key.as_str().to_owned());
-        })?;
-        Ok(SecretMeta::default())
+        Ok(())
     }
 
-    fn remove(&self, key: &KeyName) -> Result<()> {
+    fn remove(&self, key: &KeyName, cancel: &Cancel) -> Result<()> {
         let what = format!("removing {key}");
-        let _lock = IndexLock::acquire(&self.lock_file)?;
+        let _lock = IndexLock::acquire(&self.lock_file, self.lock_timeout, cancel)?;
+        let mut index = self.index_for_update(cancel, &what)?;
+        cancel.check(&what)?;
+        let undo = index
+            .remove(self, key.as_str())
+            .map_err(|e| annotate(e, &format!("{what}, nothing was removed")))?;
         let deleted = self.entry(key.as_str(), &what)?.delete_credential();
-        // Drop the name from the index even if the entry was already gone (removed by hand).
-        if matches!(deleted, Ok(()) | Err(keyring_core::Error::NoEntry)) {
-            self.update_index(|index| {
-                index.names.remove(key.as_str());
-            })?;
+        match deleted {
+            Ok(()) => {
+                index.compact(self);
+                Ok(())
+            }
+            // Removed by hand: the stale name is gone from the index, the key was already.
+            Err(keyring_core::Error::NoEntry) => {
+                Err(map_error(keyring_core::Error::NoEntry, &what))
+            }
+            Err(e) => {
+                let e = map_error(e, &what);
+                Err(match undo.map(|u| index.undo(self, u)) {
+                    None | Some(Ok(())) => e,
+                    Some(Err(undo_err)) => annotate(
+                        e,
+                        &format!(
+                            "{what}: {key} is kept but no longer listed (putting its name back \
+                         failed: {undo_err}); the next store or remove of {key} fixes it"
+                        ),
+                    ),
+                })
+            }
         }
-        deleted.map_err(|e| map_error(e, &what))
+    }
+
+    fn health(&self) -> Result<()> {
+        #[cfg(all(
+            feature = "secret-service",
+            any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")
+        ))]
+        if let Some(ss) = self
+            .store
+            .as_any()
+            .downcast_ref::<crate::secret_service_store::SecretServiceStore>()
+        {
+            ss.health()
+                .map_err(|e| map_error(e, "checking the Secret Service"))?;
+        }
+        let index = self.read_index()?;
+        if let Some(e) = index.corrupt() {
+            return Err(e.clone());
+        }
+        Ok(())
+    }
+}
+
+impl Accounts for Inner {
+    fn read(&self, account: &str) -> Result<Option<Vec<u8>>> {
+        let what = "reading the keyring index";
+        match self.entry(account, what)?.get_secret() {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(keyring_core::Error::NoEntry) => Ok(None),
+            Err(e) => Err(map_error(e, what)),
+        }
+    }
+
+    fn write(&self, account: &str, bytes: &[u8]) -> Result<()> {
+        let what = "writing the keyring index";
+        self.entry(account, what)?
+            .set_secret(bytes)
+            .map_err(|e| map_error(e, what))
+    }
+
+    fn delete(&self, account: &str) -> Result<()> {
+        let what = "writing the keyring index";
+        match self.entry(account, what)?.delete_credential() {
+            Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
+            Err(e) => Err(map_error(e, what)),
+        }
+    }
+
+    fn find_names(&self) -> Result<Option<BTreeSet<String>>> {
+        let what = "searching the keyring for the service's keys";
+        let spec = HashMap::from([("service", self.service.as_str())]);
+        let found = match self.store.search(&spec) {
+            Ok(found) => found,
+            Err(keyring_core::Error::NotSupportedByStore(_)) => return Ok(None),
+            Err(e) => return Err(map_error(e, what)),
+        };
+        Ok(Some(
+            found
+                .into_iter()
+                .filter_map(|entry| {
+                    let (service, user) = entry.get_specifiers()?;
+                    let exists =
+                        !matches!(entry.get_credential(), Err(keyring_core::Error::NoEntry));
+                    (service == self.service
+                        && exists
+                        && !is_index_account(&user)
+                        && KeyName::new(&user).is_ok())
+                    .then_some(user)
+                })
+                .collect(),
+        ))
     }
 }
 
@@ -157,8 +275,8 @@ impl KeyStore for KeyringStore {
 
     async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
         let key = key.clone();
-        self.run(move |inner| {
-            let what = format!("reading {key}");
+        let what = format!("reading {key}");
+        self.run(what.clone(), self.inner.timeout, move |inner, _| {
             let bytes = inner
                 .entry(key.as_str(), &what)?
                 .get_secret()
@@ -174,38 +292,57 @@ impl KeyStore for KeyringStore {
             .check_value(&value)
             .map_err(|e| e.with_backend(BACKEND))?;
         let key = key.clone();
-        self.run(move |inner| inner.store(&key, &value)).await
+        self.run(
+            format!("storing {key}"),
+            self.write_deadline(),
+            move |inner, cancel| inner.store(&key, &value, cancel),
+        )
+        .await
     }
 
     async fn remove(&self, key: &KeyName) -> Result<()> {
         let key = key.clone();
-        self.run(move |inner| inner.remove(&key)).await
+        self.run(
+            format!("removing {key}"),
+            self.write_deadline(),
+            move |inner, cancel| inner.remove(&key, cancel),
+        )
+        .await
     }
 
     async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
         let prefix = prefix.clone();
-        self.run(move |inner| {
-            let index = inner.read_index()?;
-            index
-                .names
-                .iter()
-                .filter(|n| n.starts_with(prefix.as_str()))
-                .map(KeyName::new)
-                .collect()
-        })
+        self.run(
+            "listing keys".into(),
+            self.inner.timeout,
+            move |inner, _| {
+                inner
+                    .read_index()?
+                    .names()?
+                    .iter()
+                    .filter(|n| n.starts_with(prefix.as_str()))
+                    .map(KeyName::new)
+                    .collect()
+            },
+        )
         .await
     }
 
+    /// Checks that the keyring answers and the index is readable: the Secret Service must have
+    /// an unlocked default collection; a corrupt index is [`ErrorKind::InvalidData`].
     async fn health(&self) -> Result<()> {
-        self.run(|inner| {
-            let what = "probing the keyring";
-            match inner.entry(INDEX_ACCOUNT, what)?.get_secret() {
-                Ok(_) | Err(keyring_core::Error::NoEntry) => Ok(()),
-                Err(e) => Err(map_error(e, what)),
-            }
-        })
+        self.run(
+            "checking the keyring".into(),
+            self.inner.timeout,
+            |inner, _| inner.health(),
+        )
         .await
     }
+}
+
+/// `e` with `note` in front of its message.
+fn annotate(e: Error, note: &str) -> Error {
+    Error::new(e.kind(), format!("{note}: {}", e.message())).with_backend(BACKEND)
 }
 
 impl fmt::Display for KeyringStore {
@@ -220,6 +357,8 @@ impl fmt::Debug for KeyringStore {
             .field("service", &self.inner.service)
             .field("backend", &self.inner.label)
             .field("lock_file", &self.inner.lock_file)
+            .field("timeout", &self.inner.timeout)
+            .field("lock_timeout", &self.inner.lock_timeout)
             .field("capabilities", &self.inner.capabilities)
             .finish()
     }

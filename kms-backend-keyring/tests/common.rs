@@ -1,11 +1,15 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests, and the fixture that cleans up after them.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use keyring_core::{CredentialStore, Entry, mock};
 use kms_backend_keyring::{KeyringBackend, KeyringStore};
+use kms_core::{
+    Capabilities, KeyName, KeyPrefix, KeyStore, Result, SecretMeta, SecretValue, StoredSecret,
+};
 
 /// A lock file unique to this test process (or to the parent named by `KMS_KEYRING_LOCK_PID`,
 /// for the writer processes a test spawns) and `tag`.
@@ -22,6 +26,136 @@ pub fn unique_service(tag: &str) -> String {
         std::process::id(),
         fastrand::u64(..)
     )
+}
+
+/// Removes, on drop, every kernel key and Secret Service item of `service` and the lock file:
+/// what a test created, whether it passed or panicked.
+pub struct Cleanup {
+    /// The service whose keys are removed.
+    pub service: String,
+    /// The lock file that is removed.
+    pub lock_file: PathBuf,
+}
+
+impl Cleanup {
+    /// Cleans up `service` and `lock_file` when dropped.
+    pub fn new(service: &str, lock_file: PathBuf) -> Self {
+        Self {
+            service: service.to_owned(),
+            lock_file,
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        purge_kernel_keys(&self.service);
+        if std::env::var_os("KMS_TEST_SECRET_SERVICE").is_some() {
+            let _ = std::process::Command::new("secret-tool")
+                .args(["clear", "service", &self.service])
+                .status();
+        }
+        let _ = std::fs::remove_file(&self.lock_file);
+    }
+}
+
+/// The kernel keys of `service` (description `keyring:<name>@<service>`) reachable from the
+/// session keyring, including the persistent keyring when it is linked there.
+pub fn kernel_keys(service: &str) -> Vec<linux_keyutils::Key> {
+    use linux_keyutils::{KeyRing, KeyRingIdentifier, KeyType, LinkNode};
+    let Ok(session) = KeyRing::from_special_id(KeyRingIdentifier::Session, false) else {
+        return Vec::new();
+    };
+    let suffix = format!("@{service}");
+    let (mut todo, mut seen, mut keys) = (vec![session], Vec::new(), Vec::new());
+    while let Some(ring) = todo.pop() {
+        if seen.contains(&ring) {
+            continue;
+        }
+        seen.push(ring);
+        let Ok(links) = ring.get_links(1 << 18) else {
+            continue;
+        };
+        for node in links.iter() {
+            match node {
+                LinkNode::KeyRing(r) => todo.push(*r),
+                LinkNode::Key(k) => {
+                    if let Ok(m) = k.metadata()
+                        && m.get_type() == KeyType::User
+                        && m.get_description().starts_with("keyring:")
+                        && m.get_description().ends_with(&suffix)
+                        && !keys.contains(k)
+                    {
+                        keys.push(*k);
+                    }
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// Invalidates every kernel key of `service`.
+pub fn purge_kernel_keys(service: &str) {
+    for key in kernel_keys(service) {
+        let _ = key.invalidate();
+    }
+}
+
+/// A store that cleans up its service and lock file when dropped (for the conformance cases,
+/// which take a store by value).
+pub struct Cleaned {
+    /// The store.
+    pub store: KeyringStore,
+    _cleanup: Cleanup,
+}
+
+impl Cleaned {
+    /// Cleans up after `store` when dropped.
+    pub fn new(store: KeyringStore) -> Self {
+        let cleanup = Cleanup::new(store.service(), store.lock_file().to_owned());
+        Self {
+            store,
+            _cleanup: cleanup,
+        }
+    }
+}
+
+impl std::fmt::Display for Cleaned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.store.fmt(f)
+    }
+}
+
+impl std::fmt::Debug for Cleaned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.store, f)
+    }
+}
+
+#[async_trait]
+impl KeyStore for Cleaned {
+    fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.store.capabilities()
+    }
+    async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
+        self.store.get(key).await
+    }
+    async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
+        self.store.store(key, value).await
+    }
+    async fn remove(&self, key: &KeyName) -> Result<()> {
+        self.store.remove(key).await
+    }
+    async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
+        self.store.list(prefix).await
+    }
+    async fn health(&self) -> Result<()> {
+        self.store.health().await
+    }
 }
 
 /// A `KeyringStore` over `store` (a mock, usually) with the given service and lock tag.

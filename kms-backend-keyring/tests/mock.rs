@@ -5,10 +5,12 @@ mod common;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use common::{inject, over};
+use common::{Cleaned, Cleanup, inject, lock_file, over};
 use keyring_core::api::{CredentialApi, CredentialStoreApi};
 use keyring_core::{Credential, Entry, mock};
-use kms_backend_keyring::{INDEX_ACCOUNT, KeyringBackend, KeyringStore};
+use std::time::{Duration, Instant};
+
+use kms_backend_keyring::{INDEX_ACCOUNT, KeyringBackend, KeyringStore, MAX_INDEX_SHARDS};
 use kms_core::{ErrorKind, KeyName, KeyPrefix, KeyStore, SecretValue};
 
 const SVC: &str = "svc";
@@ -21,20 +23,25 @@ fn value(bytes: &[u8]) -> SecretValue {
     SecretValue::copy_from_slice(bytes)
 }
 
-fn setup(tag: &str) -> (Arc<mock::Store>, KeyringStore) {
+/// A mock store, a `KeyringStore` over it, and the fixture that removes its lock file.
+fn setup(tag: &str) -> (Arc<mock::Store>, KeyringStore, Cleanup) {
     let mock = mock::Store::new().unwrap();
     let store = over(mock.clone(), SVC, tag);
-    (mock, store)
+    (mock, store, Cleanup::new(SVC, lock_file(tag)))
 }
 
 mod conformance_over_mock {
     use super::*;
-    kms_core::conformance_tests!(over(mock::Store::new().unwrap(), "conf", "conformance"));
+    kms_core::conformance_tests!(Cleaned::new(over(
+        mock::Store::new().unwrap(),
+        "conf",
+        "conformance"
+    )));
 }
 
 #[tokio::test]
 async fn store_get_list_remove_round_trip() {
-    let (_mock, store) = setup("round-trip");
+    let (_mock, store, _cleanup) = setup("round-trip");
     store.store(&key("a/one"), value(b"1")).await.unwrap();
     store.store(&key("b/two"), value(b"2")).await.unwrap();
     assert_eq!(
@@ -124,7 +131,7 @@ fn cases() -> Vec<(keyring_core::Error, ErrorKind, &'static str)> {
 
 #[tokio::test]
 async fn every_error_on_get_is_mapped_without_bytes() {
-    let (mock, store) = setup("errors-get");
+    let (mock, store, _cleanup) = setup("errors-get");
     store.store(&key("k"), value(b"v")).await.unwrap();
     for (err, kind, word) in cases() {
         inject(&mock, SVC, "k", err);
@@ -144,7 +151,7 @@ async fn every_error_on_get_is_mapped_without_bytes() {
 
 #[tokio::test]
 async fn a_failed_store_loses_nothing() {
-    let (mock, store) = setup("errors-store");
+    let (mock, store, _cleanup) = setup("errors-store");
     store.store(&key("k"), value(b"old")).await.unwrap();
     for (err, kind, _) in cases() {
         inject(&mock, SVC, "k", err);
@@ -169,7 +176,7 @@ async fn a_failed_store_loses_nothing() {
 
 #[tokio::test]
 async fn a_failed_remove_keeps_the_entry_and_its_index_name() {
-    let (mock, store) = setup("errors-remove");
+    let (mock, store, _cleanup) = setup("errors-remove");
     store.store(&key("k"), value(b"v")).await.unwrap();
     inject(
         &mock,
@@ -192,7 +199,7 @@ async fn a_failed_remove_keeps_the_entry_and_its_index_name() {
 
 #[tokio::test]
 async fn index_errors_surface_on_list_and_health() {
-    let (mock, store) = setup("errors-index");
+    let (mock, store, _cleanup) = setup("errors-index");
     store.store(&key("k"), value(b"v")).await.unwrap();
     inject(
         &mock,
@@ -231,12 +238,22 @@ async fn index_errors_surface_on_list_and_health() {
     );
 }
 
+/// Issue 16 item 6: garbage in the index fails `list` and `health` with InvalidData; the
+/// next store rebuilds it from every key the keyring holds for the service (here through the
+/// mock's search), so keys written before the corruption are listed again.
 #[tokio::test]
-async fn missing_index_lists_nothing_and_corrupt_index_is_rebuilt() {
-    let (mock, store) = setup("corrupt");
+async fn missing_index_lists_nothing_and_corrupt_index_is_rebuilt_from_the_keyring() {
+    let (mock, store, _cleanup) = setup("corrupt");
     assert!(store.list(&KeyPrefix::all()).await.unwrap().is_empty());
     store.health().await.unwrap();
-    store.store(&key("before"), value(b"v")).await.unwrap();
+    store.store(&key("a/1"), value(b"v1")).await.unwrap();
+    store.store(&key("a/2"), value(b"v2")).await.unwrap();
+    // Another service's key, and a prefix-sharing service, must not leak in.
+    over(mock.clone(), "svc2", "corrupt-other")
+        .store(&key("other"), value(b"x"))
+        .await
+        .unwrap();
+    let _other_lock = Cleanup::new("svc2", lock_file("corrupt-other"));
     let index = mock.build(SVC, INDEX_ACCOUNT, None).unwrap();
     index.set_secret(b"{not json").unwrap();
     let e = store.list(&KeyPrefix::all()).await.unwrap_err();
@@ -245,18 +262,34 @@ async fn missing_index_lists_nothing_and_corrupt_index_is_rebuilt() {
         e.message().contains("corrupt") && e.message().contains("rebuilds"),
         "{e}"
     );
-    store.store(&key("after"), value(b"v")).await.unwrap();
+    let e = store.health().await.unwrap_err();
+    assert_eq!(
+        e.kind(),
+        ErrorKind::InvalidData,
+        "health reports the corrupt index: {e}"
+    );
+    store.store(&key("a/3"), value(b"v3")).await.unwrap();
     assert_eq!(
         store.list(&KeyPrefix::all()).await.unwrap(),
-        vec![key("after")]
+        vec![key("a/1"), key("a/2"), key("a/3")]
     );
-    // Removing a key the index forgot still works.
-    store.remove(&key("before")).await.unwrap();
+    store.health().await.unwrap();
+    // A key removed by hand before the rebuild is not resurrected.
+    mock.build(SVC, "a/2", None)
+        .unwrap()
+        .delete_credential()
+        .unwrap();
+    index.set_secret(b"garbage").unwrap();
+    store.remove(&key("a/1")).await.unwrap();
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![key("a/3")]
+    );
 }
 
 #[tokio::test]
 async fn removing_an_entry_deleted_by_hand_cleans_the_index() {
-    let (mock, store) = setup("by-hand");
+    let (mock, store, _cleanup) = setup("by-hand");
     store.store(&key("k"), value(b"v")).await.unwrap();
     mock.build(SVC, "k", None)
         .unwrap()
@@ -271,7 +304,7 @@ async fn removing_an_entry_deleted_by_hand_cleans_the_index() {
 
 #[tokio::test]
 async fn oversized_values_are_rejected_before_any_keyring_call() {
-    let (mock, store) = setup("oversized");
+    let (mock, store, _cleanup) = setup("oversized");
     // An injected error would fire on the first keyring call; it must still be pending after.
     inject(
         &mock,
@@ -291,6 +324,7 @@ async fn oversized_values_are_rejected_before_any_keyring_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_store_instances_writing_concurrently_lose_no_index_update() {
     let mock = mock::Store::new().unwrap();
+    let _cleanup = Cleanup::new(SVC, lock_file("two-writers"));
     let a = over(mock.clone(), SVC, "two-writers");
     let b = over(mock.clone(), SVC, "two-writers");
     let mut tasks = Vec::new();
@@ -363,6 +397,7 @@ impl CredentialStoreApi for Forgetful {
 
 #[tokio::test]
 async fn a_keyring_that_does_not_persist_fails_the_store_loudly() {
+    let _cleanup = Cleanup::new(SVC, lock_file("forgetful"));
     let store = over(Arc::new(Forgetful), SVC, "forgetful");
     let e = store.store(&key("k"), value(b"v")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable);
@@ -372,7 +407,7 @@ async fn a_keyring_that_does_not_persist_fails_the_store_loudly() {
 
 #[tokio::test]
 async fn debug_and_display_show_no_secret() {
-    let (_mock, store) = setup("debug");
+    let (_mock, store, _cleanup) = setup("debug");
     store
         .store(&key("k"), value(b"hunter2-topsecret"))
         .await
@@ -402,5 +437,504 @@ async fn bad_service_names_are_configuration_errors() {
             .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Configuration);
+    }
+}
+
+/// A `KeyringStore` over `store` with its own lock file (removed by the returned fixture).
+fn custom(
+    store: Arc<keyring_core::CredentialStore>,
+    max_value_len: usize,
+    tag: &str,
+    configure: impl FnOnce(
+        kms_backend_keyring::KeyringStoreBuilder,
+    ) -> kms_backend_keyring::KeyringStoreBuilder,
+) -> (KeyringStore, Cleanup) {
+    let builder = KeyringStore::builder(SVC)
+        .backend(KeyringBackend::Custom {
+            store,
+            max_value_len,
+        })
+        .lock_file(lock_file(tag));
+    let store = configure(builder).build_blocking().unwrap();
+    (store, Cleanup::new(SVC, lock_file(tag)))
+}
+
+/// Issue 16 item 1: the index is written before the value. When the index write fails (a
+/// full quota, a second index item on the Secret Service) nothing is written; when the value
+/// write fails the index change is undone.
+#[tokio::test]
+async fn a_store_that_fails_leaves_the_key_as_it_was() {
+    let (mock, store, _cleanup) = setup("fails-unchanged");
+    store.store(&key("a/1"), value(b"old")).await.unwrap();
+    // (b) two index items: Conflict, and the old value is still there.
+    inject(
+        &mock,
+        SVC,
+        INDEX_ACCOUNT,
+        keyring_core::Error::Ambiguous(Vec::new()),
+    );
+    let e = store.store(&key("a/1"), value(b"uno")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert_eq!(
+        store.get(&key("a/1")).await.unwrap().value.expose_secret(),
+        b"old"
+    );
+    // (a) the index write of a new key fails: the value is not written either.
+    let flaky = Arc::new(FailingWrites {
+        inner: mock.clone(),
+        account: INDEX_ACCOUNT,
+    });
+    let (failing, _cleanup2) = custom(flaky, 4096, "fails-unchanged-2", |b| b);
+    let e = failing
+        .store(&key("t/k"), value(b"value"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.message().contains("nothing was written"), "{e}");
+    assert_eq!(
+        store.get(&key("t/k")).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![key("a/1")]
+    );
+    // The value write of a new key fails: its name is taken out of the index again.
+    inject(
+        &mock,
+        SVC,
+        "t/k",
+        keyring_core::Error::PlatformFailure("boom".into()),
+    );
+    store.store(&key("t/k"), value(b"value")).await.unwrap_err();
+    assert_eq!(
+        store.get(&key("t/k")).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![key("a/1")]
+    );
+    // A failed remove keeps the value and its name.
+    inject(
+        &mock,
+        SVC,
+        "a/1",
+        keyring_core::Error::PlatformFailure("boom".into()),
+    );
+    store.remove(&key("a/1")).await.unwrap_err();
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![key("a/1")]
+    );
+    assert_eq!(
+        store.get(&key("a/1")).await.unwrap().value.expose_secret(),
+        b"old"
+    );
+}
+
+/// Issue 16 item 5 (mocked: the kernel only returns EDQUOT to non-root users, and the tests
+/// run as root): a full kernel key quota is PermissionDenied, not retryable, naming the quota,
+/// and the failed store leaves nothing behind.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_full_kernel_quota_is_a_permanent_error_naming_the_quota() {
+    let (mock, store, _cleanup) = setup("quota");
+    inject(
+        &mock,
+        SVC,
+        "big",
+        keyring_core::Error::PlatformFailure(Box::new(linux_keyutils::KeyError::QuotaExceeded)),
+    );
+    let e = store
+        .store(&key("big"), value(&[1; 4000]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert!(!e.is_retryable());
+    assert!(
+        e.message().contains("quota") && e.message().contains("maxbytes"),
+        "{e}"
+    );
+    assert!(!e.message().contains("D-Bus"), "{e}");
+    assert_eq!(
+        store.get(&key("big")).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert!(store.list(&KeyPrefix::all()).await.unwrap().is_empty());
+}
+
+/// Issue 16 item 2: the index is chained over several entries, each within the backend's
+/// value limit, so a service is not capped at ~126 keys of 256-byte names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_shards_instead_of_capping_the_service() {
+    let mock = mock::Store::new().unwrap();
+    let (store, _cleanup) = custom(mock.clone(), 4096, "shards", |b| b);
+    let names: Vec<KeyName> = (0..300)
+        .map(|i| key(&format!("{i:03}{}", "n".repeat(253))))
+        .collect();
+    for name in &names {
+        store.store(name, value(b"v")).await.unwrap();
+    }
+    assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), names);
+    // Every index entry stays within the value limit.
+    let mut shards = 0;
+    for i in 0.. {
+        let account = if i == 0 {
+            INDEX_ACCOUNT.to_owned()
+        } else {
+            format!("{INDEX_ACCOUNT}.{i}")
+        };
+        match mock.build(SVC, &account, None).unwrap().get_secret() {
+            Ok(bytes) => assert!(bytes.len() <= 4096),
+            Err(_) => break,
+        }
+        shards += 1;
+    }
+    assert!(shards > 1, "{shards}");
+    for name in &names {
+        store.remove(name).await.unwrap();
+    }
+    assert!(store.list(&KeyPrefix::all()).await.unwrap().is_empty());
+    assert!(
+        mock.build(SVC, INDEX_ACCOUNT, None)
+            .unwrap()
+            .get_secret()
+            .is_err()
+    );
+}
+
+/// A full index is a clear error naming the limit, not an InvalidInput blaming the name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_index_is_an_error_naming_the_limit() {
+    // Values of at most 100 bytes: a 256-byte name fits in no index entry.
+    let (store, _cleanup) = custom(mock::Store::new().unwrap(), 100, "full-name", |b| b);
+    let e = store
+        .store(&key(&"n".repeat(256)), value(b"v"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(
+        e.message().contains("index") && e.message().contains("100 bytes"),
+        "{e}"
+    );
+    // One name per entry: the entry after MAX_INDEX_SHARDS fails naming that limit.
+    let (store, _cleanup2) = custom(mock::Store::new().unwrap(), 40, "full-shards", |b| b);
+    for i in 0..MAX_INDEX_SHARDS {
+        store
+            .store(&key(&format!("k{i:019}")), value(b"v"))
+            .await
+            .unwrap();
+    }
+    let e = store
+        .store(&key("k-one-too-many-xxxx"), value(b"v"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(
+        e.message().contains("MAX_INDEX_SHARDS") && e.message().contains("1024"),
+        "{e}"
+    );
+    assert_eq!(
+        store
+            .get(&key("k-one-too-many-xxxx"))
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+}
+
+/// Issue 16 item 4: a held lock file makes `store` wait at most the lock timeout, with a typed
+/// error; a caller that gives up leaves nothing to land later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_waits_are_bounded_and_an_abandoned_store_never_lands() {
+    let mock = mock::Store::new().unwrap();
+    let (store, _cleanup) = custom(mock.clone(), 4096, "held-lock", |b| {
+        b.lock_timeout(Duration::from_millis(200))
+    });
+    // Another process holds the lock: `flock(1)` (util-linux) sleeping with it (`--no-fork`:
+    // the process that holds the lock is the one killed below).
+    let path = lock_file("held-lock");
+    let mut holder = std::process::Command::new("flock")
+        .args(["--exclusive", "--no-fork"])
+        .arg(&path)
+        .args(["sleep", "60"])
+        .spawn()
+        .expect("flock runs");
+    // Wait until it holds the lock.
+    let probe = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    for _ in 0..500 {
+        match probe.try_lock() {
+            Ok(()) => {
+                probe.unlock().unwrap();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(probe.try_lock().is_err(), "flock never took the lock");
+    let started = Instant::now();
+    let e = store.store(&key("k"), value(b"v")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.message().contains("lock"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A caller that gives up while the lock is held (lock timeout far away).
+    let (patient, _cleanup2) = custom(mock.clone(), 4096, "held-lock", |b| {
+        b.lock_timeout(Duration::from_secs(30))
+    });
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(100),
+        patient.store(&key("k"), value(b"ghost")),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // Give an abandoned write every chance to land; it must not.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        store.get(&key("k")).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert!(store.list(&KeyPrefix::all()).await.unwrap().is_empty());
+    store.store(&key("k"), value(b"v")).await.unwrap();
+}
+
+/// A keyring whose every call blocks until released (a stopped daemon, from the store's side).
+#[derive(Debug)]
+struct Hanging {
+    release: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+#[derive(Debug)]
+struct HangingCred(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl HangingCred {
+    fn wait(&self) {
+        let (lock, cv) = &*self.0;
+        let mut released = lock.lock().unwrap();
+        while !*released {
+            released = cv.wait(released).unwrap();
+        }
+    }
+}
+
+impl CredentialApi for HangingCred {
+    fn set_secret(&self, _: &[u8]) -> keyring_core::Result<()> {
+        self.wait();
+        Ok(())
+    }
+    fn get_secret(&self) -> keyring_core::Result<Vec<u8>> {
+        self.wait();
+        Err(keyring_core::Error::NoEntry)
+    }
+    fn delete_credential(&self) -> keyring_core::Result<()> {
+        self.wait();
+        Err(keyring_core::Error::NoEntry)
+    }
+    fn get_credential(&self) -> keyring_core::Result<Option<Arc<Credential>>> {
+        Ok(None)
+    }
+    fn get_specifiers(&self) -> Option<(String, String)> {
+        None
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl CredentialStoreApi for Hanging {
+    fn vendor(&self) -> String {
+        "hanging".into()
+    }
+    fn id(&self) -> String {
+        "hanging".into()
+    }
+    fn build(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<&HashMap<&str, &str>>,
+    ) -> keyring_core::Result<Entry> {
+        Ok(Entry::new_with_credential(Arc::new(HangingCred(
+            self.release.clone(),
+        ))))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Issue 16 item 3, over a keyring that never answers: every call fails with Timeout after
+/// the configured timeout, concurrent calls time out together (none queues behind another),
+/// the abandoned threads are bounded, and the store works again once the keyring answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyring_that_never_answers_times_out_without_queueing() {
+    let release = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let (store, _cleanup) = custom(
+        Arc::new(Hanging {
+            release: release.clone(),
+        }),
+        4096,
+        "hanging",
+        |b| {
+            b.timeout(Duration::from_millis(200))
+                .lock_timeout(Duration::from_millis(200))
+                .max_abandoned_calls(4)
+        },
+    );
+    let started = Instant::now();
+    let results = futures_lite::future::zip(
+        futures_lite::future::zip(store.get(&key("a")), store.health()),
+        store.list(&KeyPrefix::all()),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let ((a, h), l) = results;
+    for e in [a.unwrap_err(), h.unwrap_err(), l.unwrap_err()] {
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    }
+    // Three calls of 200 ms each, concurrently: well under their sum plus slack for a busy box.
+    assert!(elapsed < Duration::from_millis(2000), "{elapsed:?}");
+    let e = store.store(&key("b"), value(b"v")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    // Four calls are stuck: the next fails at once instead of starting a fifth thread.
+    let started = Instant::now();
+    let e = store.get(&key("c")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.message().contains("still running"), "{e}");
+    assert!(started.elapsed() < Duration::from_millis(100));
+    // The keyring answers again: the stuck calls return and new calls work.
+    {
+        let (lock, cv) = &*release;
+        *lock.lock().unwrap() = true;
+        cv.notify_all();
+    }
+    let mut last = None;
+    for _ in 0..100 {
+        match store.get(&key("a")).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                last = None;
+                break;
+            }
+            other => last = Some(other),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(last.is_none(), "{last:?}");
+}
+
+/// Issue 21 item 8: outside any Tokio runtime, building and every call work (on a plain
+/// executor), no panic.
+#[test]
+fn the_store_works_outside_a_tokio_runtime() {
+    assert!(tokio::runtime::Handle::try_current().is_err());
+    let mock = mock::Store::new().unwrap();
+    let store = over(mock.clone(), SVC, "no-runtime");
+    let _cleanup = Cleanup::new(SVC, lock_file("no-runtime"));
+    futures_lite::future::block_on(async {
+        store.store(&key("k"), value(b"v")).await.unwrap();
+        assert_eq!(
+            store.get(&key("k")).await.unwrap().value.expose_secret(),
+            b"v"
+        );
+        assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), vec![key("k")]);
+        store.health().await.unwrap();
+        store.remove(&key("k")).await.unwrap();
+        // `build` (not only `build_blocking`) works on a plain executor too.
+        KeyringStore::builder(SVC)
+            .backend(KeyringBackend::Custom {
+                store: mock.clone(),
+                max_value_len: 10,
+            })
+            .lock_file(lock_file("no-runtime"))
+            .build()
+            .await
+            .unwrap();
+    });
+}
+
+#[tokio::test]
+async fn bad_timeouts_are_configuration_errors() {
+    for builder in [
+        KeyringStore::builder(SVC).timeout(Duration::ZERO),
+        KeyringStore::builder(SVC).max_abandoned_calls(0),
+    ] {
+        let e = builder
+            .backend(KeyringBackend::Custom {
+                store: mock::Store::new().unwrap(),
+                max_value_len: 10,
+            })
+            .build()
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Configuration, "{e}");
+    }
+}
+
+/// The mock store, except that every write of `account` fails (a full quota, from the store's
+/// side; the mock's own injection fires on the next call of any kind, which is the read).
+#[derive(Debug)]
+struct FailingWrites {
+    inner: Arc<mock::Store>,
+    account: &'static str,
+}
+
+#[derive(Debug)]
+struct FailingCred {
+    inner: Entry,
+    fail: bool,
+}
+
+impl CredentialApi for FailingCred {
+    fn set_secret(&self, secret: &[u8]) -> keyring_core::Result<()> {
+        if self.fail {
+            return Err(keyring_core::Error::PlatformFailure("write refused".into()));
+        }
+        self.inner.set_secret(secret)
+    }
+    fn get_secret(&self) -> keyring_core::Result<Vec<u8>> {
+        self.inner.get_secret()
+    }
+    fn delete_credential(&self) -> keyring_core::Result<()> {
+        self.inner.delete_credential()
+    }
+    fn get_credential(&self) -> keyring_core::Result<Option<Arc<Credential>>> {
+        Ok(None)
+    }
+    fn get_specifiers(&self) -> Option<(String, String)> {
+        self.inner.get_specifiers()
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl CredentialStoreApi for FailingWrites {
+    fn vendor(&self) -> String {
+        "failing-writes".into()
+    }
+    fn id(&self) -> String {
+        "failing-writes".into()
+    }
+    fn build(
+        &self,
+        service: &str,
+        user: &str,
+        modifiers: Option<&HashMap<&str, &str>>,
+    ) -> keyring_core::Result<Entry> {
+        Ok(Entry::new_with_credential(Arc::new(FailingCred {
+            inner: self.inner.build(service, user, modifiers)?,
+            fail: user == self.account,
+        })))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }

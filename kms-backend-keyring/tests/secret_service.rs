@@ -6,9 +6,11 @@ mod common;
 
 use std::process::Command;
 
-use common::{lock_file, require_env, unique_service};
-use kms_backend_keyring::{KeyringBackend, KeyringStore};
-use kms_core::{KeyName, KeyPrefix, KeyStore, SecretValue};
+use std::time::{Duration, Instant};
+
+use common::{Cleaned, Cleanup, lock_file, require_env, unique_service};
+use kms_backend_keyring::{INDEX_ACCOUNT, KeyringBackend, KeyringStore};
+use kms_core::{ErrorKind, KeyName, KeyPrefix, KeyStore, SecretValue};
 
 fn secret_service(service: &str, tag: &str) -> KeyringStore {
     require_env(
@@ -22,18 +24,46 @@ fn secret_service(service: &str, tag: &str) -> KeyringStore {
         .expect("the Secret Service store opens")
 }
 
-fn fresh(tag: &str) -> KeyringStore {
-    secret_service(&unique_service(tag), tag)
+/// A store over a new service, and the fixture that removes its items and lock file.
+fn fresh(tag: &str) -> (KeyringStore, Cleanup) {
+    let store = secret_service(&unique_service(tag), tag);
+    let cleanup = Cleanup::new(store.service(), lock_file(tag));
+    (store, cleanup)
 }
 
 mod conformance_secret_service {
     use super::*;
-    kms_core::conformance_tests!(fresh("conformance"));
+    kms_core::conformance_tests!(Cleaned::new(fresh("conformance").0));
+}
+
+fn key(name: &str) -> KeyName {
+    KeyName::new(name).unwrap()
+}
+
+fn value(bytes: &[u8]) -> SecretValue {
+    SecretValue::copy_from_slice(bytes)
+}
+
+/// `secret-tool store --label=<label> attr value…` with `secret` on stdin.
+fn secret_tool_store(attributes: &[&str], secret: &[u8]) {
+    use std::io::Write;
+    let mut child = Command::new("secret-tool")
+        .arg("store")
+        .arg("--label=kms test")
+        .args(attributes)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("secret-tool runs");
+    child.stdin.take().unwrap().write_all(secret).unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "secret-tool store {attributes:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_value_stored_from_rust_is_read_by_secret_tool() {
-    let store = fresh("interop-out");
+    let (store, _cleanup) = fresh("interop-out");
     let key = KeyName::new("app/token").unwrap();
     store
         .store(&key, SecretValue::copy_from_slice(b"tok-123"))
@@ -60,22 +90,12 @@ async fn a_value_stored_from_rust_is_read_by_secret_tool() {
 
 #[tokio::test]
 async fn a_value_stored_by_secret_tool_is_read_from_rust() {
-    use std::io::Write;
-    let store = fresh("interop-in");
-    let mut child = Command::new("secret-tool")
-        .args([
-            "store",
-            "--label=kms test",
-            "service",
-            store.service(),
-            "username",
-            "from/cli",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("secret-tool runs");
-    child.stdin.take().unwrap().write_all(b"cli-value").unwrap();
-    assert!(child.wait().unwrap().success());
+    // Issue 21 item 9: the README's entry format, used from outside.
+    let (store, _cleanup) = fresh("interop-in");
+    secret_tool_store(
+        &["service", store.service(), "username", "from/cli"],
+        b"cli-value",
+    );
     let key = KeyName::new("from/cli").unwrap();
     assert_eq!(
         store.get(&key).await.unwrap().value.expose_secret(),
@@ -122,4 +142,295 @@ fn no_dbus_session_is_unavailable_with_a_clear_message() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+}
+
+/// Issue 16 item 1 (b): a second index item makes the index ambiguous; the store fails with
+/// Conflict before writing, so the old value stays.
+#[tokio::test]
+async fn a_second_index_item_fails_the_store_without_touching_the_value() {
+    let (store, _cleanup) = fresh("two-index");
+    store.store(&key("a/1"), value(b"old")).await.unwrap();
+    secret_tool_store(
+        &[
+            "service",
+            store.service(),
+            "username",
+            INDEX_ACCOUNT,
+            "copy",
+            "2",
+        ],
+        b"{\"v\":1,\"names\":[]}",
+    );
+    let e = store.store(&key("a/1"), value(b"uno")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert_eq!(
+        store.get(&key("a/1")).await.unwrap().value.expose_secret(),
+        b"old"
+    );
+}
+
+/// Issue 16 item 1 on the Secret Service, the value write failing: two items already match
+/// the new key, so writing it is ambiguous; the name added to the index is taken out again.
+#[tokio::test]
+async fn a_failed_value_write_takes_the_name_out_of_the_index_again() {
+    let (store, _cleanup) = fresh("two-values");
+    store.store(&key("a/1"), value(b"one")).await.unwrap();
+    for copy in ["1", "2"] {
+        secret_tool_store(
+            &[
+                "service",
+                store.service(),
+                "username",
+                "n/new",
+                "copy",
+                copy,
+            ],
+            b"by hand",
+        );
+    }
+    let e = store
+        .store(&key("n/new"), value(b"mine"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![key("a/1")]
+    );
+}
+
+/// Issue 16 item 6 on the Secret Service: garbage in the index; `health` and `list` report it,
+/// and the next store rebuilds the index from every item with the service attribute.
+#[tokio::test]
+async fn a_corrupt_index_is_rebuilt_from_the_service_items() {
+    let (store, _cleanup) = fresh("corrupt");
+    store.store(&key("a/1"), value(b"1")).await.unwrap();
+    store.store(&key("a/2"), value(b"2")).await.unwrap();
+    secret_tool_store(
+        &["service", store.service(), "username", INDEX_ACCOUNT],
+        b"garbage",
+    );
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap_err().kind(),
+        ErrorKind::InvalidData
+    );
+    assert_eq!(
+        store.health().await.unwrap_err().kind(),
+        ErrorKind::InvalidData
+    );
+    store.store(&key("a/3"), value(b"3")).await.unwrap();
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![key("a/1"), key("a/2"), key("a/3")]
+    );
+    store.health().await.unwrap();
+}
+
+/// Runs this binary's test `test` (exactly) inside a private D-Bus session with its own
+/// gnome-keyring-daemon (see scripts/keyring-session.sh; `unlocked: false` starts it without
+/// a login keyring), with `KMS_KEYRING_CHILD=1` so that the test runs its child half.
+fn in_private_session(test: &str, unlocked: bool) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/keyring-session.sh");
+    let mut cmd = Command::new("dbus-run-session");
+    cmd.args(["--", "bash", script])
+        .arg(std::env::current_exe().unwrap())
+        .args([test, "--exact"])
+        .env("KMS_KEYRING_CHILD", "1");
+    if !unlocked {
+        cmd.env("KMS_KEYRING_NO_LOGIN_COLLECTION", "1");
+    }
+    let out = cmd.output().expect("dbus-run-session runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn is_child() -> bool {
+    std::env::var_os("KMS_KEYRING_CHILD").is_some()
+}
+
+/// Issue 16 item 7: a Secret Service without a login (default) collection: `health` fails with
+/// a message that says what to set up, and so does a store.
+#[test]
+fn no_login_collection_fails_health_with_what_to_set_up() {
+    if !is_child() {
+        require_env(
+            "KMS_TEST_SECRET_SERVICE",
+            "gnome-keyring-daemon and dbus-run-session",
+        );
+        return in_private_session(
+            "no_login_collection_fails_health_with_what_to_set_up",
+            false,
+        );
+    }
+    futures_lite::future::block_on(async {
+        let service = unique_service("no-login");
+        let _cleanup = Cleanup::new(&service, lock_file("no-login"));
+        let store = KeyringStore::builder(&service)
+            .backend(KeyringBackend::SecretService)
+            .lock_file(lock_file("no-login"))
+            .build()
+            .await
+            .unwrap();
+        let e = store.health().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        assert!(
+            e.message().contains("no default collection")
+                && e.message().contains("gnome-keyring-daemon --unlock"),
+            "{e}"
+        );
+        let e = store.store(&key("k"), value(b"v")).await.unwrap_err();
+        assert!(e.message().contains("login"), "{e}");
+        assert!(store.list(&KeyPrefix::all()).await.unwrap().is_empty());
+    });
+}
+
+/// Issue 16 item 3: the daemon is stopped (SIGSTOP) after build. Every call fails with
+/// Timeout/Unavailable after the configured timeout, concurrent calls do not queue behind one
+/// another, and the store works again once the daemon continues.
+#[test]
+fn a_stopped_daemon_makes_every_call_time_out_without_queueing() {
+    if !is_child() {
+        require_env(
+            "KMS_TEST_SECRET_SERVICE",
+            "gnome-keyring-daemon and dbus-run-session",
+        );
+        return in_private_session(
+            "a_stopped_daemon_makes_every_call_time_out_without_queueing",
+            true,
+        );
+    }
+    let pid = std::env::var("KMS_TEST_SECRET_SERVICE_PID").expect("the daemon's pid");
+    let signal = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    futures_lite::future::block_on(async {
+        let service = unique_service("sigstop");
+        let _cleanup = Cleanup::new(&service, lock_file("sigstop"));
+        let store = KeyringStore::builder(&service)
+            .backend(KeyringBackend::SecretService)
+            .lock_file(lock_file("sigstop"))
+            .timeout(Duration::from_millis(500))
+            .lock_timeout(Duration::from_millis(500))
+            .build()
+            .await
+            .unwrap();
+        store.store(&key("k"), value(b"v")).await.unwrap();
+        signal("-STOP");
+        let started = Instant::now();
+        let (health, get, stored, listed, removed) = futures_lite::future::zip(
+            futures_lite::future::zip(store.health(), store.get(&key("k"))),
+            futures_lite::future::zip(
+                store.store(&key("k"), value(b"w")),
+                futures_lite::future::zip(store.list(&KeyPrefix::all()), store.remove(&key("k"))),
+            ),
+        )
+        .await
+        .into_flat();
+        let elapsed = started.elapsed();
+        signal("-CONT");
+        for e in [
+            health.unwrap_err(),
+            get.unwrap_err(),
+            stored.unwrap_err(),
+            listed.unwrap_err(),
+            removed.unwrap_err(),
+        ] {
+            assert!(
+                matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Unavailable),
+                "{e}"
+            );
+        }
+        // Five calls of at most ~1 s each ran side by side, not one after another.
+        assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+        // The daemon answers again: so does the store (the abandoned writes may have landed).
+        let mut ok = false;
+        for _ in 0..50 {
+            if store.health().await.is_ok() && store.get(&key("k")).await.is_ok() {
+                ok = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(ok, "the store recovers once the daemon continues");
+    });
+}
+
+trait Flat<A, B, C, D, E> {
+    fn into_flat(self) -> (A, B, C, D, E);
+}
+
+impl<A, B, C, D, E> Flat<A, B, C, D, E> for ((A, B), (C, (D, E))) {
+    fn into_flat(self) -> (A, B, C, D, E) {
+        let ((a, b), (c, (d, e))) = self;
+        (a, b, c, d, e)
+    }
+}
+
+/// Issue 16 item 3: a bus that accepts connections but never answers makes `build` fail
+/// with Timeout after the configured timeout instead of hanging. The child runs with
+/// `DBUS_SESSION_BUS_ADDRESS` pointing at a socket this test accepts on and never answers.
+#[test]
+fn a_bus_that_never_answers_fails_build_in_time() {
+    if let Some(path) = std::env::var_os("KMS_KEYRING_SILENT_BUS") {
+        let _ = path;
+        let started = Instant::now();
+        let e = KeyringStore::builder("kms-test-silent-bus")
+            .backend(KeyringBackend::SecretService)
+            .timeout(Duration::from_millis(500))
+            .build_blocking()
+            .unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Unavailable),
+            "{e}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("kms-silent-bus-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("bus");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let held = held.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                held.lock().unwrap().push(conn);
+            }
+        });
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["a_bus_that_never_answers_fails_build_in_time", "--exact"])
+        .env("KMS_KEYRING_SILENT_BUS", "1")
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            format!("unix:path={}", socket.display()),
+        )
+        .output()
+        .expect("the test binary re-runs itself");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !held.lock().unwrap().is_empty(),
+        "the child connected to the silent bus"
+    );
 }

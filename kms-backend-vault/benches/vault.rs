@@ -21,6 +21,13 @@ fn bench(c: &mut Criterion) {
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"ttl": 0}})))
             .mount(&server)
             .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/sys/internal/ui/mounts/secret"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"data": {"path": "secret/", "type": "kv", "options": {"version": "2"}}}),
+            ))
+            .mount(&server)
+            .await;
         let meta = json!({"version": 3, "created_time": "2026-01-01T00:00:00.123456Z"});
         Mock::given(method("GET"))
             .and(path("/v1/secret/data/bench/key"))
@@ -39,7 +46,7 @@ fn bench(c: &mut Criterion) {
             .build()
             .await
             .unwrap();
-        (VaultStore::builder(client).build(), server)
+        (VaultStore::builder(client).build().unwrap(), server)
     });
     let key = KeyName::new("bench/key").unwrap();
     c.bench_function("vault_kv2_get_64B", |b| {

@@ -86,6 +86,14 @@ impl VaultAuth {
         self
     }
 
+    /// The auth mount (AppRole, Kubernetes), checked when the client is built.
+    pub(crate) fn mount(&self) -> Option<&str> {
+        match self {
+            Self::AppRole { mount, .. } | Self::Kubernetes { mount, .. } => Some(mount),
+            Self::Token(_) => None,
+        }
+    }
+
     /// Whether a new token can be obtained (everything but a fixed token).
     pub fn can_login(&self) -> bool {
         !matches!(self, Self::Token(_))

@@ -1,170 +1,39 @@
 //! [`VaultClient`]: the HTTP client every Vault request goes through (auth header, namespace,
-//! single-flight re-login on 403, background token renewal, error mapping).
+//! lazy connect, token classification and single-flight re-login on 403, background token
+//! renewal, error mapping).
 
 use std::fmt;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kms_core::{Error, ErrorKind, Result};
 use parking_lot::RwLock;
 use reqwest::{Method, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use tokio::sync::OnceCell;
 use tokio::task::AbortHandle;
 
 use crate::auth::VaultAuth;
-use crate::error_map::{BACKEND, Failure, to_error};
+use crate::builder::VaultClientBuilder;
+use crate::error_map::{BACKEND, Denial, Failure, classify_403, to_error};
 
 /// The header carrying the token.
 const TOKEN_HEADER: &str = "X-Vault-Token";
 /// The header selecting a namespace (Vault Enterprise, OpenBao).
 const NAMESPACE_HEADER: &str = "X-Vault-Namespace";
 
-/// Builds a [`VaultClient`].
-pub struct VaultClientBuilder {
-    address: String,
-    auth: VaultAuth,
-    namespace: Option<String>,
-    timeout: Duration,
-    ca_pem: Vec<Vec<u8>>,
-    identity_pem: Option<SecretString>,
-    renew_fraction: f64,
-}
-
-impl fmt::Debug for VaultClientBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VaultClientBuilder")
-            .field("address", &self.address)
-            .field("auth", &self.auth)
-            .field("namespace", &self.namespace)
-            .field("timeout", &self.timeout)
-            .field("ca_certs", &self.ca_pem.len())
-            .field(
-                "client_identity",
-                &self.identity_pem.as_ref().map(|_| "[REDACTED]"),
-            )
-            .field("renew_fraction", &self.renew_fraction)
-            .finish()
-    }
-}
-
-impl VaultClientBuilder {
-    /// Authentication (default: an empty token, which `build` rejects as unauthenticated).
-    #[must_use]
-    pub fn auth(mut self, auth: VaultAuth) -> Self {
-        self.auth = auth;
-        self
-    }
-
-    /// Sends `X-Vault-Namespace` on every request.
-    #[must_use]
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = Some(namespace.into());
-        self
-    }
-
-    /// The per-request timeout (default 10 s); a request that takes longer fails with
-    /// [`ErrorKind::Timeout`].
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Trusts this PEM CA certificate (may be called more than once) besides the system roots.
-    #[must_use]
-    pub fn ca_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.ca_pem.push(pem.into());
-        self
-    }
-
-    /// Presents a client certificate: the PEM certificate chain followed by its private key.
-    #[must_use]
-    pub fn client_identity_pem(mut self, pem: impl Into<String>) -> Self {
-        self.identity_pem = Some(SecretString::from(pem.into()));
-        self
-    }
-
-    /// Renews the token when this fraction of its lease has passed (default 2/3, clamped to
-    /// 0.1..=0.9).
-    #[must_use]
-    pub fn renew_fraction(mut self, fraction: f64) -> Self {
-        self.renew_fraction = fraction.clamp(0.1, 0.9);
-        self
-    }
-
-    /// Builds the HTTP client, logs in (AppRole, Kubernetes) or looks the token up, and starts
-    /// background renewal if the token is renewable. Must be called inside a Tokio runtime.
-    pub async fn build(self) -> Result<VaultClient> {
-        let config_err =
-            |what: String| Error::new(ErrorKind::Configuration, what).with_backend(BACKEND);
-        let mut base = Url::parse(&self.address)
-            .map_err(|e| config_err(format!("bad Vault address {:?}: {e}", self.address)))?;
-        if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
-            return Err(config_err(format!(
-                "bad Vault address {:?}: not an http(s) URL",
-                self.address
-            )));
-        }
-        base.path_segments_mut()
-            .map_err(|()| config_err("bad Vault address".into()))?
-            .pop_if_empty()
-            .push("v1");
-        let mut http = reqwest::Client::builder().timeout(self.timeout);
-        for pem in &self.ca_pem {
-            let cert = reqwest::Certificate::from_pem(pem)
-                .map_err(|e| config_err(format!("bad CA certificate: {e}")))?;
-            http = http.add_root_certificate(cert);
-        }
-        if let Some(pem) = &self.identity_pem {
-            let identity = reqwest::Identity::from_pem(pem.expose_secret().as_bytes())
-                .map_err(|_| config_err("bad client certificate or key PEM".into()))?;
-            http = http.identity(identity);
-        }
-        let http = http
-            .build()
-            .map_err(|e| config_err(format!("cannot build the HTTP client: {e}")))?;
-        let initial = match &self.auth {
-            VaultAuth::Token(token) => Token {
-                secret: token.clone(),
-                accessor: None,
-                lease: Duration::ZERO,
-                renewable: false,
-                generation: 0,
-            },
-            _ => Token::empty(),
-        };
-        let inner = Arc::new(Inner {
-            http,
-            base,
-            namespace: self.namespace,
-            auth: self.auth,
-            token: RwLock::new(initial),
-            login_lock: tokio::sync::Mutex::new(()),
-            renew_fraction: self.renew_fraction,
-            renewer: parking_lot::Mutex::new(None),
-        });
-        if inner.auth.can_login() {
-            inner.login().await?;
-        } else {
-            inner.lookup_self().await?;
-        }
-        let weak = Arc::downgrade(&inner);
-        let task = tokio::spawn(renew_loop(weak));
-        *inner.renewer.lock() = Some(task.abort_handle());
-        Ok(VaultClient { inner })
-    }
-}
-
 /// A Vault/OpenBao API client shared by [`VaultStore`](crate::VaultStore) and
 /// [`VaultTransitProvider`](crate::VaultTransitProvider). Cheap to clone.
 ///
-/// - Every request sends the current token and the namespace header.
-/// - A 403 (AppRole, Kubernetes) first checks the token (`lookup-self`). If the token itself
-///   is rejected (expired, revoked), the client logs in exactly once, shared by all concurrent
-///   callers that saw the same token, and the request is sent once more; a second 403 is
-///   [`ErrorKind::PermissionDenied`]. If the token is valid, the 403 is a policy denial and is
-///   [`ErrorKind::PermissionDenied`] at once, without a login.
+/// - Every request sends the current token and the namespace header (none for the root
+///   namespace).
+/// - A 403 is classified by what Vault says (see the crate docs, "Auth and tokens"): a policy
+///   denial is [`ErrorKind::PermissionDenied`] at once and never costs a login; a rejected
+///   (expired, revoked) token is [`ErrorKind::Unauthenticated`] for a fixed token, and for
+///   AppRole/Kubernetes makes concurrent callers share exactly one re-login, after which the
+///   request is sent once more. Logins caused by rejections are at most one per token and
+///   at most one per [`min_relogin_interval`](VaultClientBuilder::min_relogin_interval).
 /// - A renewable token is renewed in the background when `renew_fraction` of its lease has
 ///   passed; if renewal fails (or the lease can no longer grow), the client logs in again.
 ///   The task stops when the last clone of the client is dropped.
@@ -176,7 +45,7 @@ pub struct VaultClient {
 impl fmt::Debug for VaultClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultClient")
-            .field("address", &self.inner.base.as_str())
+            .field("address", &self.inner.address)
             .field("namespace", &self.inner.namespace)
             .field("auth", &self.inner.auth)
             .field("token", &"[REDACTED]")
@@ -184,15 +53,42 @@ impl fmt::Debug for VaultClient {
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     http: reqwest::Client,
     base: Url,
+    /// The address as shown in messages (no user info, no `/v1`).
+    address: String,
     namespace: Option<String>,
     auth: VaultAuth,
     token: RwLock<Token>,
-    login_lock: tokio::sync::Mutex<()>,
+    /// Held while a token is checked or replaced after a rejection (single flight).
+    login_lock: tokio::sync::Mutex<LoginState>,
+    /// Set once the first login / token lookup succeeded (lazy connect).
+    connected: OnceCell<()>,
     renew_fraction: f64,
+    min_relogin_interval: Duration,
     renewer: parking_lot::Mutex<Option<AbortHandle>>,
+}
+
+#[derive(Default)]
+struct LoginState {
+    /// When the last login caused by a rejected token happened.
+    last_forced: Option<Instant>,
+}
+
+/// Restores the rate-limit timestamp if a forced login is cancelled before it finishes.
+struct ForcedLogin<'a> {
+    state: &'a mut LoginState,
+    previous: Option<Instant>,
+    finished: bool,
+}
+
+impl Drop for ForcedLogin<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.state.last_forced = self.previous;
+        }
+    }
 }
 
 impl Drop for Inner {
@@ -204,39 +100,115 @@ impl Drop for Inner {
 }
 
 #[derive(Clone)]
-struct Token {
-    secret: SecretString,
-    accessor: Option<String>,
-    lease: Duration,
-    renewable: bool,
+pub(crate) struct Token {
+    pub(crate) secret: SecretString,
+    pub(crate) accessor: Option<String>,
+    pub(crate) lease: Duration,
+    pub(crate) renewable: bool,
     /// Bumped by every login, so concurrent 403s re-login once.
-    generation: u64,
+    pub(crate) generation: u64,
 }
 
-impl Token {
-    fn empty() -> Self {
-        Self {
-            secret: SecretString::from(String::new()),
-            accessor: None,
-            lease: Duration::ZERO,
-            renewable: false,
-            generation: 0,
-        }
+/// What to do after a 403.
+enum Verdict {
+    /// A new token is installed: send the request again.
+    Retry,
+    /// A policy denial: `PermissionDenied`.
+    Denied,
+}
+
+/// An [`ErrorKind::Configuration`] error if there is no Tokio runtime on this thread (the
+/// HTTP stack would panic without one).
+pub(crate) fn require_runtime(what: &str) -> Result<()> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Ok(());
     }
+    Err(Error::new(
+        ErrorKind::Configuration,
+        format!(
+            "{what} needs a Tokio runtime (the HTTP client runs on it): call it inside \
+             #[tokio::main], a #[tokio::test], or Runtime::block_on"
+        ),
+    )
+    .with_backend(BACKEND))
 }
 
 impl VaultClient {
-    /// A builder for the server at `address` (`https://vault.example:8200`).
+    /// A builder for the server at `address` (`https://vault.example:8200`, without `/v1`).
     pub fn builder(address: impl Into<String>) -> VaultClientBuilder {
-        VaultClientBuilder {
-            address: address.into(),
-            auth: VaultAuth::token(String::new()),
-            namespace: None,
-            timeout: Duration::from_secs(10),
-            ca_pem: Vec::new(),
-            identity_pem: None,
-            renew_fraction: 2.0 / 3.0,
+        VaultClientBuilder::new(address.into())
+    }
+
+    pub(crate) fn from_parts(
+        http: reqwest::Client,
+        base: Url,
+        address: String,
+        namespace: Option<String>,
+        auth: VaultAuth,
+        renew_fraction: f64,
+        min_relogin_interval: Duration,
+    ) -> Self {
+        let secret = match &auth {
+            VaultAuth::Token(token) => token.clone(),
+            _ => SecretString::from(String::new()),
+        };
+        Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                address,
+                namespace,
+                auth,
+                token: RwLock::new(Token {
+                    secret,
+                    accessor: None,
+                    lease: Duration::ZERO,
+                    renewable: false,
+                    generation: 0,
+                }),
+                login_lock: tokio::sync::Mutex::new(LoginState::default()),
+                connected: OnceCell::new(),
+                renew_fraction,
+                min_relogin_interval,
+                renewer: parking_lot::Mutex::new(None),
+            }),
         }
+    }
+
+    /// The server address as configured (without user info or `/v1`).
+    pub fn address(&self) -> &str {
+        &self.inner.address
+    }
+
+    /// The namespace header sent, in its canonical form (`None`: the root namespace).
+    pub fn namespace(&self) -> Option<&str> {
+        self.inner.namespace.as_deref()
+    }
+
+    /// Connects now if not connected yet: logs in (AppRole, Kubernetes) or looks the token up
+    /// (a fixed token), and starts background renewal. Concurrent callers share one attempt;
+    /// a failed attempt is tried again by the next call. [`build`](VaultClientBuilder::build)
+    /// calls it; a [lazy](VaultClientBuilder::build_lazy) client calls it on first use.
+    ///
+    /// # Errors
+    ///
+    /// As [`VaultClientBuilder::build`].
+    pub async fn connect(&self) -> Result<()> {
+        require_runtime("VaultClient")?;
+        self.inner
+            .connected
+            .get_or_try_init(|| async {
+                if self.inner.auth.can_login() {
+                    self.inner.login().await?;
+                } else {
+                    self.inner.lookup_self_at_start().await?;
+                }
+                let task = tokio::spawn(crate::renew::renew_loop(Arc::downgrade(&self.inner)));
+                *self.inner.renewer.lock() = Some(task.abort_handle());
+                Ok::<(), Error>(())
+            })
+            .await
+            .map(drop)
     }
 
     /// The accessor of the current token (not a secret: it can look up and revoke the token
@@ -251,28 +223,46 @@ impl VaultClient {
         self.inner.token.read().generation
     }
 
-    /// `sys/health`: `Ok` for an active node or a performance standby; sealed, uninitialised
-    /// and plain standby nodes are [`ErrorKind::Unavailable`]. It says whether the server can
-    /// serve, not whether this client's token is still valid (a 403 on use re-logs in).
+    /// `sys/health` of the server (unauthenticated, no namespace): `Ok` for an active node
+    /// (200), a standby (429: it forwards requests to the active node) and a performance
+    /// standby (473: it answers reads itself and forwards writes), since all three serve
+    /// requests; sealed (503) and uninitialised (501) are [`ErrorKind::Unavailable`]. It says whether the server can serve,
+    /// not whether this client's token or mount work: [`VaultStore`](crate::VaultStore)'s
+    /// `health` checks those too.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unavailable`] as above or when unreachable (the message names the address
+    /// and the cause), [`ErrorKind::Timeout`], [`ErrorKind::Configuration`] for a server that
+    /// does not answer like Vault.
     pub async fn health(&self) -> Result<()> {
+        require_runtime("VaultClient::health")?;
         let url = self.inner.url("sys/health");
         let what = "health sys/health";
-        // sys/health is unauthenticated and lives in the root namespace: no token, no
-        // namespace header.
         let resp = self
             .inner
             .http
             .get(url)
             .send()
             .await
-            .map_err(|e| to_error(Failure::Transport(e), what))?;
+            .map_err(|e| to_error(self.inner.transport(e), what))?;
         let status = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         let flag = |name: &str| body.get(name).and_then(Value::as_bool);
+        if body.get("initialized").is_none() && !(500..600).contains(&status) {
+            return Err(to_error(
+                Failure::NotVault(format!(
+                    "{} answered HTTP {status} without Vault's health fields: not a Vault \
+                     server, or a wrong address",
+                    self.inner.address
+                )),
+                what,
+            ));
+        }
         let down = |why: &str| {
             Err(Error::new(
                 ErrorKind::Unavailable,
-                format!("{what}: {why} (HTTP {status})"),
+                format!("{what}: {}: {why} (HTTP {status})", self.inner.address),
             )
             .with_backend(BACKEND)
             .with_code(status.to_string()))
@@ -283,20 +273,17 @@ impl VaultClient {
         if flag("sealed") == Some(true) || status == 503 {
             return down("sealed");
         }
-        if flag("performance_standby") == Some(true) || status == 473 {
-            return Ok(());
-        }
-        if flag("standby") == Some(true) || status == 429 {
-            return down("standby");
-        }
-        if status == 200 {
+        // A performance standby (473) answers reads itself; a standby (429) forwards this
+        // client's requests to the active node: both serve requests.
+        if matches!(status, 200 | 429 | 473) {
             return Ok(());
         }
         down("unexpected status")
     }
 
     /// Sends `method path` with an optional JSON body and returns the JSON answer (`None` for
-    /// 204). `what` names the request in errors. Handles re-login and error mapping.
+    /// 204). `what` names the request in errors. Connects first (lazy mode), handles 403s
+    /// (see the type docs) and maps errors.
     pub(crate) async fn call(
         &self,
         method: Method,
@@ -305,23 +292,62 @@ impl VaultClient {
         body: Option<&Value>,
         what: &str,
     ) -> Result<Option<Value>> {
-        let seen = self.inner.token.read().generation;
-        match self.inner.send(&method, path, query, body).await {
-            Err(denied @ Failure::Status { status: 403, .. }) if self.inner.auth.can_login() => {
-                if self.inner.refresh_if_rejected(seen).await? {
-                    self.inner.send(&method, path, query, body).await
-                } else {
-                    Err(denied)
-                }
-            }
-            other => other,
+        if !self.inner.connected.initialized() {
+            self.connect().await?;
+        } else {
+            require_runtime("VaultClient")?;
         }
-        .map_err(|f| to_error(f, what))
+        let seen = self.inner.token.read().generation;
+        let errors = match self.inner.send(&method, path, query, body).await {
+            Err(Failure::Status {
+                status: 403,
+                errors,
+            }) => errors,
+            other => return other.map_err(|f| to_error(f, what)),
+        };
+        match self.inner.after_403(seen, &errors, true).await {
+            Ok(Verdict::Retry) => {}
+            Ok(Verdict::Denied) => return Err(denied(&errors, what)),
+            Err(e) => return Err(prefixed(e, what)),
+        }
+        let errors = match self.inner.send(&method, path, query, body).await {
+            Err(Failure::Status {
+                status: 403,
+                errors,
+            }) => errors,
+            other => return other.map_err(|f| to_error(f, what)),
+        };
+        // The token is fresh: classify this 403 without logging in again.
+        let seen = self.inner.token.read().generation;
+        match self.inner.after_403(seen, &errors, false).await {
+            Ok(_) => Err(denied(&errors, what)),
+            Err(e) => Err(prefixed(e, what)),
+        }
     }
 }
 
+/// A policy denial.
+fn denied(errors: &[String], what: &str) -> Error {
+    to_error(
+        Failure::Status {
+            status: 403,
+            errors: errors.to_vec(),
+        },
+        what,
+    )
+}
+
+/// `e` with the request it happened in named first.
+fn prefixed(e: Error, what: &str) -> Error {
+    let mut out = Error::new(e.kind(), format!("{what}: {}", e.message())).with_backend(BACKEND);
+    if let Some(code) = e.code() {
+        out = out.with_code(code.to_owned());
+    }
+    out
+}
+
 impl Inner {
-    fn url(&self, path: &str) -> Url {
+    pub(crate) fn url(&self, path: &str) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut segments) = url.path_segments_mut() {
             segments.extend(path.split('/').filter(|s| !s.is_empty()));
@@ -329,7 +355,14 @@ impl Inner {
         url
     }
 
-    async fn send(
+    fn transport(&self, error: reqwest::Error) -> Failure {
+        Failure::Transport {
+            error,
+            address: self.address.clone(),
+        }
+    }
+
+    pub(crate) async fn send(
         &self,
         method: &Method,
         path: &str,
@@ -353,9 +386,9 @@ impl Inner {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(Failure::Transport)?;
+        let resp = req.send().await.map_err(|e| self.transport(e))?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(Failure::Transport)?;
+        let bytes = resp.bytes().await.map_err(|e| self.transport(e))?;
         if (200..300).contains(&status) {
             if status == 204 || bytes.is_empty() {
                 return Ok(None);
@@ -368,44 +401,142 @@ impl Inner {
                 ))
             });
         }
-        let errors = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("errors").cloned())
-            .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
-            .unwrap_or_default();
+        let Ok(answer) = serde_json::from_slice::<Value>(&bytes) else {
+            if (400..500).contains(&status) && status != 429 && status != 412 {
+                // Vault answers every 4xx with JSON; this is another server.
+                let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).to_lowercase();
+                let hint = if text.contains("http request to an https server") {
+                    format!(
+                        "{} answered HTTP {status}: the server speaks HTTPS; use an https:// address",
+                        self.address
+                    )
+                } else {
+                    format!(
+                        "{} answered HTTP {status} without Vault's JSON error body: not a Vault \
+                         server, or a wrong address or path",
+                        self.address
+                    )
+                };
+                return Err(Failure::NotVault(hint));
+            }
+            return Err(Failure::Status {
+                status,
+                errors: Vec::new(),
+            });
+        };
+        let strings = |field: &str| -> Vec<String> {
+            answer
+                .get(field)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut errors = strings("errors");
+        if status == 404 && errors.iter().any(|e| e.contains("namespace not found")) {
+            // Not the key's absence: the whole namespace is wrong.
+            return Err(Failure::NotVault(format!(
+                "{} has no namespace {:?} (check the namespace setting or VAULT_NAMESPACE)",
+                self.address,
+                self.namespace.as_deref().unwrap_or("")
+            )));
+        }
+        if errors.is_empty() {
+            // e.g. 404 "Invalid path for a versioned K/V secrets engine".
+            errors = strings("warnings");
+        }
         Err(Failure::Status { status, errors })
     }
 
-    /// After a 403: returns `true` if the request should be sent again with a new token
-    /// (another caller already logged in since generation `seen`, or the token itself is
-    /// rejected and this call logged in), `false` if the token is still valid (a policy
-    /// denial: no login, so a denied path cannot cause a login storm or burn secret-id uses).
-    /// One caller at a time, so concurrent 403s share one check and one login.
-    async fn refresh_if_rejected(&self, seen: u64) -> Result<bool> {
-        let _guard = self.login_lock.lock().await;
-        if self.token.read().generation != seen {
-            return Ok(true);
+    /// After a 403 with `errors` seen under token generation `seen`: decides between a
+    /// policy denial and a rejected token (confirming a bare "permission denied" with
+    /// `lookup-self`), and for a rejected token logs in again (once per token, rate-limited;
+    /// only if `may_login`). Concurrent callers share one check and one login.
+    async fn after_403(&self, seen: u64, errors: &[String], may_login: bool) -> Result<Verdict> {
+        let denial = classify_403(errors);
+        if denial == Denial::Policy {
+            return Ok(Verdict::Denied);
         }
+        let mut state = self.login_lock.lock().await;
+        if self.token.read().generation != seen {
+            // Another caller logged in since this request was sent.
+            return Ok(if may_login {
+                Verdict::Retry
+            } else {
+                Verdict::Denied
+            });
+        }
+        if denial == Denial::Unclear && self.lookup_verdict().await? == Denial::Policy {
+            return Ok(Verdict::Denied);
+        }
+        let rejected = |why: String| {
+            Error::new(
+                ErrorKind::Unauthenticated,
+                format!("Vault rejected the token (expired, revoked or unknown){why}"),
+            )
+            .with_backend(BACKEND)
+            .with_code("403")
+        };
+        if !self.auth.can_login() {
+            return Err(rejected(
+                "; a fixed token cannot be renewed by logging in: supply a new one".into(),
+            ));
+        }
+        if !may_login {
+            return Err(rejected(" right after a fresh login".into()));
+        }
+        if let Some(at) = state.last_forced
+            && at.elapsed() < self.min_relogin_interval
+        {
+            return Err(rejected(format!(
+                "; the last login was {:?} ago, not logging in again before {:?} have passed",
+                at.elapsed(),
+                self.min_relogin_interval
+            )));
+        }
+        tracing::info!(
+            backend = BACKEND,
+            method = self.auth.method(),
+            "token rejected, logging in again"
+        );
+        // Counted before the login starts; restored if this future is dropped mid-login
+        // (cancellation), so a caller's timeout cannot block the next re-login.
+        let mut forced = ForcedLogin {
+            previous: state.last_forced.replace(Instant::now()),
+            state: &mut state,
+            finished: false,
+        };
+        let result = self.login().await;
+        forced.finished = true;
+        result.map(|()| Verdict::Retry)
+    }
+
+    /// Whether the current token is valid (`Policy`: the 403 was a denial) or rejected, by
+    /// `lookup-self` (a valid token without the default policy cannot look itself up: Vault
+    /// then answers a policy denial, which also proves the token valid).
+    async fn lookup_verdict(&self) -> Result<Denial> {
         match self
             .send(&Method::GET, "auth/token/lookup-self", &[], None)
             .await
         {
-            Ok(_) => Ok(false),
-            Err(Failure::Status { status: 403, .. }) => {
-                tracing::info!(
-                    backend = BACKEND,
-                    method = self.auth.method(),
-                    "token rejected, logging in again"
-                );
-                self.login().await?;
-                Ok(true)
-            }
+            Ok(_) => Ok(Denial::Policy),
+            Err(Failure::Status {
+                status: 403,
+                errors,
+            }) => Ok(match classify_403(&errors) {
+                Denial::Policy => Denial::Policy,
+                Denial::TokenRejected | Denial::Unclear => Denial::TokenRejected,
+            }),
             Err(f) => Err(to_error(f, "lookup auth/token/lookup-self")),
         }
     }
 
-    /// Logs in again unless another caller already did since generation `seen`.
-    async fn relogin(&self, seen: u64) -> Result<()> {
+    /// Logs in again unless another caller already did since generation `seen` (renewal).
+    pub(crate) async fn relogin(&self, seen: u64) -> Result<()> {
         let _guard = self.login_lock.lock().await;
         if self.token.read().generation != seen {
             return Ok(());
@@ -413,7 +544,7 @@ impl Inner {
         tracing::info!(
             backend = BACKEND,
             method = self.auth.method(),
-            "token rejected, logging in again"
+            "token lease ending, logging in again"
         );
         self.login().await
     }
@@ -428,28 +559,61 @@ impl Inner {
             .with_backend(BACKEND));
         };
         let what = format!("login {path}");
+        let mount = self.auth.mount().unwrap_or_default().to_owned();
         let answer = self
             .send(&Method::POST, &path, &[], Some(&body))
             .await
             .map_err(|f| match f {
-                Failure::Status {
-                    status: 400 | 403, ..
-                } => Error::new(
+                Failure::Status { status: 400, errors } => Error::new(
                     ErrorKind::Unauthenticated,
-                    format!("{what}: login rejected"),
+                    format!("{what}: login rejected: {}", errors.join("; ")),
                 )
-                .with_backend(BACKEND),
+                .with_backend(BACKEND)
+                .with_code("400"),
+                // An unauthenticated request to a path with no auth method behind it is a
+                // bare 403; Kubernetes also answers 403 for a JWT it does not accept.
+                Failure::Status { status: 403, .. } => {
+                    let (kind, why) = match &self.auth {
+                        VaultAuth::AppRole { .. } => (
+                            ErrorKind::Configuration,
+                            format!("no AppRole auth method is mounted at auth/{mount} (check the auth mount)"),
+                        ),
+                        _ => (
+                            ErrorKind::Unauthenticated,
+                            format!("login rejected: the JWT or role was not accepted, or no auth method is mounted at auth/{mount}"),
+                        ),
+                    };
+                    Error::new(kind, format!("{what}: {why}"))
+                        .with_backend(BACKEND)
+                        .with_code("403")
+                }
+                Failure::Status { status: 404, .. } | Failure::Malformed(_) => to_error(
+                    Failure::NotVault(format!(
+                        "{} did not answer the login like Vault: not a Vault server, or a wrong address",
+                        self.address
+                    )),
+                    &what,
+                ),
                 f => to_error(f, &what),
             })?;
         drop(body);
+        let not_vault = || {
+            to_error(
+                Failure::NotVault(format!(
+                    "{} answered the login without a token: not a Vault server?",
+                    self.address
+                )),
+                &what,
+            )
+        };
         let auth = answer
             .as_ref()
             .and_then(|a| a.get("auth"))
-            .ok_or_else(|| to_error(Failure::Malformed("no auth in login answer".into()), &what))?;
+            .ok_or_else(not_vault)?;
         let token = auth
             .get("client_token")
             .and_then(Value::as_str)
-            .ok_or_else(|| to_error(Failure::Malformed("no client_token".into()), &what))?;
+            .ok_or_else(not_vault)?;
         let mut current = self.token.write();
         current.secret = SecretString::from(token.to_owned());
         current.accessor = auth
@@ -469,40 +633,72 @@ impl Inner {
         Ok(())
     }
 
-    /// Learns a fixed token's accessor, TTL and renewability.
-    async fn lookup_self(&self) -> Result<()> {
+    /// Learns a fixed token's accessor, TTL and renewability; a rejected token is
+    /// `Unauthenticated`, a server that is not Vault `Configuration`.
+    async fn lookup_self_at_start(&self) -> Result<()> {
         let what = "lookup auth/token/lookup-self";
-        let answer = self
+        let answer = match self
             .send(&Method::GET, "auth/token/lookup-self", &[], None)
             .await
-            .map_err(|f| match f {
-                Failure::Status { status: 403, .. } => Error::new(
+        {
+            Ok(answer) => answer,
+            Err(Failure::Status {
+                status: 403,
+                errors,
+            }) if classify_403(&errors) == Denial::Policy => {
+                // A valid token without the default policy: it cannot look itself up, so
+                // its TTL is unknown and it is not renewed.
+                tracing::debug!(backend = BACKEND, "token cannot look itself up");
+                return Ok(());
+            }
+            Err(Failure::Status { status: 403, .. }) => {
+                return Err(Error::new(
                     ErrorKind::Unauthenticated,
-                    format!("{what}: token rejected"),
+                    format!(
+                        "{what}: Vault at {} rejected the token (expired, revoked or unknown)",
+                        self.address
+                    ),
                 )
-                .with_backend(BACKEND),
-                f => to_error(f, what),
-            })?;
-        let data = answer.as_ref().and_then(|a| a.get("data"));
+                .with_backend(BACKEND)
+                .with_code("403"));
+            }
+            Err(f @ Failure::NotVault(_)) => return Err(to_error(f, what)),
+            Err(Failure::Status { status: 404, .. } | Failure::Malformed(_)) => {
+                return Err(to_error(
+                    Failure::NotVault(format!(
+                        "{} has no auth/token/lookup-self: not a Vault server, or a wrong \
+                         address or path",
+                        self.address
+                    )),
+                    what,
+                ));
+            }
+            Err(f) => return Err(to_error(f, what)),
+        };
+        let data = answer.as_ref().and_then(|a| a.get("data")).ok_or_else(|| {
+            to_error(
+                Failure::NotVault(format!(
+                    "{} answered auth/token/lookup-self without data: not a Vault server?",
+                    self.address
+                )),
+                what,
+            )
+        })?;
         let mut current = self.token.write();
         current.accessor = data
-            .and_then(|d| d.get("accessor"))
+            .get("accessor")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        current.lease = Duration::from_secs(
-            data.and_then(|d| d.get("ttl"))
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-        );
+        current.lease = Duration::from_secs(data.get("ttl").and_then(Value::as_u64).unwrap_or(0));
         current.renewable = data
-            .and_then(|d| d.get("renewable"))
+            .get("renewable")
             .and_then(Value::as_bool)
             .unwrap_or(false);
         Ok(())
     }
 
     /// Renews the token; returns the new lease.
-    async fn renew_self(&self) -> Result<Duration> {
+    pub(crate) async fn renew_self(&self) -> Result<Duration> {
         let what = "renew auth/token/renew-self";
         let answer = self
             .send(
@@ -523,59 +719,23 @@ impl Inner {
         self.token.write().lease = lease;
         Ok(lease)
     }
-}
 
-/// Renews the token at `renew_fraction` of its lease until the client is dropped.
-async fn renew_loop(weak: Weak<Inner>) {
-    loop {
-        let (lease, fraction) = match weak.upgrade() {
-            Some(inner) => {
-                let t = inner.token.read();
-                (t.lease, inner.renew_fraction)
-            }
-            None => return,
-        };
-        if lease.is_zero() {
-            // Non-expiring token (root, or a fixed token with no TTL): nothing to renew.
-            return;
-        }
-        tokio::time::sleep(lease.mul_f64(fraction).max(Duration::from_millis(100))).await;
-        let Some(inner) = weak.upgrade() else { return };
-        let renewable = inner.token.read().renewable;
-        let renewed = if renewable {
-            match inner.renew_self().await {
-                // A lease that stopped growing has hit its max TTL: log in afresh instead.
-                Ok(new) if new >= lease.mul_f64(0.5) || !inner.auth.can_login() => Ok(()),
-                Ok(_) => Err(()),
-                Err(e) => {
-                    tracing::warn!(
-                        backend = BACKEND,
-                        kind = e.kind().as_str(),
-                        "token renewal failed"
-                    );
-                    Err(())
-                }
-            }
-        } else {
-            Err(())
-        };
-        if renewed.is_err() {
-            if !inner.auth.can_login() {
-                return;
-            }
-            let seen = inner.token.read().generation;
-            if let Err(e) = inner.relogin(seen).await {
-                tracing::warn!(
-                    backend = BACKEND,
-                    kind = e.kind().as_str(),
-                    "re-login failed"
-                );
-                drop(inner);
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
+    pub(crate) fn token_state(&self) -> (Duration, bool, u64) {
+        let t = self.token.read();
+        (t.lease, t.renewable, t.generation)
+    }
+
+    pub(crate) fn renew_fraction(&self) -> f64 {
+        self.renew_fraction
+    }
+
+    pub(crate) fn auth(&self) -> &VaultAuth {
+        &self.auth
     }
 }
+
+/// The renewal task's handle on the client (weak, so the task ends with the last clone).
+pub(crate) type WeakInner = Weak<Inner>;
 
 #[cfg(test)]
 mod tests {
@@ -594,9 +754,28 @@ mod tests {
 
     #[tokio::test]
     async fn bad_addresses_are_configuration_errors() {
-        for addr in ["not a url", "ftp://x", "mailto:a@b"] {
-            let err = VaultClient::builder(addr).build().await.unwrap_err();
+        for addr in [
+            "not a url",
+            "ftp://x",
+            "mailto:a@b",
+            "http://127.0.0.1:8200/v1",
+        ] {
+            let err = VaultClient::builder(addr)
+                .auth(VaultAuth::token("t"))
+                .build()
+                .await
+                .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Configuration, "{addr}: {err}");
         }
+    }
+
+    #[test]
+    fn auth_mounts_are_checked_like_key_names() {
+        let err = VaultClient::builder("http://127.0.0.1:1")
+            .auth(VaultAuth::app_role("r", "s").with_mount("../sys"))
+            .build_lazy()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(err.to_string().contains("auth mount"), "{err}");
     }
 }

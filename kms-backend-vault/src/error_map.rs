@@ -1,5 +1,7 @@
 //! The one place Vault failures become [`kms_core::Error`]s.
 
+use std::error::Error as StdError;
+
 use kms_core::{Error, ErrorKind};
 
 /// The backend label on every error and in metrics.
@@ -15,10 +17,46 @@ pub(crate) enum Failure {
         /// Vault's `errors` strings (paths and reasons, never secret values).
         errors: Vec<String>,
     },
-    /// The request never got an answer (connect, TLS, timeout).
-    Transport(reqwest::Error),
+    /// The request never got an answer (connect, DNS, TLS, timeout). `address` is the
+    /// configured server address (named in the message).
+    Transport {
+        /// The underlying error (its URL is removed: the address is named separately).
+        error: reqwest::Error,
+        /// The server address as configured.
+        address: String,
+    },
     /// The answer could not be interpreted (what was wrong, never the body itself).
     Malformed(String),
+    /// The server answered, but not as Vault does (a 4xx without Vault's JSON error body,
+    /// HTTP against an HTTPS listener), or Vault says the namespace does not exist: a wrong
+    /// address or namespace. The string is the hint.
+    NotVault(String),
+}
+
+/// How Vault classifies a 403, from its `errors` strings (Vault 1.16+ documents `"invalid
+/// token"` for a revoked, expired or unknown token; OpenBao and older Vault answer a bare
+/// `"permission denied"` for a bad token and a multi-error `"1 error occurred: * permission
+/// denied"` for a policy denial).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Denial {
+    /// The token itself is not accepted (expired, revoked, unknown).
+    TokenRejected,
+    /// A valid token whose policy does not allow this request.
+    Policy,
+    /// A bare `"permission denied"`: a rejected token on OpenBao and Vault before 1.16, but
+    /// not proof of it; the caller confirms with `lookup-self`.
+    Unclear,
+}
+
+/// Classifies a 403 by what Vault says (see [`Denial`]).
+pub(crate) fn classify_403(errors: &[String]) -> Denial {
+    if errors.iter().any(|e| e.contains("invalid token")) {
+        Denial::TokenRejected
+    } else if errors.len() == 1 && errors[0].trim() == "permission denied" {
+        Denial::Unclear
+    } else {
+        Denial::Policy
+    }
 }
 
 /// Maps a [`Failure`] to an [`Error`]; `what` names the request (`"get secret/data/app/db"`).
@@ -26,14 +64,17 @@ pub(crate) enum Failure {
 /// | Vault says | Kind |
 /// |---|---|
 /// | 404 | `NotFound` |
-/// | 400 with a check-and-set mismatch, 412 | `Conflict` |
+/// | 400 "check-and-set parameter did not match" | `Conflict` |
+/// | 400 "check-and-set parameter required" (the mount or key sets `cas_required`) | `Configuration` |
 /// | 400 otherwise | `InvalidInput` |
 /// | 401 | `Unauthenticated` |
-/// | 403 (after the one re-login) | `PermissionDenied` |
+/// | 403 (after classification, see the client) | `PermissionDenied` |
+/// | 412 "required index state not present": a consistency delay Vault says to retry | `Unavailable` (retryable) |
 /// | 429 | `RateLimited` |
 /// | 500, 502, 503 (sealed, standby), 504 | `Unavailable` |
 /// | timeout | `Timeout` |
-/// | connect/TLS failure | `Unavailable` |
+/// | connect / DNS / TLS failure (the message names the address and the cause) | `Unavailable` |
+/// | a 4xx that is not Vault's JSON, HTTP against HTTPS | `Configuration` (wrong address) |
 /// | malformed JSON, unexpected shape | `InvalidData` |
 pub(crate) fn to_error(failure: Failure, what: &str) -> Error {
     match failure {
@@ -41,7 +82,10 @@ pub(crate) fn to_error(failure: Failure, what: &str) -> Error {
             let reason = summarize(&errors);
             let kind = match status {
                 404 => ErrorKind::NotFound,
-                412 => ErrorKind::Conflict,
+                412 => ErrorKind::Unavailable,
+                400 if reason.contains("check-and-set parameter required") => {
+                    ErrorKind::Configuration
+                }
                 400 if reason.contains("check-and-set") => ErrorKind::Conflict,
                 400 => ErrorKind::InvalidInput,
                 401 => ErrorKind::Unauthenticated,
@@ -50,41 +94,85 @@ pub(crate) fn to_error(failure: Failure, what: &str) -> Error {
                 500 | 502 | 503 | 504 => ErrorKind::Unavailable,
                 _ => ErrorKind::Backend,
             };
-            let sealed = if reason.contains("sealed") {
+            let note = if reason.contains("sealed") {
                 " (sealed)"
+            } else if status == 412 {
+                " (consistency delay; Vault says to retry)"
+            } else if kind == ErrorKind::Configuration {
+                " (the mount or key requires check-and-set: use store_cas)"
             } else {
                 ""
             };
             let message = if reason.is_empty() {
-                format!("{what}: HTTP {status}{sealed}")
+                format!("{what}: HTTP {status}{note}")
             } else {
-                format!("{what}: HTTP {status}{sealed}: {reason}")
+                format!("{what}: HTTP {status}{note}: {reason}")
             };
             Error::new(kind, message)
                 .with_backend(BACKEND)
                 .with_code(status.to_string())
         }
-        Failure::Transport(err) => {
-            let kind = if err.is_timeout() {
+        Failure::Transport { error, address } => {
+            let kind = if error.is_timeout() {
                 ErrorKind::Timeout
             } else {
                 ErrorKind::Unavailable
             };
-            let reason = if err.is_timeout() {
-                "timed out"
-            } else if err.is_connect() {
-                "cannot connect"
-            } else {
-                "transport error"
-            };
-            // reqwest's Display names the URL (address and path), never headers or bodies.
-            Error::new(kind, format!("{what}: {reason}"))
+            let cause = transport_cause(&error);
+            // The message names the address and the cause; the source keeps reqwest's chain
+            // (no headers or bodies in it; the URL is removed, the address is in the message).
+            Error::new(kind, format!("{what}: {address}: {cause}"))
                 .with_backend(BACKEND)
-                .with_source(err.without_url())
+                .with_source(error.without_url())
         }
         Failure::Malformed(reason) => {
             Error::new(ErrorKind::InvalidData, format!("{what}: {reason}")).with_backend(BACKEND)
         }
+        Failure::NotVault(hint) => {
+            Error::new(ErrorKind::Configuration, format!("{what}: {hint}")).with_backend(BACKEND)
+        }
+    }
+}
+
+/// The cause of a transport failure in words a newcomer can act on: refused, DNS, TLS
+/// against a plain-HTTP server, an untrusted certificate, a timeout.
+fn transport_cause(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "timed out".into();
+    }
+    let mut chain = Vec::new();
+    let mut source: Option<&(dyn StdError + 'static)> = error.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    return "connection refused (is Vault running and listening there?)".into();
+                }
+                std::io::ErrorKind::ConnectionReset => return "connection reset".into(),
+                _ => {}
+            }
+        }
+        chain.push(s.to_string().to_lowercase());
+        source = s.source();
+    }
+    let all = chain.join(": ");
+    if all.contains("dns error")
+        || all.contains("failed to lookup address")
+        || all.contains("name or service not known")
+        || all.contains("no address associated")
+    {
+        "cannot resolve the host name (DNS)".into()
+    } else if all.contains("invalidcontenttype")
+        || all.contains("corrupt message")
+        || all.contains("wrong version number")
+    {
+        "TLS handshake failed: the server does not speak TLS (use an http:// address?)".into()
+    } else if all.contains("certificate") || all.contains("unknownissuer") {
+        "TLS certificate not trusted (add its CA with ca_cert_pem or VAULT_CACERT)".into()
+    } else if error.is_connect() {
+        "cannot connect".into()
+    } else {
+        "transport error".into()
     }
 }
 
@@ -129,7 +217,16 @@ mod tests {
         assert_eq!(status(500, &[]), ErrorKind::Unavailable);
         assert_eq!(status(502, &[]), ErrorKind::Unavailable);
         assert_eq!(status(503, &["Vault is sealed"]), ErrorKind::Unavailable);
-        assert_eq!(status(412, &[]), ErrorKind::Conflict);
+        // 412: a consistency delay Vault says to retry, not a lost race.
+        assert_eq!(
+            status(412, &["required index state not present"]),
+            ErrorKind::Unavailable
+        );
+        assert!(ErrorKind::Unavailable.is_retryable());
+        assert_eq!(
+            status(400, &["check-and-set parameter required for this call"]),
+            ErrorKind::Configuration
+        );
         assert_eq!(
             status(
                 400,
@@ -157,6 +254,29 @@ mod tests {
         assert!(msg.len() < 500, "{msg}");
         assert_eq!(err.backend(), Some("vault"));
         assert_eq!(err.code(), Some("503"));
+    }
+
+    #[test]
+    fn denials_are_classified_by_what_vault_says() {
+        let c = |e: &[&str]| classify_403(&e.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        // Vault 1.16+ for an expired/revoked token.
+        assert_eq!(
+            c(&["permission denied", "invalid token"]),
+            Denial::TokenRejected
+        );
+        // OpenBao / older Vault for a bad token.
+        assert_eq!(c(&["permission denied"]), Denial::Unclear);
+        // A policy denial (go-multierror wrapped), on both.
+        assert_eq!(
+            c(&["1 error occurred:\n\t* permission denied\n\n"]),
+            Denial::Policy
+        );
+        assert_eq!(
+            c(&[
+                "preflight capability check returned 403, please ensure client's policies grant access to path \"x/\""
+            ]),
+            Denial::Policy
+        );
     }
 
     #[test]

@@ -1,18 +1,24 @@
 //! [`VaultStore`]: a [`KeyStore`] over a KV v2 or KV v1 mount.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use kms_core::write_id::WriteContext;
 use kms_core::{
     Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Result, SecretMeta, SecretValue,
     StoredSecret,
 };
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
+use tokio::sync::OnceCell;
 
 use crate::client::VaultClient;
-use crate::encoding::{decode, encode};
+use crate::config_path::config_path;
+use crate::encoding::{decode, encode, with_field};
 use crate::error_map::{BACKEND, Failure, to_error};
+use crate::mount::{Engine, check_mount};
 
 /// The largest value stored: 512 KiB. Base64 (binary values) grows it to ~683 KiB of JSON,
 /// far under Vault's default 32 MiB `max_request_size`, and keeps KV entries small enough for
@@ -43,7 +49,7 @@ pub enum RemoveMode {
     SoftDelete,
 }
 
-/// Builds a [`VaultStore`].
+/// Builds a [`VaultStore`]; settings are checked by [`build`](Self::build).
 #[derive(Debug)]
 pub struct VaultStoreBuilder {
     client: VaultClient,
@@ -51,29 +57,32 @@ pub struct VaultStoreBuilder {
     prefix: Option<String>,
     version: KvVersion,
     remove: RemoveMode,
+    field: Option<String>,
 }
 
 impl VaultStoreBuilder {
-    /// The KV mount (default `"secret"`).
+    /// The KV mount (default `"secret"`), checked like a key name (`"../sys"` is rejected)
+    /// and, on first use, against what Vault has mounted there.
     #[must_use]
     pub fn mount(mut self, mount: impl Into<String>) -> Self {
-        self.mount = mount.into().trim_matches('/').to_owned();
+        self.mount = mount.into();
         self
     }
 
-    /// The KV version of the mount (default [`KvVersion::V2`]).
+    /// The KV version of the mount (default [`KvVersion::V2`]); checked against the mount on
+    /// first use.
     #[must_use]
     pub fn kv_version(mut self, version: KvVersion) -> Self {
         self.version = version;
         self
     }
 
-    /// Keeps every key under `prefix/` inside the mount (names stay relative to it).
-    /// The prefix must itself be a valid [`KeyName`].
-    pub fn prefix(mut self, prefix: &str) -> Result<Self> {
-        let valid = KeyName::new(prefix)?;
-        self.prefix = Some(valid.as_str().to_owned());
-        Ok(self)
+    /// Keeps every key under `prefix/` inside the mount (names stay relative to it). The
+    /// prefix must itself be a valid [`KeyName`] (checked by `build`).
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
     }
 
     /// What `remove` does on KV v2 (default [`RemoveMode::DestroyAll`]).
@@ -83,15 +92,56 @@ impl VaultStoreBuilder {
         self
     }
 
-    /// The store.
-    pub fn build(self) -> VaultStore {
-        VaultStore {
+    /// Reads and writes one field of each secret: for secrets written with
+    /// `bao kv put secret/app/db username=app password=…`, `.field("password")` makes `get`
+    /// return the password.
+    ///
+    /// - `get` / `get_version`: the field's text (a non-string JSON value as its JSON text,
+    ///   `5432`); a secret without the field is [`ErrorKind::InvalidData`] naming the field.
+    /// - `store`: sets the field and keeps the others (read, then write; on KV v2 the write
+    ///   is a check-and-set against the version read, so a concurrent change is
+    ///   [`ErrorKind::Conflict`], never lost). Values must be UTF-8 text
+    ///   ([`ErrorKind::InvalidInput`] before any I/O otherwise).
+    /// - `remove`: removes the field; the secret itself goes (as [`RemoveMode`] says) when it
+    ///   was the last field. A secret without the field is [`ErrorKind::NotFound`].
+    /// - `list`: the secrets' names, as without a field.
+    #[must_use]
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// The store. No I/O: the mount is checked on first use (see [`VaultStore`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`] naming the setting: a mount or prefix that is not a
+    /// valid path (`"../sys"`, `""`), an empty field name.
+    pub fn build(self) -> Result<VaultStore> {
+        let mount = config_path("mount", &self.mount)?;
+        let prefix = self
+            .prefix
+            .as_deref()
+            .map(|p| config_path("prefix", p))
+            .transpose()?;
+        if let Some(f) = &self.field
+            && (f.is_empty() || f.chars().any(char::is_control))
+        {
+            return Err(Error::new(
+                ErrorKind::Configuration,
+                format!("field {f:?}: a field name must be non-empty text"),
+            )
+            .with_backend(BACKEND));
+        }
+        Ok(VaultStore {
             client: self.client,
-            mount: self.mount,
-            prefix: self.prefix,
+            mount: mount.into(),
+            prefix: prefix.map(Into::into),
             version: self.version,
             remove: self.remove,
-        }
+            field: self.field.map(Into::into),
+            mount_checked: Arc::new(OnceCell::new()),
+        })
     }
 }
 
@@ -99,7 +149,13 @@ impl VaultStoreBuilder {
 ///
 /// - Names map to paths under the mount (and the optional prefix): `app/db` on KV v2 mount
 ///   `secret` is `secret/data/app/db`.
-/// - Values map to a JSON map as the [crate docs](crate) describe (text as is, binary base64).
+/// - Values map to a JSON map as the [crate docs](crate) describe (text as is, binary base64;
+///   secrets written by other tools read as their whole JSON object, or one field with
+///   [`VaultStoreBuilder::field`]).
+/// - Before its first operation the store checks its mount once (`sys/internal/ui/mounts`):
+///   a missing mount, another engine, or the other KV version is
+///   [`ErrorKind::Configuration`] on every operation, before anything is written.
+///   `health` checks it every time.
 /// - KV v2: `get` reads the latest version (a soft-deleted or destroyed latest version is
 ///   `NotFound`), `get_version` a given one (ids are Vault's version numbers), `store` writes
 ///   a new version, [`store_cas`](Self::store_cas) with check-and-set.
@@ -107,10 +163,13 @@ impl VaultStoreBuilder {
 #[derive(Debug, Clone)]
 pub struct VaultStore {
     client: VaultClient,
-    mount: String,
-    prefix: Option<String>,
+    mount: Arc<str>,
+    prefix: Option<Arc<str>>,
     version: KvVersion,
     remove: RemoveMode,
+    field: Option<Arc<str>>,
+    /// Set once the mount was found to be what the store expects (shared by clones).
+    mount_checked: Arc<OnceCell<()>>,
 }
 
 impl fmt::Display for VaultStore {
@@ -123,8 +182,17 @@ impl fmt::Display for VaultStore {
         if let Some(p) = &self.prefix {
             write!(f, "/{p}")?;
         }
+        if let Some(field) = &self.field {
+            write!(f, "#{field}")?;
+        }
         f.write_str(")")
     }
+}
+
+/// A secret's data object and (KV v2) its version, as read before a field update.
+struct Current {
+    data: Map<String, Value>,
+    version: Option<u64>,
 }
 
 impl VaultStore {
@@ -136,12 +204,25 @@ impl VaultStore {
             prefix: None,
             version: KvVersion::V2,
             remove: RemoveMode::DestroyAll,
+            field: None,
         }
     }
 
     /// The client (shared with a [`VaultTransitProvider`](crate::VaultTransitProvider)).
     pub fn client(&self) -> &VaultClient {
         &self.client
+    }
+
+    /// Checks the mount once (concurrent first calls share one check; a failed check is
+    /// tried again by the next call).
+    async fn ensure_mount(&self) -> Result<()> {
+        if self.mount_checked.initialized() {
+            return Ok(());
+        }
+        self.mount_checked
+            .get_or_try_init(|| check_mount(&self.client, &self.mount, Engine::Kv(self.version)))
+            .await
+            .map(drop)
     }
 
     /// The key's path relative to the mount (with the prefix).
@@ -189,10 +270,87 @@ impl VaultStore {
         cas: Option<u64>,
     ) -> Result<SecretMeta> {
         self.capabilities().check_value(&value)?;
+        if let Some(field) = &self.field {
+            // Fields hold text: refuse before any I/O.
+            with_field(None, field, &value)?;
+        }
+        self.ensure_mount().await?;
+        let (data, cas) = match &self.field {
+            None => (encode(&value), cas),
+            Some(field) => {
+                let current = self.read_current(key).await?;
+                let version = current.as_ref().and_then(|c| c.version);
+                let data = with_field(current.map(|c| c.data), field, &value)?;
+                (data, cas.or(version))
+            }
+        };
+        drop(value);
+        let repeat = match self.version {
+            KvVersion::V2 => WriteContext::current().filter(WriteContext::is_repeat),
+            KvVersion::V1 => None,
+        };
+        match repeat {
+            Some(write) => self.put_repeat(key, data, cas, write.started()).await,
+            None => self.put(key, data, cas).await,
+        }
+    }
+
+    /// A repeated attempt of one logical write (KV v2): an earlier attempt may have landed,
+    /// even after it timed out. Vault keeps no request id per version, so the repeat is
+    /// recognised by content and time: if the current version holds exactly `data` and was
+    /// created after the logical write began (less [`CLOCK_SKEW`]), it is the earlier
+    /// attempt's version and is returned without writing. Otherwise the write is sent as a
+    /// check-and-set against the version just read (or the caller's own `cas`), so an earlier
+    /// attempt that lands in between makes it fail instead of adding a second version; that
+    /// failure is checked the same way once more.
+    async fn put_repeat(
+        &self,
+        key: &KeyName,
+        data: Value,
+        cas: Option<u64>,
+        started: SystemTime,
+    ) -> Result<SecretMeta> {
+        let what = format!("store {}", self.data_path(key));
+        let seen = self.read_current_raw(key).await?;
+        if let Some(meta) = landed(seen.as_ref(), &data, started, &what)? {
+            return Ok(meta);
+        }
+        let guard = cas.unwrap_or_else(|| seen.as_ref().map_or(0, |(_, _, v)| *v));
+        match self.put(key, data.clone(), Some(guard)).await {
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                let again = self.read_current_raw(key).await?;
+                if let Some(meta) = landed(again.as_ref(), &data, started, &what)? {
+                    return Ok(meta);
+                }
+                if again.is_none() && cas.is_none() {
+                    // The latest version is deleted (its metadata remains, so cas=0 cannot
+                    // apply) and nothing of this write landed: write it.
+                    return self.put(key, data, None).await;
+                }
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    /// The current version's data object, metadata and number; `None` if the key does not
+    /// exist or its latest version is deleted.
+    async fn read_current_raw(&self, key: &KeyName) -> Result<Option<(Value, Value, u64)>> {
+        match self.read_raw(key, None).await {
+            Ok((data, Some(meta))) => {
+                let version = meta.get("version").and_then(Value::as_u64).unwrap_or(0);
+                Ok(Some((data, meta, version)))
+            }
+            Ok((_, None)) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends one write of the data object `data` (check-and-set `cas` on KV v2).
+    async fn put(&self, key: &KeyName, data: Value, cas: Option<u64>) -> Result<SecretMeta> {
         let path = self.data_path(key);
         let what = format!("store {path}");
-        let data = encode(&value);
-        drop(value);
         let body = match (self.version, cas) {
             (KvVersion::V1, _) => data,
             (KvVersion::V2, None) => json!({ "data": data }),
@@ -215,7 +373,13 @@ impl VaultStore {
         }
     }
 
-    async fn read(&self, key: &KeyName, version: Option<&str>) -> Result<StoredSecret> {
+    /// Reads `key` (`version` on KV v2): its data object and version metadata (`None` on KV
+    /// v1). A missing key, or a deleted or destroyed version, is `NotFound`.
+    async fn read_raw(
+        &self,
+        key: &KeyName,
+        version: Option<&str>,
+    ) -> Result<(Value, Option<Value>)> {
         let path = self.data_path(key);
         let what = format!("get {path}");
         let query: Vec<(&str, &str)> = version.map(|v| ("version", v)).into_iter().collect();
@@ -225,26 +389,61 @@ impl VaultStore {
             .await
             .map_err(|e| not_found_as(e, key))?
             .ok_or_else(|| malformed(&what, "empty answer"))?;
+        let Value::Object(mut answer) = answer else {
+            return Err(malformed(&what, "the answer is not a JSON object"));
+        };
         let data = answer
-            .get("data")
+            .remove("data")
             .ok_or_else(|| malformed(&what, "no data field"))?;
         match self.version {
-            KvVersion::V1 => Ok(StoredSecret::new(decode(data, &what)?)),
+            KvVersion::V1 => Ok((data, None)),
             KvVersion::V2 => {
+                let Value::Object(mut data) = data else {
+                    return Err(malformed(&what, "data is not a JSON object"));
+                };
                 let meta = data
-                    .get("metadata")
+                    .remove("metadata")
                     .ok_or_else(|| malformed(&what, "no metadata field"))?;
-                let inner = data.get("data").unwrap_or(&Value::Null);
+                let inner = data.remove("data").unwrap_or(Value::Null);
                 if inner.is_null() {
                     // A deleted or destroyed version: Vault answers 404 with metadata, some
                     // versions 200 with null data.
                     return Err(Error::not_found(key).with_backend(BACKEND));
                 }
-                Ok(StoredSecret::with_meta(
-                    decode(inner, &what)?,
-                    meta_of(meta, &what)?,
-                ))
+                Ok((inner, Some(meta)))
             }
+        }
+    }
+
+    async fn read(&self, key: &KeyName, version: Option<&str>) -> Result<StoredSecret> {
+        self.ensure_mount().await?;
+        let (data, meta) = self.read_raw(key, version).await?;
+        let what = format!("get {}", self.data_path(key));
+        let value = match &self.field {
+            Some(field) => crate::encoding::field(&data, field, &what)?,
+            None => decode(&data, &what)?,
+        };
+        match meta {
+            None => Ok(StoredSecret::new(value)),
+            Some(meta) => Ok(StoredSecret::with_meta(value, meta_of(&meta, &what)?)),
+        }
+    }
+
+    /// The current data object and version, `None` if the key does not exist (or its latest
+    /// version is deleted).
+    async fn read_current(&self, key: &KeyName) -> Result<Option<Current>> {
+        match self.read_raw(key, None).await {
+            Ok((data, meta)) => {
+                let what = format!("get {}", self.data_path(key));
+                let version = meta
+                    .as_ref()
+                    .and_then(|m| m.get("version"))
+                    .and_then(Value::as_u64);
+                let data = crate::encoding::object(&data, &what)?.clone();
+                Ok(Some(Current { data, version }))
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -277,6 +476,89 @@ impl VaultStore {
             })
             .collect()
     }
+
+    /// Removes the whole secret (as [`RemoveMode`] says on KV v2).
+    async fn remove_secret(&self, key: &KeyName) -> Result<()> {
+        let rel = self.rel(key.as_str());
+        match self.version {
+            KvVersion::V1 => {
+                // KV v1 DELETE succeeds on a missing key; read first (any shape: a secret
+                // written by another tool is removed too) so a missing key is NotFound.
+                self.read_raw(key, None).await?;
+                let path = self.data_path(key);
+                self.client
+                    .call(Method::DELETE, &path, &[], None, &format!("remove {path}"))
+                    .await?;
+            }
+            KvVersion::V2 => {
+                let meta_path = self.metadata_path(&rel);
+                let what = format!("remove {meta_path}");
+                let meta = self
+                    .client
+                    .call(Method::GET, &meta_path, &[], None, &what)
+                    .await
+                    .map_err(|e| not_found_as(e, key))?
+                    .ok_or_else(|| malformed(&what, "empty answer"))?;
+                let data = meta
+                    .get("data")
+                    .ok_or_else(|| malformed(&what, "no data"))?;
+                let current = data
+                    .get("current_version")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                let live = data
+                    .get("versions")
+                    .and_then(|v| v.get(current.to_string()))
+                    .is_some_and(|v| {
+                        v.get("deletion_time")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .is_empty()
+                            && !v.get("destroyed").and_then(Value::as_bool).unwrap_or(false)
+                    });
+                match self.remove {
+                    RemoveMode::DestroyAll => {
+                        self.client
+                            .call(Method::DELETE, &meta_path, &[], None, &what)
+                            .await?;
+                    }
+                    RemoveMode::SoftDelete => {
+                        if !live {
+                            return Err(Error::not_found(key).with_backend(BACKEND));
+                        }
+                        let path = self.data_path(key);
+                        self.client
+                            .call(Method::DELETE, &path, &[], None, &format!("remove {path}"))
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How far Vault's clock may run behind this client's when a repeated write decides whether
+/// the current version is its own earlier attempt (see `put_repeat`).
+pub(crate) const CLOCK_SKEW: Duration = Duration::from_secs(5);
+
+/// The current version's metadata if it is this write's earlier attempt: the same data, created
+/// after the write began (less [`CLOCK_SKEW`]).
+fn landed(
+    seen: Option<&(Value, Value, u64)>,
+    data: &Value,
+    started: SystemTime,
+    what: &str,
+) -> Result<Option<SecretMeta>> {
+    let Some((current, meta, _)) = seen else {
+        return Ok(None);
+    };
+    if current != data {
+        return Ok(None);
+    }
+    let meta = meta_of(meta, what)?;
+    let after_start = meta.created_at.is_some_and(|at| at + CLOCK_SKEW >= started);
+    Ok(after_start.then_some(meta))
 }
 
 fn malformed(what: &str, why: &str) -> Error {
@@ -344,65 +626,26 @@ impl KeyStore for VaultStore {
     }
 
     async fn remove(&self, key: &KeyName) -> Result<()> {
-        let rel = self.rel(key.as_str());
-        match self.version {
-            KvVersion::V1 => {
-                // KV v1 DELETE succeeds on a missing key; read first so a missing key is
-                // NotFound (a concurrent delete in between is indistinguishable anyway).
-                self.read(key, None).await?;
-                let path = self.data_path(key);
-                self.client
-                    .call(Method::DELETE, &path, &[], None, &format!("remove {path}"))
-                    .await?;
-            }
-            KvVersion::V2 => {
-                let meta_path = self.metadata_path(&rel);
-                let what = format!("remove {meta_path}");
-                let meta = self
-                    .client
-                    .call(Method::GET, &meta_path, &[], None, &what)
-                    .await
-                    .map_err(|e| not_found_as(e, key))?
-                    .ok_or_else(|| malformed(&what, "empty answer"))?;
-                let data = meta
-                    .get("data")
-                    .ok_or_else(|| malformed(&what, "no data"))?;
-                let current = data
-                    .get("current_version")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                let live = data
-                    .get("versions")
-                    .and_then(|v| v.get(current.to_string()))
-                    .is_some_and(|v| {
-                        v.get("deletion_time")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .is_empty()
-                            && !v.get("destroyed").and_then(Value::as_bool).unwrap_or(false)
-                    });
-                match self.remove {
-                    RemoveMode::DestroyAll => {
-                        self.client
-                            .call(Method::DELETE, &meta_path, &[], None, &what)
-                            .await?;
-                    }
-                    RemoveMode::SoftDelete => {
-                        if !live {
-                            return Err(Error::not_found(key).with_backend(BACKEND));
-                        }
-                        let path = self.data_path(key);
-                        self.client
-                            .call(Method::DELETE, &path, &[], None, &format!("remove {path}"))
-                            .await?;
-                    }
-                }
-            }
+        self.ensure_mount().await?;
+        let Some(field) = &self.field else {
+            return self.remove_secret(key).await;
+        };
+        let Some(mut current) = self.read_current(key).await? else {
+            return Err(Error::not_found(key).with_backend(BACKEND));
+        };
+        if current.data.remove(&**field).is_none() {
+            return Err(Error::not_found(key).with_backend(BACKEND));
         }
-        Ok(())
+        if current.data.is_empty() {
+            return self.remove_secret(key).await;
+        }
+        self.put(key, Value::Object(current.data), current.version)
+            .await
+            .map(drop)
     }
 
     async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
+        self.ensure_mount().await?;
         let strip = self.prefix.as_ref().map_or(0, |p| p.len() + 1);
         let mut out = Vec::new();
         let mut dirs = vec![self.rel(prefix.directory())];
@@ -425,7 +668,12 @@ impl KeyStore for VaultStore {
         Ok(out)
     }
 
+    /// The server can serve (`sys/health`), the token is accepted and the mount is what the
+    /// store expects (checked every time, not cached).
     async fn health(&self) -> Result<()> {
-        self.client.health().await
+        self.client.health().await?;
+        check_mount(&self.client, &self.mount, Engine::Kv(self.version)).await?;
+        let _ = self.mount_checked.set(());
+        Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! [`VaultTransitProvider`]: Vault Transit as a [`CryptoProvider`].
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -8,9 +9,12 @@ use base64::engine::general_purpose::STANDARD;
 use kms_core::{CryptoProvider, DataKey, EncryptionContext, Error, ErrorKind, Result, SecretValue};
 use reqwest::Method;
 use serde_json::{Value, json};
+use tokio::sync::OnceCell;
 
 use crate::client::VaultClient;
+use crate::config_path::config_path;
 use crate::error_map::{BACKEND, Failure, to_error};
+use crate::mount::{Engine, check_mount};
 
 /// Prepended to the context bytes so the Transit `context` is never empty (a derived key
 /// requires one) and is versioned.
@@ -27,11 +31,15 @@ const CONTEXT_TAG: &[u8] = b"kms-core/context/v1\0";
 /// - Data keys come from `transit/datakey/plaintext/<key>` (256 bits).
 /// - A ciphertext that does not decrypt (tampered, other context, other key) is
 ///   [`ErrorKind::InvalidData`]; a missing key is [`ErrorKind::NotFound`] when Vault says so.
+///
+/// The mount is checked to be a Transit engine before the first request (once, shared by
+/// clones): a wrong mount is [`ErrorKind::Configuration`].
 #[derive(Clone)]
 pub struct VaultTransitProvider {
     client: VaultClient,
     mount: String,
     key: String,
+    mount_checked: Arc<OnceCell<()>>,
 }
 
 impl fmt::Debug for VaultTransitProvider {
@@ -51,19 +59,45 @@ impl fmt::Display for VaultTransitProvider {
 
 impl VaultTransitProvider {
     /// The Transit key `key` on the `transit` mount.
-    pub fn new(client: VaultClient, key: impl Into<String>) -> Self {
-        Self {
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`] if `key` is not a valid path segment list (checked like
+    /// a key name: `"../x"` is rejected).
+    pub fn new(client: VaultClient, key: impl AsRef<str>) -> Result<Self> {
+        Ok(Self {
             client,
             mount: "transit".into(),
-            key: key.into(),
-        }
+            key: config_path("Transit key", key.as_ref())?,
+            mount_checked: Arc::new(OnceCell::new()),
+        })
     }
 
     /// Uses another Transit mount.
-    #[must_use]
-    pub fn with_mount(mut self, mount: impl Into<String>) -> Self {
-        self.mount = mount.into().trim_matches('/').to_owned();
-        self
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`] if `mount` is not a valid path (checked like a key name).
+    pub fn with_mount(mut self, mount: impl AsRef<str>) -> Result<Self> {
+        self.mount = config_path("Transit mount", mount.as_ref())?;
+        self.mount_checked = Arc::new(OnceCell::new());
+        Ok(self)
+    }
+
+    /// Calls Vault after checking (once) that the mount is a Transit engine.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<Option<Value>> {
+        if !self.mount_checked.initialized() {
+            self.mount_checked
+                .get_or_try_init(|| check_mount(&self.client, &self.mount, Engine::Transit))
+                .await?;
+        }
+        self.client.call(method, path, &[], body, what).await
     }
 
     /// Creates the key as a derived `aes256-gcm96` key if it does not exist (needs
@@ -72,7 +106,7 @@ impl VaultTransitProvider {
     pub async fn ensure_key(&self) -> Result<()> {
         let path = format!("{}/keys/{}", self.mount, self.key);
         let what = format!("read {path}");
-        match self.client.call(Method::GET, &path, &[], None, &what).await {
+        match self.call(Method::GET, &path, None, &what).await {
             Ok(answer) => {
                 let derived = answer
                     .as_ref()
@@ -94,14 +128,7 @@ impl VaultTransitProvider {
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 let body = json!({ "type": "aes256-gcm96", "derived": true });
-                self.client
-                    .call(
-                        Method::POST,
-                        &path,
-                        &[],
-                        Some(&body),
-                        &format!("create {path}"),
-                    )
+                self.call(Method::POST, &path, Some(&body), &format!("create {path}"))
                     .await
                     .map(drop)
             }
@@ -149,10 +176,7 @@ impl CryptoProvider for VaultTransitProvider {
             "plaintext": STANDARD.encode(plaintext.expose_secret()),
             "context": Self::context(context),
         });
-        let answer = self
-            .client
-            .call(Method::POST, &path, &[], Some(&body), &what)
-            .await?;
+        let answer = self.call(Method::POST, &path, Some(&body), &what).await?;
         drop(body);
         Ok(Self::field(&answer, "ciphertext", &what)?
             .as_bytes()
@@ -171,8 +195,7 @@ impl CryptoProvider for VaultTransitProvider {
         })?;
         let body = json!({ "ciphertext": ciphertext, "context": Self::context(context) });
         let answer = self
-            .client
-            .call(Method::POST, &path, &[], Some(&body), &what)
+            .call(Method::POST, &path, Some(&body), &what)
             .await
             .map_err(|e| {
                 // Transit answers 400 for a ciphertext that fails to decrypt.
@@ -195,10 +218,7 @@ impl CryptoProvider for VaultTransitProvider {
         let path = format!("{}/datakey/plaintext/{}", self.mount, self.key);
         let what = format!("datakey {path}");
         let body = json!({ "bits": 256, "context": Self::context(context) });
-        let answer = self
-            .client
-            .call(Method::POST, &path, &[], Some(&body), &what)
-            .await?;
+        let answer = self.call(Method::POST, &path, Some(&body), &what).await?;
         let plaintext = Self::decode_b64(Self::field(&answer, "plaintext", &what)?, &what)?;
         let ciphertext = Self::field(&answer, "ciphertext", &what)?
             .as_bytes()

@@ -15,7 +15,19 @@ async fn server() -> MockServer {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"ttl": 0}})))
         .mount(&server)
         .await;
+    mount_kv2(&server).await;
     server
+}
+
+/// What Vault answers for the KV v2 mount `secret` (`sys/internal/ui/mounts/secret`).
+async fn mount_kv2(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/v1/sys/internal/ui/mounts/secret"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {
+            "path": "secret/", "type": "kv", "options": {"version": "2"}
+        }})))
+        .mount(server)
+        .await;
 }
 
 async fn store(server: &MockServer, timeout: Duration) -> VaultStore {
@@ -25,7 +37,7 @@ async fn store(server: &MockServer, timeout: Duration) -> VaultStore {
         .build()
         .await
         .unwrap();
-    VaultStore::builder(client).build()
+    VaultStore::builder(client).build().unwrap()
 }
 
 async fn get_kind(response: ResponseTemplate) -> (ErrorKind, String) {
@@ -60,7 +72,7 @@ async fn status_codes_map_to_kinds() {
         (
             412,
             errors("required index state not present"),
-            ErrorKind::Conflict,
+            ErrorKind::Unavailable,
         ),
         (
             403,
@@ -116,7 +128,7 @@ async fn unreachable_server_is_unavailable() {
 }
 
 #[tokio::test]
-async fn health_reports_sealed_uninitialised_and_standby_as_down() {
+async fn health_reports_sealed_and_uninitialised_as_down_and_standbys_as_serving() {
     let cases = [
         (
             200,
@@ -128,10 +140,11 @@ async fn health_reports_sealed_uninitialised_and_standby_as_down() {
             json!({"initialized": true, "sealed": false, "standby": true, "performance_standby": true}),
             true,
         ),
+        // A standby forwards requests to the active node: it serves.
         (
             429,
             json!({"initialized": true, "sealed": false, "standby": true}),
-            false,
+            true,
         ),
         (
             503,
@@ -160,6 +173,7 @@ async fn health_reports_sealed_uninitialised_and_standby_as_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_403s_share_one_relogin() {
     let server = MockServer::start().await;
+    mount_kv2(&server).await;
     // Logins hand out token-1, then token-2 (wiremock tries mocks in mounting order).
     Mock::given(method("POST"))
         .and(path("/v1/auth/approle/login"))
@@ -214,7 +228,7 @@ async fn concurrent_403s_share_one_relogin() {
         .await
         .unwrap();
     assert_eq!(client.token_accessor().as_deref(), Some("acc-1"));
-    let store = VaultStore::builder(client.clone()).build();
+    let store = VaultStore::builder(client.clone()).build().unwrap();
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let store = store.clone();
@@ -235,6 +249,7 @@ async fn kubernetes_login_sends_role_and_jwt() {
     let jwt = dir.path().join("token");
     std::fs::write(&jwt, "header.payload.signature\n").unwrap();
     let server = MockServer::start().await;
+    mount_kv2(&server).await;
     Mock::given(method("POST"))
         .and(path("/v1/auth/kubernetes/login"))
         .and(body_partial_json(
@@ -268,6 +283,7 @@ async fn kubernetes_login_sends_role_and_jwt() {
         .await;
     let got = VaultStore::builder(client)
         .build()
+        .unwrap()
         .get(&KeyName::new("k").unwrap())
         .await
         .unwrap();
@@ -291,7 +307,14 @@ async fn transit_decrypt_failure_is_invalid_data_and_non_utf8_ciphertext_is_reje
         .build()
         .await
         .unwrap();
-    let transit = VaultTransitProvider::new(client, "k");
+    Mock::given(method("GET"))
+        .and(path("/v1/sys/internal/ui/mounts/transit"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"data": {"path": "transit/", "type": "transit", "options": null}}),
+        ))
+        .mount(&server)
+        .await;
+    let transit = VaultTransitProvider::new(client, "k").unwrap();
     let ctx = EncryptionContext::new();
     let err = transit.decrypt(b"vault:v1:AAAA", &ctx).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
@@ -303,6 +326,7 @@ async fn transit_decrypt_failure_is_invalid_data_and_non_utf8_ciphertext_is_reje
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewal_runs_in_the_background_and_stops_when_the_client_is_dropped() {
     let server = MockServer::start().await;
+    mount_kv2(&server).await;
     Mock::given(method("GET"))
         .and(path("/v1/auth/token/lookup-self"))
         .respond_with(
@@ -357,11 +381,13 @@ async fn bad_tls_material_is_a_configuration_error() {
     assert!(!err.to_string().contains("not a pem"), "{err}");
 }
 
-/// A 403 with a token that is still valid, then a 403 again after re-login: both end as
-/// PermissionDenied, with exactly the logins each case needs.
+/// A bare 403 with a token that `lookup-self` shows valid is a policy denial (no login); a
+/// bare 403 with a token `lookup-self` rejects costs exactly one login, and a rejection of
+/// the fresh token ends as Unauthenticated without another.
 #[tokio::test]
 async fn denial_with_valid_token_skips_login_and_repeated_403_gives_up_after_one() {
     let server = MockServer::start().await;
+    mount_kv2(&server).await;
     Mock::given(method("POST"))
         .and(path("/v1/auth/approle/login"))
         .respond_with(ResponseTemplate::new(200).set_body_json(
@@ -395,13 +421,17 @@ async fn denial_with_valid_token_skips_login_and_repeated_403_gives_up_after_one
         .build()
         .await
         .unwrap();
-    let store = VaultStore::builder(client.clone()).build();
+    let store = VaultStore::builder(client.clone()).build().unwrap();
     let denied = KeyName::new("denied").unwrap();
     let err = store.get(&denied).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     assert_eq!(client.logins(), 1, "valid token: no login");
     let err = store.get(&denied).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Unauthenticated,
+        "rejected again right after a fresh login: {err}"
+    );
     assert_eq!(
         client.logins(),
         2,

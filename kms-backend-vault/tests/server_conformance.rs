@@ -11,7 +11,11 @@ use kms_core::{EncryptionContext, StoreBuilder};
 
 mod kv2 {
     use super::*;
-    kms_core::conformance_tests!(VaultStore::builder(common::root_client().await).build());
+    kms_core::conformance_tests!(
+        VaultStore::builder(common::root_client().await)
+            .build()
+            .unwrap()
+    );
 }
 
 mod kv2_prefixed {
@@ -19,8 +23,8 @@ mod kv2_prefixed {
     kms_core::conformance_tests!(
         VaultStore::builder(common::root_client().await)
             .prefix("kms-tests/prefixed")
-            .unwrap()
             .build()
+            .unwrap()
     );
 }
 
@@ -31,14 +35,15 @@ mod kv1 {
             .mount("kv1")
             .kv_version(KvVersion::V1)
             .build()
+            .unwrap()
     );
 }
 
 async fn enveloped() -> impl kms_core::KeyStore {
     let client = common::root_client().await;
-    let transit = VaultTransitProvider::new(client.clone(), "kms-conformance-envelope");
+    let transit = VaultTransitProvider::new(client.clone(), "kms-conformance-envelope").unwrap();
     transit.ensure_key().await.expect("transit key");
-    StoreBuilder::new(VaultStore::builder(client).build())
+    StoreBuilder::new(VaultStore::builder(client).build().unwrap())
         .layer(
             EnvelopeLayer::new(Arc::new(transit))
                 .context(EncryptionContext::new().with("suite", "conformance")),
@@ -53,7 +58,8 @@ mod envelope_over_kv2_with_transit {
 
 #[tokio::test]
 async fn transit_provider_conformance() {
-    let transit = VaultTransitProvider::new(common::root_client().await, common::unique("transit"));
+    let transit =
+        VaultTransitProvider::new(common::root_client().await, common::unique("transit")).unwrap();
     transit.ensure_key().await.unwrap();
     // Idempotent on an existing derived key.
     transit.ensure_key().await.unwrap();

@@ -168,7 +168,7 @@ fn miss(c: &mut Criterion) {
     let rt = rt();
     let backend = Arc::new(MemoryStore::new());
     let store = kms_core::StoreBuilder::from_arc(backend.clone())
-        .layer(CacheLayer::new().ttl(Duration::ZERO).jitter(0.0))
+        .layer(CacheLayer::new().ttl(Duration::from_nanos(1)).jitter(0.0))
         .build();
     rt.block_on(async {
         for k in &keys {

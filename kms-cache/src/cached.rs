@@ -2,8 +2,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use kms_core::{
@@ -12,10 +16,11 @@ use kms_core::{
 };
 use parking_lot::Mutex;
 use quanta::{Clock, Instant};
+use tokio::runtime::Handle;
 
 use crate::config::CacheLayer;
 use crate::entry::{Answer, Entry};
-use crate::flight::Flight;
+use crate::flight::{Flight, Wait};
 use crate::observer::{CacheStats, EvictionCause};
 use crate::policy::{Index, Policy, Slot};
 use crate::recorder::Recorder;
@@ -23,6 +28,8 @@ use crate::recorder::Recorder;
 /// The state shared by a [`Cached`] store and its [`CacheHandle`](crate::CacheHandle)s.
 pub(crate) struct Core {
     inner: Arc<dyn KeyStore>,
+    /// The configuration error every call answers with, if the settings were invalid.
+    refused: Option<Error>,
     /// What hits read: every cached entry, lock-free.
     index: Arc<Index>,
     /// What decides which entries stay (moka).
@@ -34,6 +41,11 @@ pub(crate) struct Core {
     clock: Clock,
     /// `clock` at creation: sweep times are kept as nanoseconds after it.
     base: Instant,
+    /// The Tokio runtime the cache was built in: loads and refresh-ahead reloads run on it,
+    /// detached from their callers. `None` outside any runtime: loads then run in the caller.
+    runtime: Option<Handle>,
+    /// Whether that runtime has timers (the load timeout and the stale wait need them).
+    timers: bool,
     next_id: AtomicU64,
     /// When the next expiry sweep is due (nanoseconds after `base`).
     next_sweep: AtomicU64,
@@ -44,6 +56,8 @@ pub(crate) struct Core {
     refresh_ahead: Option<f64>,
     max_stale: Option<Duration>,
     negative_ttl: Option<Duration>,
+    load_timeout: Duration,
+    stale_wait: Duration,
 }
 
 /// The span field a `get` records its cache outcome into (see the crate docs).
@@ -58,10 +72,90 @@ fn record_outcome(outcome: &'static str) {
     }
 }
 
-/// An expired entry's answer that stale-if-error may still serve, until `until`.
-pub(crate) struct Stale {
-    secret: StoredSecret,
-    until: Instant,
+/// Whether `handle`'s runtime has its time driver enabled: creating a timer panics otherwise,
+/// and Tokio has no other way to ask.
+fn has_timers(handle: &Handle) -> bool {
+    let _entered = handle.enter();
+    catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
+}
+
+/// How a miss's wait for a load ended.
+enum Loaded {
+    Done(Result<StoredSecret>),
+    /// Still loading after the stale-while-revalidate wait.
+    StillLoading,
+}
+
+/// Polls `load`, turning a panic into a typed [`ErrorKind::Backend`] error (the panic's
+/// payload is dropped unread: it could name anything).
+async fn unwind_safe(
+    load: impl Future<Output = Result<StoredSecret>>,
+    key: &KeyName,
+    backend: &'static str,
+) -> Result<StoredSecret> {
+    let mut load = pin!(load);
+    poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| load.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(_) => Poll::Ready(Err(Error::new(
+                ErrorKind::Backend,
+                format!("the load of '{key}' panicked; nothing was cached"),
+            )
+            .with_backend(backend))),
+        },
+    )
+    .await
+}
+
+/// Settles a flight exactly once: by [`Core::finish`], or, if the load is dropped before it
+/// ends (its caller left, without a runtime; its runtime shut down), by abandoning it so its
+/// bookkeeping is freed and a waiter starts another.
+struct LoadGuard {
+    core: Arc<Core>,
+    key: KeyName,
+    flight: Arc<Flight>,
+    settled: bool,
+}
+
+impl LoadGuard {
+    fn finish(mut self, result: Result<StoredSecret>) {
+        self.settled = true;
+        self.core.finish(&self.key, &self.flight, result);
+    }
+}
+
+impl Drop for LoadGuard {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.core.retire(&self.key, &self.flight);
+            self.flight.abandon();
+        }
+    }
+}
+
+/// Invalidates a key once the write through the cache is over, whatever way it ends: created
+/// before the write's first await, so a write dropped by its caller (a timeout above, a
+/// `select!`, a disconnected client) invalidates too: it may have landed.
+struct WriteGuard<'a> {
+    core: &'a Core,
+    key: &'a KeyName,
+}
+
+impl WriteGuard<'_> {
+    /// The write ended with `result`: a write refused before it could reach the backend
+    /// ([`Error::never_reached_backend`]) changed nothing, so the cache keeps its entry (and
+    /// its stale fallback); any other outcome invalidates.
+    fn settle<T>(self, result: &Result<T>) {
+        if matches!(result, Err(e) if e.never_reached_backend()) {
+            std::mem::forget(self);
+        }
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        self.core.invalidate(self.key);
+    }
 }
 
 impl Core {
@@ -73,15 +167,21 @@ impl Core {
                 .hasher(foldhash::fast::RandomState::default())
                 .build(),
         );
+        let refused = config.validate().err();
         let policy = Policy::new(config, index.clone(), recorder.clone());
+        let runtime = Handle::try_current().ok();
+        let timers = runtime.as_ref().is_some_and(has_timers);
         Arc::new(Self {
             inner,
+            refused,
             index,
             policy,
             flights: Mutex::default(),
             recorder,
             base: clock.now(),
             clock,
+            runtime,
+            timers,
             next_id: AtomicU64::new(0),
             next_sweep: AtomicU64::new(0),
             sweep_every: config
@@ -93,24 +193,30 @@ impl Core {
             refresh_ahead: config.refresh_ahead,
             max_stale: config.max_stale,
             negative_ttl: config.negative_ttl,
+            load_timeout: config.load_timeout,
+            stale_wait: config.stale_wait,
         })
     }
 
+    fn check(&self) -> Result<()> {
+        match &self.refused {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
+    }
+
     /// The hit path, synchronous: one lock-free index read, one clock read, one per-thread
-    /// counter, and a clone of the answer. `Err` is a miss, with what stale-if-error may serve
-    /// in the meantime; nothing is counted then.
+    /// counter, and a clone of the answer. `Err` is a miss, saying whether stale-if-error has
+    /// a value to serve in the meantime; nothing is counted then.
     #[inline]
-    fn lookup(
-        self: &Arc<Self>,
-        key: &KeyName,
-    ) -> std::result::Result<Result<StoredSecret>, Option<Stale>> {
+    fn lookup(self: &Arc<Self>, key: &KeyName) -> std::result::Result<Result<StoredSecret>, bool> {
         let index = self.index.pin();
         let Some(entry) = index.get(key) else {
-            return Err(None);
+            return Err(false);
         };
         let now = self.clock.now();
         if !entry.is_fresh(now, self.tti) {
-            return Err(self.stale_candidate(entry, now));
+            return Err(self.max_stale.is_some() && self.servable(entry, now));
         }
         self.recorder.hit();
         self.policy.on_hit(key);
@@ -124,14 +230,20 @@ impl Core {
         })
     }
 
-    /// What stale-if-error could serve from `entry`, expired at `now`.
-    #[cold]
-    fn stale_candidate(&self, entry: &Entry, now: Instant) -> Option<Stale> {
-        match (&entry.answer, self.max_stale) {
-            (Answer::Found(secret), Some(_)) if now < entry.stale_until => Some(Stale {
-                secret: secret.clone(),
-                until: entry.stale_until,
-            }),
+    /// Whether stale-if-error may serve `entry` at `now`.
+    fn servable(&self, entry: &Entry, now: Instant) -> bool {
+        matches!(entry.answer, Answer::Found(_)) && now < entry.stale_until
+    }
+
+    /// What stale-if-error may serve for `key` now: read at decision time, not before the
+    /// load, so a value a write invalidated or the backend said is gone in the meantime is
+    /// never served.
+    fn stale(&self, key: &KeyName) -> Option<StoredSecret> {
+        self.max_stale?;
+        let index = self.index.pin();
+        let entry = index.get(key)?;
+        match &entry.answer {
+            Answer::Found(secret) if self.servable(entry, self.clock.now()) => Some(secret.clone()),
             _ => None,
         }
     }
@@ -153,25 +265,40 @@ impl Core {
         }
     }
 
-    /// A miss: joins or starts the load of `key`; stale-if-error may serve `stale`.
-    async fn get_slow(&self, key: &KeyName, stale: Option<Stale>) -> Result<StoredSecret> {
+    /// A miss: joins or starts the load of `key`; stale-if-error may serve a stale value when
+    /// the load fails, or (stale-while-revalidate) when it has not answered within the stale
+    /// wait and `stale` said there was one.
+    async fn get_slow(self: &Arc<Self>, key: &KeyName, stale: bool) -> Result<StoredSecret> {
+        self.check()?;
         self.recorder.miss();
         self.policy.on_miss(key);
-        match self.load(key).await {
-            Ok(secret) => {
-                record_outcome("miss");
-                Ok(secret)
-            }
-            Err(err) => {
-                let result = self.stale_if_error(stale, err);
-                // `stale_if_error` answers `Ok` only when it serves a stale value.
-                record_outcome(if result.is_ok() { "stale" } else { "miss" });
-                result
+        let mut serve_stale = stale;
+        loop {
+            match self.load(key, serve_stale).await {
+                Loaded::Done(Ok(secret)) => {
+                    record_outcome("miss");
+                    return Ok(secret);
+                }
+                Loaded::Done(Err(err)) => {
+                    let result = self.stale_if_error(key, err);
+                    // `stale_if_error` answers `Ok` only when it serves a stale value.
+                    record_outcome(if result.is_ok() { "stale" } else { "miss" });
+                    return result;
+                }
+                Loaded::StillLoading => match self.stale(key) {
+                    Some(secret) => {
+                        self.recorder.stale_serve();
+                        record_outcome("stale");
+                        return Ok(secret);
+                    }
+                    // Gone in the meantime (invalidated): wait for the load itself.
+                    None => serve_stale = false,
+                },
             }
         }
     }
 
-    fn stale_if_error(&self, stale: Option<Stale>, err: Error) -> Result<StoredSecret> {
+    fn stale_if_error(&self, key: &KeyName, err: Error) -> Result<StoredSecret> {
         let transient = matches!(
             err.kind(),
             ErrorKind::Unavailable
@@ -179,11 +306,9 @@ impl Core {
                 | ErrorKind::RateLimited
                 | ErrorKind::CircuitOpen
         );
-        if let (true, Some(stale)) = (transient, stale)
-            && self.clock.now() < stale.until
-        {
+        if transient && let Some(secret) = self.stale(key) {
             self.recorder.stale_serve();
-            return Ok(stale.secret);
+            return Ok(secret);
         }
         Err(err)
     }
@@ -199,67 +324,181 @@ impl Core {
         if entry.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (core, key) = (self.clone(), key.clone());
-        tokio::spawn(async move {
-            // The result is cached by `load`; a failure leaves the current entry to expire.
-            let _ = core.load(&key).await;
-        });
+        match &self.runtime {
+            // The result is cached by the load; a failure leaves the current entry to expire.
+            Some(runtime) => drop(self.join_or_start(key, Some(runtime))),
+            // No runtime to run it on: the hit is answered, the reload skipped and counted.
+            None => self.recorder.refresh_skipped(),
+        }
     }
 
-    /// Joins the load of `key` in flight, or starts one.
-    async fn load(&self, key: &KeyName) -> Result<StoredSecret> {
-        let flight = self.flights.lock().entry(key.clone()).or_default().clone();
-        flight
-            .result
-            .get_or_init(|| async {
-                let result = self.inner.get(key).await;
-                self.recorder
-                    .load(result.is_ok() || result.as_ref().is_err_and(Error::is_not_found));
-                self.finish(key, &flight, &result);
-                result
+    /// The flight of `key`, joined or started. A started flight runs detached on `runtime`;
+    /// without one, the returned guard is the caller's to run (see [`load`](Self::load)).
+    fn join_or_start(
+        self: &Arc<Self>,
+        key: &KeyName,
+        runtime: Option<&Handle>,
+    ) -> (Arc<Flight>, Option<LoadGuard>) {
+        let mut flights = self.flights.lock();
+        if let Some(flight) = flights.get(key) {
+            return (flight.clone(), None);
+        }
+        let flight = Arc::new(Flight::new());
+        flights.insert(key.clone(), flight.clone());
+        drop(flights);
+        let guard = LoadGuard {
+            core: self.clone(),
+            key: key.clone(),
+            flight: flight.clone(),
+            settled: false,
+        };
+        match runtime {
+            Some(runtime) => {
+                // The guard moves into the task: if the runtime drops the task unpolled (it is
+                // shutting down), the guard still abandons the flight.
+                drop(runtime.spawn(guard.core.clone().run_detached(guard)));
+                (flight, None)
+            }
+            None => (flight, Some(guard)),
+        }
+    }
+
+    /// Joins the load of `key` in flight, or starts one, and waits for it (with
+    /// `serve_stale`, at most the stale wait).
+    ///
+    /// With a runtime, the load runs detached: a caller that leaves changes nothing for it,
+    /// so its failure still reaches the breaker below and the stale decision, and its success
+    /// the cache. Without one, the first caller runs it; if that caller leaves, the flight
+    /// is abandoned (its bookkeeping freed) and a remaining waiter starts another.
+    async fn load(self: &Arc<Self>, key: &KeyName, serve_stale: bool) -> Loaded {
+        let mut runtime = self.runtime.as_ref();
+        loop {
+            let (flight, guard) = self.join_or_start(key, runtime);
+            if let Some(guard) = guard {
+                let result = unwind_safe(self.inner.get(key), key, self.inner.backend()).await;
+                guard.finish(result.clone());
+                return Loaded::Done(result);
+            }
+            match flight.wait(serve_stale).await {
+                Wait::Done(result) => return Loaded::Done(result),
+                Wait::StaleWaitOver => return Loaded::StillLoading,
+                // Its runner left (or the captured runtime has shut down and dropped the
+                // task): run the next one here, so a dead runtime cannot make this spin.
+                Wait::Abandoned => runtime = None,
+            }
+        }
+    }
+
+    /// A load on the captured runtime: bounded by the load timeout, and telling waiters with
+    /// a stale value when the stale wait is over (when the runtime has timers).
+    async fn run_detached(self: Arc<Self>, guard: LoadGuard) {
+        let (key, flight) = (guard.key.clone(), guard.flight.clone());
+        let (key, flight) = (&key, &flight);
+        let mut load = pin!(unwind_safe(self.inner.get(key), key, self.inner.backend()));
+        let result = if self.timers {
+            let mut deadline = pin!(tokio::time::sleep(self.load_timeout));
+            let mut stale_wait = self
+                .max_stale
+                .map(|_| Box::pin(tokio::time::sleep(self.stale_wait)));
+            poll_fn(|cx| {
+                if let Poll::Ready(result) = load.as_mut().poll(cx) {
+                    return Poll::Ready(result);
+                }
+                if let Some(wait) = &mut stale_wait
+                    && wait.as_mut().poll(cx).is_ready()
+                {
+                    stale_wait = None;
+                    flight.stale_wait_over();
+                }
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "the cache's load of '{key}' did not finish within {:?}",
+                            self.load_timeout
+                        ),
+                    )
+                    .with_backend(self.inner.backend()))),
+                    Poll::Pending => Poll::Pending,
+                }
             })
             .await
-            .clone()
+        } else {
+            load.await
+        };
+        guard.finish(result);
     }
 
-    /// Caches a load's result (unless a write superseded it) and retires its flight.
-    fn finish(&self, key: &KeyName, flight: &Arc<Flight>, result: &Result<StoredSecret>) {
+    /// Removes `flight` from the map if it is still the one for `key`.
+    fn retire(&self, key: &KeyName, flight: &Arc<Flight>) {
+        let mut flights = self.flights.lock();
+        if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
+            flights.remove(key);
+        }
+    }
+
+    /// Caches a load's result (unless a write superseded it), retires its flight and hands
+    /// the result to its waiters.
+    fn finish(&self, key: &KeyName, flight: &Arc<Flight>, result: Result<StoredSecret>) {
+        self.recorder
+            .load(result.is_ok() || result.as_ref().is_err_and(Error::is_not_found));
         let now = self.clock.now();
-        let answer = match result {
+        let answer = match &result {
             Ok(secret) => Some((Answer::Found(secret.clone()), self.jittered_ttl())),
             Err(e) if e.is_not_found() => self.negative_ttl.map(|ttl| (Answer::Missing, ttl)),
             Err(_) => None,
         };
+        // What the backend said last about a key wins: once it says the key is gone (or not
+        // ours to read), no older value stays to be served stale.
+        let gone = matches!(
+            &result,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied)
+        );
         let mut flights = self.flights.lock();
-        if !flight.is_superseded()
-            && let Some((answer, fresh_for)) = answer
-        {
-            let max_stale = self.max_stale.unwrap_or_default();
-            let mut entry = Entry::new(answer, key, now, fresh_for, max_stale);
-            let index = self.index.pin();
-            let old = index.get(key);
-            if old.is_some_and(|old| now >= old.expires_at) {
-                // The reload of an expired entry is that entry expiring.
-                self.recorder.eviction(EvictionCause::Expired);
-            }
-            // A reload of the same weight keeps its policy slot: nothing to tell moka.
-            let kept = old
-                .filter(|old| old.weight == entry.weight)
-                .map(|old| old.id);
-            entry.id = kept.unwrap_or_else(|| self.next_id.fetch_add(1, Ordering::Relaxed));
-            let slot = Slot::of(&entry);
-            // Index first: when moka hears of the entry, it is there to be evicted.
-            index.insert(key.clone(), entry);
-            if kept.is_none() {
-                self.policy.admit(key, slot);
+        if !flight.is_superseded() {
+            if let Some((answer, fresh_for)) = answer {
+                self.insert(key, answer, now, fresh_for);
+            } else if gone && self.index.pin().remove(key).is_some() {
+                self.policy.remove(key);
+                self.recorder.eviction(EvictionCause::Explicit);
             }
         }
         if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
             flights.remove(key);
         }
         drop(flights);
+        flight.complete(result);
         self.maybe_sweep(now);
         self.push_size();
+    }
+
+    /// Inserts a loaded answer (under the flight lock).
+    fn insert(&self, key: &KeyName, answer: Answer, now: Instant, fresh_for: Duration) {
+        let max_stale = self.max_stale.unwrap_or_default();
+        let mut entry = Entry::new(answer, key, now, fresh_for, max_stale);
+        let index = self.index.pin();
+        let old = index.get(key);
+        if old.is_some_and(|old| now >= old.expires_at) {
+            // The reload of an expired entry is that entry expiring.
+            self.recorder.eviction(EvictionCause::Expired);
+        }
+        // A reload of the same weight keeps its policy slot (nothing to tell moka), but only
+        // while moka still holds that slot: one it evicted meanwhile must not be reused, or
+        // the new entry would be served without moka counting it against the capacity.
+        let kept = old
+            .filter(|old| old.weight == entry.weight)
+            .map(|old| old.id);
+        let id = kept.unwrap_or_else(|| self.next_id.fetch_add(1, Ordering::Relaxed));
+        entry.id = id;
+        let slot = Slot::of(&entry);
+        // Index first: when moka hears of the entry, it is there to be evicted.
+        index.insert(key.clone(), entry);
+        // Checked after the insert (one moka read per reload): if moka dropped the kept slot,
+        // before the insert or during it (its listener then found the old entry), the slot
+        // is admitted again, so both sides agree.
+        if kept.is_none() || !self.policy.tracks(key, id) {
+            self.policy.admit(key, slot);
+        }
     }
 
     /// Every `sweep_every` at most, on the miss path: removes the entries past any use (expired
@@ -332,9 +571,13 @@ impl Core {
         self.push_size();
     }
 
-    pub(crate) async fn refresh(&self, key: &KeyName) -> Result<StoredSecret> {
+    pub(crate) async fn refresh(self: &Arc<Self>, key: &KeyName) -> Result<StoredSecret> {
+        self.check()?;
         self.invalidate(key);
-        self.load(key).await
+        match self.load(key, false).await {
+            Loaded::Done(result) => result,
+            Loaded::StillLoading => unreachable!("waited without serving stale"),
+        }
     }
 
     fn push_size(&self) {
@@ -347,9 +590,15 @@ impl Core {
         self.recorder.size(entries, bytes);
     }
 
+    /// Loads in flight now (the cache's in-flight bookkeeping).
+    pub(crate) fn loads_in_flight(&self) -> usize {
+        self.flights.lock().len()
+    }
+
     pub(crate) fn stats(&self) -> CacheStats {
         let (entries, bytes) = self.policy.settle();
-        self.recorder.snapshot(entries, bytes)
+        self.recorder
+            .snapshot(entries, bytes, self.loads_in_flight() as u64)
     }
 }
 
@@ -407,31 +656,45 @@ impl KeyStore for Cached {
 
     /// Not cached: versioned reads are rare (rotation grace, audits) and go to the backend.
     async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
+        self.core.check()?;
         self.core.inner.get_version(key, version).await
     }
 
-    /// Writes through, then invalidates `key` (also when the write fails: a write that timed
-    /// out may still have landed).
+    /// Writes through, then invalidates `key`: also when the write fails or is dropped by its
+    /// caller (it may still have landed), but not when it was refused before it could reach
+    /// the backend ([`Error::never_reached_backend`]: the cache stays as it was).
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
+        self.core.check()?;
+        let guard = WriteGuard {
+            core: &self.core,
+            key,
+        };
         let result = self.core.inner.store(key, value).await;
-        self.core.invalidate(key);
+        guard.settle(&result);
         result
     }
 
-    /// Removes through, then invalidates `key`.
+    /// Removes through, then invalidates `key`, as [`store`](KeyStore::store) does.
     async fn remove(&self, key: &KeyName) -> Result<()> {
+        self.core.check()?;
+        let guard = WriteGuard {
+            core: &self.core,
+            key,
+        };
         let result = self.core.inner.remove(key).await;
-        self.core.invalidate(key);
+        guard.settle(&result);
         result
     }
 
     /// Passed through, never cached: a listing must reflect keys written by other processes,
     /// and caching it would need every write anywhere under a prefix to invalidate it.
     async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
+        self.core.check()?;
         self.core.inner.list(prefix).await
     }
 
     async fn health(&self) -> Result<()> {
+        self.core.check()?;
         self.core.inner.health().await
     }
 }

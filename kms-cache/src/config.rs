@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use kms_core::{KeyStore, Layer};
+use kms_core::{Error, KeyStore, Layer, Result};
 
 use crate::cached::{Cached, Core};
 use crate::handle::CacheHandle;
@@ -16,6 +16,10 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 pub const DEFAULT_JITTER: f64 = 0.1;
 /// Default bound on entries.
 pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+/// Default bound on one load from the inner store: 30 seconds.
+pub const DEFAULT_LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default stale-while-revalidate wait: 100 milliseconds.
+pub const DEFAULT_STALE_WAIT: Duration = Duration::from_millis(100);
 
 /// How the cache is bounded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +33,13 @@ pub enum Capacity {
 /// Configuration of the caching decorator, and the [`Layer`] that wraps a store in it.
 ///
 /// Defaults: TTL 5 minutes with up to 10 % downward jitter, no time-to-idle, 10,000 entries,
-/// refresh-ahead, stale-if-error and negative caching off.
+/// refresh-ahead, stale-if-error and negative caching off, loads bounded to 30 s, a stale value
+/// (with stale-if-error on) served after 100 ms of a reload that has not answered.
+///
+/// Settings are checked when the cache is built ([`validate`](Self::validate), called by
+/// [`StoreBuilder::try_build`](kms_core::StoreBuilder::try_build) and
+/// [`try_wrap`](Self::try_wrap)); a cache built with a bad setting anyway answers every call
+/// with that configuration error and never calls the store it wraps.
 ///
 /// A layer builds one cache per store it wraps; its [`handle`](CacheLayer::handle) controls
 /// the first one it built.
@@ -44,6 +54,8 @@ pub struct CacheLayer {
     pub(crate) negative_ttl: Option<Duration>,
     pub(crate) observer: Option<Arc<dyn CacheObserver>>,
     pub(crate) clock: Option<quanta::Clock>,
+    pub(crate) load_timeout: Duration,
+    pub(crate) stale_wait: Duration,
     pub(crate) built: Arc<OnceLock<Arc<Core>>>,
 }
 
@@ -66,68 +78,98 @@ impl CacheLayer {
             negative_ttl: None,
             observer: None,
             clock: None,
+            load_timeout: DEFAULT_LOAD_TIMEOUT,
+            stale_wait: DEFAULT_STALE_WAIT,
             built: Arc::default(),
         }
     }
 
-    /// Time-to-live of an entry, before jitter.
+    /// Time-to-live of an entry, before jitter (longer than zero).
     #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
     }
 
-    /// Expire an entry not read for this long (time-to-idle), even within its TTL.
+    /// Expire an entry not read for this long (time-to-idle, longer than zero), even within
+    /// its TTL.
     #[must_use]
     pub fn time_to_idle(mut self, tti: Duration) -> Self {
         self.tti = Some(tti);
         self
     }
 
-    /// Shorten each entry's TTL by a random fraction in `[0, jitter)` (clamped to `0..=0.9`),
-    /// so a fleet of services does not expire a key in lockstep. `0.0` disables jitter.
+    /// Shorten each entry's TTL by a random fraction in `[0, jitter)` (`jitter` in
+    /// `0.0..=0.9`), so a fleet of services does not expire a key in lockstep. `0.0` disables
+    /// jitter.
     #[must_use]
     pub fn jitter(mut self, fraction: f64) -> Self {
-        self.jitter = if fraction.is_finite() {
-            fraction.clamp(0.0, 0.9)
-        } else {
-            0.0
-        };
+        self.jitter = fraction;
         self
     }
 
-    /// How the cache is bounded (entries or bytes).
+    /// How the cache is bounded (entries or bytes, more than zero).
     #[must_use]
     pub fn capacity(mut self, capacity: Capacity) -> Self {
         self.capacity = capacity;
         self
     }
 
-    /// Refresh-ahead: a `get` that finds an entry older than `fraction` of its TTL returns it
-    /// at once and starts one background reload, so hot keys never miss. Off by default.
+    /// Refresh-ahead: a `get` that finds an entry older than `fraction` (in `(0, 1]`) of its
+    /// TTL returns it at once and starts one background reload, so hot keys never miss. Off
+    /// by default.
+    ///
+    /// The reload runs on the Tokio runtime the cache was built in (its
+    /// [`Handle`](tokio::runtime::Handle) is captured then); a cache built outside any
+    /// runtime skips the reload and counts it in
+    /// [`CacheStats::refreshes_skipped`](crate::CacheStats::refreshes_skipped): the hit is
+    /// still answered.
     #[must_use]
     pub fn refresh_ahead(mut self, fraction: f64) -> Self {
-        self.refresh_ahead = Some(if fraction.is_finite() {
-            fraction.clamp(0.05, 1.0)
-        } else {
-            1.0
-        });
+        self.refresh_ahead = Some(fraction);
         self
     }
 
     /// Stale-if-error: when a reload fails with a transient error (unavailable, timeout, rate
     /// limited, circuit open), serve the expired value if it expired less than `max_stale`
-    /// ago. Never on not-found, permission or authentication errors. Off by default.
+    /// (longer than zero) ago. Never on not-found, permission or authentication errors, and
+    /// once the backend has answered not-found or permission denied for a key, its expired
+    /// value is gone. Off by default. See also
+    /// [`stale_while_revalidate`](Self::stale_while_revalidate).
     #[must_use]
     pub fn stale_if_error(mut self, max_stale: Duration) -> Self {
         self.max_stale = Some(max_stale);
         self
     }
 
-    /// Negative caching: remember that a key does not exist for `ttl`. Off by default.
+    /// Stale-while-revalidate, with stale-if-error on: a `get` of an expired key whose reload
+    /// has not answered within `wait` is served the stale value, while the reload carries on
+    /// in the background (and updates the cache, or the breaker below, when it ends).
+    /// Default [`DEFAULT_STALE_WAIT`], 100 ms; `Duration::ZERO` serves the stale value at once.
+    /// Needs the Tokio runtime (with timers) the cache was built in; without one, a `get`
+    /// waits for the reload.
+    #[must_use]
+    pub fn stale_while_revalidate(mut self, wait: Duration) -> Self {
+        self.stale_wait = wait;
+        self
+    }
+
+    /// Negative caching: remember that a key does not exist for `ttl` (longer than zero). Off
+    /// by default.
     #[must_use]
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = Some(ttl);
+        self
+    }
+
+    /// The longest one load from the inner store may run (longer than zero; default
+    /// [`DEFAULT_LOAD_TIMEOUT`], 30 s). Loads run detached from the `get`s waiting for them
+    /// (see the crate docs), so this bounds how long a load nobody waits for any more keeps
+    /// its bookkeeping; it ends as an [`ErrorKind::Timeout`](kms_core::ErrorKind::Timeout)
+    /// failure. Set it above the time the layers below may take (retries included).
+    #[must_use]
+    pub fn load_timeout(mut self, timeout: Duration) -> Self {
+        self.load_timeout = timeout;
         self
     }
 
@@ -161,9 +203,62 @@ impl CacheLayer {
         CacheHandle::new(self.built.clone())
     }
 
-    /// Wraps `inner` directly (without a [`StoreBuilder`](kms_core::StoreBuilder)).
+    /// Checks the settings: durations longer than zero (`ttl`, `time_to_idle`,
+    /// `stale_if_error`, `negative_ttl`, `load_timeout`), `jitter` in `0.0..=0.9`,
+    /// `refresh_ahead` in `(0, 1]`, a capacity of at least one entry or byte.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`](kms_core::ErrorKind::Configuration) naming the first bad
+    /// setting.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |setting: &str, d: Option<Duration>| match d {
+            Some(d) if d.is_zero() => {
+                Err(Error::configuration(setting, "must be longer than zero"))
+            }
+            _ => Ok(()),
+        };
+        positive("ttl", Some(self.ttl))?;
+        positive("time_to_idle", self.tti)?;
+        positive("stale_if_error", self.max_stale)?;
+        positive("negative_ttl", self.negative_ttl)?;
+        positive("load_timeout", Some(self.load_timeout))?;
+        if !(0.0..=0.9).contains(&self.jitter) {
+            return Err(Error::configuration(
+                "jitter",
+                format!("{} is not in 0.0..=0.9", self.jitter),
+            ));
+        }
+        if let Some(fraction) = self.refresh_ahead
+            && !(fraction > 0.0 && fraction <= 1.0)
+        {
+            return Err(Error::configuration(
+                "refresh_ahead",
+                format!("{fraction} is not in (0, 1]"),
+            ));
+        }
+        if matches!(self.capacity, Capacity::Entries(0) | Capacity::Bytes(0)) {
+            return Err(Error::configuration("capacity", "must be more than zero"));
+        }
+        Ok(())
+    }
+
+    /// Wraps `inner` directly (without a [`StoreBuilder`](kms_core::StoreBuilder)). With a
+    /// bad setting the cache answers every call with that configuration error; prefer
+    /// [`try_wrap`](Self::try_wrap).
     pub fn wrap(&self, inner: impl KeyStore) -> Cached {
         self.build(Arc::new(inner))
+    }
+
+    /// Wraps `inner` directly, the settings checked first.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`](kms_core::ErrorKind::Configuration) from
+    /// [`validate`](Self::validate).
+    pub fn try_wrap(&self, inner: impl KeyStore) -> Result<Cached> {
+        self.validate()?;
+        Ok(self.wrap(inner))
     }
 
     fn build(&self, inner: Arc<dyn KeyStore>) -> Cached {
@@ -177,6 +272,10 @@ impl Layer for CacheLayer {
     fn layer(&self, inner: Arc<dyn KeyStore>) -> Arc<dyn KeyStore> {
         Arc::new(self.build(inner))
     }
+
+    fn validate(&self) -> Result<()> {
+        CacheLayer::validate(self)
+    }
 }
 
 impl fmt::Debug for CacheLayer {
@@ -189,6 +288,8 @@ impl fmt::Debug for CacheLayer {
             .field("refresh_ahead", &self.refresh_ahead)
             .field("max_stale", &self.max_stale)
             .field("negative_ttl", &self.negative_ttl)
+            .field("stale_wait", &self.stale_wait)
+            .field("load_timeout", &self.load_timeout)
             .field("observer", &self.observer.is_some())
             .field(
                 "clock",

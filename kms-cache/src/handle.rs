@@ -58,6 +58,12 @@ impl CacheHandle {
         }
     }
 
+    /// Loads in flight now: the cache's in-flight bookkeeping, back to zero once every load
+    /// has ended (a load keeps running after its callers leave, at most its load timeout).
+    pub fn loads_in_flight(&self) -> usize {
+        self.core.get().map_or(0, |core| core.loads_in_flight())
+    }
+
     /// The counters, entry count and weighted size now.
     pub fn stats(&self) -> CacheStats {
         self.core.get().map(|core| core.stats()).unwrap_or_default()

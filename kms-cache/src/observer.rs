@@ -41,7 +41,8 @@ pub trait CacheObserver: Send + Sync + 'static {
     fn load(&self, ok: bool) {
         let _ = ok;
     }
-    /// An expired value was served because the backend failed (stale-if-error).
+    /// An expired value was served because the backend failed, or did not answer within the
+    /// stale-while-revalidate wait (stale-if-error).
     fn stale_serve(&self) {}
     /// An entry left the cache.
     fn eviction(&self, cause: EvictionCause) {
@@ -65,8 +66,14 @@ pub struct CacheStats {
     pub loads: u64,
     /// Loads from the inner store that failed.
     pub load_failures: u64,
-    /// Expired values served because the backend failed.
+    /// Expired values served because the backend failed, or did not answer within the
+    /// stale-while-revalidate wait.
     pub stale_serves: u64,
+    /// Refresh-ahead reloads skipped because the cache was built outside a Tokio runtime.
+    pub refreshes_skipped: u64,
+    /// Loads running now (started by a `get`, a refresh-ahead or a refresh; a load keeps
+    /// running after its callers leave, until it ends or its load timeout passes).
+    pub loads_in_flight: u64,
     /// Entries that expired.
     pub evictions_expired: u64,
     /// Entries evicted to stay within the size budget.

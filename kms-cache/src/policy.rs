@@ -92,6 +92,11 @@ impl Policy {
         self.slots.insert(key.clone(), slot);
     }
 
+    /// Whether moka holds the slot `id` for `key` now.
+    pub(crate) fn tracks(&self, key: &KeyName, id: u64) -> bool {
+        self.slots.get(key).is_some_and(|slot| slot.id == id)
+    }
+
     /// Stops tracking `key` (already removed from the index).
     pub(crate) fn remove(&self, key: &KeyName) {
         self.slots.invalidate(key);

@@ -16,6 +16,7 @@ pub(crate) struct Recorder {
     loads: AtomicU64,
     load_failures: AtomicU64,
     stale_serves: AtomicU64,
+    refreshes_skipped: AtomicU64,
     evictions_expired: AtomicU64,
     evictions_size: AtomicU64,
     evictions_explicit: AtomicU64,
@@ -63,6 +64,10 @@ impl Recorder {
         }
     }
 
+    pub(crate) fn refresh_skipped(&self) {
+        self.refreshes_skipped.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn eviction(&self, cause: EvictionCause) {
         match cause {
             EvictionCause::Expired => &self.evictions_expired,
@@ -81,13 +86,20 @@ impl Recorder {
         }
     }
 
-    pub(crate) fn snapshot(&self, entries: u64, weighted_bytes: u64) -> CacheStats {
+    pub(crate) fn snapshot(
+        &self,
+        entries: u64,
+        weighted_bytes: u64,
+        loads_in_flight: u64,
+    ) -> CacheStats {
         CacheStats {
             hits: self.hits.get(),
             misses: self.misses.load(Relaxed),
             loads: self.loads.load(Relaxed),
             load_failures: self.load_failures.load(Relaxed),
             stale_serves: self.stale_serves.load(Relaxed),
+            refreshes_skipped: self.refreshes_skipped.load(Relaxed),
+            loads_in_flight,
             evictions_expired: self.evictions_expired.load(Relaxed),
             evictions_size: self.evictions_size.load(Relaxed),
             evictions_explicit: self.evictions_explicit.load(Relaxed),

@@ -34,6 +34,9 @@ use crate::key_name::{KeyName, KeyPrefix};
 use crate::secret::SecretValue;
 use crate::store::{KeyStore, KeyStoreExt};
 
+/// Every operation dropped at every await point (issue 13; see [`crate::cancellation`]).
+pub use crate::cancellation::cancellation_safety;
+
 /// A store under test, as the cases take it.
 pub type TestStore = Arc<dyn KeyStore>;
 
@@ -55,7 +58,11 @@ pub const CASES: &[&str] = &[
     "invalid_names_are_rejected_before_the_store",
     "oversized_values_are_rejected",
     "versions_are_kept_when_declared",
+    "empty_value_is_rejected",
+    "names_with_every_allowed_character_round_trip",
+    "retried_write_is_one_version",
     "health_and_labels",
+    "cancellation_safety",
 ];
 
 /// Runs every case in order, panicking on the first failure.
@@ -71,7 +78,11 @@ pub async fn run_all(store: &TestStore) {
     invalid_names_are_rejected_before_the_store(store).await;
     oversized_values_are_rejected(store).await;
     versions_are_kept_when_declared(store).await;
+    empty_value_is_rejected(store).await;
+    names_with_every_allowed_character_round_trip(store).await;
+    retried_write_is_one_version(store).await;
     health_and_labels(store).await;
+    cancellation_safety(store).await;
 }
 
 /// A unique namespace for one case run.
@@ -491,6 +502,231 @@ pub async fn versions_are_kept_when_declared(store: &TestStore) {
     cleanup(store, &[k]).await;
 }
 
+/// The empty value is [`ErrorKind::InvalidInput`] on every store (one rule for all backends,
+/// see [`check_value_len`](crate::check_value_len)) and writes nothing.
+pub async fn empty_value_is_rejected(store: &TestStore) {
+    let ns = namespace("empty");
+    let k = key(&ns, "nothing");
+    let err = store
+        .store(&k, SecretValue::from(""))
+        .await
+        .expect_err("empty value accepted");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{store}: {err}");
+    assert!(err.message().contains("empty"), "{store}: {err}");
+    let err = store
+        .get(&k)
+        .await
+        .expect_err("rejected empty value was written");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{store}: {err}");
+    // An existing key keeps its value when an empty write is refused.
+    store
+        .store(&k, "kept".into())
+        .await
+        .unwrap_or_else(|e| panic!("{store}: {e}"));
+    store
+        .store(&k, SecretValue::from(""))
+        .await
+        .expect_err("empty value accepted");
+    assert_eq!(
+        store.get(&k).await.unwrap().value.expose_secret(),
+        b"kept",
+        "{store}"
+    );
+    cleanup(store, &[k]).await;
+}
+
+/// Names using every character outside `[A-Za-z0-9]` that [`KeyName`] allows (AWS's secret-name
+/// set: `_+=.@-/`) are stored, read, listed and removed as themselves.
+pub async fn names_with_every_allowed_character_round_trip(store: &TestStore) {
+    let ns = namespace("charset");
+    let keys: Vec<KeyName> = [
+        "db@prod",
+        "api+key",
+        "team=payments/token",
+        "a.b-c_d",
+        "user@example.com",
+    ]
+    .iter()
+    .map(|rest| key(&ns, rest))
+    .collect();
+    for (i, k) in keys.iter().enumerate() {
+        store
+            .store(k, SecretValue::from(format!("value-{i}")))
+            .await
+            .unwrap_or_else(|e| panic!("{store}: store {k}: {e}"));
+    }
+    for (i, k) in keys.iter().enumerate() {
+        let read = store
+            .get(k)
+            .await
+            .unwrap_or_else(|e| panic!("{store}: get {k}: {e}"));
+        assert_eq!(
+            read.value.expose_secret(),
+            format!("value-{i}").as_bytes(),
+            "{store}: {k}"
+        );
+    }
+    if store.capabilities().list {
+        let prefix = KeyPrefix::new(format!("{ns}/")).unwrap();
+        let listed: BTreeSet<KeyName> = store
+            .list(&prefix)
+            .await
+            .unwrap_or_else(|e| panic!("{store}: list: {e}"))
+            .into_iter()
+            .collect();
+        let expected: BTreeSet<KeyName> = keys.iter().cloned().collect();
+        assert_eq!(listed, expected, "{store}");
+    }
+    for k in &keys {
+        store
+            .remove(k)
+            .await
+            .unwrap_or_else(|e| panic!("{store}: remove {k}: {e}"));
+        let err = store.get(k).await.expect_err("removed key still readable");
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{store}: {k}: {err}");
+    }
+}
+
+/// One logical write is one version: a `store` whose first attempt lands on the backend but
+/// reports a timeout, retried by [`RetryLayer`](crate::RetryLayer), leaves exactly the version
+/// the first attempt made (its id is what the call returns and what `get` reads), and the
+/// version before it is still readable. Likewise a `remove` that landed, then timed out, then
+/// was retried, succeeds.
+pub async fn retried_write_is_one_version(store: &TestStore) {
+    use crate::layer::Layer;
+    let ns = namespace("idempotent");
+    let k = key(&ns, "rotated");
+    let v1 = store
+        .store(&k, "one".into())
+        .await
+        .unwrap_or_else(|e| panic!("{store}: {e}"));
+    let flaky = Arc::new(LandThenTimeout::new(store.clone()));
+    let retry = crate::RetryLayer::new()
+        .base_delay(std::time::Duration::from_millis(1))
+        .jitter(std::time::Duration::ZERO)
+        .layer(flaky.clone() as TestStore);
+    let written = retry
+        .store(&k, "two".into())
+        .await
+        .unwrap_or_else(|e| panic!("{store}: retried store failed: {e}"));
+    let landed = flaky
+        .landed()
+        .expect("the first attempt reached the store")
+        .unwrap_or_else(|e| panic!("{store}: the first attempt failed: {e}"));
+    assert_eq!(
+        flaky.attempts(),
+        2,
+        "{store}: one failed attempt, one retry"
+    );
+    let current = store
+        .get(&k)
+        .await
+        .unwrap_or_else(|e| panic!("{store}: {e}"));
+    assert_eq!(current.value.expose_secret(), b"two", "{store}");
+    if store.capabilities().versions {
+        assert_eq!(
+            written.version, landed.version,
+            "{store}: the retry made a second version instead of returning the first"
+        );
+        assert_eq!(current.meta.version, landed.version, "{store}");
+        let old = v1.version.expect("a versioned store returns version ids");
+        let previous = store
+            .get_version(&k, &old)
+            .await
+            .unwrap_or_else(|e| panic!("{store}: get_version of the first version: {e}"));
+        assert_eq!(previous.value.expose_secret(), b"one", "{store}");
+    }
+    retry
+        .remove(&k)
+        .await
+        .unwrap_or_else(|e| panic!("{store}: retried remove that had landed: {e}"));
+    let err = store.get(&k).await.expect_err("removed key still readable");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{store}: {err}");
+}
+
+/// A decorator whose first `store` and first `remove` reach the store, then report a
+/// [`ErrorKind::Timeout`] as if the answer had been lost: what a timeout layer does when the
+/// backend applies a write but answers late.
+#[derive(Debug)]
+struct LandThenTimeout {
+    inner: TestStore,
+    landed: std::sync::Mutex<Option<crate::Result<crate::SecretMeta>>>,
+    attempts: AtomicU64,
+    removed: std::sync::atomic::AtomicBool,
+}
+
+impl LandThenTimeout {
+    fn new(inner: TestStore) -> Self {
+        Self {
+            inner,
+            landed: std::sync::Mutex::new(None),
+            attempts: AtomicU64::new(0),
+            removed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+    fn landed(&self) -> Option<crate::Result<crate::SecretMeta>> {
+        self.landed.lock().unwrap().clone()
+    }
+    fn attempts(&self) -> u64 {
+        self.attempts.load(Ordering::SeqCst)
+    }
+    fn lost_answer() -> crate::Error {
+        crate::Error::new(
+            ErrorKind::Timeout,
+            "conformance: the answer was lost after the write landed",
+        )
+    }
+}
+
+impl std::fmt::Display for LandThenTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LandThenTimeout({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for LandThenTimeout {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    fn capabilities(&self) -> crate::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get(&self, key: &KeyName) -> crate::Result<crate::StoredSecret> {
+        self.inner.get(key).await
+    }
+    async fn get_version(
+        &self,
+        key: &KeyName,
+        version: &str,
+    ) -> crate::Result<crate::StoredSecret> {
+        self.inner.get_version(key, version).await
+    }
+    async fn store(&self, key: &KeyName, value: SecretValue) -> crate::Result<crate::SecretMeta> {
+        let n = self.attempts.fetch_add(1, Ordering::SeqCst);
+        let result = self.inner.store(key, value).await;
+        if n == 0 {
+            *self.landed.lock().unwrap() = Some(result);
+            return Err(Self::lost_answer());
+        }
+        result
+    }
+    async fn remove(&self, key: &KeyName) -> crate::Result<()> {
+        let result = self.inner.remove(key).await;
+        if !self.removed.swap(true, Ordering::SeqCst) {
+            result?;
+            return Err(Self::lost_answer());
+        }
+        result
+    }
+    async fn list(&self, prefix: &KeyPrefix) -> crate::Result<Vec<KeyName>> {
+        self.inner.list(prefix).await
+    }
+    async fn health(&self) -> crate::Result<()> {
+        self.inner.health().await
+    }
+}
+
 /// `health` succeeds on a working store; the backend label is short, static and lowercase; the
 /// store names itself (or its stack) in `Display`.
 pub async fn health_and_labels(store: &TestStore) {
@@ -532,7 +768,11 @@ macro_rules! conformance_tests {
             invalid_names_are_rejected_before_the_store,
             oversized_values_are_rejected,
             versions_are_kept_when_declared,
-            health_and_labels
+            empty_value_is_rejected,
+            names_with_every_allowed_character_round_trip,
+            retried_write_is_one_version,
+            health_and_labels,
+            cancellation_safety
         );
     };
     (@cases ($make:expr) $($case:ident),* $(,)?) => {

@@ -129,6 +129,7 @@ pub struct Error {
     backend: Option<&'static str>,
     code: Option<Box<str>>,
     exhausted: bool,
+    unsent: bool,
     source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
 }
 
@@ -144,6 +145,7 @@ impl Error {
             backend: None,
             code: None,
             exhausted: false,
+            unsent: false,
             source: None,
         }
     }
@@ -186,6 +188,44 @@ impl Error {
     pub fn exhausted(mut self) -> Self {
         self.exhausted = true;
         self
+    }
+
+    /// Marks the error as a refusal made before the operation could reach the backend (a
+    /// layer answered on its own: a misconfigured layer, a limit checked locally).
+    /// [`never_reached_backend`](Error::never_reached_backend) returns `true` afterwards.
+    #[must_use]
+    pub fn before_backend(mut self) -> Self {
+        self.unsent = true;
+        self
+    }
+
+    /// Whether the operation was refused before it could change anything at the backend, so
+    /// a caller (or a cache above) may treat it as if it had never been made:
+    ///
+    /// - [`ErrorKind::CircuitOpen`]: the breaker answered; the backend was not called;
+    /// - [`ErrorKind::InvalidInput`]: the request was rejected by validation, in this library
+    ///   (key names, value sizes) or by the backend's own validation (an HTTP 400), which
+    ///   applies nothing;
+    /// - any error marked with [`before_backend`](Error::before_backend) (a misconfigured
+    ///   layer answers every call with such a [`ErrorKind::Configuration`] error).
+    ///
+    /// Every other error, a timeout in particular, *may* have reached the backend: a write
+    /// that failed that way may still have landed. The cache keeps its entry for a write
+    /// refused this way and drops it for any other failed write; the circuit breaker counts
+    /// such an outcome neither as a success nor as a failure.
+    pub fn never_reached_backend(&self) -> bool {
+        self.unsent || matches!(self.kind, ErrorKind::CircuitOpen | ErrorKind::InvalidInput)
+    }
+
+    /// A [`ErrorKind::Configuration`] error naming the `setting` that is wrong and why, for a
+    /// layer or store refusing its configuration when it is built. Marked
+    /// [`before_backend`](Error::before_backend).
+    pub fn configuration(setting: &str, problem: impl fmt::Display) -> Self {
+        Self::new(
+            ErrorKind::Configuration,
+            format!("invalid setting `{setting}`: {problem}"),
+        )
+        .before_backend()
     }
 
     /// The kind of failure.
@@ -253,6 +293,9 @@ impl fmt::Debug for Error {
         if self.exhausted {
             d.field("exhausted", &true);
         }
+        if self.unsent {
+            d.field("never_reached_backend", &true);
+        }
         if let Some(source) = &self.source {
             d.field("source", &format_args!("{source}"));
         }
@@ -305,6 +348,30 @@ mod tests {
         assert!(!err.is_retryable());
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(err.to_string().ends_with("(retries exhausted)"));
+    }
+
+    #[test]
+    fn refusals_never_reached_the_backend() {
+        for kind in ErrorKind::ALL {
+            let err = Error::new(kind, "x");
+            assert_eq!(
+                err.never_reached_backend(),
+                matches!(kind, ErrorKind::CircuitOpen | ErrorKind::InvalidInput),
+                "{kind:?}"
+            );
+        }
+        assert!(
+            Error::new(ErrorKind::Timeout, "x")
+                .before_backend()
+                .never_reached_backend()
+        );
+        let err = Error::configuration("min_calls", "30 is more than the window of 20");
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(err.never_reached_backend());
+        assert_eq!(
+            err.to_string(),
+            "configuration error: invalid setting `min_calls`: 30 is more than the window of 20"
+        );
     }
 
     #[test]

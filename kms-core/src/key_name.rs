@@ -21,7 +21,10 @@ pub const MAX_KEY_NAME_LEN: usize = 256;
 /// # The rules
 ///
 /// - 1 to [`MAX_KEY_NAME_LEN`] bytes;
-/// - only the safe set `A-Z a-z 0-9 - _ .` and `/` as a segment separator;
+/// - only the safe set `A-Z a-z 0-9 - _ . + = @` and `/` as a segment separator: every
+///   character AWS Secrets Manager allows in a secret name, all of which Vault and the OS
+///   keyrings take too, so a secret named `db@prod` or `api+key` by another tool is readable;
+///   none of them can change a path's meaning (backends percent-encode what their URLs need);
 /// - no empty segment: no leading, trailing or doubled `/`;
 /// - no `.` or `..` segment, so `../../sys/policy/root` can never reach a backend;
 /// - (control characters, spaces and every non-ASCII character fall outside the safe set).
@@ -191,7 +194,7 @@ enum Kind {
 }
 
 fn is_safe(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '+' | '=' | '@')
 }
 
 fn invalid(what: Kind, reason: impl fmt::Display) -> Error {
@@ -227,7 +230,9 @@ fn validate(s: &str, kind: Kind) -> Result<(), Error> {
         };
         return Err(invalid(
             kind,
-            format_args!("character {shown} at byte {i} is outside the safe set [A-Za-z0-9._-/]"),
+            format_args!(
+                "character {shown} at byte {i} is outside the safe set [A-Za-z0-9._+=@-/]"
+            ),
         ));
     }
     if s.starts_with('/') {
@@ -266,6 +271,10 @@ mod tests {
             "...",
             ".hidden",
             "a/..b",
+            "db@prod",
+            "api+key",
+            "team=payments/key",
+            "user@example.com/token",
         ] {
             assert_eq!(KeyName::new(ok).unwrap().as_str(), ok, "{ok}");
         }
@@ -290,6 +299,11 @@ mod tests {
             ("semi;colon", "';'"),
             ("caf\u{e9}", "U+00E9"),
             ("a\\b", "'\\'"),
+            ("a#b", "'#'"),
+            ("a?b", "'?'"),
+            ("a%2e", "'%'"),
+            ("a:b", "':'"),
+            ("a*b", "'*'"),
         ];
         for (bad, reason) in cases {
             let err = KeyName::new(bad).unwrap_err();

@@ -24,15 +24,35 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::key_name::{KeyName, KeyPrefix};
 use crate::secret::{SecretMeta, SecretValue, StoredSecret};
 use crate::store::{Capabilities, KeyStore, check_value_len};
 
 /// Wraps a store in a decorator.
+///
+/// # Configuration
+///
+/// A layer checks its settings in [`validate`](Layer::validate), which
+/// [`StoreBuilder::try_build`] calls for every layer before building anything: a bad setting
+/// is an [`ErrorKind::Configuration`](crate::ErrorKind::Configuration) error naming it, at
+/// build time. [`layer`](Layer::layer) itself cannot fail; a layer built with a bad setting
+/// anyway (through [`StoreBuilder::build`] or directly) makes a decorator that answers every
+/// call, `health` included, with that same error and never calls the store it wraps, so a
+/// misconfigured store never looks like a working or an empty one.
 pub trait Layer: Send + Sync {
     /// Returns `inner` wrapped in this layer's decorator.
     fn layer(&self, inner: Arc<dyn KeyStore>) -> Arc<dyn KeyStore>;
+
+    /// Checks this layer's settings (the default: nothing to check).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`](crate::ErrorKind::Configuration) naming the first bad
+    /// setting (see [`Error::configuration`](crate::Error::configuration)).
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl<F> Layer for F
@@ -141,7 +161,34 @@ impl StoreBuilder {
         )
     }
 
-    /// Builds the stack.
+    /// Checks every layer's settings ([`Layer::validate`]), then builds the stack.
+    ///
+    /// ```
+    /// use kms_core::{CircuitBreakerLayer, ErrorKind, MemoryStore, StoreBuilder};
+    ///
+    /// // A breaker that could never open: 30 calls needed, only 20 remembered.
+    /// let err = StoreBuilder::new(MemoryStore::new())
+    ///     .layer(CircuitBreakerLayer::new().min_calls(30))
+    ///     .try_build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Configuration);
+    /// assert!(err.message().contains("min_calls"), "{err}");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The first layer's [`ErrorKind::Configuration`](crate::ErrorKind::Configuration) error,
+    /// outermost first; nothing is built then.
+    pub fn try_build(self) -> Result<Arc<dyn KeyStore>> {
+        for layer in &self.layers {
+            layer.validate()?;
+        }
+        Ok(self.build())
+    }
+
+    /// Builds the stack without checking the layers' settings first: a layer with a bad
+    /// setting answers every call with its configuration error (see [`Layer`]). Prefer
+    /// [`try_build`](Self::try_build), which reports that error here.
     pub fn build(self) -> Arc<dyn KeyStore> {
         self.layers
             .iter()
@@ -175,17 +222,37 @@ impl ValidateLayer {
         Self::default()
     }
 
-    /// Sets a limit (the smaller of this and the inner store's limit applies).
+    /// Sets a limit in bytes, at least 1 (the smaller of this and the inner store's limit
+    /// applies).
     #[must_use]
     pub fn max_value_len(mut self, bytes: usize) -> Self {
         self.max_value_len = Some(bytes);
         self
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`](crate::ErrorKind::Configuration) for `max_value_len(0)`.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_value_len == Some(0) {
+            return Err(Error::configuration(
+                "max_value_len",
+                "must be at least 1 byte",
+            ));
+        }
+        Ok(())
     }
 }
 
 impl Layer for ValidateLayer {
     fn layer(&self, inner: Arc<dyn KeyStore>) -> Arc<dyn KeyStore> {
         Arc::new(Validate::new(inner, *self))
+    }
+
+    fn validate(&self) -> Result<()> {
+        ValidateLayer::validate(self)
     }
 }
 
@@ -195,16 +262,27 @@ impl Layer for ValidateLayer {
 pub struct Validate<S> {
     inner: S,
     max_value_len: usize,
+    /// The configuration error every call answers with, if `config` was invalid.
+    refused: Option<Error>,
 }
 
 impl<S: KeyStore> Validate<S> {
-    /// Wraps `inner` with the limits of `config`.
+    /// Wraps `inner` with the limits of `config` (with an invalid `config`, every call answers
+    /// its configuration error; see [`Layer`]).
     pub fn new(inner: S, config: ValidateLayer) -> Self {
         let own = inner.capabilities().max_value_len;
         let max_value_len = config.max_value_len.map_or(own, |m| m.min(own));
         Self {
             inner,
             max_value_len,
+            refused: config.validate().err(),
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        match &self.refused {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
         }
     }
 
@@ -231,22 +309,28 @@ impl<S: KeyStore> KeyStore for Validate<S> {
             .with_max_value_len(self.max_value_len)
     }
     async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
+        self.check()?;
         self.inner.get(key).await
     }
     async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
+        self.check()?;
         self.inner.get_version(key, version).await
     }
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
+        self.check()?;
         check_value_len(&value, self.max_value_len)?;
         self.inner.store(key, value).await
     }
     async fn remove(&self, key: &KeyName) -> Result<()> {
+        self.check()?;
         self.inner.remove(key).await
     }
     async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
+        self.check()?;
         self.inner.list(prefix).await
     }
     async fn health(&self) -> Result<()> {
+        self.check()?;
         self.inner.health().await
     }
 }

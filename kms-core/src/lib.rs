@@ -6,6 +6,7 @@ pub mod breaker;
 mod circuit_state;
 mod crypto;
 mod error;
+mod json_field;
 mod key_name;
 pub mod layer;
 mod memory;
@@ -14,7 +15,11 @@ mod secret;
 pub mod sharded;
 mod store;
 pub mod timeout;
+pub mod write_id;
+pub mod write_order;
 
+#[cfg(feature = "conformance")]
+pub mod cancellation;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 #[cfg(feature = "envelope")]
@@ -28,6 +33,7 @@ pub use breaker::{CircuitBreaker, CircuitBreakerHandle, CircuitBreakerLayer};
 pub use circuit_state::CircuitState;
 pub use crypto::{CryptoOperation, CryptoProvider, DataKey, EncryptionContext};
 pub use error::{Error, ErrorKind, Result};
+pub use json_field::json_field;
 pub use key_name::{KeyName, KeyPrefix, MAX_KEY_NAME_LEN};
 pub use layer::{Layer, StoreBuilder, Validate, ValidateLayer};
 #[cfg(feature = "envelope")]
@@ -39,6 +45,7 @@ pub use store::{
     Capabilities, DEFAULT_MAX_VALUE_LEN, KeyStore, KeyStoreExt, Operation, check_value_len,
 };
 pub use timeout::{Timeout, TimeoutLayer};
+pub use write_order::WriteOrder;
 
 /// Re-exported so implementors write `#[kms_core::async_trait]` without a direct dependency.
 pub use async_trait::async_trait;

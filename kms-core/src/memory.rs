@@ -11,13 +11,15 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::key_name::{KeyName, KeyPrefix};
 use crate::secret::{SecretMeta, SecretValue, StoredSecret};
 use crate::store::{Capabilities, DEFAULT_MAX_VALUE_LEN, KeyStore};
+use crate::write_id::WriteContext;
 
 /// How many versions of each key a [`MemoryStore`] keeps by default (the current one included).
 pub const DEFAULT_MAX_VERSIONS: usize = 10;
 
 /// A concurrent, versioned, in-memory [`KeyStore`].
 ///
-/// - Every `store` writes a new version, numbered from `"1"` upwards; the last
+/// - Every `store` writes a new version, numbered from `"1"` upwards (a repeated attempt of
+///   one logical write, see [`write_id`](crate::write_id), is not a new version); the last
 ///   [`max_versions`](MemoryStoreBuilder::max_versions) are kept and readable with
 ///   [`get_version`](KeyStore::get_version).
 /// - `remove` deletes the key with all its versions; a key written again afterwards starts
@@ -52,6 +54,8 @@ struct Version {
     number: u64,
     value: SecretValue,
     created_at: SystemTime,
+    /// The [`WriteContext`] id of the write that made this version, if it had one.
+    write_id: Option<Box<str>>,
 }
 
 impl Version {
@@ -176,17 +180,29 @@ impl KeyStore for MemoryStore {
             .check_value(&value)
             .map_err(|e| e.with_backend("memory"))?;
         let created_at = SystemTime::now();
+        let write = WriteContext::current();
         let mut keys = self.write();
         let versions = keys.entry(key.clone()).or_insert_with(|| Versions {
             kept: Vec::with_capacity(1),
             latest: 0,
         });
+        // A repeat of the write that made the newest version (same id, same bytes: an attempt
+        // that timed out after it landed) is that version, not a new one.
+        if let (Some(write), Some(newest)) = (&write, versions.kept.last())
+            && newest.write_id.as_deref() == Some(write.id())
+            && newest.value == value
+        {
+            return Ok(
+                SecretMeta::with_version(newest.number.to_string()).created_at(newest.created_at)
+            );
+        }
         versions.latest += 1;
         let number = versions.latest;
         versions.kept.push(Version {
             number,
             value,
             created_at,
+            write_id: write.map(|w| w.id().into()),
         });
         if versions.kept.len() > self.max_versions {
             let excess = versions.kept.len() - self.max_versions;

@@ -11,11 +11,13 @@
 //!
 //! - `get`, `get_version`, `list`, `health` are reads: repeating them changes nothing, so they
 //!   are always retried.
-//! - `store` writes the same bytes again. The end state is the value the caller asked for, but
-//!   on a versioned backend an attempt that timed out *after* the backend applied it leaves an
-//!   extra version, and a concurrent writer's value written between two attempts is
-//!   overwritten (last writer wins, as without retry). Retried by default;
-//!   [`RetryLayer::retry_store`]`(false)` turns it off for services that count versions.
+//! - `store` writes the same bytes again. Every attempt of one call carries the same
+//!   [`WriteContext`] (one id, an attempt counter), so a backend that keeps versions records
+//!   one version even when an attempt timed out *after* the backend applied it (AWS: the id
+//!   is the `ClientRequestToken`; see [`write_id`](crate::write_id) for each backend's
+//!   guarantee). A concurrent writer's value written between two attempts is overwritten
+//!   (last writer wins, as without retry). Retried by default;
+//!   [`RetryLayer::retry_store`]`(false)` turns it off.
 //! - `remove` is retried by default ([`RetryLayer::retry_remove`]). When an earlier attempt
 //!   ended in a **timeout** (its outcome is unknown: the backend may have removed the key) and a
 //!   later attempt answers not-found, the key is gone as asked, so the layer returns `Ok(())`
@@ -52,6 +54,7 @@ use crate::key_name::{KeyName, KeyPrefix};
 use crate::layer::Layer;
 use crate::secret::{SecretMeta, SecretValue, StoredSecret};
 use crate::store::{Capabilities, KeyStore};
+use crate::write_id::WriteContext;
 
 /// Reference setting: retries after the first attempt.
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
@@ -152,6 +155,36 @@ impl RetryLayer {
         self
     }
 
+    /// Checks the settings, as [`StoreBuilder::try_build`](crate::StoreBuilder::try_build)
+    /// and [`Retry::try_new`] do.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`] naming the setting: `base_delay` of zero while retrying
+    /// (retries would hammer the backend back to back), `max_delay` below `base_delay`, or a
+    /// `budget` of zero.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_retries > 0 && self.base.is_zero() {
+            return Err(Error::configuration(
+                "base_delay",
+                "must be longer than zero when max_retries > 0",
+            ));
+        }
+        if self.max_delay < self.base {
+            return Err(Error::configuration(
+                "max_delay",
+                format!("must be at least base_delay ({:?})", self.base),
+            ));
+        }
+        if self.budget.is_some_and(|b| b.is_zero()) {
+            return Err(Error::configuration(
+                "budget",
+                "must be longer than zero (None for no budget)",
+            ));
+        }
+        Ok(())
+    }
+
     /// The backoff delays of one call, before the budget applies: one per retry.
     pub fn delays(&self) -> Backoff {
         Backoff {
@@ -164,6 +197,10 @@ impl RetryLayer {
 impl Layer for RetryLayer {
     fn layer(&self, inner: Arc<dyn KeyStore>) -> Arc<dyn KeyStore> {
         Arc::new(Retry::new(inner, *self))
+    }
+
+    fn validate(&self) -> Result<()> {
+        RetryLayer::validate(self)
     }
 }
 
@@ -197,12 +234,30 @@ impl Iterator for Backoff {
 pub struct Retry<S> {
     inner: S,
     config: RetryLayer,
+    /// The configuration error every call answers with, if `config` was invalid.
+    refused: Option<Error>,
 }
 
 impl<S: KeyStore> Retry<S> {
-    /// Wraps `inner` with `config`.
+    /// Wraps `inner` with `config`. With an invalid `config` (see [`RetryLayer::validate`])
+    /// every call answers that configuration error without calling `inner`;
+    /// [`try_new`](Self::try_new) reports it here instead.
     pub fn new(inner: S, config: RetryLayer) -> Self {
-        Self { inner, config }
+        Self {
+            inner,
+            config,
+            refused: config.validate().err(),
+        }
+    }
+
+    /// Wraps `inner` with `config`, checked first.
+    ///
+    /// # Errors
+    ///
+    /// What [`RetryLayer::validate`] returns.
+    pub fn try_new(inner: S, config: RetryLayer) -> Result<Self> {
+        config.validate()?;
+        Ok(Self::new(inner, config))
     }
 
     /// The store this one wraps.
@@ -214,6 +269,9 @@ impl<S: KeyStore> Retry<S> {
     where
         Fut: Future<Output = Result<T>>,
     {
+        if let Some(refused) = &self.refused {
+            return Err(refused.clone());
+        }
         // Fast path: the first attempt runs without building the retry machinery.
         let first = match attempt().await {
             Err(e) if e.is_retryable() => e,
@@ -279,23 +337,33 @@ impl<S: KeyStore> KeyStore for Retry<S> {
     }
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
         let enabled = self.config.retry_store;
-        self.run(enabled, || self.inner.store(key, value.clone()))
+        let write = WriteContext::current_or_new();
+        let attempts = write.clone();
+        write
+            .scope(self.run(enabled, || {
+                attempts.begin_attempt();
+                self.inner.store(key, value.clone())
+            }))
             .await
     }
     async fn remove(&self, key: &KeyName) -> Result<()> {
         let timed_out = AtomicBool::new(false);
         let timed_out = &timed_out;
-        self.run(self.config.retry_remove, || async move {
-            match self.inner.remove(key).await {
-                Err(e) if e.kind() == ErrorKind::Timeout => {
-                    timed_out.store(true, Ordering::Relaxed);
-                    Err(e)
+        let write = WriteContext::current_or_new();
+        let attempts = &write.clone();
+        write
+            .scope(self.run(self.config.retry_remove, || async move {
+                attempts.begin_attempt();
+                match self.inner.remove(key).await {
+                    Err(e) if e.kind() == ErrorKind::Timeout => {
+                        timed_out.store(true, Ordering::Relaxed);
+                        Err(e)
+                    }
+                    Err(e) if e.is_not_found() && timed_out.load(Ordering::Relaxed) => Ok(()),
+                    other => other,
                 }
-                Err(e) if e.is_not_found() && timed_out.load(Ordering::Relaxed) => Ok(()),
-                other => other,
-            }
-        })
-        .await
+            }))
+            .await
     }
     async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
         self.run(true, || self.inner.list(prefix)).await
@@ -323,6 +391,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn settings_are_validated_by_name() {
+        assert!(RetryLayer::new().validate().is_ok());
+        assert!(
+            RetryLayer::new()
+                .max_retries(0)
+                .base_delay(Duration::ZERO)
+                .validate()
+                .is_ok()
+        );
+        for (layer, setting) in [
+            (RetryLayer::new().base_delay(Duration::ZERO), "base_delay"),
+            (
+                RetryLayer::new()
+                    .base_delay(Duration::from_secs(2))
+                    .max_delay(Duration::from_secs(1)),
+                "max_delay",
+            ),
+            (RetryLayer::new().budget(Some(Duration::ZERO)), "budget"),
+        ] {
+            let err = layer.validate().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{setting}");
+            assert!(err.message().contains(setting), "{setting}: {err}");
+            let store = Retry::new(crate::MemoryStore::new(), layer);
+            let key = KeyName::new("k").unwrap();
+            let refused = futures_block_on(store.get(&key)).unwrap_err();
+            assert_eq!(refused.kind(), ErrorKind::Configuration, "{setting}");
+            assert!(Retry::try_new(crate::MemoryStore::new(), layer).is_err());
+        }
+    }
+
+    fn futures_block_on<F: Future>(fut: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(fut)
     }
 
     #[test]

@@ -23,8 +23,8 @@ pub const DEFAULT_MAX_VALUE_LEN: usize = 64 * 1024;
 /// # Contract (checked by the conformance suite)
 ///
 /// - Names are validated [`KeyName`]s; an invalid name cannot be expressed.
-/// - `store` rejects a value longer than [`Capabilities::max_value_len`] with
-///   [`ErrorKind::InvalidInput`] before any I/O.
+/// - `store` rejects an empty value, and a value longer than [`Capabilities::max_value_len`],
+///   with [`ErrorKind::InvalidInput`] before any I/O (see [`check_value_len`]).
 /// - `get` and `remove` of a missing key fail with [`ErrorKind::NotFound`].
 /// - `list` returns every name starting with the prefix (plain string prefix), in no
 ///   particular order, or [`ErrorKind::Unsupported`] if `capabilities().list` is false.
@@ -117,8 +117,9 @@ impl Capabilities {
         self
     }
 
-    /// Rejects `value` if it is longer than [`max_value_len`](Self::max_value_len), with an
-    /// [`ErrorKind::InvalidInput`] error that gives both sizes (never the bytes).
+    /// Rejects `value` if it is empty or longer than [`max_value_len`](Self::max_value_len),
+    /// with an [`ErrorKind::InvalidInput`] error that gives the sizes (never the bytes); see
+    /// [`check_value_len`].
     pub fn check_value(&self, value: &SecretValue) -> Result<()> {
         check_value_len(value, self.max_value_len)
     }
@@ -130,8 +131,22 @@ impl Default for Capabilities {
     }
 }
 
-/// Rejects a value longer than `max` bytes with [`ErrorKind::InvalidInput`].
+/// Rejects an empty value, or one longer than `max` bytes, with [`ErrorKind::InvalidInput`].
+///
+/// # The empty value
+///
+/// Every store rejects the empty value before any I/O, with one rule for all backends: the
+/// kernel keyring cannot hold an empty `user` key (`add_key(2)`: EINVAL), and AWS Secrets
+/// Manager refuses an empty `SecretString`/`SecretBinary` (minimum length 1), while memory,
+/// Vault and the Secret Service would round-trip it. A store that accepted it on some backends
+/// and failed on others, after I/O, would make the backend a hidden part of the contract.
 pub fn check_value_len(value: &SecretValue, max: usize) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "value is empty; stores accept 1 byte or more",
+        ));
+    }
     if value.len() > max {
         return Err(Error::new(
             ErrorKind::InvalidInput,
@@ -295,6 +310,24 @@ pub trait KeyStoreExt: KeyStore {
         let mut names = self.list(&prefix).await?;
         names.sort();
         Ok(names)
+    }
+
+    /// Validates `name`, reads its current value as a JSON object and returns one top-level
+    /// `field` of it: a string field's text, any other JSON value's JSON text (`5432`,
+    /// `true`, `{"a":1}`). The result is a zeroizing [`SecretValue`]; the other fields' values
+    /// are never copied. This reads secrets in the shape other tools write them: `bao kv put
+    /// secret/app/db username=app password=…`, or an AWS `SecretString` of
+    /// `{"username":…,"password":…}`.
+    ///
+    /// # Errors
+    ///
+    /// What `get` returns, and [`ErrorKind::InvalidData`] when the value is not a JSON object
+    /// or has no such field (the message names the key and the field, never a value).
+    async fn get_field(&self, name: &str, field: &str) -> Result<SecretValue> {
+        let key = KeyName::new(name)?;
+        let secret = self.get(&key).await?;
+        crate::json_field::json_field(&secret.value, field)
+            .map_err(|e| Error::new(e.kind(), format!("secret '{key}': {}", e.message())))
     }
 
     /// `get`, mapping not-found to `None`.

@@ -83,11 +83,33 @@ impl TimeoutLayer {
     pub fn deadline(&self, op: Operation) -> Duration {
         self.deadlines[index(op)]
     }
+
+    /// Checks the settings: every deadline is longer than zero.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`] naming the operation whose deadline is zero
+    /// (`deadline(get)` …).
+    pub fn validate(&self) -> Result<()> {
+        for op in Operation::ALL {
+            if self.deadline(op).is_zero() {
+                return Err(Error::configuration(
+                    &format!("deadline({op})"),
+                    "must be longer than zero",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Layer for TimeoutLayer {
     fn layer(&self, inner: Arc<dyn KeyStore>) -> Arc<dyn KeyStore> {
         Arc::new(Timeout::new(inner, *self))
+    }
+
+    fn validate(&self) -> Result<()> {
+        TimeoutLayer::validate(self)
     }
 }
 
@@ -96,12 +118,30 @@ impl Layer for TimeoutLayer {
 pub struct Timeout<S> {
     inner: S,
     config: TimeoutLayer,
+    /// The configuration error every call answers with, if `config` was invalid.
+    refused: Option<Error>,
 }
 
 impl<S: KeyStore> Timeout<S> {
-    /// Wraps `inner` with `config`.
+    /// Wraps `inner` with `config`. With an invalid `config` (see
+    /// [`TimeoutLayer::validate`]) every call answers that configuration error without
+    /// calling `inner`; [`try_new`](Self::try_new) reports it here instead.
     pub fn new(inner: S, config: TimeoutLayer) -> Self {
-        Self { inner, config }
+        Self {
+            inner,
+            refused: config.validate().err(),
+            config,
+        }
+    }
+
+    /// Wraps `inner` with `config`, checked first.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`] from [`TimeoutLayer::validate`].
+    pub fn try_new(inner: S, config: TimeoutLayer) -> Result<Self> {
+        config.validate()?;
+        Ok(Self::new(inner, config))
     }
 
     /// The store this one wraps.
@@ -110,6 +150,9 @@ impl<S: KeyStore> Timeout<S> {
     }
 
     async fn run<T>(&self, op: Operation, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        if let Some(err) = &self.refused {
+            return Err(err.clone());
+        }
         let deadline = self.config.deadline(op);
         let mut fut = pin!(fut);
         // The timer is armed only if the first poll does not finish the call: a call answered

@@ -177,11 +177,16 @@ async fn half_open_limits_concurrent_trials() {
     assert_eq!(err.kind(), ErrorKind::CircuitOpen);
     trial.await.unwrap().unwrap();
 
-    // A dropped trial gives its permit back.
+    // A trial dropped by its caller never answered: it counts as a failure and re-opens the
+    // circuit (issue 19: giving its slot back let trials against a hung backend go on for ever).
     let dropped = tokio::time::timeout(Duration::from_millis(10), store.get_value("app/k")).await;
     assert!(dropped.is_err());
+    assert_eq!(handle.state(), CircuitState::Open);
+    assert_eq!(handle.trials_in_flight(), 0);
     faults.clear();
+    tokio::time::advance(Duration::from_secs(5)).await;
     store.get_value("app/k").await.unwrap();
+    assert_eq!(handle.state(), CircuitState::HalfOpen);
 }
 
 #[tokio::test(start_paused = true)]
@@ -236,7 +241,7 @@ async fn under_contention_the_last_hook_call_carries_the_current_state() {
     let layer = CircuitBreakerLayer::new()
         .window(8)
         .min_calls(4)
-        .open_delay(Duration::ZERO)
+        .open_delay(Duration::from_millis(1))
         .success_threshold(2)
         .on_state_change({
             let last = last.clone();
@@ -272,4 +277,311 @@ async fn under_contention_the_last_hook_call_carries_the_current_state() {
         "half the calls fail: the breaker must have moved"
     );
     assert_eq!(*last.lock().unwrap(), layer.handle().state());
+}
+
+/// A backend whose `get` of each key waits until the test releases it, then answers with
+/// what the test set for that key.
+#[derive(Debug, Default)]
+struct Gated {
+    gates: Mutex<std::collections::HashMap<String, (Arc<tokio::sync::Semaphore>, ErrorKind)>>,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+impl Gated {
+    /// Makes `get(key)` wait for `release(key)` and then fail with `kind` (`NotFound` means
+    /// success here: the gate answers a fixed value).
+    fn gate(&self, key: &str, kind: ErrorKind) {
+        self.gates.lock().unwrap().insert(
+            key.to_owned(),
+            (Arc::new(tokio::sync::Semaphore::new(0)), kind),
+        );
+    }
+
+    fn release(&self, key: &str) {
+        self.gates.lock().unwrap()[key].0.add_permits(1);
+    }
+}
+
+impl std::fmt::Display for Gated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gated")
+    }
+}
+
+#[kms_core::async_trait]
+impl KeyStore for Gated {
+    fn backend(&self) -> &'static str {
+        "gated"
+    }
+    fn capabilities(&self) -> kms_core::Capabilities {
+        MemoryStore::new().capabilities()
+    }
+    async fn get(&self, key: &kms_core::KeyName) -> kms_core::Result<kms_core::StoredSecret> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let gate = self.gates.lock().unwrap().get(key.as_str()).cloned();
+        if let Some((semaphore, kind)) = gate {
+            semaphore.acquire().await.unwrap().forget();
+            if kind != ErrorKind::NotFound {
+                return Err(kms_core::Error::new(kind, "gated"));
+            }
+        }
+        Ok(kms_core::StoredSecret {
+            value: "v".into(),
+            meta: kms_core::SecretMeta::default(),
+        })
+    }
+    async fn store(
+        &self,
+        _: &kms_core::KeyName,
+        _: kms_core::SecretValue,
+    ) -> kms_core::Result<kms_core::SecretMeta> {
+        Ok(kms_core::SecretMeta::default())
+    }
+    async fn remove(&self, _: &kms_core::KeyName) -> kms_core::Result<()> {
+        Ok(())
+    }
+    async fn list(&self, _: &kms_core::KeyPrefix) -> kms_core::Result<Vec<kms_core::KeyName>> {
+        Ok(Vec::new())
+    }
+    async fn health(&self) -> kms_core::Result<()> {
+        Ok(())
+    }
+}
+
+/// Issue 13, input 5: old trials in a new breaker period. Defaults. Two slow trials admitted in
+/// half-open period 1; a third fails and re-opens the breaker; at +10 s three new trials fill
+/// the half-open slots of period 2; at +11 s the two old trials finish (they succeed). Right:
+/// their outcomes and their slots belonged to period 1: a fourth call is still refused and the
+/// breaker closes only after three successes of period 2.
+#[tokio::test(start_paused = true)]
+async fn outcomes_only_count_in_the_period_that_admitted_them() {
+    // A long trial timeout, so the old trials really finish late instead of timing out.
+    let layer = CircuitBreakerLayer::new().trial_timeout(Duration::from_secs(60));
+    let handle = layer.handle();
+    let backend = Arc::new(Gated::default());
+    let store = Arc::new(CircuitBreaker::new(backend.clone(), &layer));
+    // Open it: 10 failures.
+    backend.gate("fail", ErrorKind::Unavailable);
+    for _ in 0..10 {
+        backend.release("fail");
+        store.get_value("fail").await.unwrap_err();
+    }
+    assert_eq!(handle.state(), CircuitState::Open);
+    tokio::time::advance(Duration::from_secs(5)).await;
+
+    // Period 1: two slow trials (they will succeed), one that fails at once.
+    backend.gate("old", ErrorKind::NotFound);
+    let old: Vec<_> = (0..2)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.get_value("old").await.map(|_| ()) })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    assert_eq!(handle.state(), CircuitState::HalfOpen);
+    assert_eq!(handle.trials_in_flight(), 2);
+    backend.release("fail");
+    store.get_value("fail").await.unwrap_err();
+    assert_eq!(handle.state(), CircuitState::Open);
+
+    // Period 2 at +10 s: three new slow trials fill the slots.
+    tokio::time::advance(Duration::from_secs(5)).await;
+    backend.gate("new", ErrorKind::NotFound);
+    let new: Vec<_> = (0..3)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.get_value("new").await.map(|_| ()) })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    assert_eq!(handle.state(), CircuitState::HalfOpen);
+    assert_eq!(handle.trials_in_flight(), 3);
+
+    // +11 s: the two old trials succeed. They count nowhere.
+    tokio::time::advance(Duration::from_secs(1)).await;
+    backend.release("old");
+    backend.release("old");
+    for t in old {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(handle.state(), CircuitState::HalfOpen);
+    assert_eq!(handle.trials_in_flight(), 3, "old trials freed new slots");
+    let calls = backend.calls.load(std::sync::atomic::Ordering::SeqCst);
+    let fourth = store.get_value("other").await.unwrap_err();
+    assert_eq!(
+        fourth.kind(),
+        ErrorKind::CircuitOpen,
+        "a fourth trial was admitted"
+    );
+    assert_eq!(
+        backend.calls.load(std::sync::atomic::Ordering::SeqCst),
+        calls
+    );
+
+    // One real success of period 2 does not close it; three do.
+    backend.release("new");
+    tokio::task::yield_now().await;
+    tokio::task::yield_now().await;
+    assert_eq!(handle.state(), CircuitState::HalfOpen);
+    backend.release("new");
+    backend.release("new");
+    for t in new {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(handle.state(), CircuitState::Closed);
+}
+
+/// Issue 13, input 5, the closed side: a call admitted while closed that fails after the
+/// circuit went open → half-open → closed again adds nothing to the new window.
+#[tokio::test(start_paused = true)]
+async fn a_closed_call_from_an_earlier_period_is_not_recorded() {
+    let layer = CircuitBreakerLayer::new()
+        .success_threshold(1)
+        .trial_timeout(Duration::from_secs(60));
+    let handle = layer.handle();
+    let backend = Arc::new(Gated::default());
+    let store = Arc::new(CircuitBreaker::new(backend.clone(), &layer));
+    backend.gate("slow", ErrorKind::Unavailable);
+    let slow = {
+        let store = store.clone();
+        tokio::spawn(async move { store.get_value("slow").await.map(|_| ()) })
+    };
+    tokio::task::yield_now().await;
+    backend.gate("fail", ErrorKind::Unavailable);
+    for _ in 0..10 {
+        backend.release("fail");
+        store.get_value("fail").await.unwrap_err();
+    }
+    assert_eq!(handle.state(), CircuitState::Open);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    store.get_value("ok").await.unwrap();
+    assert_eq!(handle.state(), CircuitState::Closed);
+    backend.release("slow");
+    slow.await.unwrap().unwrap_err();
+    assert_eq!(
+        handle.window_failures(),
+        0,
+        "an old failure entered the new window"
+    );
+}
+
+/// Issue 19, scenario 2: a trial against a hung backend re-opens the circuit after the trial
+/// timeout; the breaker does not stay half-open admitting trials that never answer.
+#[tokio::test(start_paused = true)]
+async fn a_trial_that_hangs_reopens_the_circuit_at_its_deadline() {
+    let layer = CircuitBreakerLayer::new().trial_timeout(Duration::from_secs(2));
+    let handle = layer.handle();
+    let (store, faults) = breaker(&layer);
+    open_it(&store, &faults).await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+    faults.hang(Operation::Get);
+    let started = tokio::time::Instant::now();
+    let err = store.get_value("app/k").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    assert_eq!(handle.state(), CircuitState::Open);
+    assert_eq!(handle.trials_in_flight(), 0);
+    let err = store.get_value("app/k").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CircuitOpen);
+}
+
+/// Errors that never reached the backend (an inner breaker's open circuit, a validation
+/// refusal) count neither as failures nor as successes.
+#[tokio::test(start_paused = true)]
+async fn refusals_below_it_count_as_nothing() {
+    let layer = CircuitBreakerLayer::new().min_calls(2).window(2);
+    let handle = layer.handle();
+    let (store, faults) = breaker(&layer);
+    store.put("app/k", "v").await.unwrap();
+    faults.fail_next(Operation::Get, 1, ErrorKind::Unavailable);
+    store.get_value("app/k").await.unwrap_err();
+    // Two refusals: were they successes, the window would be [fail, ok] → not open, then
+    // [ok, ok]; as nothing, the next failure opens it.
+    faults.fail_next(Operation::Get, 2, ErrorKind::CircuitOpen);
+    store.get_value("app/k").await.unwrap_err();
+    store.get_value("app/k").await.unwrap_err();
+    assert_eq!(handle.window_failures(), 1);
+    faults.fail_next(Operation::Get, 1, ErrorKind::Unavailable);
+    store.get_value("app/k").await.unwrap_err();
+    assert_eq!(handle.state(), CircuitState::Open);
+}
+
+/// Issue 13, input 6: `min_calls(30)` with the default window of 20 could never open. It is a
+/// configuration error naming the setting when the stack is built; a breaker built from it
+/// anyway answers every call with that error and never calls the backend.
+#[tokio::test(start_paused = true)]
+async fn a_breaker_that_could_never_open_is_a_configuration_error() {
+    let layer = CircuitBreakerLayer::new().min_calls(30);
+    let err = kms_core::StoreBuilder::new(MemoryStore::new())
+        .layer(layer.clone())
+        .try_build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration);
+    assert!(err.message().contains("`min_calls`"), "{err}");
+    let faults = FaultStore::new(MemoryStore::new());
+    let calls = faults.handle();
+    assert!(CircuitBreaker::try_new(FaultStore::new(MemoryStore::new()), &layer).is_err());
+    let store = CircuitBreaker::new(faults, &layer);
+    for _ in 0..200 {
+        let err = store.get_value("app/k").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+    }
+    assert_eq!(
+        store.health().await.unwrap_err().kind(),
+        ErrorKind::Configuration
+    );
+    assert_eq!(calls.total_calls(), 0);
+}
+
+#[test]
+fn every_setting_is_validated_by_name() {
+    let d = Duration::from_secs;
+    let bad: [(CircuitBreakerLayer, &str); 10] = [
+        (CircuitBreakerLayer::new().window(0), "window"),
+        (CircuitBreakerLayer::new().min_calls(0), "min_calls"),
+        (CircuitBreakerLayer::new().window(5), "min_calls"),
+        (
+            CircuitBreakerLayer::new().failure_ratio(0.0),
+            "failure_ratio",
+        ),
+        (
+            CircuitBreakerLayer::new().failure_ratio(1.5),
+            "failure_ratio",
+        ),
+        (
+            CircuitBreakerLayer::new().failure_ratio(f64::NAN),
+            "failure_ratio",
+        ),
+        (CircuitBreakerLayer::new().open_delay(d(0)), "open_delay"),
+        (
+            CircuitBreakerLayer::new().half_open_calls(0),
+            "half_open_calls",
+        ),
+        (
+            CircuitBreakerLayer::new().success_threshold(0),
+            "success_threshold",
+        ),
+        (
+            CircuitBreakerLayer::new().trial_timeout(d(0)),
+            "trial_timeout",
+        ),
+    ];
+    for (layer, setting) in bad {
+        let err = layer.validate().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(
+            err.message().contains(&format!("`{setting}`")),
+            "{setting}: {err}"
+        );
+    }
+    for good in [
+        CircuitBreakerLayer::new(),
+        CircuitBreakerLayer::new()
+            .window(5)
+            .min_calls(5)
+            .failure_ratio(1.0),
+        CircuitBreakerLayer::new().min_calls(1).failure_ratio(0.01),
+    ] {
+        good.validate().unwrap();
+    }
 }

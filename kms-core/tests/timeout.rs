@@ -73,3 +73,41 @@ fn display_and_debug() {
     assert_eq!(store.backend(), "memory");
     assert!(format!("{:?}", TimeoutLayer::new()).contains("5s"));
 }
+
+/// A zero deadline would fail every call at once: a configuration error naming the
+/// operation, at build; a wrapper built from it anyway answers that error and calls nothing.
+#[tokio::test(start_paused = true)]
+async fn a_zero_deadline_is_a_configuration_error() {
+    let layer = TimeoutLayer::new().operation(Operation::Store, Duration::ZERO);
+    let err = kms_core::StoreBuilder::new(MemoryStore::new())
+        .layer(layer)
+        .try_build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration);
+    assert!(err.message().contains("`deadline(store)`"), "{err}");
+    assert!(Timeout::try_new(MemoryStore::new(), layer).is_err());
+    let faults = FaultStore::new(MemoryStore::new());
+    let calls = faults.handle();
+    let store = Timeout::new(faults, layer);
+    let err = store.get_value("k").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration);
+    assert!(err.never_reached_backend());
+    assert_eq!(calls.total_calls(), 0);
+    TimeoutLayer::all(Duration::from_nanos(1))
+        .validate()
+        .unwrap();
+}
+
+#[test]
+fn a_zero_value_limit_is_a_configuration_error() {
+    let err = kms_core::ValidateLayer::new()
+        .max_value_len(0)
+        .validate()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration);
+    assert!(err.message().contains("`max_value_len`"), "{err}");
+    kms_core::ValidateLayer::new()
+        .max_value_len(1)
+        .validate()
+        .unwrap();
+}

@@ -1,23 +1,80 @@
 //! The [`CacheObserver`] that exports kms-cache's events as Prometheus series.
+//!
+//! kms-cache reports a read that finds no fresh entry as a miss *before* it knows how the read
+//! ends; when the backend then fails and an expired entry is served (stale-if-error) it also
+//! reports a stale serve. So `<p>_key_cache_misses_total` counts reads without a fresh entry,
+//! stale serves included, and `<p>_key_cache_stale_serves_total` counts those of them the
+//! cache still answered: the share of reads the cache answered is
+//! `(hits + stale_serves) / (hits + misses)`, which is what the hit-rate alert uses.
 
-use kms_cache::CacheObserver;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kms_cache::{CacheObserver, EvictionCause};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
-/// Feeds `<p>_key_cache_hits_total`, `<p>_key_cache_misses_total` and `<p>_key_cache_size`.
+/// Feeds the `<p>_key_cache_*` families of one store.
 pub(crate) struct CacheMetrics {
+    pub backend: &'static str,
+    pub store: Arc<str>,
     pub hits: Counter,
     pub misses: Counter,
+    pub stale_serves: Counter,
+    pub loads: Counter,
+    pub load_failures: Counter,
+    /// Indexed like `EVICTION_CAUSES`: expired, size, explicit.
+    pub evictions: [Counter; 3],
     pub size: Gauge,
+    /// Whether the cache is serving stale entries now (between the first stale serve and the
+    /// next successful load): one warning per outage, not one per read.
+    pub serving_stale: AtomicBool,
 }
 
 impl CacheObserver for CacheMetrics {
     fn hit(&self) {
         self.hits.inc();
     }
+
     fn miss(&self) {
         self.misses.inc();
     }
+
+    fn load(&self, ok: bool) {
+        if ok {
+            self.loads.inc();
+            if self.serving_stale.swap(false, Ordering::Relaxed) {
+                tracing::info!(
+                    backend = self.backend,
+                    store = &*self.store,
+                    "the key backend answers again; the cache stopped serving stale entries"
+                );
+            }
+        } else {
+            self.load_failures.inc();
+        }
+    }
+
+    fn stale_serve(&self) {
+        self.stale_serves.inc();
+        if !self.serving_stale.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                backend = self.backend,
+                store = &*self.store,
+                "the key backend fails: the cache serves expired entries (stale-if-error) until it answers again"
+            );
+        }
+    }
+
+    fn eviction(&self, cause: EvictionCause) {
+        let i = match cause {
+            EvictionCause::Expired => 0,
+            EvictionCause::Size => 1,
+            _ => 2,
+        };
+        self.evictions[i].inc();
+    }
+
     fn size(&self, entries: u64, _weighted_bytes: u64) {
         self.size.set(i64::try_from(entries).unwrap_or(i64::MAX));
     }

@@ -25,18 +25,6 @@ impl LatencyClock {
         self.0.raw()
     }
 
-    /// Raw units per second (at least 1): for thresholds compared with raw readings directly,
-    /// without scaling each reading to nanoseconds.
-    pub(crate) fn raw_per_second(&self) -> u64 {
-        // The scaling is linear: measure it over a span long enough for integer rounding not to
-        // matter (2^40 raw units: minutes of TSC ticks, or 18 minutes of nanoseconds).
-        const SPAN: u64 = 1 << 40;
-        let nanos = self.nanos_between(0, SPAN).max(1);
-        u64::try_from(u128::from(SPAN) * 1_000_000_000 / u128::from(nanos))
-            .unwrap_or(u64::MAX)
-            .max(1)
-    }
-
     /// Nanoseconds from raw reading `start` to raw reading `end` (0 if `end` is not later).
     #[inline]
     pub(crate) fn nanos_between(&self, start: u64, end: u64) -> u64 {

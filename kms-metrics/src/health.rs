@@ -1,14 +1,30 @@
-//! Health: the background probe behind `<p>_key_backend_up`, and [`HealthReport`], a JSON
-//! document for a Kubernetes readiness endpoint.
+//! [`HealthReport`]: the health of every monitored backend and provider, as JSON for the
+//! service's health endpoints, fed by [`BackendMonitor`](crate::BackendMonitor)s (probe and
+//! backend calls), [`InstrumentedProvider`](crate::InstrumentedProvider)s and circuit-state
+//! hooks.
+//!
+//! # Which endpoint for what
+//!
+//! - **Liveness** (restart the pod if it fails): the process answers HTTP. It must not look
+//!   at backends: restarting every pod does not unseal Vault.
+//! - **Readiness** (take the pod out of the load balancer): [`HealthReport::is_ready`]. A
+//!   backend outage makes the report `degraded`, which is *ready*: the cache keeps serving what
+//!   it holds (stale-if-error), and every pod shares the backend, so pulling pods only turns a
+//!   partial outage into a full one. Only `down` (every backend down and none with a cache in
+//!   front) is not ready.
+//! - **Alerting**: the Prometheus series and `monitoring/alerts.yml`, never the health
+//!   endpoint (it has no history and no `for:`).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kms_core::{CircuitState, ErrorKind, KeyStore};
+use kms_core::{CircuitState, Error};
 use parking_lot::Mutex;
-use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
+
+/// The longest error message a report carries, in characters.
+const MAX_MESSAGE: usize = 300;
 
 /// Overall status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -16,40 +32,77 @@ use serde::Serialize;
 pub enum HealthStatus {
     /// Every backend is up and no circuit is open.
     Ok,
-    /// Some backend is down or some circuit is not closed.
+    /// Some backend is down or some circuit is not closed, but the service still answers:
+    /// another backend is up, or a cache in front of the down one serves what it holds.
+    /// Ready.
     Degraded,
-    /// Every backend is down.
+    /// Every backend is down and none has a cache in front. Not ready.
     Down,
 }
 
-/// One backend's health.
+/// One backend's (or provider's) health.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct BackendHealth {
-    /// The backend label.
+    /// The backend label (`vault`, `aws`, `aws_kms`, ...).
     pub backend: &'static str,
-    /// Whether the last probe or call outcome said it answers.
-    pub up: bool,
+    /// The store label (the name the service gave the store, or the backend label).
+    pub store: String,
+    /// Whether the backend itself answered its last probe or call; `None` before either.
+    pub up: Option<bool>,
     /// Latency of the last health probe, in milliseconds.
     pub probe_latency_ms: Option<f64>,
-    /// The kind of the last error that marked it down.
+    /// The kind of the last error that said the backend is down; cleared when it answers.
     pub last_error_kind: Option<&'static str>,
+    /// That error's message (written by this workspace's code: never a value, token or
+    /// credential), at most 300 characters; cleared when it answers.
+    pub last_error: Option<String>,
     /// The circuit breaker state, when one is wired.
     pub circuit_state: Option<&'static str>,
+    /// Whether a cache sits in front of this store (it keeps serving during an outage).
+    pub cached: bool,
     /// When it was last checked, in Unix seconds.
     pub checked_at: Option<u64>,
 }
 
-/// The health of every instrumented backend; serialisable to JSON.
+impl BackendHealth {
+    fn new(backend: &'static str, store: &str) -> Self {
+        Self {
+            backend,
+            store: store.to_owned(),
+            up: None,
+            probe_latency_ms: None,
+            last_error_kind: None,
+            last_error: None,
+            circuit_state: None,
+            cached: false,
+            checked_at: None,
+        }
+    }
+
+    fn healthy(&self) -> bool {
+        self.up != Some(false) && self.circuit_state.is_none_or(|s| s == "closed")
+    }
+}
+
+/// The health of every monitored backend; serialisable to JSON.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct HealthReport {
     /// Overall status.
     pub status: HealthStatus,
-    /// Per backend.
+    /// Whether a readiness probe should pass ([`is_ready`](Self::is_ready)).
+    pub ready: bool,
+    /// The version of kms-metrics that wrote the report.
+    pub version: &'static str,
+    /// When the report was made, in Unix seconds.
+    pub timestamp: u64,
+    /// The same instant in RFC 3339 (UTC).
+    pub time: String,
+    /// Per backend and store.
     pub backends: Vec<BackendHealth>,
 }
 
 impl HealthReport {
-    /// Whether a readiness probe should pass (`ok` or `degraded` with at least one backend up).
+    /// Whether a readiness probe should pass: `ok` and `degraded` are ready, `down` is not.
     pub fn is_ready(&self) -> bool {
         self.status != HealthStatus::Down
     }
@@ -60,107 +113,144 @@ impl HealthReport {
     }
 }
 
-/// Health state shared by every instrumented store of one [`KmsMetrics`](crate::KmsMetrics).
+/// Health state shared by every monitor of one [`KmsMetrics`](crate::KmsMetrics).
 #[derive(Default)]
 pub(crate) struct HealthBoard {
-    backends: Mutex<BTreeMap<&'static str, BackendHealth>>,
+    backends: Mutex<BTreeMap<(&'static str, Arc<str>), BackendHealth>>,
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
+/// `secs` (Unix time) as RFC 3339 UTC, e.g. `2026-11-29T18:00:00Z`.
+fn rfc3339(secs: u64) -> String {
+    // Days to civil date: Howard Hinnant's `civil_from_days`.
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn truncated(message: String) -> String {
+    if message.chars().count() <= MAX_MESSAGE {
+        return message;
+    }
+    let mut out: String = message.chars().take(MAX_MESSAGE).collect();
+    out.push('…');
+    out
+}
+
 impl HealthBoard {
-    pub(crate) fn update(
+    fn with(
         &self,
         backend: &'static str,
-        up: bool,
-        latency: Option<Duration>,
-        error: Option<ErrorKind>,
+        store: &Arc<str>,
+        change: impl FnOnce(&mut BackendHealth),
     ) {
         let mut backends = self.backends.lock();
-        let entry = backends.entry(backend).or_insert_with(|| BackendHealth {
-            backend,
-            up,
-            probe_latency_ms: None,
-            last_error_kind: None,
-            circuit_state: None,
-            checked_at: None,
-        });
-        entry.up = up;
-        if let Some(latency) = latency {
-            entry.probe_latency_ms = Some(latency.as_secs_f64() * 1000.0);
-        }
-        if let Some(kind) = error {
-            entry.last_error_kind = Some(kind.as_str());
-        }
-        entry.checked_at = Some(unix_now());
+        let entry = backends
+            .entry((backend, store.clone()))
+            .or_insert_with(|| BackendHealth::new(backend, store));
+        change(entry);
     }
 
-    pub(crate) fn set_circuit(&self, backend: &'static str, state: CircuitState) {
-        let mut backends = self.backends.lock();
-        let entry = backends.entry(backend).or_insert_with(|| BackendHealth {
-            backend,
-            up: true,
-            probe_latency_ms: None,
-            last_error_kind: None,
-            circuit_state: None,
-            checked_at: None,
+    /// Records what a probe (with its latency) or a backend call said: `Ok` (the backend
+    /// answered: clears the last error) or the error that says it is down.
+    pub(crate) fn record(
+        &self,
+        backend: &'static str,
+        store: &Arc<str>,
+        outcome: Result<(), &Error>,
+        probe_latency: Option<Duration>,
+    ) {
+        self.with(backend, store, |entry| {
+            entry.up = Some(outcome.is_ok());
+            match outcome {
+                Ok(()) => {
+                    entry.last_error_kind = None;
+                    entry.last_error = None;
+                }
+                Err(e) => {
+                    entry.last_error_kind = Some(e.kind().as_str());
+                    entry.last_error = Some(truncated(e.to_string()));
+                }
+            }
+            if let Some(latency) = probe_latency {
+                entry.probe_latency_ms = Some(latency.as_secs_f64() * 1000.0);
+            }
+            entry.checked_at = Some(unix_now());
         });
-        entry.circuit_state = Some(state.as_str());
+    }
+
+    pub(crate) fn set_circuit(&self, backend: &'static str, store: &Arc<str>, state: CircuitState) {
+        self.with(backend, store, |entry| {
+            entry.circuit_state = Some(state.as_str());
+            if state == CircuitState::Open {
+                entry.up = Some(false);
+                if entry.last_error_kind.is_none() {
+                    entry.last_error_kind = Some("circuit_open");
+                    entry.last_error =
+                        Some("the circuit breaker opened after backend failures".to_owned());
+                }
+            }
+        });
+    }
+
+    pub(crate) fn set_cached(&self, backend: &'static str, store: &Arc<str>) {
+        self.with(backend, store, |entry| entry.cached = true);
     }
 
     pub(crate) fn report(&self) -> HealthReport {
         let backends: Vec<BackendHealth> = self.backends.lock().values().cloned().collect();
-        let up = backends.iter().filter(|b| b.up).count();
-        let circuits_closed = backends
-            .iter()
-            .all(|b| b.circuit_state.is_none_or(|s| s == "closed"));
-        let status = if backends.is_empty() || (up == backends.len() && circuits_closed) {
+        let status = if backends.iter().all(BackendHealth::healthy) {
             HealthStatus::Ok
-        } else if up == 0 {
-            HealthStatus::Down
-        } else {
+        } else if backends.iter().any(|b| b.up != Some(false) || b.cached) {
             HealthStatus::Degraded
+        } else {
+            HealthStatus::Down
         };
-        HealthReport { status, backends }
+        let timestamp = unix_now();
+        HealthReport {
+            status,
+            ready: status != HealthStatus::Down,
+            version: env!("CARGO_PKG_VERSION"),
+            timestamp,
+            time: rfc3339(timestamp),
+            backends,
+        }
     }
 }
 
-/// Probes `store` every `interval` until it is dropped, feeding the gauge and the board.
-pub(crate) fn spawn_probe(
-    store: Weak<dyn KeyStore>,
-    backend: &'static str,
-    interval: Duration,
-    gauge: Gauge,
-    board: Arc<HealthBoard>,
-) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        tracing::warn!(
-            backend,
-            "no tokio runtime: the kms health probe is not running"
-        );
-        return;
-    };
-    runtime.spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let Some(store) = store.upgrade() else { break };
-            let start = tokio::time::Instant::now();
-            let outcome = store.health().await;
-            drop(store);
-            let latency = start.elapsed();
-            gauge.set(i64::from(outcome.is_ok()));
-            board.update(
-                backend,
-                outcome.is_ok(),
-                Some(latency),
-                outcome.err().map(|e| e.kind()),
-            );
-        }
-    });
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_is_utc_civil_time() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_975_199), "2026-11-29T17:59:59Z");
+    }
+
+    #[test]
+    fn long_messages_are_cut() {
+        let cut = truncated("x".repeat(1000));
+        assert_eq!(cut.chars().count(), MAX_MESSAGE + 1);
+    }
 }

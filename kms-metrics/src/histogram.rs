@@ -64,7 +64,6 @@ impl LatencyHistogram {
     }
 
     /// Records one duration, in nanoseconds, in this thread's slot.
-    #[cfg(test)]
     pub(crate) fn observe_ns(&self, ns: u64) {
         self.observe_ns_in(Slot::current(), ns);
     }

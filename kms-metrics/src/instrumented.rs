@@ -16,39 +16,46 @@ use tracing::field::Empty;
 use crate::clock::LatencyClock;
 use crate::failure_analysis::FailureRecorder;
 use crate::families::{BackendMetrics, KmsMetrics, op_index};
-use crate::key_age::KeyAge;
+use crate::status::Status;
+use crate::store_name::StoreName;
 
 /// The tracing target of audit events.
 pub const AUDIT_TARGET: &str = "kms::audit";
 
-/// Configuration of the instrumentation decorator; a [`Layer`]. Get one from
-/// [`KmsMetrics::layer`].
+/// Configuration of the service-side instrumentation decorator; a [`Layer`]. Get one from
+/// [`KmsMetrics::layer`] and put it outermost. What the backend itself does (`backend_up`,
+/// backend latency, the health probe, key age) is the [`BackendMonitor`](crate::BackendMonitor)'s.
 #[derive(Clone, Debug)]
 pub struct MetricsLayer {
     metrics: KmsMetrics,
-    probe_interval: Option<Duration>,
+    store: Option<StoreName>,
     audit: bool,
     recorder: Option<FailureRecorder>,
-    key_age_window: Duration,
 }
 
 impl MetricsLayer {
     pub(crate) fn new(metrics: KmsMetrics) -> Self {
         Self {
             metrics,
-            probe_interval: Some(Duration::from_secs(15)),
+            store: None,
             audit: true,
             recorder: None,
-            key_age_window: Duration::from_secs(3600),
         }
     }
 
-    /// How often the background probe calls `health` (default 15 s); `None` turns it off, and
-    /// `<p>_key_backend_up` then follows call outcomes only. The probe stops when the store is
-    /// dropped.
+    /// The `store` label (default: the backend label); see [`StoreName`].
     #[must_use]
-    pub fn health_probe(mut self, interval: Option<Duration>) -> Self {
-        self.probe_interval = interval;
+    pub fn store(mut self, name: StoreName) -> Self {
+        self.store = Some(name);
+        self
+    }
+
+    /// Has no effect; kept so that existing callers build. This layer used to probe the store
+    /// below it, which is the cache and the breaker, not the backend: the probe now belongs to
+    /// [`BackendMonitor::probe_interval`](crate::BackendMonitor::probe_interval).
+    #[must_use]
+    pub fn health_probe(self, interval: Option<Duration>) -> Self {
+        let _ = interval;
         self
     }
 
@@ -59,70 +66,46 @@ impl MetricsLayer {
         self
     }
 
-    /// Also record every operation in `recorder` (failure analysis). Off by default: it takes
-    /// a short lock per operation.
+    /// Also record every operation in `recorder` (failure analysis). Off by default.
     #[must_use]
     pub fn failure_recorder(mut self, recorder: FailureRecorder) -> Self {
         self.recorder = Some(recorder);
         self
     }
 
-    /// The window of `<p>_key_age_seconds` (default 1 h).
-    #[must_use]
-    pub fn key_age_window(mut self, window: Duration) -> Self {
-        self.key_age_window = window;
-        self
-    }
-
     /// Wraps `inner` directly.
     pub fn wrap<S: KeyStore>(&self, inner: S) -> Instrumented<S> {
-        let m = self.metrics.backend(inner.backend());
-        let clock = LatencyClock::new();
+        let m = self.metrics.backend(inner.backend(), self.store.as_ref());
         Instrumented {
             inner,
             m,
-            board: self.metrics.families.health.clone(),
             audit: self.audit,
             recorder: self.recorder.clone(),
-            key_age: KeyAge::new(self.key_age_window, &clock),
-            clock,
+            clock: LatencyClock::new(),
         }
     }
 }
 
 impl Layer for MetricsLayer {
     fn layer(&self, inner: Arc<dyn KeyStore>) -> Arc<dyn KeyStore> {
-        let store: Arc<dyn KeyStore> = Arc::new(self.wrap(inner.clone()));
-        if let Some(interval) = self.probe_interval {
-            let backend = inner.backend();
-            let gauge = self.metrics.backend(backend).up;
-            crate::health::spawn_probe(
-                Arc::downgrade(&inner),
-                backend,
-                interval,
-                gauge,
-                self.metrics.families.health.clone(),
-            );
-        }
-        store
+        Arc::new(self.wrap(inner))
     }
 }
 
 /// The future type `#[async_trait]` gives every `KeyStore` method.
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
-/// The instrumentation decorator: counters, latency histogram, backend-up and key-age gauges,
-/// a tracing span per operation, audit events. `Display` is `Instrumented(<inner>)`.
+/// The service-side instrumentation decorator: counters by status, errors by kind, latency
+/// histogram, in-flight gauge, a tracing span per operation, audit events. `Display` is
+/// `Instrumented(<inner>)`.
 ///
 /// The `kms.get` span also declares an empty `cache` field: a cache below (kms-cache) records
 /// `"hit"`, `"miss"` or `"stale"` into it through `tracing::Span::current()`.
 pub struct Instrumented<S> {
     inner: S,
     m: BackendMetrics,
-    board: Arc<crate::health::HealthBoard>,
     audit: bool,
     recorder: Option<FailureRecorder>,
-    key_age: KeyAge,
     clock: LatencyClock,
 }
 
@@ -134,14 +117,7 @@ pub(crate) fn unix_millis() -> u64 {
 
 /// Fills the outcome fields of an enabled span.
 pub(crate) fn record_span(span: &tracing::Span, error: Option<ErrorKind>, nanos: u64) {
-    span.record(
-        "outcome",
-        if error.is_none() {
-            "success"
-        } else {
-            "failure"
-        },
-    );
+    span.record("outcome", Status::of(error).as_str());
     span.record("latency_us", nanos / 1_000);
     if let Some(kind) = error {
         span.record("error_kind", kind.as_str());
@@ -171,6 +147,21 @@ pub(crate) async fn timed<T>(
     }
 }
 
+impl<S> Instrumented<S> {
+    /// A call dropped before it finished: counted as `abandoned`, with the time until then.
+    #[cold]
+    #[inline(never)]
+    fn abandoned(&self, op: Operation, key: Option<&KeyName>, start: u64) {
+        let series = &self.m.ops[op_index(op)];
+        series.in_flight.dec();
+        let nanos = self.clock.nanos_between(start, self.clock.raw());
+        series.observe(Status::Abandoned, nanos);
+        if let Some(recorder) = &self.recorder {
+            recorder.record_abandoned(op.as_str(), key, Duration::from_nanos(nanos));
+        }
+    }
+}
+
 impl<S: KeyStore> Instrumented<S> {
     #[inline(always)]
     fn record<T>(
@@ -183,12 +174,9 @@ impl<S: KeyStore> Instrumented<S> {
     ) {
         let series = &self.m.ops[op_index(op)];
         let error = result.as_ref().err().map(Error::kind);
-        series.observe(error.is_none(), nanos);
+        series.observe(Status::of(error), nanos);
         match error {
             None => {
-                if self.m.up.get() != 1 {
-                    self.mark_up();
-                }
                 if self.audit && matches!(op, Operation::Store | Operation::Remove) {
                     self.audit_success(op, key);
                 }
@@ -203,13 +191,6 @@ impl<S: KeyStore> Instrumented<S> {
         if let Some(recorder) = &self.recorder {
             recorder.record(op, key, error, Duration::from_nanos(nanos));
         }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn mark_up(&self) {
-        self.m.up.set(1);
-        self.board.update(self.m.backend, true, None, None);
     }
 
     #[inline(never)]
@@ -229,10 +210,6 @@ impl<S: KeyStore> Instrumented<S> {
     #[inline(never)]
     fn failed(&self, op: Operation, key: Option<&KeyName>, kind: ErrorKind) {
         self.m.error(op, kind);
-        if kind.is_backend_unhealthy() {
-            self.m.up.set(0);
-            self.board.update(self.m.backend, false, None, Some(kind));
-        }
         if self.audit {
             tracing::warn!(
                 target: AUDIT_TARGET,
@@ -273,46 +250,32 @@ impl<S: KeyStore> fmt::Debug for Instrumented<S> {
         f.debug_struct("Instrumented")
             .field("inner", &self.inner)
             .field("backend", &self.m.backend)
+            .field("store", &&*self.m.store)
             .finish_non_exhaustive()
     }
 }
 
-/// A finished call's value, as far as the key-age gauge cares.
-trait Created {
-    fn created(&self) -> Option<SystemTime> {
-        None
-    }
-}
-
-impl Created for StoredSecret {
-    fn created(&self) -> Option<SystemTime> {
-        self.meta.created_at
-    }
-}
-impl Created for SecretMeta {}
-impl Created for () {}
-impl Created for Vec<KeyName> {}
-
 /// The future of one instrumented call: the inner store's boxed future, polled inside the
-/// span when a subscriber wants it, and the metrics recorded when it completes.
+/// span when a subscriber wants it, and the metrics recorded when it completes, or as
+/// `abandoned` when it is dropped before (the caller gave up: a request timeout, a `select!`).
 ///
 /// Written by hand rather than as an `async` block: the inner future is already a
 /// `Pin<Box<dyn Future>>` (so this is `Unpin` and needs no pin projection), and the outcome is
 /// recorded straight from `poll`, without moving the result through the intermediate states
-/// of a generated state machine. The start time is read when the call is made.
+/// of a generated state machine. The start time is read when the call is made, and the call
+/// counts in `<p>_key_operations_in_flight` from then until it finishes or is dropped.
 struct Measured<'a, S, T> {
     this: &'a Instrumented<S>,
     op: Operation,
     key: Option<&'a KeyName>,
-    /// Whether a successful result feeds the key-age gauge (`get` does, `get_version` not).
-    key_age: bool,
     start: u64,
+    finished: bool,
     /// `Some` only when a subscriber is interested.
     span: Option<tracing::Span>,
     inner: BoxFuture<'a, T>,
 }
 
-impl<'a, S: KeyStore, T: Created> Measured<'a, S, T> {
+impl<'a, S: KeyStore, T> Measured<'a, S, T> {
     #[inline]
     fn new(
         this: &'a Instrumented<S>,
@@ -341,19 +304,21 @@ impl<'a, S: KeyStore, T: Created> Measured<'a, S, T> {
             None => inner(),
             Some(span) => span.in_scope(inner),
         };
+        // In flight from here; `Drop` or `poll` takes it out.
+        this.m.ops[op_index(op)].in_flight.inc();
         Self {
             this,
             op,
             key,
-            key_age: false,
             start,
+            finished: false,
             span,
             inner,
         }
     }
 }
 
-impl<S: KeyStore, T: Created> Future for Measured<'_, S, T> {
+impl<S: KeyStore, T> Future for Measured<'_, S, T> {
     type Output = Result<T>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
@@ -365,17 +330,20 @@ impl<S: KeyStore, T: Created> Future for Measured<'_, S, T> {
                 ready!(call.inner.as_mut().poll(cx))
             }
         };
+        call.finished = true;
         let this = call.this;
-        let end = this.clock.raw();
-        let nanos = this.clock.nanos_between(call.start, end);
+        this.m.ops[op_index(call.op)].in_flight.dec();
+        let nanos = this.clock.nanos_between(call.start, this.clock.raw());
         this.record(call.op, call.key, &result, nanos, call.span.as_ref());
-        if call.key_age
-            && let Ok(value) = &result
-            && let Some(created) = value.created()
-        {
-            this.key_age.observe(created, end, &this.m.key_age);
-        }
         Poll::Ready(result)
+    }
+}
+
+impl<S, T> Drop for Measured<'_, S, T> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.this.abandoned(self.op, self.key, self.start);
+        }
     }
 }
 
@@ -417,18 +385,16 @@ impl<S: KeyStore> KeyStore for Instrumented<S> {
                 self.clock.nanos_between(start, end),
                 span.as_ref(),
             );
-            if let Ok(value) = &result
-                && let Some(created) = value.created()
-            {
-                self.key_age.observe(created, end, &self.m.key_age);
-            }
             return Box::pin(std::future::ready(result));
         }
-        let mut call = Measured::started(self, Operation::Get, Some(key), span, start, || {
-            self.inner.get(key)
-        });
-        call.key_age = true;
-        Box::pin(call)
+        Box::pin(Measured::started(
+            self,
+            Operation::Get,
+            Some(key),
+            span,
+            start,
+            || self.inner.get(key),
+        ))
     }
 
     fn get_version<'s, 'k, 'v, 'f>(
@@ -501,16 +467,7 @@ impl<S: KeyStore> KeyStore for Instrumented<S> {
         's: 'f,
         Self: 'f,
     {
-        Box::pin(async move {
-            let result = self.inner.health().await;
-            self.m.up.set(i64::from(result.is_ok()));
-            self.board.update(
-                self.m.backend,
-                result.is_ok(),
-                None,
-                result.as_ref().err().map(|e| e.kind()),
-            );
-            result
-        })
+        // Health is the backend's, reported by the `BackendMonitor` below; nothing to count.
+        self.inner.health()
     }
 }

@@ -1,158 +1,183 @@
-//! `<p>_key_age_seconds{backend}`: the age of the oldest key version read in a rolling window,
-//! so "rotation overdue" can alert without a per-key label.
+//! `<p>_key_age_seconds{backend,store}`: the age of the oldest *current* key version, so
+//! "rotation overdue" can alert without a per-key label, and stops alerting once keys are
+//! rotated.
 //!
-//! Two adjacent windows (current and previous) keep the oldest creation time read in atomics;
-//! the gauge shows the age of the older, so an old key read once stays visible for between one
-//! and two windows. The wall clock is read at most once per second, or when a read brings an
-//! older version: a hot `get` usually costs two relaxed atomic loads and two comparisons here
-//! and writes nothing, so threads reading keys concurrently do not bounce these cache lines
-//! between cores. The once-a-second gate compares the latency clock's raw end reading (which
-//! the decorator already has) with a raw deadline, so nothing is scaled to nanoseconds per call.
+//! Fed by the [`BackendMonitor`](crate::BackendMonitor), below the cache: a `get` that reaches
+//! the backend returns the key's current version (a cache refreshes every key it serves at
+//! least once per TTL), a `store` writes a new current version, a `remove` ends the key.
+//! `get_version` reads an old version on purpose and is ignored. Per key the gauge keeps the
+//! current version's creation time and when the backend last said so; a key not seen for the
+//! window (default 1 h) is forgotten, so a key nobody uses any more stops counting. The value
+//! is computed when scraped: the age grows between reads, and falls as soon as the backend
+//! returns a rotated version, whether or not anything reads the old one again.
+//!
+//! The table is touched only on calls that reach the backend and on scrapes, never on a cache
+//! hit. At most `max_keys` (default 10,000) keys are tracked; beyond that, new keys are not.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use prometheus_client::metrics::gauge::Gauge;
+use kms_core::KeyName;
+use parking_lot::Mutex;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 
-use crate::clock::LatencyClock;
+/// Default [`window`](KeyAgeGauge::configure).
+pub(crate) const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
+/// Default most keys tracked.
+pub(crate) const DEFAULT_MAX_KEYS: usize = 10_000;
 
-const EMPTY: u64 = u64::MAX;
-
-pub(crate) struct KeyAge {
-    window_secs: u64,
-    /// Latency-clock raw units per second.
-    raw_per_second: u64,
-    /// The raw reading from which the next refresh may run (0: at once).
-    refresh_due: AtomicU64,
-    window_start: AtomicU64,
-    current_oldest: AtomicU64,
-    previous_oldest: AtomicU64,
+struct Tracked {
+    created: SystemTime,
+    seen: SystemTime,
 }
 
-fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+struct Table {
+    window: Duration,
+    max_keys: usize,
+    keys: HashMap<KeyName, Tracked>,
 }
 
-impl KeyAge {
-    pub(crate) fn new(window: Duration, clock: &LatencyClock) -> Self {
+impl Default for Table {
+    fn default() -> Self {
         Self {
-            window_secs: window.as_secs().max(1),
-            raw_per_second: clock.raw_per_second(),
-            refresh_due: AtomicU64::new(0),
-            window_start: AtomicU64::new(0),
-            current_oldest: AtomicU64::new(EMPTY),
-            previous_oldest: AtomicU64::new(EMPTY),
+            window: DEFAULT_WINDOW,
+            max_keys: DEFAULT_MAX_KEYS,
+            keys: HashMap::new(),
         }
+    }
+}
+
+impl Table {
+    fn prune(&mut self, now: SystemTime) {
+        let window = self.window;
+        self.keys
+            .retain(|_, t| now.duration_since(t.seen).unwrap_or_default() < window);
+    }
+}
+
+/// The gauge; clones share the table.
+#[derive(Clone, Default)]
+pub(crate) struct KeyAgeGauge(Arc<Mutex<Table>>);
+
+impl KeyAgeGauge {
+    pub(crate) fn configure(&self, window: Duration, max_keys: usize) {
+        let mut t = self.0.lock();
+        t.window = window;
+        t.max_keys = max_keys;
     }
 
-    /// Records a version created at `created`, read at raw clock reading `at`, and updates
-    /// `gauge`.
-    #[inline]
-    pub(crate) fn observe(&self, created: SystemTime, at: u64, gauge: &Gauge) {
-        // Loads first: the common case (refreshed less than a second ago, not older) writes
-        // nothing. `created` is compared as a time: building the bound from the stored seconds
-        // costs less than turning `created` into seconds (a `duration_since` call). No bound
-        // (nothing read yet) or a time before the epoch takes the slow path, which is right.
-        if at < self.refresh_due.load(Relaxed)
-            && UNIX_EPOCH
-                .checked_add(Duration::from_secs(self.current_oldest.load(Relaxed)))
-                .is_some_and(|oldest| created >= oldest)
-        {
+    /// The backend said `key`'s current version was created at `created` (seen at `now`).
+    pub(crate) fn current(&self, key: &KeyName, created: SystemTime, now: SystemTime) {
+        let mut t = self.0.lock();
+        if let Some(tracked) = t.keys.get_mut(key) {
+            *tracked = Tracked { created, seen: now };
             return;
         }
-        self.refresh(unix_secs(created), at, gauge);
+        if t.keys.len() >= t.max_keys {
+            t.prune(now);
+            if t.keys.len() >= t.max_keys {
+                return;
+            }
+        }
+        t.keys.insert(key.clone(), Tracked { created, seen: now });
     }
 
-    #[cold]
-    #[inline(never)]
-    fn refresh(&self, created: u64, at: u64, gauge: &Gauge) {
-        let was_oldest = self.current_oldest.fetch_min(created, Relaxed);
-        let due = self.refresh_due.load(Relaxed);
-        let next = at.saturating_add(self.raw_per_second);
-        // Not older: refresh only if the second is up and no other thread claimed it first.
-        if created >= was_oldest
-            && (at < due
-                || self
-                    .refresh_due
-                    .compare_exchange(due, next, Relaxed, Relaxed)
-                    .is_err())
-        {
-            return;
-        }
-        if created < was_oldest {
-            self.refresh_due.fetch_max(next, Relaxed);
-        }
-        let now = unix_secs(SystemTime::now());
-        let start = self.window_start.load(Relaxed);
-        if now.saturating_sub(start) >= self.window_secs
-            && self
-                .window_start
-                .compare_exchange(start, now, Relaxed, Relaxed)
-                .is_ok()
-        {
-            let last = self.current_oldest.swap(created, Relaxed);
-            // A gap longer than a window leaves nothing worth carrying over.
-            let carried = if now.saturating_sub(start) < 2 * self.window_secs {
-                last
-            } else {
-                EMPTY
-            };
-            self.previous_oldest.store(carried, Relaxed);
-        }
-        let oldest = self
-            .current_oldest
-            .load(Relaxed)
-            .min(self.previous_oldest.load(Relaxed));
-        if oldest != EMPTY {
-            gauge.set(i64::try_from(now.saturating_sub(oldest)).unwrap_or(i64::MAX));
-        }
+    /// `key` no longer exists.
+    pub(crate) fn removed(&self, key: &KeyName) {
+        self.0.lock().keys.remove(key);
     }
+
+    /// The gauge value at `now`: seconds since the oldest tracked current version was
+    /// created, 0 when no key is tracked.
+    pub(crate) fn age_at(&self, now: SystemTime) -> u64 {
+        let mut t = self.0.lock();
+        t.prune(now);
+        t.keys
+            .values()
+            .map(|k| now.duration_since(k.created).unwrap_or_default().as_secs())
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.0.lock().keys.len()
+    }
+}
+
+impl std::fmt::Debug for KeyAgeGauge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyAgeGauge").finish_non_exhaustive()
+    }
+}
+
+impl TypedMetric for KeyAgeGauge {
+    const TYPE: MetricType = MetricType::Gauge;
+}
+
+impl EncodeMetric for KeyAgeGauge {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let age = i64::try_from(self.age_at(SystemTime::now())).unwrap_or(i64::MAX);
+        encoder.encode_gauge(&age)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+/// `days` before `now` (tests).
+#[cfg(test)]
+fn days_ago(now: SystemTime, days: u64) -> SystemTime {
+    now - Duration::from_secs(days * 86_400)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn key(name: &str) -> KeyName {
+        KeyName::new(name).unwrap()
+    }
+
     #[test]
-    fn shows_the_oldest_version_read() {
-        let clock = LatencyClock::new();
-        let ages = KeyAge::new(Duration::from_secs(3600), &clock);
-        let gauge = Gauge::default();
+    fn follows_the_current_version_not_the_oldest_ever_read() {
+        let ages = KeyAgeGauge::default();
         let now = SystemTime::now();
-        ages.observe(now - Duration::from_secs(100), clock.raw(), &gauge);
-        assert!((100..110).contains(&gauge.get()), "{}", gauge.get());
-        // An older version updates the gauge at once, within the same second.
-        ages.observe(now - Duration::from_secs(5000), clock.raw(), &gauge);
-        assert!((5000..5010).contains(&gauge.get()), "{}", gauge.get());
-        // A newer one does not lower it.
-        ages.observe(now - Duration::from_secs(10), clock.raw(), &gauge);
-        assert!((5000..5010).contains(&gauge.get()), "{}", gauge.get());
+        ages.current(&key("a"), days_ago(now, 100), now);
+        ages.current(&key("b"), days_ago(now, 10), now);
+        assert_eq!(ages.age_at(now) / 86_400, 100);
+        // Rotation: the backend now returns a new version of `a`; nothing reads the old one.
+        ages.current(&key("a"), now, now);
+        assert_eq!(ages.age_at(now) / 86_400, 10);
+        // The age grows with time, with no reads at all.
+        let later = now + Duration::from_secs(1800);
+        assert_eq!(ages.age_at(later), 10 * 86_400 + 1800);
+        ages.removed(&key("b"));
+        assert_eq!(ages.age_at(later), 1800);
     }
 
     #[test]
-    fn refreshes_at_most_once_a_second_unless_older() {
-        let clock = LatencyClock::new();
-        let second = clock.raw_per_second();
-        let ages = KeyAge::new(Duration::from_secs(3600), &clock);
-        let gauge = Gauge::default();
-        let created = SystemTime::now() - Duration::from_secs(100);
-        let t0 = clock.raw();
-        ages.observe(created, t0, &gauge);
-        assert!((100..110).contains(&gauge.get()), "{}", gauge.get());
-        // Within the second a read of the same version does not refresh the gauge...
-        gauge.set(-1);
-        ages.observe(created, t0 + second / 2, &gauge);
-        assert_eq!(gauge.get(), -1);
-        // ...a second later it does.
-        ages.observe(created, t0 + second + 1, &gauge);
-        assert!((100..110).contains(&gauge.get()), "{}", gauge.get());
+    fn keys_not_seen_for_a_window_are_forgotten() {
+        let ages = KeyAgeGauge::default();
+        ages.configure(Duration::from_secs(60), 10);
+        let now = SystemTime::now();
+        ages.current(&key("old"), days_ago(now, 200), now);
+        assert_eq!(ages.age_at(now + Duration::from_secs(59)) / 86_400, 200);
+        assert_eq!(ages.age_at(now + Duration::from_secs(61)), 0);
+        assert_eq!(ages.tracked(), 0);
     }
 
     #[test]
-    fn raw_per_second_matches_the_clock_scaling() {
-        let clock = LatencyClock::new();
-        let per_second = clock.raw_per_second();
-        let nanos = clock.nanos_between(1_000, 1_000 + per_second);
-        assert!(nanos.abs_diff(1_000_000_000) < 1_000, "{nanos}");
+    fn the_table_is_bounded() {
+        let ages = KeyAgeGauge::default();
+        ages.configure(Duration::from_secs(60), 3);
+        let now = SystemTime::now();
+        for i in 0..10 {
+            ages.current(&key(&format!("k{i}")), now, now);
+        }
+        assert_eq!(ages.tracked(), 3);
     }
 }

@@ -1,33 +1,57 @@
-//! Label sets. Every value is a bounded, static string: backend, operation, status, error kind,
-//! never a key name or a value.
+//! Label sets. Every value is bounded: backend, operation, status, error kind and cause are
+//! static strings; `store` is a [`StoreName`](crate::StoreName) the service chose and
+//! registered (at most [`MAX_STORE_NAMES`](crate::MAX_STORE_NAMES) per `KmsMetrics`). Never a
+//! key name or a value.
+
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 
-/// `{operation, backend, status}`.
+/// `{operation, backend, store, status}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct OperationLabels {
     pub operation: &'static str,
     pub backend: &'static str,
+    pub store: Arc<str>,
     pub status: &'static str,
 }
 
-/// `{operation, backend, kind}`.
+/// `{operation, backend, store, kind}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ErrorLabels {
     pub operation: &'static str,
     pub backend: &'static str,
+    pub store: Arc<str>,
     pub kind: &'static str,
 }
 
-/// `{operation, backend}`.
+/// `{operation, backend, store}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct DurationLabels {
     pub operation: &'static str,
     pub backend: &'static str,
+    pub store: Arc<str>,
 }
 
-/// `{backend}`.
+/// `{backend, store}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct BackendLabels {
     pub backend: &'static str,
+    pub store: Arc<str>,
+}
+
+/// `{backend, store, cause}` (cache evictions).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct EvictionLabels {
+    pub backend: &'static str,
+    pub store: Arc<str>,
+    pub cause: &'static str,
+}
+
+/// `{backend, store, status}` (cache loads).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LoadLabels {
+    pub backend: &'static str,
+    pub store: Arc<str>,
+    pub status: &'static str,
 }

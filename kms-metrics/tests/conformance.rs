@@ -1,4 +1,5 @@
-//! The conformance suite over the instrumentation decorator.
+//! The conformance suite over the instrumentation decorators: the service-side `Instrumented`
+//! and the backend-side `Monitored` (with and without its health probe running).
 
 use kms_core::{MemoryStore, StoreBuilder};
 use kms_metrics::KmsMetrics;
@@ -8,7 +9,8 @@ fn instrumented(probe: bool) -> std::sync::Arc<dyn kms_core::KeyStore> {
     let metrics = KmsMetrics::register(&mut Registry::default());
     let interval = probe.then(|| std::time::Duration::from_millis(50));
     StoreBuilder::new(MemoryStore::new())
-        .layer(metrics.layer().health_probe(interval))
+        .layer(metrics.layer())
+        .layer(metrics.backend_monitor().probe_interval(interval))
         .build()
 }
 

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use kms_cache::CacheLayer;
 use kms_core::fault::FaultStore;
 use kms_core::{
-    CircuitBreakerLayer, ErrorKind, KeyName, KeyStoreExt, MemoryStore, Operation, RetryLayer,
-    StoreBuilder, TimeoutLayer,
+    CircuitBreakerLayer, ErrorKind, KeyStoreExt, MemoryStore, Operation, RetryLayer, StoreBuilder,
+    TimeoutLayer,
 };
 use kms_metrics::prometheus_client::registry::Registry;
 use kms_metrics::{FailureRecorder, FailureRecorderConfig, HealthStatus, KmsMetrics};
@@ -20,7 +20,8 @@ async fn operations_errors_and_durations_are_counted() {
     let mut registry = Registry::default();
     let metrics = KmsMetrics::register(&mut registry);
     let store = StoreBuilder::new(MemoryStore::new())
-        .layer(metrics.layer().health_probe(None))
+        .layer(metrics.layer())
+        .layer(metrics.backend_monitor().probe_interval(None))
         .build();
     store.put("app/db-password", "hunter2-value").await.unwrap();
     for _ in 0..3 {
@@ -35,26 +36,28 @@ async fn operations_errors_and_durations_are_counted() {
         value(
             &text,
             &format!(
-                r#"kms_key_operations_total{{operation="{op}",backend="memory",status="{status}"}}"#
+                r#"kms_key_operations_total{{operation="{op}",backend="memory",store="memory",status="{status}"}}"#
             ),
         )
     };
     assert_eq!(ops("get", "success"), 3.0);
-    assert_eq!(ops("get", "failure"), 1.0);
+    // Not found is an answer, not a failure (issue 20, input 2).
+    assert_eq!(ops("get", "not_found"), 1.0);
+    assert_eq!(ops("get", "failure"), 0.0);
     assert_eq!(ops("store", "success"), 1.0);
     assert_eq!(ops("remove", "success"), 1.0);
     assert_eq!(ops("list", "success"), 1.0);
     assert_eq!(
         value(
             &text,
-            r#"kms_key_operation_errors_total{operation="get",backend="memory",kind="not_found"}"#
+            r#"kms_key_operation_errors_total{operation="get",backend="memory",store="memory",kind="not_found"}"#
         ),
         1.0
     );
     assert_eq!(
         value(
             &text,
-            r#"kms_key_operation_duration_seconds_count{operation="get",backend="memory"}"#
+            r#"kms_key_operation_duration_seconds_count{operation="get",backend="memory",store="memory"}"#
         ),
         4.0
     );
@@ -66,7 +69,13 @@ async fn operations_errors_and_durations_are_counted() {
         first_bucket.contains("le=\"5e-5\"") || first_bucket.contains("le=\"0.00005\""),
         "{first_bucket}"
     );
-    assert_eq!(value(&text, r#"kms_key_backend_up{backend="memory"}"#), 1.0);
+    assert_eq!(
+        value(
+            &text,
+            r#"kms_key_backend_up{backend="memory",store="memory"}"#
+        ),
+        1.0
+    );
     // Bounded labels only: no key names, no values.
     assert!(
         !text.contains("db-password") && !text.contains("hunter2") && !text.contains("app/"),
@@ -106,14 +115,26 @@ async fn cache_hits_misses_and_size_come_from_the_cache_observer() {
     }
     let text = scrape(&registry);
     assert_eq!(
-        value(&text, r#"kms_key_cache_hits_total{backend="memory"}"#),
+        value(
+            &text,
+            r#"kms_key_cache_hits_total{backend="memory",store="memory"}"#
+        ),
         6.0
     );
     assert_eq!(
-        value(&text, r#"kms_key_cache_misses_total{backend="memory"}"#),
+        value(
+            &text,
+            r#"kms_key_cache_misses_total{backend="memory",store="memory"}"#
+        ),
         2.0
     );
-    assert_eq!(value(&text, r#"kms_key_cache_size{backend="memory"}"#), 2.0);
+    assert_eq!(
+        value(
+            &text,
+            r#"kms_key_cache_size{backend="memory",store="memory"}"#
+        ),
+        2.0
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -141,7 +162,7 @@ async fn the_circuit_gauge_follows_the_breaker() {
     assert_eq!(
         value(
             &scrape(&registry),
-            r#"kms_circuit_breaker_state{backend="memory"}"#
+            r#"kms_circuit_breaker_state{backend="memory",store="memory"}"#
         ),
         1.0
     );
@@ -163,7 +184,12 @@ async fn the_health_probe_drives_backend_up_and_stops_with_the_store() {
     let backend = FaultStore::new(MemoryStore::new());
     let faults = backend.handle();
     let store = StoreBuilder::new(backend)
-        .layer(metrics.layer().health_probe(Some(Duration::from_secs(10))))
+        .layer(metrics.layer())
+        .layer(
+            metrics
+                .backend_monitor()
+                .probe_interval(Some(Duration::from_secs(10))),
+        )
         .build();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(metrics.backend_up("memory"), Some(true));
@@ -178,6 +204,7 @@ async fn the_health_probe_drives_backend_up_and_stops_with_the_store() {
     faults.clear();
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(metrics.backend_up("memory"), Some(true));
+    assert_eq!(metrics.health_report().backends[0].last_error, None);
     let probes = faults.calls(Operation::Health);
     drop(store);
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -222,99 +249,190 @@ async fn audit_events_name_keys_never_values() {
 }
 
 #[test]
-fn failure_summary_finds_problematic_keys_and_top_reasons() {
-    let recorder = FailureRecorder::new(FailureRecorderConfig {
-        window: Duration::from_secs(3600),
-        ..FailureRecorderConfig::default()
-    });
+fn failure_summary_is_seed_000s_report() {
+    let recorder = FailureRecorder::new(FailureRecorderConfig::default());
     let now = SystemTime::now();
-    // Outside the window: ignored and dropped.
-    let fine_early = KeyName::new("db/fine").unwrap();
+    let hour = Duration::from_secs(3600);
+    // Two hours ago: inside 24 h, outside 1 h.
     recorder.record_at(
-        now - Duration::from_secs(7200),
-        Operation::Get,
-        Some(&fine_early),
-        Some(ErrorKind::Backend),
-        Duration::ZERO,
+        now - 2 * hour,
+        "decrypt",
+        Some("key-old"),
+        Some(ErrorKind::InvalidData),
+        Duration::from_millis(8),
     );
-    let flaky = KeyName::new("db/flaky").unwrap();
-    let fine = KeyName::new("db/fine").unwrap();
+    // key-flaky: 10 decrypts, 1 failed (10 %: problematic, the seed's >= 10 %).
     for i in 0..10 {
-        let failure = (i % 3 != 0).then_some(ErrorKind::Timeout);
+        let failure = (i == 0).then_some(ErrorKind::InvalidData);
         recorder.record_at(
             now,
-            Operation::Get,
-            Some(&flaky),
+            "decrypt",
+            Some("key-flaky"),
             failure,
-            Duration::from_millis(20),
+            Duration::from_millis(12),
         );
+    }
+    // key-rare: 4 decrypts, 2 failed (50 % but fewer than 5 operations: not problematic).
+    for i in 0..4 {
+        let failure = (i < 2).then_some(ErrorKind::InvalidData);
         recorder.record_at(
             now,
-            Operation::Get,
-            Some(&fine),
+            "decrypt",
+            Some("key-rare"),
+            failure,
+            Duration::from_millis(12),
+        );
+    }
+    // key-fine: 20 decrypts, all good; gets with not-found (answers, not failures).
+    for _ in 0..20 {
+        recorder.record_at(
+            now,
+            "decrypt",
+            Some("key-fine"),
             None,
-            Duration::from_millis(2),
+            Duration::from_millis(10),
+        );
+    }
+    for _ in 0..5 {
+        recorder.record_at(
+            now,
+            "get",
+            Some("db/missing"),
+            Some(ErrorKind::NotFound),
+            Duration::ZERO,
         );
     }
     recorder.record_at(
         now,
-        Operation::Store,
-        Some(&fine),
-        Some(ErrorKind::PermissionDenied),
-        Duration::ZERO,
+        "generate_data_key",
+        None,
+        Some(ErrorKind::Timeout),
+        Duration::from_millis(45),
+    );
+    recorder.record_at(
+        now,
+        "generate_data_key",
+        None,
+        None,
+        Duration::from_millis(45),
     );
 
-    let summary = recorder.summary_at(now);
-    assert_eq!(summary.total_operations, 21);
-    assert_eq!(summary.problematic_keys.len(), 1);
-    assert_eq!(summary.problematic_keys[0].key, "db/flaky");
-    assert_eq!(summary.problematic_keys[0].failures, 6);
-    assert_eq!(summary.top_failure_reasons[0].reason, "timeout");
-    assert_eq!(summary.top_failure_reasons[0].count, 6);
-    assert!((summary.failure_rate["get"] - 0.3).abs() < 1e-9);
-    assert_eq!(summary.failure_rate["store"], 1.0);
-    let get_ok = summary
-        .by_operation
-        .iter()
-        .find(|s| s.operation == "get" && s.status == "success")
-        .unwrap();
-    assert_eq!(get_ok.count, 14);
-    assert_eq!(recorder.len(), 21, "the out-of-window record was dropped");
-    let json = serde_json::to_string(&summary).unwrap();
-    assert!(
-        json.contains("\"problematic_keys\":[{\"key\":\"db/flaky\""),
-        "{json}"
+    let day = recorder.summary_at(now, 24 * hour);
+    assert_eq!(day.timeframe_hours, 24.0);
+    assert!(!day.truncated);
+    assert_eq!(day.total_operations, 42);
+    let hour_summary = recorder.summary_at(now, hour);
+    assert_eq!(hour_summary.timeframe_hours, 1.0);
+    assert_eq!(
+        hour_summary.total_operations, 41,
+        "the 2 h old record is outside 1 h"
     );
+
+    let s = hour_summary;
+    let rate = |op: &str| {
+        s.failure_rates
+            .iter()
+            .find(|r| r.operation == op)
+            .unwrap()
+            .failure_rate
+    };
+    // Percent, as the seed: 3 failed of 34 decrypts.
+    assert!((rate("decrypt") - 300.0 / 34.0).abs() < 1e-9);
+    assert_eq!(rate("generate_data_key"), 50.0);
+    assert_eq!(rate("get"), 0.0, "not found is an answer");
+    // By operation and reason.
+    assert_eq!(s.top_failures[0].operation, "decrypt");
+    assert_eq!(s.top_failures[0].reason, "invalid_data");
+    assert_eq!(s.top_failures[0].count, 3);
+    assert_eq!(s.top_failures[1].operation, "generate_data_key");
+    assert_eq!(s.top_failures[1].reason, "timeout");
+    assert_eq!(s.top_failures.len(), 2);
+    // >= 5 decrypts and >= 10 % failed.
+    assert_eq!(s.problematic_keys.len(), 1, "{:?}", s.problematic_keys);
+    assert_eq!(s.problematic_keys[0].key_id, "key-flaky");
+    assert_eq!(s.problematic_keys[0].total_operations, 10);
+    assert_eq!(s.problematic_keys[0].failure_rate, 10.0);
+    let decrypt_ok = s
+        .metrics
+        .iter()
+        .find(|m| m.operation == "decrypt" && m.status == "success")
+        .unwrap();
+    assert_eq!(decrypt_ok.count, 31);
+    let get_missing = s
+        .metrics
+        .iter()
+        .find(|m| m.operation == "get" && m.status == "not_found")
+        .unwrap();
+    assert_eq!(get_missing.count, 5);
+
+    let json = serde_json::to_value(&s).unwrap();
+    for field in [
+        "metrics",
+        "failureRates",
+        "topFailures",
+        "timeframeHours",
+        "truncated",
+    ] {
+        assert!(json.get(field).is_some(), "{field} in {json}");
+    }
+    assert_eq!(json["topFailures"][0]["reason"], "invalid_data");
+    assert!(json["metrics"][0]["avg_duration"].as_f64().is_some());
 }
 
 #[test]
-fn the_recorder_is_bounded() {
+fn a_bounded_recorder_says_what_span_it_covers() {
     let recorder = FailureRecorder::new(FailureRecorderConfig {
         max_records: 100,
+        queue: 16,
         ..FailureRecorderConfig::default()
     });
-    for _ in 0..1000 {
-        recorder.record(Operation::Get, None, None, Duration::ZERO);
+    let now = SystemTime::now();
+    // 1000 records over the last 1000 minutes; only the last 100 fit.
+    for i in 0..1000u64 {
+        recorder.record_at(
+            now - Duration::from_secs(60 * (1000 - i)),
+            "get",
+            None,
+            None,
+            Duration::ZERO,
+        );
     }
     assert_eq!(recorder.len(), 100);
+    let day = recorder.summary_at(now, Duration::from_secs(24 * 3600));
+    assert!(day.truncated, "24 h asked, about 100 minutes held");
+    assert!(
+        (99 * 60..=101 * 60).contains(&day.covered_seconds),
+        "{}",
+        day.covered_seconds
+    );
+    assert!(day.total_operations <= 100);
+    // A timeframe inside what is held is complete.
+    let recent = recorder.summary_at(now, Duration::from_secs(30 * 60));
+    assert!(!recent.truncated);
+    assert_eq!(recent.covered_seconds, 30 * 60);
+    assert_eq!(recent.total_operations, 30);
 }
 
 #[tokio::test]
 async fn the_layer_feeds_the_failure_recorder() {
     let recorder = FailureRecorder::new(FailureRecorderConfig::default());
     let metrics = KmsMetrics::register(&mut Registry::default());
-    let store = StoreBuilder::new(MemoryStore::new())
-        .layer(
-            metrics
-                .layer()
-                .health_probe(None)
-                .failure_recorder(recorder.clone()),
-        )
+    let backend = FaultStore::new(MemoryStore::new());
+    let faults = backend.handle();
+    let store = StoreBuilder::new(backend)
+        .layer(metrics.layer().failure_recorder(recorder.clone()))
         .build();
     store.put("k", "v").await.unwrap();
     let _ = store.get_value("missing").await;
-    let summary = recorder.summary();
-    assert_eq!(summary.total_operations, 2);
-    assert_eq!(summary.top_failure_reasons[0].reason, "not_found");
-    assert!(!recorder.summary_json().contains("\"v\""));
+    faults.fail_next(Operation::Get, 1, ErrorKind::Unavailable);
+    let _ = store.get_value("k").await;
+    let summary = recorder.summary(Duration::from_secs(3600));
+    assert_eq!(summary.total_operations, 3);
+    assert_eq!(summary.top_failures[0].operation, "get");
+    assert_eq!(summary.top_failures[0].reason, "unavailable");
+    assert!(
+        !recorder
+            .summary_json(Duration::from_secs(60))
+            .contains("\"v\"")
+    );
 }

@@ -18,7 +18,7 @@ fn ops(text: &str, backend: &str, op: &str, status: &str) -> f64 {
     value(
         text,
         &format!(
-            r#"kms_key_operations_total{{operation="{op}",backend="{backend}",status="{status}"}}"#
+            r#"kms_key_operations_total{{operation="{op}",backend="{backend}",store="{backend}",status="{status}"}}"#
         ),
     )
 }
@@ -27,7 +27,7 @@ fn errors(text: &str, backend: &str, op: &str, kind: &str) -> f64 {
     value(
         text,
         &format!(
-            r#"kms_key_operation_errors_total{{operation="{op}",backend="{backend}",kind="{kind}"}}"#
+            r#"kms_key_operation_errors_total{{operation="{op}",backend="{backend}",store="{backend}",kind="{kind}"}}"#
         ),
     )
 }
@@ -74,14 +74,14 @@ async fn local_provider_calls_are_counted_by_operation_and_outcome() {
     assert_eq!(
         value(
             &text,
-            r#"kms_key_operation_duration_seconds_count{operation="decrypt",backend="local"}"#
+            r#"kms_key_operation_duration_seconds_count{operation="decrypt",backend="local",store="local"}"#
         ),
         3.0
     );
     assert_eq!(
         value(
             &text,
-            r#"kms_key_operation_duration_seconds_count{operation="generate_data_key",backend="local"}"#
+            r#"kms_key_operation_duration_seconds_count{operation="generate_data_key",backend="local",store="local"}"#
         ),
         1.0
     );
@@ -190,4 +190,158 @@ async fn failures_are_counted_by_kind_and_audited_without_secrets() {
     for secret in ["TOPSECRET", "CIPHERTEXT", "acme", "tenant"] {
         assert!(!out.contains(secret), "{secret} leaked:\n{out}");
     }
+}
+
+/// A KMS whose outage the test switches on and off.
+#[derive(Debug, Default)]
+struct Switchable {
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Display for Switchable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Switchable")
+    }
+}
+
+impl Switchable {
+    fn check(&self) -> Result<()> {
+        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(
+                Error::new(ErrorKind::Unavailable, "kms endpoint unreachable")
+                    .with_backend("aws_kms"),
+            )
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl CryptoProvider for Switchable {
+    fn provider(&self) -> &'static str {
+        "aws_kms"
+    }
+    async fn encrypt(&self, _: &SecretValue, _: &EncryptionContext) -> Result<Vec<u8>> {
+        self.check().map(|()| b"sealed".to_vec())
+    }
+    async fn decrypt(&self, _: &[u8], _: &EncryptionContext) -> Result<SecretValue> {
+        self.check().map(|()| SecretValue::from("plain"))
+    }
+    async fn generate_data_key(&self, ctx: &EncryptionContext) -> Result<DataKey> {
+        self.check()?;
+        LocalKeyProvider::generate().generate_data_key(ctx).await
+    }
+}
+
+/// Issue 20, input 5: 50 failing generate-data-key/decrypt calls put the provider in the
+/// health report and `backend_up{backend="aws_kms"}` at 0; its probe (a data key generation)
+/// sees it come back.
+#[tokio::test(start_paused = true)]
+async fn a_provider_outage_shows_in_backend_up_and_health() {
+    let mut registry = Registry::default();
+    let metrics = KmsMetrics::register(&mut registry);
+    let provider = Arc::new(metrics.instrument_provider(Switchable::default()));
+    provider.spawn_probe(
+        std::time::Duration::from_secs(15),
+        std::time::Duration::from_secs(5),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    assert_eq!(
+        metrics.backend_up("aws_kms"),
+        Some(true),
+        "the first probe ran"
+    );
+
+    provider
+        .inner()
+        .down
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let ctx = context();
+    for _ in 0..25 {
+        assert!(provider.generate_data_key(&ctx).await.is_err());
+        assert!(provider.decrypt(b"x", &ctx).await.is_err());
+    }
+    let text = scrape(&registry);
+    assert_eq!(
+        value(
+            &text,
+            r#"kms_key_backend_up{backend="aws_kms",store="aws_kms"}"#
+        ),
+        0.0
+    );
+    assert_eq!(ops(&text, "aws_kms", "decrypt", "failure"), 25.0);
+    let report = metrics.health_report();
+    assert_eq!(report.status, kms_metrics::HealthStatus::Down);
+    assert_eq!(report.backends[0].backend, "aws_kms");
+    assert_eq!(report.backends[0].last_error_kind, Some("unavailable"));
+    assert!(
+        report.backends[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("kms endpoint unreachable")
+    );
+
+    // Back: the next probe (15 s later) marks it up without any call from the service.
+    provider
+        .inner()
+        .down
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+    assert_eq!(metrics.backend_up("aws_kms"), Some(true));
+    let report = metrics.health_report();
+    assert_eq!(report.status, kms_metrics::HealthStatus::Ok);
+    assert!(report.backends[0].probe_latency_ms.is_some());
+    // Probes are not operations.
+    assert_eq!(
+        ops(
+            &scrape(&registry),
+            "aws_kms",
+            "generate_data_key",
+            "success"
+        ),
+        0.0
+    );
+}
+
+/// Issue 20, input 8 for providers: a decrypt given up on is `abandoned`.
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_provider_call_is_counted() {
+    #[derive(Debug)]
+    struct Hanging;
+    impl std::fmt::Display for Hanging {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Hanging")
+        }
+    }
+    #[async_trait]
+    impl CryptoProvider for Hanging {
+        fn provider(&self) -> &'static str {
+            "hanging"
+        }
+        async fn encrypt(&self, _: &SecretValue, _: &EncryptionContext) -> Result<Vec<u8>> {
+            std::future::pending().await
+        }
+        async fn decrypt(&self, _: &[u8], _: &EncryptionContext) -> Result<SecretValue> {
+            std::future::pending().await
+        }
+        async fn generate_data_key(&self, _: &EncryptionContext) -> Result<DataKey> {
+            std::future::pending().await
+        }
+    }
+    let mut registry = Registry::default();
+    let metrics = KmsMetrics::register(&mut registry);
+    let provider = metrics.instrument_provider(Hanging);
+    let ctx = context();
+    let call = provider.decrypt(b"x", &ctx);
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(50), call)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        ops(&scrape(&registry), "hanging", "decrypt", "abandoned"),
+        1.0
+    );
 }

@@ -162,7 +162,8 @@ async fn over_the_cache_hits_are_answered_at_once_and_still_measured() {
         assert!(has(hit, "outcome", "success"), "{hit:?}");
         assert!(hit.iter().any(|(n, _)| n == "latency_us"), "{hit:?}");
     }
-    assert!(has(&gets[3], "outcome", "failure"), "{:?}", gets[3]);
+    // Not found is an answer, not a failure (issue 20, input 2).
+    assert!(has(&gets[3], "outcome", "not_found"), "{:?}", gets[3]);
 
     let mut text = String::new();
     kms_metrics::prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
@@ -172,15 +173,21 @@ async fn over_the_cache_hits_are_answered_at_once_and_still_measured() {
             .unwrap_or_else(|| panic!("no {series} in\n{text}"))
     };
     assert_eq!(
-        line(r#"kms_key_operations_total{operation="get",backend="memory",status="success"}"#),
+        line(
+            r#"kms_key_operations_total{operation="get",backend="memory",store="memory",status="success"}"#
+        ),
         "3"
     );
     assert_eq!(
-        line(r#"kms_key_operations_total{operation="get",backend="memory",status="failure"}"#),
+        line(
+            r#"kms_key_operations_total{operation="get",backend="memory",store="memory",status="not_found"}"#
+        ),
         "1"
     );
     assert_eq!(
-        line(r#"kms_key_operation_duration_seconds_count{operation="get",backend="memory"}"#),
+        line(
+            r#"kms_key_operation_duration_seconds_count{operation="get",backend="memory",store="memory"}"#
+        ),
         "4"
     );
 }

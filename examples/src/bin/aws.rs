@@ -34,7 +34,7 @@ async fn main() -> Result<(), kms_core::Error> {
             .static_credentials("testing", "testing".to_owned(), None)
     };
     println!("connection: {connection:?}");
-    let config = connection.load().await;
+    let config = connection.load().await?;
 
     // Secrets Manager, under a namespace, behind metrics → cache → breaker/retry/timeout.
     let mut registry = Registry::default();
@@ -44,7 +44,7 @@ async fn main() -> Result<(), kms_core::Error> {
         .description("written by the kms-examples aws program")
         .tag("owner", "kms-examples")
         .deletion(Deletion::Force)?
-        .build();
+        .build()?;
     let store = StoreBuilder::new(sm.clone())
         .layer(metrics.layer().health_probe(None))
         .layer(CacheLayer::new().observer(metrics.cache_observer("aws")))
@@ -111,7 +111,7 @@ async fn main() -> Result<(), kms_core::Error> {
     };
     // Instrumented: encrypt/decrypt/generate_data_key show up in the same metric families,
     // with backend="aws_kms".
-    let kms = Arc::new(metrics.instrument_provider(AwsKmsProvider::new(&config, kms_key)));
+    let kms = Arc::new(metrics.instrument_provider(AwsKmsProvider::new(&config, kms_key)?));
     let backing = Arc::new(MemoryStore::new());
     let sealed = StoreBuilder::new(backing.clone())
         .layer(

@@ -1,26 +1,30 @@
 //! KV v2 on Vault/OpenBao, then the same store wrapped in envelope encryption with Transit.
 //!
-//! Reads `VAULT_ADDR` and `VAULT_TOKEN` (default: the dev server, `http://127.0.0.1:8200` and
-//! token `root`, as `scripts/peers/openbao.sh` starts it).
+//! Reads `VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_NAMESPACE`, `VAULT_CACERT` (or their `BAO_*`
+//! spellings) as the `vault` CLI does; without them, the dev server `scripts/peers/openbao.sh`
+//! starts (`http://127.0.0.1:8200`, token `root`).
 
 use std::sync::Arc;
 
-use kms_backend_vault::{VaultAuth, VaultClient, VaultStore, VaultTransitProvider};
+use kms_backend_vault::{VaultClientBuilder, VaultStore, VaultTransitProvider};
 use kms_core::envelope::EnvelopeLayer;
 use kms_core::{EncryptionContext, KeyName, KeyPrefix, KeyStore, StoreBuilder};
 
 #[tokio::main]
 async fn main() -> Result<(), kms_core::Error> {
-    let addr = std::env::var("VAULT_ADDR").unwrap_or_else(|_| "http://127.0.0.1:8200".into());
-    let token = std::env::var("VAULT_TOKEN").unwrap_or_else(|_| "root".into());
-    let client = VaultClient::builder(&addr)
-        .auth(VaultAuth::token(token))
-        .build()
-        .await?;
+    let client = VaultClientBuilder::from_env_with(|name| {
+        std::env::var(name).ok().or_else(|| match name {
+            "BAO_ADDR" => Some("http://127.0.0.1:8200".into()),
+            "BAO_TOKEN" => Some("root".into()),
+            _ => None,
+        })
+    })
+    .build()
+    .await?;
     println!("client: {client:?}");
     let store = VaultStore::builder(client.clone())
-        .prefix("kms-example")?
-        .build();
+        .prefix("kms-example")
+        .build()?;
     store.health().await?;
 
     let key = KeyName::new(format!("db/password-{}", std::process::id()))?;
@@ -49,7 +53,7 @@ async fn main() -> Result<(), kms_core::Error> {
         Ok(_) => println!("unexpected: still readable"),
     }
 
-    let transit = VaultTransitProvider::new(client, "kms-example");
+    let transit = VaultTransitProvider::new(client, "kms-example")?;
     transit.ensure_key().await?;
     let sealed = StoreBuilder::new(store)
         .layer(

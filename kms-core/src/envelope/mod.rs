@@ -30,6 +30,7 @@
 
 pub mod format;
 mod key_cache;
+mod recent_writes;
 
 use std::fmt;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ use async_trait::async_trait;
 
 use key_cache::DataKeyCache;
 pub use key_cache::DataKeyCachePolicy;
+use recent_writes::RecentWrites;
 
 use crate::crypto::{CryptoProvider, EncryptionContext};
 use crate::error::{Error, ErrorKind, Result};
@@ -47,6 +49,7 @@ use crate::key_name::{KeyName, KeyPrefix};
 use crate::layer::Layer;
 use crate::secret::{SecretMeta, SecretValue, StoredSecret};
 use crate::store::{Capabilities, KeyStore, check_value_len};
+use crate::write_id::WriteContext;
 
 /// Configuration of the envelope decorator; a [`Layer`].
 #[derive(Clone)]
@@ -88,6 +91,7 @@ impl EnvelopeLayer {
             provider: self.provider.clone(),
             context: self.context.clone(),
             cache: DataKeyCache::new(self.policy),
+            recent: RecentWrites::default(),
         }
     }
 }
@@ -114,6 +118,7 @@ pub struct Envelope<S> {
     provider: Arc<dyn CryptoProvider>,
     context: EncryptionContext,
     cache: DataKeyCache,
+    recent: RecentWrites,
 }
 
 impl<S: KeyStore> Envelope<S> {
@@ -246,7 +251,23 @@ impl<S: KeyStore> KeyStore for Envelope<S> {
 
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
         check_value_len(&value, self.capabilities().max_value_len)?;
+        let Some(write) = WriteContext::current() else {
+            let sealed = self.seal(key, &value).await?;
+            return self.inner.store(key, sealed).await;
+        };
+        // A repeated attempt of one logical write sends the same ciphertext again, so the
+        // backend below can recognise the repeat (AWS compares the value sent with a known
+        // `ClientRequestToken`); it is reused only if it still opens to the value asked for.
+        if write.is_repeat()
+            && let Some(sealed) = self.recent.find(write.id(), key)
+        {
+            let opened = self.open(key, StoredSecret::new(sealed.clone())).await.ok();
+            if opened.is_some_and(|o| o.value == value) {
+                return self.inner.store(key, sealed).await;
+            }
+        }
         let sealed = self.seal(key, &value).await?;
+        self.recent.remember(write.id(), key, sealed.clone());
         self.inner.store(key, sealed).await
     }
 

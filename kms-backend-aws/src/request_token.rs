@@ -1,0 +1,48 @@
+//! The `ClientRequestToken` that makes one logical write one Secrets Manager version.
+
+use kms_core::write_id::WriteContext;
+
+/// The token of the write under way.
+///
+/// Inside a [`WriteContext`] (kms-core's retry layer opens one around every attempt of a
+/// `store`), the context's id: every attempt of the logical write sends the same token, and AWS
+/// answers a repeat of a `PutSecretValue` whose token and value it already has with the version
+/// that token made, creating no second version ([PutSecretValue], `ClientRequestToken`).
+/// Outside one, a fresh token for this call, shared by its Put, its Create and a re-Put after
+/// a create race.
+///
+/// Both are 32 lowercase hex digits; AWS requires 32 to 64 characters.
+///
+/// [PutSecretValue]: https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html
+pub(crate) fn for_this_write() -> String {
+    match WriteContext::current() {
+        Some(write) => write.id().to_owned(),
+        None => WriteContext::new().id().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_a_write_each_call_has_its_own_token() {
+        let (a, b) = (for_this_write(), for_this_write());
+        for t in [&a, &b] {
+            assert_eq!(t.len(), 32, "{t}");
+            assert!(t.bytes().all(|c| c.is_ascii_hexdigit()), "{t}");
+        }
+        assert_ne!(a, b);
+    }
+
+    #[tokio::test]
+    async fn inside_a_write_every_call_sends_its_id() {
+        let write = WriteContext::new();
+        let id = write.id().to_owned();
+        let (a, b) = write
+            .scope(async { (for_this_write(), for_this_write()) })
+            .await;
+        assert_eq!(a, id);
+        assert_eq!(b, id);
+    }
+}

@@ -1,0 +1,468 @@
+//! [`VaultClientBuilder`]: address, auth, namespace, TLS and timing settings, validated at
+//! build; [`from_env`](VaultClientBuilder::from_env) reads the `vault` CLI's variables.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kms_core::{Error, ErrorKind, Result};
+use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::auth::VaultAuth;
+use crate::client::VaultClient;
+use crate::config_path::config_path;
+use crate::error_map::BACKEND;
+
+/// The address the `vault` CLI uses when `VAULT_ADDR` is not set.
+pub const DEFAULT_ADDRESS: &str = "https://127.0.0.1:8200";
+
+/// Builds a [`VaultClient`].
+///
+/// Settings are checked when the client is built ([`build`](Self::build) or
+/// [`build_lazy`](Self::build_lazy)); a bad one is an [`ErrorKind::Configuration`] error
+/// naming it.
+pub struct VaultClientBuilder {
+    pub(crate) address: String,
+    pub(crate) auth: VaultAuth,
+    pub(crate) namespace: Option<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) ca_pem: Vec<Vec<u8>>,
+    pub(crate) ca_files: Vec<(&'static str, PathBuf)>,
+    pub(crate) identity_pem: Option<SecretString>,
+    pub(crate) renew_fraction: f64,
+    pub(crate) min_relogin_interval: Duration,
+    /// A setting from the environment that could not be parsed, reported by `build`.
+    pub(crate) deferred: Option<Error>,
+    /// Where the token came from when none was given (for the "no token" message).
+    pub(crate) token_source: &'static str,
+}
+
+impl fmt::Debug for VaultClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultClientBuilder")
+            .field("address", &self.address)
+            .field("auth", &self.auth)
+            .field("namespace", &self.namespace)
+            .field("timeout", &self.timeout)
+            .field("ca_certs", &(self.ca_pem.len() + self.ca_files.len()))
+            .field(
+                "client_identity",
+                &self.identity_pem.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("renew_fraction", &self.renew_fraction)
+            .field("min_relogin_interval", &self.min_relogin_interval)
+            .finish()
+    }
+}
+
+impl VaultClientBuilder {
+    pub(crate) fn new(address: String) -> Self {
+        Self {
+            address,
+            auth: VaultAuth::token(String::new()),
+            namespace: None,
+            timeout: Duration::from_secs(10),
+            ca_pem: Vec::new(),
+            ca_files: Vec::new(),
+            identity_pem: None,
+            renew_fraction: 2.0 / 3.0,
+            min_relogin_interval: Duration::from_secs(10),
+            deferred: None,
+            token_source: "no token was configured (VaultAuth::token, or VAULT_TOKEN with from_env)",
+        }
+    }
+
+    /// A builder configured the way the `vault` CLI is, from the process environment:
+    ///
+    /// | Variable (then its OpenBao spelling) | Setting |
+    /// |---|---|
+    /// | `VAULT_ADDR` / `BAO_ADDR` | the address (default `https://127.0.0.1:8200`, as the CLI) |
+    /// | `VAULT_TOKEN` / `BAO_TOKEN` | [`VaultAuth::token`] |
+    /// | `VAULT_NAMESPACE` / `BAO_NAMESPACE` | [`namespace`](Self::namespace) |
+    /// | `VAULT_CACERT` / `BAO_CACERT` | a PEM CA file, read at build ([`ca_cert_pem`](Self::ca_cert_pem)) |
+    /// | `VAULT_CLIENT_TIMEOUT` / `BAO_CLIENT_TIMEOUT` | [`timeout`](Self::timeout): seconds (`30`) or a duration (`30s`) |
+    ///
+    /// Not read: `VAULT_SKIP_VERIFY` (never disables TLS checks), `VAULT_CAPATH`,
+    /// `VAULT_CLIENT_CERT`/`VAULT_CLIENT_KEY` (use
+    /// [`client_identity_pem`](Self::client_identity_pem)) and the CLI's `~/.vault-token`.
+    /// Later builder calls override what the environment set. A value that cannot be parsed
+    /// is an [`ErrorKind::Configuration`] error from `build`, naming the variable.
+    pub fn from_env() -> Self {
+        Self::from_env_with(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) with another source of variables (`lookup(name)` returns a
+    /// variable's value), for tests and for services that keep their settings elsewhere.
+    pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        // The `vault` CLI's name first, then the OpenBao CLI's; empty counts as unset.
+        let get = |vault: &'static str, bao: &'static str| {
+            lookup(vault)
+                .filter(|v| !v.is_empty())
+                .map(|v| (vault, v))
+                .or_else(|| lookup(bao).filter(|v| !v.is_empty()).map(|v| (bao, v)))
+        };
+        let mut builder = Self::new(
+            get("VAULT_ADDR", "BAO_ADDR")
+                .map(|(_, v)| v)
+                .unwrap_or_else(|| DEFAULT_ADDRESS.into()),
+        );
+        builder.token_source = "VAULT_TOKEN (or BAO_TOKEN) is not set";
+        if let Some((_, token)) = get("VAULT_TOKEN", "BAO_TOKEN") {
+            builder.auth = VaultAuth::token(token);
+        }
+        if let Some((_, ns)) = get("VAULT_NAMESPACE", "BAO_NAMESPACE") {
+            builder.namespace = Some(ns);
+        }
+        if let Some((var, path)) = get("VAULT_CACERT", "BAO_CACERT") {
+            builder.ca_files.push((var, PathBuf::from(path)));
+        }
+        if let Some((var, text)) = get("VAULT_CLIENT_TIMEOUT", "BAO_CLIENT_TIMEOUT") {
+            let parsed = text
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .or_else(|_| humantime::parse_duration(text.trim()));
+            match parsed {
+                Ok(d) if !d.is_zero() => builder.timeout = d,
+                _ => {
+                    builder.deferred = Some(config_error(format!(
+                        "{var}={text:?} is not a timeout (seconds, or a duration like \"30s\")"
+                    )));
+                }
+            }
+        }
+        builder
+    }
+
+    /// Authentication (default: no token, which `build` rejects as unauthenticated).
+    #[must_use]
+    pub fn auth(mut self, auth: VaultAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Sends `X-Vault-Namespace` on every request (Vault Enterprise, OpenBao).
+    ///
+    /// One canonical form: surrounding `/` are dropped, and the root namespace (`""`, `"/"`,
+    /// `"root"`, or a leading `root/`) sends no header at all (Vault would read a header
+    /// `root` as a child namespace named `root`). Each segment is checked like a key name.
+    #[must_use]
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// The per-request timeout (default 10 s); a request that takes longer fails with
+    /// [`ErrorKind::Timeout`].
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Trusts this PEM CA certificate (may be called more than once) besides the system roots.
+    #[must_use]
+    pub fn ca_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem.push(pem.into());
+        self
+    }
+
+    /// Presents a client certificate: the PEM certificate chain followed by its private key.
+    #[must_use]
+    pub fn client_identity_pem(mut self, pem: impl Into<String>) -> Self {
+        self.identity_pem = Some(SecretString::from(pem.into()));
+        self
+    }
+
+    /// Renews the token when this fraction of its lease has passed (default 2/3, clamped to
+    /// 0.1..=0.9).
+    #[must_use]
+    pub fn renew_fraction(mut self, fraction: f64) -> Self {
+        self.renew_fraction = fraction.clamp(0.1, 0.9);
+        self
+    }
+
+    /// The shortest time between two logins caused by Vault rejecting the token (default
+    /// 10 s). A token rejected again sooner than this after a login is
+    /// [`ErrorKind::Unauthenticated`] without another login, so a server or proxy that keeps
+    /// rejecting tokens cannot cause a login storm (or burn AppRole secret-id uses).
+    #[must_use]
+    pub fn min_relogin_interval(mut self, interval: Duration) -> Self {
+        self.min_relogin_interval = interval;
+        self
+    }
+
+    /// Builds the client, then connects: logs in (AppRole, Kubernetes) or looks the token up,
+    /// and starts background renewal if the token is renewable.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::Configuration`]: a bad setting (address, namespace, auth mount, CA
+    ///   file, TLS material), an address that is not a Vault server, or no Tokio runtime
+    ///   (the client's I/O needs one: call it from `#[tokio::main]` or a runtime's
+    ///   `block_on`).
+    /// - [`ErrorKind::Unauthenticated`]: no token, a token Vault rejects, a login rejected.
+    /// - [`ErrorKind::Unavailable`] / [`ErrorKind::Timeout`]: the server cannot be reached
+    ///   (the message names the address and the cause). To start before Vault is up, use
+    ///   [`build_lazy`](Self::build_lazy).
+    pub async fn build(self) -> Result<VaultClient> {
+        crate::client::require_runtime("VaultClientBuilder::build")?;
+        let client = self.build_lazy()?;
+        client.connect().await?;
+        Ok(client)
+    }
+
+    /// Builds the client without any I/O (like tonic's `connect_lazy`): settings are checked
+    /// now; the login or token lookup happens on first use, once, shared by concurrent
+    /// callers, and is tried again on the next call if it fails. Needs no runtime to build
+    /// (a runtime is needed to use it).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`] for a bad setting, as [`build`](Self::build).
+    pub fn build_lazy(self) -> Result<VaultClient> {
+        if let Some(e) = self.deferred {
+            return Err(e);
+        }
+        let (base, address) = parse_address(&self.address)?;
+        let namespace = match &self.namespace {
+            Some(ns) => canonical_namespace(ns)?,
+            None => None,
+        };
+        if let Some(mount) = self.auth.mount() {
+            config_path("auth mount", mount)?;
+        }
+        let mut http = reqwest::Client::builder().timeout(self.timeout);
+        let mut pems: Vec<(String, Vec<u8>)> = self
+            .ca_pem
+            .into_iter()
+            .map(|p| ("CA certificate".to_owned(), p))
+            .collect();
+        for (var, path) in &self.ca_files {
+            let pem = std::fs::read(path).map_err(|e| {
+                config_error(format!(
+                    "{var}: cannot read the CA file {}: {}",
+                    path.display(),
+                    e.kind()
+                ))
+            })?;
+            pems.push((format!("{var} ({})", path.display()), pem));
+        }
+        for (what, pem) in &pems {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| config_error(format!("bad {what}: no PEM certificate in it")))?;
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        if let Some(pem) = &self.identity_pem {
+            let identity = reqwest::Identity::from_pem(pem.expose_secret().as_bytes())
+                .map_err(|_| config_error("bad client certificate or key PEM".into()))?;
+            http = http.identity(identity);
+        }
+        let http = http
+            .build()
+            .map_err(|e| config_error(format!("cannot build the HTTP client: {e}")))?;
+        if let VaultAuth::Token(t) = &self.auth
+            && t.expose_secret().is_empty()
+        {
+            return Err(Error::new(
+                ErrorKind::Unauthenticated,
+                format!("no Vault token: {}", self.token_source),
+            )
+            .with_backend(BACKEND));
+        }
+        Ok(VaultClient::from_parts(
+            http,
+            base,
+            address,
+            namespace,
+            self.auth,
+            self.renew_fraction,
+            self.min_relogin_interval,
+        ))
+    }
+}
+
+pub(crate) fn config_error(what: String) -> Error {
+    Error::new(ErrorKind::Configuration, what).with_backend(BACKEND)
+}
+
+/// The API base (`<address>/v1`) and the address as shown in messages (no user info).
+fn parse_address(raw: &str) -> Result<(Url, String)> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(config_error(
+            "no Vault address: pass one to VaultClient::builder or set VAULT_ADDR".into(),
+        ));
+    }
+    let bad = |why: String| {
+        config_error(format!(
+            "bad Vault address {raw:?}: {why} (expected http(s)://host:port)"
+        ))
+    };
+    let mut url = Url::parse(raw).map_err(|e| bad(e.to_string()))?;
+    if url.cannot_be_a_base() || !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("not an http(s) URL".into()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host".into()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("a query or fragment cannot be part of it".into()));
+    }
+    let path = url.path().trim_end_matches('/').to_owned();
+    if path == "/v1" || path.ends_with("/v1") {
+        let without = format!(
+            "{}{}",
+            url.origin().ascii_serialization(),
+            &path[..path.len() - 3]
+        );
+        return Err(config_error(format!(
+            "Vault address {raw:?} ends in /v1: the client adds /v1 itself; use {without:?}"
+        )));
+    }
+    let shown = format!("{}{path}", url.origin().ascii_serialization());
+    url.set_path(&path);
+    url.path_segments_mut()
+        .map_err(|()| bad("not a base URL".into()))?
+        .pop_if_empty()
+        .push("v1");
+    Ok((url, shown))
+}
+
+/// The namespace header value, or `None` for the root namespace (see
+/// [`VaultClientBuilder::namespace`]).
+pub(crate) fn canonical_namespace(raw: &str) -> Result<Option<String>> {
+    let trimmed = raw.trim().trim_matches('/');
+    let trimmed = match trimmed.strip_prefix("root") {
+        Some("") => "",
+        Some(rest) if rest.starts_with('/') => rest.trim_start_matches('/'),
+        _ => trimmed,
+    };
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    config_path("namespace", trimmed).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_have_one_canonical_form() {
+        for root in ["", "/", "root", "/root/", " root "] {
+            assert_eq!(canonical_namespace(root).unwrap(), None, "{root:?}");
+        }
+        for (raw, want) in [
+            ("team-a", "team-a"),
+            ("/team-a/", "team-a"),
+            ("root/team-a", "team-a"),
+            ("team-a/sub", "team-a/sub"),
+            ("rooted", "rooted"),
+        ] {
+            assert_eq!(
+                canonical_namespace(raw).unwrap().as_deref(),
+                Some(want),
+                "{raw:?}"
+            );
+        }
+        for bad in ["a//b", "../x", "a/./b", "a b", "a\tb"] {
+            let err = canonical_namespace(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{bad:?}");
+            assert!(err.to_string().contains("namespace"), "{err}");
+        }
+    }
+
+    #[test]
+    fn addresses_are_checked_and_v1_is_rejected_with_a_hint() {
+        let (base, shown) = parse_address("http://127.0.0.1:8200/").unwrap();
+        assert_eq!(base.as_str(), "http://127.0.0.1:8200/v1");
+        assert_eq!(shown, "http://127.0.0.1:8200");
+        let (base, _) = parse_address("https://proxy.example/vault").unwrap();
+        assert_eq!(base.as_str(), "https://proxy.example/vault/v1");
+        let (_, shown) = parse_address("https://user:pw@vault.example:8200").unwrap();
+        assert_eq!(
+            shown, "https://vault.example:8200",
+            "no user info in messages"
+        );
+        for v1 in ["http://127.0.0.1:8200/v1", "http://127.0.0.1:8200/v1/"] {
+            let err = parse_address(v1).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration);
+            assert!(
+                err.to_string().contains("\"http://127.0.0.1:8200\""),
+                "{err}"
+            );
+        }
+        for bad in [
+            "",
+            "not a url",
+            "ftp://x",
+            "mailto:a@b",
+            "http://h/?a=1",
+            "http://h/#f",
+        ] {
+            let err = parse_address(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn from_env_reads_the_cli_variables() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let b = VaultClientBuilder::from_env_with(env(&[
+            ("VAULT_ADDR", "http://vault.internal:8200"),
+            ("VAULT_TOKEN", "hvs.env-token"),
+            ("VAULT_NAMESPACE", "team-a"),
+            ("VAULT_CLIENT_TIMEOUT", "3s"),
+            ("BAO_ADDR", "http://ignored:1"),
+        ]));
+        assert_eq!(b.address, "http://vault.internal:8200");
+        assert_eq!(b.namespace.as_deref(), Some("team-a"));
+        assert_eq!(b.timeout, Duration::from_secs(3));
+        assert!(matches!(&b.auth, VaultAuth::Token(t) if t.expose_secret() == "hvs.env-token"));
+        assert!(!format!("{b:?}").contains("env-token"));
+
+        // OpenBao spellings as the fallback; the CLI default address.
+        let b = VaultClientBuilder::from_env_with(env(&[("BAO_ADDR", "http://bao:8200")]));
+        assert_eq!(b.address, "http://bao:8200");
+        let b = VaultClientBuilder::from_env_with(env(&[("VAULT_CLIENT_TIMEOUT", "45")]));
+        assert_eq!(b.address, DEFAULT_ADDRESS);
+        assert_eq!(b.timeout, Duration::from_secs(45));
+
+        // No token: a clear error naming the variable, without I/O.
+        let err = VaultClientBuilder::from_env_with(env(&[]))
+            .build_lazy()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthenticated);
+        assert!(err.to_string().contains("VAULT_TOKEN"), "{err}");
+        // Unparsable values and unreadable files name the variable.
+        let err = VaultClientBuilder::from_env_with(env(&[
+            ("VAULT_TOKEN", "t"),
+            ("VAULT_CLIENT_TIMEOUT", "soon"),
+        ]))
+        .build_lazy()
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(err.to_string().contains("VAULT_CLIENT_TIMEOUT"), "{err}");
+        let err = VaultClientBuilder::from_env_with(env(&[
+            ("VAULT_TOKEN", "t"),
+            ("VAULT_CACERT", "/nonexistent/ca.pem"),
+        ]))
+        .build_lazy()
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(err.to_string().contains("VAULT_CACERT"), "{err}");
+    }
+}

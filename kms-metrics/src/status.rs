@@ -1,0 +1,56 @@
+//! The `status` label of `<p>_key_operations_total` and `<p>_key_backend_requests_total`.
+//!
+//! A not-found or a conflict is an *answer* from a healthy backend about the data (the key is
+//! not there; another writer won), not a failure of the store: it gets its own status, so
+//! `status="failure"` and every alert built on it count only what went wrong. A call the
+//! caller gave up on (its future dropped before it finished) is `abandoned`.
+
+use kms_core::ErrorKind;
+
+/// Status label values, indexed by [`Status`] as `usize`.
+pub(crate) const STATUSES: [&str; 5] = ["success", "not_found", "conflict", "failure", "abandoned"];
+
+/// The outcome of one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    Success = 0,
+    NotFound = 1,
+    Conflict = 2,
+    Failure = 3,
+    Abandoned = 4,
+}
+
+impl Status {
+    /// The status of a finished call: `error` is its error kind, if it failed.
+    #[inline]
+    pub(crate) fn of(error: Option<ErrorKind>) -> Self {
+        match error {
+            None => Self::Success,
+            Some(ErrorKind::NotFound) => Self::NotFound,
+            Some(ErrorKind::Conflict) => Self::Conflict,
+            Some(_) => Self::Failure,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        STATUSES[self as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_real_failures_are_failures() {
+        assert_eq!(Status::of(None).as_str(), "success");
+        assert_eq!(Status::of(Some(ErrorKind::NotFound)).as_str(), "not_found");
+        assert_eq!(Status::of(Some(ErrorKind::Conflict)).as_str(), "conflict");
+        for kind in ErrorKind::ALL {
+            if !matches!(kind, ErrorKind::NotFound | ErrorKind::Conflict) {
+                assert_eq!(Status::of(Some(kind)), Status::Failure, "{kind:?}");
+            }
+        }
+        assert_eq!(Status::Abandoned.as_str(), "abandoned");
+    }
+}
