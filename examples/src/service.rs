@@ -66,7 +66,8 @@ impl Default for StackOptions {
 }
 
 /// Builds the recommended stack over `backend`, instrumented into a fresh registry:
-/// validate → metrics → cache → circuit breaker → retry → backend monitor → timeout → backend.
+/// validate → metrics → cache → circuit breaker → retry (inside the backend monitor, which
+/// counts its retries) → backend monitor → timeout → backend.
 ///
 /// # Errors
 ///
@@ -86,7 +87,8 @@ pub fn build_state(backend: impl KeyStore, options: &StackOptions) -> kms_core::
     let mut monitor = metrics
         .backend_monitor()
         .probe_interval(Some(options.probe_interval))
-        .circuit_breaker(&breaker.handle());
+        .circuit_breaker(&breaker.handle())
+        .retry(RetryLayer::new()); // the monitor holds the retry layer to count its retries
     if let Some(name) = &store_name {
         service_side = service_side.store(name.clone());
         monitor = monitor.store(name.clone());
@@ -101,7 +103,6 @@ pub fn build_state(backend: impl KeyStore, options: &StackOptions) -> kms_core::
                 .observer(metrics.cache_observer_for(label, store_name.as_ref())),
         )
         .layer(breaker.clone())
-        .layer(RetryLayer::new())
         .layer(monitor)
         .layer(TimeoutLayer::new())
         .build();

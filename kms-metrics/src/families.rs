@@ -477,8 +477,8 @@ impl KmsMetrics {
 
     /// Counts one retry of `operation` on `backend` after an error of `kind` in
     /// `<p>_key_backend_retries_total{operation,backend,store,kind}` and emits a `DEBUG` event
-    /// (target `kms::retry`). For a retry hook: `kms_core::RetryLayer` has none yet, so the
-    /// counter stays at 0 until one calls this.
+    /// (target `kms::retry`). [`BackendMonitor::retry`] calls it for every retry of the retry
+    /// layer it holds; call it from any other retry mechanism.
     pub fn record_retry(
         &self,
         operation: Operation,

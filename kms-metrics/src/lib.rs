@@ -14,6 +14,7 @@ mod key_age;
 mod labels;
 mod monitor;
 mod provider;
+mod retries;
 mod sharded;
 mod status;
 mod store_name;
@@ -30,4 +31,5 @@ pub use monitor::{BackendMonitor, DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT,
 /// Re-exported so services need no direct dependency to build and encode a registry.
 pub use prometheus_client;
 pub use provider::InstrumentedProvider;
+pub use retries::Retries;
 pub use store_name::{MAX_STORE_NAME_LEN, MAX_STORE_NAMES, StoreName};

@@ -24,7 +24,9 @@
 //!   included; an attempt dropped by its caller is `abandoned`.
 //! - `<p>_key_age_seconds`: the age of the oldest current key version (see `key_age.rs`).
 //! - the health report's entry: up, probe latency, last error kind and message (cleared when
-//!   the backend answers again), circuit state.
+//!   the backend answers again), circuit state;
+//! - with [`retry`](BackendMonitor::retry) (the monitor then holds the retry layer instead of
+//!   a separate one above it), `<p>_key_backend_retries_total` and a `DEBUG` event per retry.
 
 use std::fmt;
 use std::sync::{Arc, Weak};
@@ -32,13 +34,14 @@ use std::time::{Duration, SystemTime};
 
 use kms_core::{
     Capabilities, CircuitBreakerHandle, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Layer,
-    Operation, Result, SecretMeta, SecretValue, StoredSecret, async_trait,
+    Operation, Result, Retry, RetryLayer, SecretMeta, SecretValue, StoredSecret, async_trait,
 };
 
 use crate::clock::LatencyClock;
 use crate::families::{BackendSide, KmsMetrics, op_index};
 use crate::health::HealthBoard;
 use crate::key_age::{DEFAULT_MAX_KEYS, DEFAULT_WINDOW};
+use crate::retries::{Retries, end_attempt, start_attempt};
 use crate::status::Status;
 use crate::store_name::StoreName;
 
@@ -87,6 +90,7 @@ pub struct BackendMonitor {
     breaker: Option<CircuitBreakerHandle>,
     key_age_window: Duration,
     max_tracked_keys: usize,
+    retry: Option<RetryLayer>,
 }
 
 impl BackendMonitor {
@@ -99,7 +103,17 @@ impl BackendMonitor {
             breaker: None,
             key_age_window: DEFAULT_WINDOW,
             max_tracked_keys: DEFAULT_MAX_KEYS,
+            retry: None,
         }
+    }
+
+    /// Puts `retry` inside this layer so every retry it makes is counted: the layer then
+    /// builds `Retries(Retry(Monitored(…)))` (see [`Retries`](crate::Retries)), and replaces a
+    /// separate `RetryLayer` in the stack.
+    #[must_use]
+    pub fn retry(mut self, retry: RetryLayer) -> Self {
+        self.retry = Some(retry);
+        self
     }
 
     /// The `store` label (default: the backend label). Give every store of one backend type
@@ -164,6 +178,8 @@ impl BackendMonitor {
         }
         let monitored = Arc::new(Monitored {
             inner,
+            metrics: self.metrics.clone(),
+            store_name: self.store.clone(),
             side,
             board: self.metrics.families.health.clone(),
             clock: LatencyClock::new(),
@@ -190,7 +206,13 @@ impl fmt::Debug for BackendMonitor {
 
 impl Layer for BackendMonitor {
     fn layer(&self, inner: Arc<dyn KeyStore>) -> Arc<dyn KeyStore> {
-        self.wrap(inner)
+        let monitored: Arc<dyn KeyStore> = self.wrap(inner);
+        match self.retry {
+            None => monitored,
+            Some(retry) => Arc::new(Retries {
+                inner: Arc::new(Retry::new(monitored, retry)),
+            }),
+        }
     }
 }
 
@@ -213,6 +235,8 @@ fn spawn_probe(store: Weak<Monitored>, interval: Duration, timeout: Duration) {
 /// The decorator [`BackendMonitor`] makes. `Display` is `Monitored(<inner>)`.
 pub struct Monitored {
     inner: Arc<dyn KeyStore>,
+    metrics: KmsMetrics,
+    store_name: Option<StoreName>,
     side: BackendSide,
     board: Arc<HealthBoard>,
     clock: LatencyClock,
@@ -231,8 +255,10 @@ impl Call<'_> {
     fn finish<T>(mut self, result: &Result<T>) {
         self.finished = true;
         let error = result.as_ref().err();
-        self.store
+        let end = self
+            .store
             .record(self.op, Status::of(error.map(Error::kind)), self.start);
+        end_attempt(error.map(Error::kind), end);
         self.store.answered(error);
     }
 }
@@ -240,26 +266,42 @@ impl Call<'_> {
 impl Drop for Call<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            self.store.record(self.op, Status::Abandoned, self.start);
+            let _ = self.store.record(self.op, Status::Abandoned, self.start);
         }
     }
 }
 
 impl Monitored {
     fn call(&self, op: Operation) -> Call<'_> {
+        let start = self.clock.raw();
+        if let Some(before) = start_attempt()
+            && before.started > 0
+        {
+            self.metrics.record_retry(
+                op,
+                self.side.backend,
+                self.store_name.as_ref(),
+                before.last_error.unwrap_or(ErrorKind::Unavailable),
+                before.started,
+                Duration::from_nanos(self.clock.nanos_between(before.last_end, start)),
+            );
+        }
         Call {
             store: self,
             op,
-            start: self.clock.raw(),
+            start,
             finished: false,
         }
     }
 
-    fn record(&self, op: Operation, status: Status, start: u64) {
-        let nanos = self.clock.nanos_between(start, self.clock.raw());
+    /// Counts one attempt; returns the raw clock reading at its end.
+    fn record(&self, op: Operation, status: Status, start: u64) -> u64 {
+        let end = self.clock.raw();
+        let nanos = self.clock.nanos_between(start, end);
         let series = &self.side.requests[op_index(op)];
         series.counts[status as usize].inc();
         series.duration.observe_ns(nanos);
+        end
     }
 
     /// What a finished call says about the backend: it answered (even "not found"), or it

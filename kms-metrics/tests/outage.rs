@@ -644,3 +644,77 @@ async fn the_breaker_hook_sets_backend_up_only_when_the_circuit_opens() {
     let report = metrics.health_report();
     assert_eq!(report.backends[0].circuit_state, Some("open"));
 }
+
+/// "Also": retries are counted by the monitor holding the retry layer: 2 failed attempts then
+/// a success is 2 retries of `unavailable`, one `DEBUG` event each; the health probe and
+/// first attempts are not retries.
+#[tokio::test(start_paused = true)]
+async fn retries_made_by_the_monitors_retry_layer_are_counted() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut registry = Registry::default();
+    let metrics = KmsMetrics::register(&mut registry);
+    let backend = FaultStore::new(MemoryStore::new());
+    let faults = backend.handle();
+    let store = StoreBuilder::new(backend)
+        .layer(metrics.layer())
+        .layer(
+            metrics
+                .backend_monitor()
+                .retry(RetryLayer::new())
+                .probe_interval(Some(Duration::from_secs(1))),
+        )
+        .layer(TimeoutLayer::new())
+        .build();
+    assert_eq!(
+        store.to_string(),
+        "Instrumented(Retries(Retry(Monitored(Timeout(Fault(Memory))))))"
+    );
+    store.put("k", "v").await.unwrap();
+    faults.fail_next(Operation::Get, 2, ErrorKind::Unavailable);
+    store.get_value("k").await.unwrap();
+    store.get_value("k").await.unwrap(); // no retry
+    tokio::time::sleep(Duration::from_secs(3)).await; // probes
+    let text = scrape(&registry);
+    assert_eq!(
+        value(
+            &text,
+            r#"kms_key_backend_retries_total{operation="get",backend="memory",store="memory",kind="unavailable"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"kms_key_backend_requests_total{operation="get",backend="memory",store="memory",status="failure"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"kms_key_backend_requests_total{operation="get",backend="memory",store="memory",status="success"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"kms_key_backend_retries_total{operation="store",backend="memory",store="memory",kind="unavailable"}"#
+        ),
+        0.0
+    );
+    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let events: Vec<&str> = out.lines().filter(|l| l.contains("kms::retry")).collect();
+    assert_eq!(events.len(), 2, "{out}");
+    assert!(
+        events[0].contains("attempt=1") && events[1].contains("attempt=2"),
+        "{out}"
+    );
+}
