@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use kms_core::write_id::WriteContext;
 use kms_core::{
     Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Result, SecretMeta, SecretValue,
-    StoredSecret,
+    StoredSecret, WriteOrder,
 };
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -141,6 +141,7 @@ impl VaultStoreBuilder {
             remove: self.remove,
             field: self.field.map(Into::into),
             mount_checked: Arc::new(OnceCell::new()),
+            writes: Arc::new(WriteOrder::new()),
         })
     }
 }
@@ -170,6 +171,9 @@ pub struct VaultStore {
     field: Option<Arc<str>>,
     /// Set once the mount was found to be what the store expects (shared by clones).
     mount_checked: Arc<OnceCell<()>>,
+    /// Writes to one key run to completion in order, even when their callers drop them
+    /// (shared by clones).
+    writes: Arc<WriteOrder>,
 }
 
 impl fmt::Display for VaultStore {
@@ -260,7 +264,27 @@ impl VaultStore {
         if self.version == KvVersion::V1 {
             return Err(Error::unsupported("check-and-set on KV v1").with_backend(BACKEND));
         }
-        self.write(key, value, Some(expected)).await
+        self.ordered(key, move |this, key| async move {
+            this.write(&key, value, Some(expected)).await
+        })
+        .await
+    }
+
+    /// Runs a write of `key` through the store's [`WriteOrder`] (after the key's earlier
+    /// writes, to completion even if the caller drops it), carrying the caller's
+    /// [`WriteContext`] onto the write's task.
+    async fn ordered<T, F, Fut>(&self, key: &KeyName, write: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(VaultStore, KeyName) -> Fut,
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        let context = WriteContext::current();
+        let write = write(self.clone(), key.clone());
+        match context {
+            Some(context) => self.writes.run(key, context.scope(write)).await,
+            None => self.writes.run(key, write).await,
+        }
     }
 
     async fn write(
@@ -477,6 +501,26 @@ impl VaultStore {
             .collect()
     }
 
+    /// `remove` itself (run through the write order).
+    async fn remove_now(&self, key: &KeyName) -> Result<()> {
+        self.ensure_mount().await?;
+        let Some(field) = &self.field else {
+            return self.remove_secret(key).await;
+        };
+        let Some(mut current) = self.read_current(key).await? else {
+            return Err(Error::not_found(key).with_backend(BACKEND));
+        };
+        if current.data.remove(&**field).is_none() {
+            return Err(Error::not_found(key).with_backend(BACKEND));
+        }
+        if current.data.is_empty() {
+            return self.remove_secret(key).await;
+        }
+        self.put(key, Value::Object(current.data), current.version)
+            .await
+            .map(drop)
+    }
+
     /// Removes the whole secret (as [`RemoveMode`] says on KV v2).
     async fn remove_secret(&self, key: &KeyName) -> Result<()> {
         let rel = self.rel(key.as_str());
@@ -622,26 +666,15 @@ impl KeyStore for VaultStore {
     }
 
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
-        self.write(key, value, None).await
+        self.ordered(key, move |this, key| async move {
+            this.write(&key, value, None).await
+        })
+        .await
     }
 
     async fn remove(&self, key: &KeyName) -> Result<()> {
-        self.ensure_mount().await?;
-        let Some(field) = &self.field else {
-            return self.remove_secret(key).await;
-        };
-        let Some(mut current) = self.read_current(key).await? else {
-            return Err(Error::not_found(key).with_backend(BACKEND));
-        };
-        if current.data.remove(&**field).is_none() {
-            return Err(Error::not_found(key).with_backend(BACKEND));
-        }
-        if current.data.is_empty() {
-            return self.remove_secret(key).await;
-        }
-        self.put(key, Value::Object(current.data), current.version)
+        self.ordered(key, |this, key| async move { this.remove_now(&key).await })
             .await
-            .map(drop)
     }
 
     async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {

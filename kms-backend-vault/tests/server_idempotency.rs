@@ -21,9 +21,18 @@ use tokio::net::{TcpListener, TcpStream};
 const HOLD: Duration = Duration::from_millis(800);
 const DEADLINE: Duration = Duration::from_millis(300);
 
-/// Forwards connections to `upstream`; when `armed`, the answer to the next `POST` is delayed
-/// by [`HOLD`] (once).
-async fn slow_proxy(upstream: SocketAddr, armed: Arc<AtomicBool>) -> SocketAddr {
+/// What the proxy holds back for [`HOLD`] when armed (once).
+#[derive(Clone, Copy, PartialEq)]
+enum Hold {
+    /// The next `POST` reaches Vault at once; its answer comes late.
+    Answer,
+    /// The next `POST` itself reaches Vault late.
+    Request,
+}
+
+/// Forwards connections to `upstream`; when `armed`, holds back the next `POST` (or its
+/// answer) by [`HOLD`].
+async fn slow_proxy(upstream: SocketAddr, armed: Arc<AtomicBool>, what: Hold) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -44,7 +53,10 @@ async fn slow_proxy(upstream: SocketAddr, armed: Arc<AtomicBool>) -> SocketAddr 
                             break;
                         }
                         if buf[..n].starts_with(b"POST ") && armed.swap(false, Ordering::SeqCst) {
-                            hold_up.store(true, Ordering::SeqCst);
+                            match what {
+                                Hold::Answer => hold_up.store(true, Ordering::SeqCst),
+                                Hold::Request => tokio::time::sleep(HOLD).await,
+                            }
                         }
                         if sw.write_all(&buf[..n]).await.is_err() {
                             break;
@@ -77,7 +89,7 @@ async fn a_retried_store_that_had_landed_is_one_version() {
         .parse()
         .unwrap();
     let armed = Arc::new(AtomicBool::new(false));
-    let proxy = slow_proxy(upstream, armed.clone()).await;
+    let proxy = slow_proxy(upstream, armed.clone(), Hold::Answer).await;
     let client = VaultClient::builder(format!("http://{proxy}"))
         .auth(VaultAuth::token(common::root_token()))
         .build()
@@ -121,5 +133,50 @@ async fn a_retried_store_that_had_landed_is_one_version() {
     assert_eq!(v3.version.as_deref(), Some("3"));
     let meta = common::admin("GET", &format!("secret/metadata/{k}"), None).await;
     assert_eq!(meta["data"]["current_version"], 3);
+    direct.remove(&k).await.unwrap();
+}
+
+/// A write its caller drops while it is on the wire runs to completion before the next write
+/// of that key starts, so it cannot land after it and undo it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_write_cannot_land_after_the_next_one() {
+    let upstream: SocketAddr = common::addr()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let armed = Arc::new(AtomicBool::new(false));
+    let proxy = slow_proxy(upstream, armed.clone(), Hold::Request).await;
+    let client = VaultClient::builder(format!("http://{proxy}"))
+        .auth(VaultAuth::token(common::root_token()))
+        .build()
+        .await
+        .unwrap();
+    let store = VaultStore::builder(client).build().unwrap();
+    let k = KeyName::new(format!("kms-tests/{}", common::unique("dropped"))).unwrap();
+    store.store(&k, "before".into()).await.unwrap();
+
+    armed.store(true, Ordering::SeqCst);
+    let dropped = tokio::time::timeout(DEADLINE, store.store(&k, "abandoned".into())).await;
+    assert!(dropped.is_err(), "the caller gave up on the write");
+    let last = store.store(&k, "last".into()).await.unwrap();
+    assert_eq!(
+        last.version.as_deref(),
+        Some("3"),
+        "after the abandoned write (2)"
+    );
+    tokio::time::sleep(HOLD).await;
+    let direct = VaultStore::builder(common::root_client().await)
+        .build()
+        .unwrap();
+    assert_eq!(
+        direct
+            .get_version(&k, "2")
+            .await
+            .unwrap()
+            .value
+            .expose_secret(),
+        b"abandoned"
+    );
+    assert_eq!(direct.get(&k).await.unwrap().value.expose_secret(), b"last");
     direct.remove(&k).await.unwrap();
 }
