@@ -58,6 +58,12 @@ pub(crate) fn to_keyring(err: KeyError) -> keyring_core::Error {
             "description".into(),
             "rejected by the kernel keyring".into(),
         ),
+        // EINVAL: the kernel refused the arguments (a description or payload it cannot hold);
+        // retrying the same call cannot succeed.
+        KeyError::InvalidArguments => K::Invalid(
+            "argument".into(),
+            "rejected by the kernel keyring (EINVAL)".into(),
+        ),
         other => K::PlatformFailure(Box::new(other)),
     }
 }

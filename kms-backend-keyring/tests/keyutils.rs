@@ -538,3 +538,91 @@ async fn quota_child() {
     );
     assert!(b.list(&KeyPrefix::all()).await.unwrap().is_empty());
 }
+
+/// Service names that would make two services share kernel key descriptions
+/// (`keyring:a@b@c` is key `a@b` of `c` and key `a` of `b@c`, and key names may contain `@`),
+/// or that the kernel cannot hold in a description, are refused at build with `Configuration`
+/// naming the rule, instead of reading another service's keys or failing every call as
+/// "unavailable".
+#[tokio::test]
+async fn service_names_the_kernel_keyring_cannot_keep_apart_are_configuration_errors() {
+    require_env(
+        "KMS_TEST_KEYUTILS",
+        "a kernel session keyring (keyctl session -)",
+    );
+    let base = unique_service("svc-rules");
+    let long = format!(
+        "{base}{}",
+        "s".repeat(kms_backend_keyring::KEYUTILS_MAX_SERVICE_LEN + 1 - base.len())
+    );
+    for (service, names) in [
+        (format!("b@{base}"), "'@'"),
+        (long.clone(), "the longest is"),
+    ] {
+        let e = KeyringStore::builder(&service)
+            .backend(KeyringBackend::KeyUtils)
+            .lock_file(lock_file("svc-rules"))
+            .build()
+            .await
+            .expect_err("refused service name");
+        assert_eq!(e.kind(), ErrorKind::Configuration, "{e}");
+        assert!(e.message().contains(names), "{e}");
+        assert!(e.message().contains("service name"), "{e}");
+    }
+    // The longest allowed service holds the longest key name, on the real keyring.
+    let longest = &long[..kms_backend_keyring::KEYUTILS_MAX_SERVICE_LEN];
+    let store = keyutils(longest, "svc-rules");
+    let _cleanup = Cleanup::new(longest, lock_file("svc-rules"));
+    let name = key(&"n@".repeat(kms_core::MAX_KEY_NAME_LEN / 2));
+    store.store(&name, value(b"v")).await.unwrap();
+    assert_eq!(store.get(&name).await.unwrap().value.expose_secret(), b"v");
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![name.clone()]
+    );
+    store.remove(&name).await.unwrap();
+    // The same key name in a service that ends like another one stays apart.
+    let other = keyutils(&format!("x{base}"), "svc-rules");
+    let _cleanup_other = Cleanup::new(other.service(), lock_file("svc-rules"));
+    other.store(&key("a@b"), value(b"other")).await.unwrap();
+    let store = keyutils(&base, "svc-rules");
+    let _cleanup_base = Cleanup::new(&base, lock_file("svc-rules"));
+    assert_eq!(
+        store.get(&key("a@b")).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+/// A key whose kernel permissions keep this process out (here: possessor may only view it) is
+/// `PermissionDenied`, not the retryable `Unavailable`, for `get` and `store`; the failed
+/// store changes nothing.
+#[tokio::test]
+async fn a_key_the_process_may_not_search_is_permission_denied_and_changes_nothing() {
+    let (store, _cleanup) = fresh("denied");
+    let service = store.service().to_owned();
+    store.store(&key("a/1"), value(b"1")).await.unwrap();
+    let id = keyctl(&[
+        "add",
+        "user",
+        &kms_backend_keyring::keyutils_description(&service, "locked/k"),
+        "outside",
+        "@s",
+    ]);
+    keyctl(&["setperm", &id, "0x01010000"]);
+    let e = store.get(&key("locked/k")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert!(!e.is_retryable(), "{e}");
+    assert!(!e.message().contains("outside"), "{e}");
+    let e = store
+        .store(&key("locked/k"), value(b"mine"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![key("a/1")]
+    );
+    // The key cannot be searched or invalidated any more; unlinking it from the session
+    // keyring (write permission on the keyring) drops it.
+    keyctl(&["unlink", &id, "@s"]);
+}
