@@ -5,11 +5,15 @@
 //! (`#kms-index`) for shard 0, then `#kms-index.1`, `#kms-index.2`, … (`#` is outside the
 //! [`KeyName`] alphabet, so no key can collide with them). Each shard holds a sorted list of
 //! names as JSON, `{"v":1,"names":["a","b/c"]}`, names only, never values, and is at most as
-//! large as the backend's largest value (32767 bytes on the kernel keyring); a new shard is
-//! chained when the others are full, up to [`MAX_INDEX_SHARDS`]. A service therefore holds
-//! as many keys as the platform quota allows; a full index fails the `store` with
-//! [`ErrorKind::Unsupported`] naming that limit. `list` reads shards from 0 until the first
-//! missing one.
+//! large as the backend's largest value (32767 bytes on the kernel keyring); shard 0 also
+//! holds the length of the chain (`"shards":3`). A new shard is chained when the others are
+//! full, up to [`MAX_INDEX_SHARDS`]: it is written first, then shard 0's length, so a reader
+//! never sees a length that names a shard not yet written. A service therefore holds as many
+//! keys as the platform quota allows; a full index fails the `store` with
+//! [`ErrorKind::Unsupported`] naming that limit. `list` reads shard 0, then the shards its
+//! length names; a shard missing from the chain (deleted by hand or by another program), or
+//! a missing shard 0 while shard 1 exists, makes the index corrupt (below) instead of
+//! silently dropping the names it held.
 //!
 //! # Consistency
 //!
@@ -60,6 +64,18 @@ pub(crate) fn is_index_account(account: &str) -> bool {
     account.starts_with('#')
 }
 
+/// The error of a corrupt index entry `account`.
+fn corrupt_entry(account: &str, why: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidData,
+        format!(
+            "the keyring index entry {account} is corrupt ({why}); the next store or remove \
+             rebuilds the index from the keys found in the keyring"
+        ),
+    )
+    .with_backend(BACKEND)
+}
+
 /// The names held in one index shard.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Shard {
@@ -67,18 +83,10 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    /// Parses the bytes of an index shard; corrupt data is [`ErrorKind::InvalidData`].
-    pub(crate) fn decode(account: &str, bytes: &[u8]) -> Result<Self> {
-        let corrupt = |why: String| {
-            Error::new(
-                ErrorKind::InvalidData,
-                format!(
-                    "the keyring index entry {account} is corrupt ({why}); the next store or \
-                     remove rebuilds the index from the keys found in the keyring"
-                ),
-            )
-            .with_backend(BACKEND)
-        };
+    /// Parses the bytes of an index shard, and the chain length it records (shard 0 only;
+    /// `None` if absent); corrupt data is [`ErrorKind::InvalidData`].
+    pub(crate) fn decode(account: &str, bytes: &[u8]) -> Result<(Self, Option<usize>)> {
+        let corrupt = |why: String| corrupt_entry(account, &why);
         let value: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
         if value.get("v").and_then(serde_json::Value::as_u64) != Some(1) {
@@ -96,14 +104,28 @@ impl Shard {
             KeyName::new(n).map_err(|_| corrupt("a name is not a valid key name".into()))?;
             names.insert(n.to_owned());
         }
-        Ok(Self { names })
+        let length = match value.get("shards") {
+            None => None,
+            Some(n) => match n.as_u64().and_then(|n| usize::try_from(n).ok()) {
+                Some(n) if (1..=MAX_INDEX_SHARDS).contains(&n) => Some(n),
+                _ => {
+                    return Err(corrupt(
+                        "the chain length is not 1 to MAX_INDEX_SHARDS".into(),
+                    ));
+                }
+            },
+        };
+        Ok((Self { names }, length))
     }
 
-    /// The bytes of the shard.
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        serde_json::json!({ "v": 1, "names": self.names })
-            .to_string()
-            .into_bytes()
+    /// The bytes of the shard; `length` (the chain length) is written into shard 0.
+    pub(crate) fn encode(&self, length: Option<usize>) -> Vec<u8> {
+        match length {
+            Some(n) => serde_json::json!({ "v": 1, "shards": n, "names": self.names }),
+            None => serde_json::json!({ "v": 1, "names": self.names }),
+        }
+        .to_string()
+        .into_bytes()
     }
 }
 
@@ -138,7 +160,9 @@ pub(crate) struct Undo {
 }
 
 impl Index {
-    /// Reads shards from 0 until the first missing one. Corrupt shards are recorded, not fatal.
+    /// Reads shard 0, then the shards its chain length names (without a length, and after a
+    /// corrupt or missing shard 0, every shard up to the first missing one). Corrupt and
+    /// missing shards are recorded, not fatal.
     pub(crate) fn read(accounts: &impl Accounts, budget: usize) -> Result<Self> {
         let mut index = Self {
             shards: Vec::new(),
@@ -146,21 +170,76 @@ impl Index {
             present: 0,
             budget,
         };
-        for i in 0..MAX_INDEX_SHARDS {
+        let length = match accounts.read(INDEX_ACCOUNT)? {
+            Some(bytes) => {
+                index.present = 1;
+                match Shard::decode(INDEX_ACCOUNT, &bytes) {
+                    Ok((shard, length)) => {
+                        index.shards.push(shard);
+                        length
+                    }
+                    Err(e) => {
+                        index.shards.push(Shard::default());
+                        index.corrupt = Some(e);
+                        None
+                    }
+                }
+            }
+            None => {
+                // An empty index, unless shard 0 alone was lost.
+                if accounts.read(&shard_account(1))?.is_none() {
+                    return Ok(index);
+                }
+                index.shards.push(Shard::default());
+                index.corrupt = Some(corrupt_entry(
+                    INDEX_ACCOUNT,
+                    &format!("it is missing while {} exists", shard_account(1)),
+                ));
+                None
+            }
+        };
+        let last = length.unwrap_or(MAX_INDEX_SHARDS);
+        for i in 1..last {
             let account = shard_account(i);
             let Some(bytes) = accounts.read(&account)? else {
-                break;
+                if length.is_none() {
+                    break;
+                }
+                index.shards.push(Shard::default());
+                index.corrupt.get_or_insert_with(|| {
+                    corrupt_entry(
+                        &account,
+                        &format!("it is missing from a chain of {last} index entries"),
+                    )
+                });
+                continue;
             };
-            index.present += 1;
+            index.present = i + 1;
             match Shard::decode(&account, &bytes) {
-                Ok(shard) => index.shards.push(shard),
+                Ok((shard, _)) => index.shards.push(shard),
                 Err(e) => {
                     index.shards.push(Shard::default());
                     index.corrupt.get_or_insert(e);
                 }
             }
         }
+        index.present = index.present.max(index.shards.len());
         Ok(index)
+    }
+
+    /// The chain length shard `i` records: the number of shards for shard 0, none for others.
+    fn length_at(&self, i: usize) -> Option<usize> {
+        (i == 0).then_some(self.shards.len())
+    }
+
+    /// Whether `shard` fits at position `i` (shard 0 with room for the largest length).
+    fn fits(&self, i: usize, shard: &Shard) -> bool {
+        shard.encode((i == 0).then_some(MAX_INDEX_SHARDS)).len() <= self.budget
+    }
+
+    /// Writes shard `i` as held in memory.
+    fn write_shard(&self, accounts: &impl Accounts, i: usize) -> Result<()> {
+        accounts.write(&shard_account(i), &self.shards[i].encode(self.length_at(i)))
     }
 
     /// The error of the first corrupt shard.
@@ -204,10 +283,12 @@ impl Index {
         };
         let mut shards: Vec<Shard> = vec![Shard::default()];
         for name in names {
-            let last = shards.last_mut().expect("never empty");
-            last.names.insert(name.clone());
-            if last.encode().len() > self.budget {
-                last.names.remove(&name);
+            let i = shards.len() - 1;
+            let mut grown = shards[i].clone();
+            grown.names.insert(name.clone());
+            if self.fits(i, &grown) {
+                shards[i] = grown;
+            } else {
                 let shard = Shard {
                     names: BTreeSet::from([name]),
                 };
@@ -218,15 +299,18 @@ impl Index {
         if shards.len() == 1 && shards[0].names.is_empty() {
             shards.clear();
         }
-        for (i, shard) in shards.iter().enumerate() {
-            accounts.write(&shard_account(i), &shard.encode())?;
+        let keys = shards.iter().map(|s| s.names.len()).sum::<usize>();
+        let old_present = self.present;
+        self.shards = shards;
+        self.present = self.shards.len();
+        // Later shards first, shard 0 (with the new length) last.
+        for i in (0..self.shards.len()).rev() {
+            self.write_shard(accounts, i)?;
         }
-        for i in shards.len()..self.present {
+        for i in self.shards.len()..old_present {
             accounts.delete(&shard_account(i))?;
         }
-        tracing::warn!(service, error = %error, keys = shards.iter().map(|s| s.names.len()).sum::<usize>(), "rebuilt a corrupt keyring index");
-        self.present = shards.len();
-        self.shards = shards;
+        tracing::warn!(service, error = %error, keys, "rebuilt a corrupt keyring index");
         Ok(true)
     }
 
@@ -237,7 +321,7 @@ impl Index {
                 self.budget
             )));
         }
-        if shard.encode().len() > self.budget {
+        if !self.fits(position, shard) {
             return Err(full(format!(
                 "one name does not fit in an index entry of {} bytes (the backend's largest \
                  value)",
@@ -252,12 +336,15 @@ impl Index {
         if self.shards.iter().any(|s| s.names.contains(name)) {
             return Ok(None);
         }
-        for (i, shard) in self.shards.iter().enumerate() {
-            let mut grown = shard.clone();
+        for i in 0..self.shards.len() {
+            let mut grown = self.shards[i].clone();
             grown.names.insert(name.to_owned());
-            if grown.encode().len() <= self.budget {
-                accounts.write(&shard_account(i), &grown.encode())?;
+            if self.fits(i, &grown) {
                 let before = std::mem::replace(&mut self.shards[i], grown);
+                if let Err(e) = self.write_shard(accounts, i) {
+                    self.shards[i] = before;
+                    return Err(e);
+                }
                 return Ok(Some(Undo {
                     shard: i,
                     before: Some(before),
@@ -269,58 +356,92 @@ impl Index {
         };
         let i = self.shards.len();
         self.check_fits(&shard, i)?;
-        accounts.write(&shard_account(i), &shard.encode())?;
+        // The new shard first, then shard 0's length that makes it part of the chain.
         self.shards.push(shard);
+        if let Err(e) = self.write_shard(accounts, i) {
+            self.shards.pop();
+            return Err(e);
+        }
         self.present = self.present.max(i + 1);
+        if i > 0
+            && let Err(e) = self.write_shard(accounts, 0)
+        {
+            self.shards.pop();
+            // Past the recorded length, a left-over shard is never read and is overwritten
+            // by the next new shard.
+            let _ = accounts.delete(&shard_account(i));
+            return Err(e);
+        }
         Ok(Some(Undo {
             shard: i,
             before: None,
         }))
     }
 
-    /// Removes `name` (writing or deleting one shard), if it is listed.
+    /// Removes `name` (writing one shard, possibly empty), if it is listed; [`compact`]
+    /// (Self::compact) drops empty shards at the end of the chain afterwards.
     pub(crate) fn remove(&mut self, accounts: &impl Accounts, name: &str) -> Result<Option<Undo>> {
         let Some(i) = self.shards.iter().position(|s| s.names.contains(name)) else {
             return Ok(None);
         };
         let mut shrunk = self.shards[i].clone();
         shrunk.names.remove(name);
-        if shrunk.names.is_empty() && i + 1 == self.shards.len() {
-            accounts.delete(&shard_account(i))?;
-        } else {
-            accounts.write(&shard_account(i), &shrunk.encode())?;
-        }
         let before = std::mem::replace(&mut self.shards[i], shrunk);
+        if let Err(e) = self.write_shard(accounts, i) {
+            self.shards[i] = before;
+            return Err(e);
+        }
         Ok(Some(Undo {
             shard: i,
             before: Some(before),
         }))
     }
 
-    /// Deletes empty shards at the end of the chain (after a successful remove). Best effort:
-    /// an empty shard left behind costs one entry and is reused by the next `add`.
+    /// Drops empty shards at the end of the chain (after a successful remove): shard 0's
+    /// length first, then the entry (all of it when shard 0 itself is empty and alone). Best
+    /// effort: an empty shard left behind costs one entry and is reused by the next `add`.
     pub(crate) fn compact(&mut self, accounts: &impl Accounts) {
         while self.shards.last().is_some_and(|s| s.names.is_empty()) {
             let i = self.shards.len() - 1;
-            if accounts.delete(&shard_account(i)).is_err() {
+            if i == 0 {
+                if accounts.delete(INDEX_ACCOUNT).is_ok() {
+                    self.shards.clear();
+                    self.present = 0;
+                }
                 return;
             }
-            self.shards.pop();
-            self.present = self.present.min(i);
+            let last = self.shards.pop().expect("not empty");
+            if self.write_shard(accounts, 0).is_err() {
+                self.shards.push(last);
+                return;
+            }
+            // Past the recorded length a left-over entry is never read.
+            let _ = accounts.delete(&shard_account(i));
         }
     }
 
-    /// Puts back the shard an [`add`](Self::add) or [`remove`](Self::remove) changed.
+    /// Puts back the shard an [`add`](Self::add) or [`remove`](Self::remove) changed (for a
+    /// new shard: shard 0's length first, then the entry).
     pub(crate) fn undo(&mut self, accounts: &impl Accounts, undo: Undo) -> Result<()> {
-        let account = shard_account(undo.shard);
         match undo.before {
-            Some(shard) if !shard.names.is_empty() || undo.shard + 1 < self.shards.len() => {
-                accounts.write(&account, &shard.encode())?;
-                self.shards[undo.shard] = shard;
+            Some(shard) => {
+                let now = std::mem::replace(&mut self.shards[undo.shard], shard);
+                if let Err(e) = self.write_shard(accounts, undo.shard) {
+                    self.shards[undo.shard] = now;
+                    return Err(e);
+                }
             }
-            _ => {
-                accounts.delete(&account)?;
-                self.shards[undo.shard] = Shard::default();
+            None if undo.shard == 0 => {
+                accounts.delete(INDEX_ACCOUNT)?;
+                self.shards.clear();
+            }
+            None => {
+                let added = self.shards.pop().expect("the added shard is the last");
+                if let Err(e) = self.write_shard(accounts, 0) {
+                    self.shards.push(added);
+                    return Err(e);
+                }
+                let _ = accounts.delete(&shard_account(undo.shard));
             }
         }
         Ok(())
@@ -347,8 +468,12 @@ mod tests {
         shard.names.insert("a/b".into());
         shard.names.insert("c".into());
         assert_eq!(
-            Shard::decode(INDEX_ACCOUNT, &shard.encode()).unwrap(),
-            shard
+            Shard::decode(INDEX_ACCOUNT, &shard.encode(None)).unwrap(),
+            (shard.clone(), None)
+        );
+        assert_eq!(
+            Shard::decode(INDEX_ACCOUNT, &shard.encode(Some(3))).unwrap(),
+            (shard, Some(3))
         );
     }
 
@@ -359,6 +484,8 @@ mod tests {
             b"{\"v\":2,\"names\":[]}",
             b"{\"v\":1}",
             b"{\"v\":1,\"names\":[\"../x\"]}",
+            b"{\"v\":1,\"shards\":0,\"names\":[]}",
+            b"{\"v\":1,\"shards\":1025,\"names\":[]}",
         ] {
             let err = Shard::decode(INDEX_ACCOUNT, bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidData, "{bad:?}");

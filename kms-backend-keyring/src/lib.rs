@@ -7,6 +7,8 @@ mod error_map;
 pub mod index;
 #[cfg(all(feature = "keyutils", target_os = "linux"))]
 mod keyutils_store;
+#[cfg(all(feature = "keyutils", target_os = "linux"))]
+mod keyutils_walk;
 mod lock;
 mod offload;
 mod scope;

@@ -626,3 +626,66 @@ async fn a_key_the_process_may_not_search_is_permission_denied_and_changes_nothi
     // keyring (write permission on the keyring) drops it.
     keyctl(&["unlink", &id, "@s"]);
 }
+
+/// An index entry missing from the middle of the chain on the real kernel keyring (unlinked by
+/// hand) makes `list` and `health` fail with InvalidData instead of silently listing fewer
+/// keys; the next store rebuilds every name from the keyring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kernel_index_entry_missing_from_the_chain_is_corrupt_and_rebuilt() {
+    let (store, _cleanup) = fresh("gap");
+    let service = store.service().to_owned();
+    let names: Vec<KeyName> = (0..300)
+        .map(|i| key(&format!("{i:03}{}", "n".repeat(253))))
+        .collect();
+    for name in &names {
+        store.store(name, value(b"v")).await.unwrap();
+    }
+    assert!(!key_id(&service, &format!("{INDEX_ACCOUNT}.2")).is_empty());
+    keyctl(&[
+        "invalidate",
+        &key_id(&service, &format!("{INDEX_ACCOUNT}.1")),
+    ]);
+    let e = store.list(&KeyPrefix::all()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+    assert!(e.message().contains("missing"), "{e}");
+    assert_eq!(
+        store.health().await.unwrap_err().kind(),
+        ErrorKind::InvalidData
+    );
+    store.store(&key("after"), value(b"v")).await.unwrap();
+    let mut expected = names.clone();
+    expected.push(key("after"));
+    assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), expected);
+    store.health().await.unwrap();
+}
+
+/// Another program's key with a long description (over the 512 bytes `linux-keyutils`
+/// describes into; it used to panic every walk of the keyring, failing each overwrite and
+/// every index rebuild) sitting in the session keyring changes nothing: overwrites, a rebuild
+/// of a corrupt index, and the cleanup fixture work around it.
+#[tokio::test]
+async fn a_foreign_key_with_a_long_description_breaks_nothing() {
+    let (store, _cleanup) = fresh("long-desc");
+    let service = store.service().to_owned();
+    let foreign = keyctl(&["add", "user", &"f".repeat(3000), "not ours", "@s"]);
+    store.store(&key("a/1"), value(b"one")).await.unwrap();
+    store.store(&key("a/1"), value(b"uno")).await.unwrap();
+    assert_eq!(
+        store.get(&key("a/1")).await.unwrap().value.expose_secret(),
+        b"uno"
+    );
+    keyctl(&[
+        "add",
+        "user",
+        &format!("keyring:{INDEX_ACCOUNT}@{service}"),
+        "garbage",
+        "@s",
+    ]);
+    store.store(&key("a/2"), value(b"two")).await.unwrap();
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![key("a/1"), key("a/2")]
+    );
+    assert_eq!(kernel_keys(&service).len(), 3, "two keys and the index");
+    keyctl(&["unlink", &foreign, "@s"]);
+}

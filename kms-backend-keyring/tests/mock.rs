@@ -618,8 +618,9 @@ async fn a_full_index_is_an_error_naming_the_limit() {
         e.message().contains("index") && e.message().contains("100 bytes"),
         "{e}"
     );
-    // One name per entry: the entry after MAX_INDEX_SHARDS fails naming that limit.
-    let (store, _cleanup2) = custom(mock::Store::new().unwrap(), 40, "full-shards", |b| b);
+    // One name per entry (40 bytes; the first also holds `"shards":<n>,`, 14 more): the
+    // entry after MAX_INDEX_SHARDS fails naming that limit.
+    let (store, _cleanup2) = custom(mock::Store::new().unwrap(), 54, "full-shards", |b| b);
     for i in 0..MAX_INDEX_SHARDS {
         store
             .store(&key(&format!("k{i:019}")), value(b"v"))
@@ -937,4 +938,106 @@ impl CredentialStoreApi for FailingWrites {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+}
+
+/// The names of `count` keys that fill several small index entries.
+fn many(count: usize) -> Vec<KeyName> {
+    (0..count).map(|i| key(&format!("k/{i:03}"))).collect()
+}
+
+/// An index entry missing from the middle of the chain (deleted by hand or by another
+/// program), or a missing first entry while later ones exist, does not silently drop the names
+/// it held from `list`: `list` and `health` fail with InvalidData naming the entry, and the
+/// next write rebuilds the index from the keys the keyring holds.
+#[tokio::test]
+async fn a_missing_index_entry_is_corrupt_not_silently_fewer_names() {
+    let mock = mock::Store::new().unwrap();
+    let (store, _cleanup) = custom(mock.clone(), 128, "gap", |b| b);
+    let names = many(40);
+    for name in &names {
+        store.store(name, value(b"v")).await.unwrap();
+    }
+    assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), names);
+    let shard = |i: usize| {
+        mock.build(SVC, &format!("{INDEX_ACCOUNT}.{i}"), None)
+            .unwrap()
+    };
+    assert!(shard(3).get_secret().is_ok(), "at least four index entries");
+    for (lost, named) in [
+        (shard(1), format!("{INDEX_ACCOUNT}.1")),
+        (
+            mock.build(SVC, INDEX_ACCOUNT, None).unwrap(),
+            INDEX_ACCOUNT.to_owned(),
+        ),
+    ] {
+        lost.delete_credential().unwrap();
+        let e = store.list(&KeyPrefix::all()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+        assert!(
+            e.message().contains(&format!("{named} is corrupt")) && e.message().contains("missing"),
+            "{e}"
+        );
+        let e = store.health().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+        // The next write rebuilds every name from the keyring.
+        store.store(&key("k/new"), value(b"v")).await.unwrap();
+        let mut expected = names.clone();
+        expected.push(key("k/new"));
+        assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), expected);
+        store.health().await.unwrap();
+        store.remove(&key("k/new")).await.unwrap();
+    }
+}
+
+/// Emptying index entries in the middle and at the end of the chain (removing every key they
+/// listed) keeps every other name listed, and new names fill the emptied entries again.
+#[tokio::test]
+async fn emptied_index_entries_keep_the_rest_listed() {
+    let mock = mock::Store::new().unwrap();
+    let (store, _cleanup) = custom(mock.clone(), 128, "emptied", |b| b);
+    let names = many(40);
+    for name in &names {
+        store.store(name, value(b"v")).await.unwrap();
+    }
+    // 128-byte entries: the first holds k/000..k/011, the next ones 13 names each, the last
+    // k/038 and k/039. Empty the second entry entirely, and the last one.
+    let shard = |i: usize| {
+        mock.build(SVC, &format!("{INDEX_ACCOUNT}.{i}"), None)
+            .unwrap()
+            .get_secret()
+    };
+    assert!(shard(3).is_ok() && shard(4).is_err());
+    let gone: Vec<KeyName> = names[12..25].iter().chain(&names[38..]).cloned().collect();
+    for name in &gone {
+        store.remove(name).await.unwrap();
+    }
+    assert_eq!(shard(1).unwrap(), br#"{"names":[],"v":1}"#);
+    assert!(shard(3).is_err(), "the emptied last entry is dropped");
+    let kept: Vec<KeyName> = names
+        .iter()
+        .filter(|n| !gone.contains(n))
+        .cloned()
+        .collect();
+    assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), kept);
+    store.health().await.unwrap();
+    for name in &gone {
+        store.store(name, value(b"v")).await.unwrap();
+    }
+    assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), names);
+    for name in &names {
+        store.remove(name).await.unwrap();
+    }
+    assert!(store.list(&KeyPrefix::all()).await.unwrap().is_empty());
+    assert!(
+        mock.build(SVC, INDEX_ACCOUNT, None)
+            .unwrap()
+            .get_secret()
+            .is_err()
+    );
+    assert!(
+        mock.build(SVC, &format!("{INDEX_ACCOUNT}.1"), None)
+            .unwrap()
+            .get_secret()
+            .is_err()
+    );
 }
