@@ -173,7 +173,20 @@ impl Inner {
             }
             // Removed by hand: the stale name is gone from the index, the key was already.
             Err(keyring_core::Error::NoEntry) => {
-                Err(map_error(keyring_core::Error::NoEntry, &what))
+                let e = map_error(keyring_core::Error::NoEntry, &what);
+                Err(match undo {
+                    None => e,
+                    Some(_) => {
+                        index.compact(self);
+                        annotate(
+                            e,
+                            &format!(
+                                "{what}: the entry was already gone (removed outside this store); \
+                                 its stale name was taken out of the index"
+                            ),
+                        )
+                    }
+                })
             }
             Err(e) => {
                 let e = map_error(e, &what);

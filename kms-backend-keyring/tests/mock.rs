@@ -295,11 +295,15 @@ async fn removing_an_entry_deleted_by_hand_cleans_the_index() {
         .unwrap()
         .delete_credential()
         .unwrap();
-    assert_eq!(
-        store.remove(&key("k")).await.unwrap_err().kind(),
-        ErrorKind::NotFound
-    );
+    // The NotFound says what the call did change: the stale name left the index.
+    let e = store.remove(&key("k")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.message().contains("taken out of the index"), "{e}");
     assert!(store.list(&KeyPrefix::all()).await.unwrap().is_empty());
+    // A key that is neither stored nor listed: a plain NotFound that changed nothing.
+    let e = store.remove(&key("k")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(!e.message().contains("index"), "{e}");
 }
 
 #[tokio::test]
