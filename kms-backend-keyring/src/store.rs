@@ -80,7 +80,7 @@ impl KeyringStore {
 
     /// The deadline of a write: the lock wait plus the keyring work.
     fn write_deadline(&self) -> Duration {
-        self.inner.lock_timeout + self.inner.timeout
+        self.inner.lock_timeout.saturating_add(self.inner.timeout)
     }
 }
 

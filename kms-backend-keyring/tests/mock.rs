@@ -883,6 +883,23 @@ async fn bad_timeouts_are_configuration_errors() {
     }
 }
 
+/// The longest timeouts (`Duration::MAX`, "wait as long as it takes") are accepted and every
+/// call works: the write deadline (lock wait plus keyring work) used to overflow and panic.
+#[tokio::test]
+async fn the_longest_timeouts_do_not_panic() {
+    let (store, _cleanup) = custom(mock::Store::new().unwrap(), 4096, "longest", |b| {
+        b.timeout(Duration::MAX).lock_timeout(Duration::MAX)
+    });
+    store.store(&key("a"), value(b"v")).await.unwrap();
+    assert_eq!(
+        store.get(&key("a")).await.unwrap().value.expose_secret(),
+        b"v"
+    );
+    assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), vec![key("a")]);
+    store.health().await.unwrap();
+    store.remove(&key("a")).await.unwrap();
+}
+
 /// The mock store, except that every write of `account` fails (a full quota, from the store's
 /// side; the mock's own injection fires on the next call of any kind, which is the read).
 #[derive(Debug)]
