@@ -27,8 +27,9 @@
 //!
 //! # A corrupt index
 //!
-//! A shard that does not parse makes `list` and `health` fail with
-//! [`ErrorKind::InvalidData`]. The next `store` or `remove` rebuilds the whole index from the
+//! A shard that does not parse, is missing from the chain, or is claimed by more than one
+//! entry (another program wrote a second one) makes `list` and `health` fail with
+//! [`ErrorKind::InvalidData`]; a repair deletes every entry of a doubly claimed shard first. The next `store` or `remove` rebuilds the whole index from the
 //! keys the platform can find for the service (the kernel keyring: every `user` key in the
 //! session keyring and the keyrings linked into it whose description is
 //! `keyring:<name>@<service>`; the Secret Service: every item whose `service` attribute is the
@@ -149,6 +150,8 @@ pub(crate) struct Index {
     corrupt: Option<Error>,
     /// Shard entries present (parsed or not).
     present: usize,
+    /// Shards held by more than one entry (written outside this store): deleted by a repair.
+    ambiguous: Vec<usize>,
     budget: usize,
 }
 
@@ -168,9 +171,10 @@ impl Index {
             shards: Vec::new(),
             corrupt: None,
             present: 0,
+            ambiguous: Vec::new(),
             budget,
         };
-        let length = match accounts.read(INDEX_ACCOUNT)? {
+        let length = match index.read_shard(accounts, 0)? {
             Some(bytes) => {
                 index.present = 1;
                 match Shard::decode(INDEX_ACCOUNT, &bytes) {
@@ -180,7 +184,7 @@ impl Index {
                     }
                     Err(e) => {
                         index.shards.push(Shard::default());
-                        index.corrupt = Some(e);
+                        index.corrupt.get_or_insert(e);
                         None
                     }
                 }
@@ -201,7 +205,7 @@ impl Index {
         let last = length.unwrap_or(MAX_INDEX_SHARDS);
         for i in 1..last {
             let account = shard_account(i);
-            let Some(bytes) = accounts.read(&account)? else {
+            let Some(bytes) = index.read_shard(accounts, i)? else {
                 if length.is_none() {
                     break;
                 }
@@ -225,6 +229,25 @@ impl Index {
         }
         index.present = index.present.max(index.shards.len());
         Ok(index)
+    }
+
+    /// The bytes of shard `i`. Two or more entries claiming it (one written outside this
+    /// store, e.g. by `secret-tool`) make it corrupt: an empty entry that does not parse, to be
+    /// deleted and rewritten by the next repair.
+    fn read_shard(&mut self, accounts: &impl Accounts, i: usize) -> Result<Option<Vec<u8>>> {
+        match accounts.read(&shard_account(i)) {
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                self.ambiguous.push(i);
+                self.corrupt.get_or_insert_with(|| {
+                    corrupt_entry(
+                        &shard_account(i),
+                        &format!("more than one keyring entry claims it: {}", e.message()),
+                    )
+                });
+                Ok(Some(Vec::new()))
+            }
+            read => read,
+        }
     }
 
     /// The chain length shard `i` records: the number of shards for shard 0, none for others.
@@ -300,6 +323,10 @@ impl Index {
             shards.clear();
         }
         let keys = shards.iter().map(|s| s.names.len()).sum::<usize>();
+        // Every entry of a shard claimed twice goes, so that the writes below are unambiguous.
+        for i in std::mem::take(&mut self.ambiguous) {
+            accounts.delete(&shard_account(i))?;
+        }
         let old_present = self.present;
         self.shards = shards;
         self.present = self.shards.len();

@@ -242,10 +242,34 @@ impl Accounts for Inner {
             .map_err(|e| map_error(e, what))
     }
 
+    /// Deletes `account`: every entry of it when several claim it.
     fn delete(&self, account: &str) -> Result<()> {
         let what = "writing the keyring index";
         match self.entry(account, what)?.delete_credential() {
             Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
+            Err(keyring_core::Error::Ambiguous(entries)) => {
+                #[cfg(all(
+                    feature = "secret-service",
+                    any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")
+                ))]
+                if let Some(ss) = self
+                    .store
+                    .as_any()
+                    .downcast_ref::<crate::secret_service_store::SecretServiceStore>()
+                {
+                    return ss
+                        .delete_all(&self.service, account)
+                        .map(drop)
+                        .map_err(|e| map_error(e, what));
+                }
+                for entry in entries {
+                    match entry.delete_credential() {
+                        Ok(()) | Err(keyring_core::Error::NoEntry) => {}
+                        Err(e) => return Err(map_error(e, what)),
+                    }
+                }
+                Ok(())
+            }
             Err(e) => Err(map_error(e, what)),
         }
     }
