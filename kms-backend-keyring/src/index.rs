@@ -265,6 +265,11 @@ impl Index {
         accounts.write(&shard_account(i), &self.shards[i].encode(self.length_at(i)))
     }
 
+    /// Whether no index entry exists at all (and none is corrupt).
+    pub(crate) fn is_absent(&self) -> bool {
+        self.present == 0 && self.corrupt.is_none()
+    }
+
     /// The error of the first corrupt shard.
     pub(crate) fn corrupt(&self) -> Option<&Error> {
         self.corrupt.as_ref()
@@ -304,6 +309,38 @@ impl Index {
                 self.all_names()
             }
         };
+        self.rebuild(accounts, names)?;
+        tracing::warn!(service, error = %error, keys = self.all_names().len(), "rebuilt a corrupt keyring index");
+        Ok(true)
+    }
+
+    /// When no index entry exists at all (a new service, or the whole index deleted by hand)
+    /// yet the platform finds keys of the service, writes an index of them, so that the names
+    /// of a deleted index come back with the next write instead of staying unlisted for good.
+    /// Returns whether it wrote one.
+    pub(crate) fn restore_if_absent(
+        &mut self,
+        accounts: &impl Accounts,
+        service: &str,
+    ) -> Result<bool> {
+        if !self.is_absent() {
+            return Ok(false);
+        }
+        let names = match accounts.find_names()? {
+            Some(found) if !found.is_empty() => found,
+            _ => return Ok(false),
+        };
+        self.rebuild(accounts, names)?;
+        tracing::warn!(
+            service,
+            keys = self.all_names().len(),
+            "the keyring index was missing; rebuilt it from the keys found in the keyring"
+        );
+        Ok(true)
+    }
+
+    /// Replaces the whole index by one holding `names`.
+    fn rebuild(&mut self, accounts: &impl Accounts, names: BTreeSet<String>) -> Result<()> {
         let mut shards: Vec<Shard> = vec![Shard::default()];
         for name in names {
             let i = shards.len() - 1;
@@ -322,7 +359,6 @@ impl Index {
         if shards.len() == 1 && shards[0].names.is_empty() {
             shards.clear();
         }
-        let keys = shards.iter().map(|s| s.names.len()).sum::<usize>();
         // Every entry of a shard claimed twice goes, so that the writes below are unambiguous.
         for i in std::mem::take(&mut self.ambiguous) {
             accounts.delete(&shard_account(i))?;
@@ -337,8 +373,7 @@ impl Index {
         for i in self.shards.len()..old_present {
             accounts.delete(&shard_account(i))?;
         }
-        tracing::warn!(service, error = %error, keys, "rebuilt a corrupt keyring index");
-        Ok(true)
+        Ok(())
     }
 
     fn check_fits(&self, shard: &Shard, position: usize) -> Result<()> {

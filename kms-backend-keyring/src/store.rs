@@ -95,12 +95,16 @@ impl Inner {
         Index::read(self, self.index_budget)
     }
 
-    /// Reads the index for a change, rebuilding it first if it is corrupt.
+    /// Reads the index for a change, rebuilding it first if it is corrupt, or if it is missing
+    /// altogether while the keyring holds keys of the service.
     fn index_for_update(&self, cancel: &Cancel, what: &str) -> Result<Index> {
         let mut index = self.read_index()?;
         if index.corrupt().is_some() {
             cancel.check(what)?;
             index.repair(self, &self.service)?;
+        } else if index.is_absent() {
+            cancel.check(what)?;
+            index.restore_if_absent(self, &self.service)?;
         }
         Ok(index)
     }

@@ -556,6 +556,7 @@ async fn a_store_that_fails_leaves_the_key_as_it_was() {
 #[tokio::test]
 async fn a_full_kernel_quota_is_a_permanent_error_naming_the_quota() {
     let (mock, store, _cleanup) = setup("quota");
+    store.store(&key("small"), value(b"v")).await.unwrap();
     inject(
         &mock,
         SVC,
@@ -577,7 +578,10 @@ async fn a_full_kernel_quota_is_a_permanent_error_naming_the_quota() {
         store.get(&key("big")).await.unwrap_err().kind(),
         ErrorKind::NotFound
     );
-    assert!(store.list(&KeyPrefix::all()).await.unwrap().is_empty());
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![key("small")]
+    );
 }
 
 /// Issue 16 item 2: the index is chained over several entries, each within the backend's
@@ -1073,4 +1077,41 @@ async fn emptied_index_entries_keep_the_rest_listed() {
             .get_secret()
             .is_err()
     );
+}
+
+/// The whole index deleted by hand (every entry gone, so nothing looks corrupt): `list` shows
+/// nothing until the next write, which rebuilds the index from the keys the keyring holds
+/// instead of starting a new one that leaves the old keys unlisted for good.
+#[tokio::test]
+async fn a_deleted_index_comes_back_with_the_next_write() {
+    let mock = mock::Store::new().unwrap();
+    let (store, _cleanup) = custom(mock.clone(), 128, "deleted-index", |b| b);
+    let names = many(20);
+    for name in &names {
+        store.store(name, value(b"v")).await.unwrap();
+    }
+    for i in (0..3).rev() {
+        let account = if i == 0 {
+            INDEX_ACCOUNT.to_owned()
+        } else {
+            format!("{INDEX_ACCOUNT}.{i}")
+        };
+        let _ = mock.build(SVC, &account, None).unwrap().delete_credential();
+    }
+    assert!(store.list(&KeyPrefix::all()).await.unwrap().is_empty());
+    store.store(&key("k/new"), value(b"v")).await.unwrap();
+    let mut expected = names.clone();
+    expected.push(key("k/new"));
+    assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), expected);
+    // Removing instead of storing rebuilds it too.
+    mock.build(SVC, INDEX_ACCOUNT, None)
+        .unwrap()
+        .delete_credential()
+        .unwrap();
+    let _ = mock
+        .build(SVC, &format!("{INDEX_ACCOUNT}.1"), None)
+        .unwrap()
+        .delete_credential();
+    store.remove(&key("k/new")).await.unwrap();
+    assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), names);
 }

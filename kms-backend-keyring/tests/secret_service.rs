@@ -449,3 +449,28 @@ fn a_bus_that_never_answers_fails_build_in_time() {
         "the child connected to the silent bus"
     );
 }
+
+/// The index items deleted with `secret-tool clear` (say, to get rid of a duplicate): the next
+/// store rebuilds the index from the service's items, so no key stays unlisted.
+#[tokio::test]
+async fn an_index_cleared_with_secret_tool_is_rebuilt_by_the_next_store() {
+    let (store, _cleanup) = fresh("cleared");
+    store.store(&key("a/1"), value(b"1")).await.unwrap();
+    store.store(&key("a/2"), value(b"2")).await.unwrap();
+    let status = Command::new("secret-tool")
+        .args([
+            "clear",
+            "service",
+            store.service(),
+            "username",
+            INDEX_ACCOUNT,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    store.store(&key("a/3"), value(b"3")).await.unwrap();
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![key("a/1"), key("a/2"), key("a/3")]
+    );
+}
