@@ -152,6 +152,8 @@ pub(crate) struct Index {
     present: usize,
     /// Shards held by more than one entry (written outside this store): deleted by a repair.
     ambiguous: Vec<usize>,
+    /// Whether a shard named by the chain (or shard 0) was missing.
+    gap: bool,
     budget: usize,
 }
 
@@ -166,12 +168,25 @@ impl Index {
     /// Reads shard 0, then the shards its chain length names (without a length, and after a
     /// corrupt or missing shard 0, every shard up to the first missing one). Corrupt and
     /// missing shards are recorded, not fatal.
+    ///
+    /// A reader holds no lock: a writer that shortens the chain (writes shard 0's new length,
+    /// then deletes the last shard) or rebuilds it (later shards first) can make one read see
+    /// a missing shard. A gap is therefore read twice before it counts as corruption.
     pub(crate) fn read(accounts: &impl Accounts, budget: usize) -> Result<Self> {
+        let first = Self::read_once(accounts, budget)?;
+        if first.gap {
+            return Self::read_once(accounts, budget);
+        }
+        Ok(first)
+    }
+
+    fn read_once(accounts: &impl Accounts, budget: usize) -> Result<Self> {
         let mut index = Self {
             shards: Vec::new(),
             corrupt: None,
             present: 0,
             ambiguous: Vec::new(),
+            gap: false,
             budget,
         };
         let length = match index.read_shard(accounts, 0)? {
@@ -195,6 +210,7 @@ impl Index {
                     return Ok(index);
                 }
                 index.shards.push(Shard::default());
+                index.gap = true;
                 index.corrupt = Some(corrupt_entry(
                     INDEX_ACCOUNT,
                     &format!("it is missing while {} exists", shard_account(1)),
@@ -209,6 +225,7 @@ impl Index {
                 if length.is_none() {
                     break;
                 }
+                index.gap = true;
                 index.shards.push(Shard::default());
                 index.corrupt.get_or_insert_with(|| {
                     corrupt_entry(
@@ -553,6 +570,50 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::InvalidData, "{bad:?}");
             assert!(err.message().contains("rebuilds"), "{err}");
         }
+    }
+
+    /// Shards as a concurrent writer leaves them between two reads: the first read sees
+    /// shard 0 naming 3 shards and shard 2 already deleted, the second the shortened chain.
+    struct Shortening {
+        reads: std::cell::Cell<usize>,
+    }
+
+    impl Accounts for Shortening {
+        fn read(&self, account: &str) -> Result<Option<Vec<u8>>> {
+            let pass = self.reads.get() / 3;
+            self.reads.set(self.reads.get() + 1);
+            let shard = |names: &[&str]| Shard {
+                names: names.iter().map(|n| n.to_string()).collect(),
+            };
+            Ok(match (account, pass) {
+                (INDEX_ACCOUNT, 0) => Some(shard(&["a"]).encode(Some(3))),
+                (INDEX_ACCOUNT, _) => Some(shard(&["a"]).encode(Some(2))),
+                ("#kms-index.1", _) => Some(shard(&["b"]).encode(None)),
+                _ => None,
+            })
+        }
+        fn write(&self, _: &str, _: &[u8]) -> Result<()> {
+            unreachable!("a read writes nothing")
+        }
+        fn delete(&self, _: &str) -> Result<()> {
+            unreachable!("a read deletes nothing")
+        }
+        fn find_names(&self) -> Result<Option<BTreeSet<String>>> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn a_chain_shortened_during_a_read_is_not_corrupt() {
+        let accounts = Shortening {
+            reads: std::cell::Cell::new(0),
+        };
+        let index = Index::read(&accounts, 4096).unwrap();
+        assert!(index.corrupt().is_none(), "{:?}", index.corrupt());
+        assert_eq!(
+            index.names().unwrap(),
+            BTreeSet::from(["a".to_owned(), "b".to_owned()])
+        );
     }
 
     #[test]
