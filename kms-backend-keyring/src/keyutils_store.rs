@@ -143,8 +143,14 @@ impl CredentialStoreApi for KeyutilsStore {
 /// keyring, the uid's persistent, user and user-session keyrings. `None` if it is none of them
 /// (or cannot be found).
 fn holder(key: Key) -> keyring_core::Result<Option<KeyRing>> {
-    let (rings, table) = walk::reachable()?;
     let id = key.get_id().as_raw_id();
+    if walk::links(walk::SESSION).contains(&id) {
+        return session().map(Some);
+    }
+    // Without /proc/keys (not mounted) the key is written to the scope's keyring instead.
+    let Ok((rings, table)) = walk::reachable() else {
+        return Ok(None);
+    };
     let Some(ring) = rings
         .iter()
         .find(|(_, links)| links.contains(&id))

@@ -69,7 +69,7 @@ pub(crate) fn parse_line(line: &str) -> Option<(i32, Described)> {
 }
 
 /// The serials keyring `ring` links (empty if it cannot be read).
-fn links(ring: i32) -> Vec<i32> {
+pub(crate) fn links(ring: i32) -> Vec<i32> {
     Key::from_id(KeySerialId::new(ring))
         .read_to_vec()
         .map(|bytes| {
