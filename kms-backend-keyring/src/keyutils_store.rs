@@ -104,7 +104,7 @@ impl CredentialStoreApi for KeyutilsStore {
         let mut found: Vec<String> = Vec::new();
         for (_, links) in rings {
             for id in links {
-                let Some(key) = table.get(&id).filter(|d| d.kind == "user") else {
+                let Some(key) = table.get(&id).filter(|d| d.kind == "user" && d.live) else {
                     continue;
                 };
                 let user = key

@@ -28,6 +28,10 @@ pub(crate) struct Described {
     pub(crate) kind: String,
     /// The full description.
     pub(crate) description: String,
+    /// Instantiated and not revoked, dead, negative or invalidated: a key a search can find.
+    /// (An invalidated key stays linked, and listed in `/proc/keys`, until the kernel's
+    /// garbage collector runs.)
+    pub(crate) live: bool,
 }
 
 /// Every key `/proc/keys` shows this process, by serial.
@@ -49,6 +53,9 @@ pub(crate) fn parse_line(line: &str) -> Option<(i32, Described)> {
         rest = &rest[end..];
     }
     let serial = u32::from_str_radix(fields[0], 16).ok()? as i32;
+    // `I` instantiated, `R` revoked, `D` dead, `N` negative, `i` invalidated (`proc_keys_show`).
+    let flags = fields[1];
+    let live = flags.contains('I') && !flags.contains(['R', 'D', 'N', 'i']);
     let shown = rest.trim_start_matches(' ');
     // `user` keys and keyrings append `: <data length>` / `: <links>` / `: empty`.
     let description = match shown.rsplit_once(": ") {
@@ -64,6 +71,7 @@ pub(crate) fn parse_line(line: &str) -> Option<(i32, Described)> {
         Described {
             kind: fields[7].to_owned(),
             description: description.to_owned(),
+            live,
         },
     ))
 }
@@ -122,6 +130,12 @@ mod tests {
         assert_eq!(id, 0x30c83ae2);
         assert_eq!(d.kind, "user");
         assert_eq!(d.description, "keyring:a: b@svc");
+        assert!(d.live);
+        let (_, d) = parse_line(
+            "30c83ae3 I-----i     1 perm 3f010000     0     0 user      keyring:gone@svc: 1",
+        )
+        .unwrap();
+        assert!(!d.live, "an invalidated key is not live");
         let (_, d) =
             parse_line("3227bce6 I--Q---     1 perm 3f030000     0     0 keyring   _ses: 1")
                 .unwrap();

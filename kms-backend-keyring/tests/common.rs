@@ -81,6 +81,10 @@ pub fn kernel_keys(service: &str) -> Vec<linux_keyutils::Key> {
                     rest = &rest[end..];
                 }
                 let id = u32::from_str_radix(fields[0], 16).ok()? as i32;
+                // Invalidated (or revoked, dead) keys stay listed until garbage collection.
+                if fields[1].contains(['R', 'D', 'i']) {
+                    return None;
+                }
                 let shown = rest.trim_start_matches(' ');
                 let description = shown.rsplit_once(": ").map_or(shown, |(d, _)| d);
                 Some((id, (fields[7].to_owned(), description.to_owned())))

@@ -124,9 +124,11 @@ async fn two_independent_instances_writing_concurrently_lose_no_index_update() {
 }
 
 /// Two OS processes (this test binary, re-run in writer mode) store 200 keys each into one
-/// service at the same time, sharing the session keyring and the lock file; the index must
-/// list all 400. In writer mode (`KMS_KEYRING_WRITER=<service>|<lock tag>|<first>`) the test is
-/// one of those writers and checks each of its own stores.
+/// service at the same time, sharing the session keyring and the lock file, and remove every
+/// third; with 250-byte names the index grows to several entries and shrinks again while both
+/// write, and must list exactly the keys left. In writer mode
+/// (`KMS_KEYRING_WRITER=<service>|<lock tag>|<first>`) the test is one of those writers and
+/// checks each of its own stores.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_writing_concurrently_lose_no_index_update() {
     const PER_PROCESS: usize = 200;
@@ -136,11 +138,14 @@ async fn two_processes_writing_concurrently_lose_no_index_update() {
         let first: usize = parts.next().unwrap().parse().unwrap();
         let store = keyutils(service, tag);
         for i in first..first + PER_PROCESS {
-            let key = KeyName::new(format!("p{i}")).unwrap();
+            let key = long_name(i);
             store
                 .store(&key, SecretValue::copy_from_slice(b"v"))
                 .await
                 .unwrap();
+            if i % 3 == 0 {
+                store.remove(&key).await.unwrap();
+            }
         }
         return;
     }
@@ -166,7 +171,36 @@ async fn two_processes_writing_concurrently_lose_no_index_update() {
         assert!(child.wait().unwrap().success(), "a writer process failed");
     }
     let listed = store.list(&KeyPrefix::all()).await.unwrap();
-    assert_eq!(listed.len(), 2 * PER_PROCESS, "{listed:?}");
+    let left: Vec<KeyName> = (0..2 * PER_PROCESS)
+        .filter(|i| i % 3 != 0)
+        .map(long_name)
+        .collect();
+    let short = |names: &[KeyName]| -> Vec<String> {
+        names.iter().map(|n| n.as_str()[..5].to_owned()).collect()
+    };
+    let missing: Vec<KeyName> = left
+        .iter()
+        .filter(|n| !listed.contains(n))
+        .cloned()
+        .collect();
+    let extra: Vec<KeyName> = listed
+        .iter()
+        .filter(|n| !left.contains(n))
+        .cloned()
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && listed.len() == left.len(),
+        "missing {:?}, extra {:?}, {} listed",
+        short(&missing),
+        short(&extra),
+        listed.len()
+    );
+    assert!(!key_id(&service, &format!("{INDEX_ACCOUNT}.2")).is_empty());
+}
+
+/// Key `i` of the two-process test: 250 bytes, so that the index needs several entries.
+fn long_name(i: usize) -> KeyName {
+    KeyName::new(format!("p{i:04}{}", "x".repeat(245))).unwrap()
 }
 
 /// The kernel key id of entry `account` of `service`.
