@@ -616,6 +616,57 @@ mod tests {
         );
     }
 
+    /// Fixed shard bytes by account.
+    struct Fixed(Vec<(String, Vec<u8>)>);
+
+    impl Accounts for Fixed {
+        fn read(&self, account: &str) -> Result<Option<Vec<u8>>> {
+            Ok(self
+                .0
+                .iter()
+                .find(|(a, _)| a == account)
+                .map(|(_, b)| b.clone()))
+        }
+        fn write(&self, _: &str, _: &[u8]) -> Result<()> {
+            unreachable!("a read writes nothing")
+        }
+        fn delete(&self, _: &str) -> Result<()> {
+            unreachable!("a read deletes nothing")
+        }
+        fn find_names(&self) -> Result<Option<BTreeSet<String>>> {
+            Ok(None)
+        }
+    }
+
+    /// An index written before shard 0 recorded the chain length is read up to its first
+    /// missing entry, as it was written.
+    #[test]
+    fn an_index_without_a_chain_length_is_read_to_its_first_gap() {
+        let shard = |n: &str| Shard {
+            names: BTreeSet::from([n.to_owned()]),
+        };
+        let accounts = Fixed(vec![
+            (shard_account(0), shard("a").encode(None)),
+            (shard_account(1), shard("b").encode(None)),
+            (shard_account(3), shard("d").encode(None)),
+        ]);
+        let index = Index::read(&accounts, 4096).unwrap();
+        assert!(index.corrupt().is_none());
+        assert_eq!(
+            index.names().unwrap(),
+            BTreeSet::from(["a".to_owned(), "b".to_owned()])
+        );
+        // With a length, the same gap is corruption.
+        let accounts = Fixed(vec![
+            (shard_account(0), shard("a").encode(Some(4))),
+            (shard_account(1), shard("b").encode(None)),
+            (shard_account(3), shard("d").encode(None)),
+        ]);
+        let e = Index::read(&accounts, 4096).unwrap().names().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidData);
+        assert!(e.message().contains("#kms-index.2"), "{e}");
+    }
+
     #[test]
     fn shard_accounts_are_not_key_names() {
         assert_eq!(shard_account(0), INDEX_ACCOUNT);
