@@ -110,12 +110,14 @@ impl KeyringStoreBuilder {
     /// # Errors
     ///
     /// [`ErrorKind::Configuration`] for an empty service name, a zero timeout or abandoned-call
-    /// limit, or when no native store is compiled in; [`ErrorKind::Unavailable`] when the
+    /// limit, when no native store is compiled in, or, on the kernel keyring, for a service
+    /// name that contains `@` or is longer than [`KEYUTILS_MAX_SERVICE_LEN`] bytes; [`ErrorKind::Unavailable`] when the
     /// platform store cannot be reached; [`ErrorKind::Timeout`] when it does not answer in time.
     pub async fn build(self) -> Result<KeyringStore> {
         self.validate()?;
         let offload = Offload::new(self.max_abandoned_calls);
         let backend = self.backend.clone().resolve()?;
+        validate_service_for(&backend, &self.service)?;
         let (timeout, scope) = (self.timeout, self.scope);
         let opened = {
             let backend = backend.clone();
@@ -185,6 +187,43 @@ impl KeyringStoreBuilder {
             }),
         }
     }
+}
+
+/// The longest service name of the kernel keyring: a key's description
+/// `keyring:<name>@<service>` may hold at most 4095 bytes (`KEY_MAX_DESC_SIZE`, `add_key(2)`),
+/// and key names take up to [`MAX_KEY_NAME_LEN`](kms_core::MAX_KEY_NAME_LEN) of them.
+pub const KEYUTILS_MAX_SERVICE_LEN: usize =
+    4095 - "keyring:".len() - kms_core::MAX_KEY_NAME_LEN - "@".len();
+
+/// The service-name rules of one backend. On the kernel keyring an entry is found by its
+/// description `keyring:<name>@<service>` alone, and key names may contain `@`: a service with
+/// `@` would share descriptions with another service (`keyring:a@b@c` is key `a@b` of `c` and
+/// key `a` of `b@c`), so it is refused; so is a service whose descriptions the kernel rejects.
+fn validate_service_for(backend: &KeyringBackend, service: &str) -> Result<()> {
+    #[cfg(all(feature = "keyutils", target_os = "linux"))]
+    if matches!(backend, KeyringBackend::KeyUtils) {
+        let config = |why: String| {
+            Err(Error::new(
+                ErrorKind::Configuration,
+                format!("the keyring service name is not usable on the kernel keyring: {why}"),
+            )
+            .with_backend(BACKEND))
+        };
+        if service.contains('@') {
+            return config(
+                "it contains '@', which would make its keys' descriptions                  (keyring:<name>@<service>) equal to those of another service"
+                    .into(),
+            );
+        }
+        if service.len() > KEYUTILS_MAX_SERVICE_LEN {
+            return config(format!(
+                "it is {} bytes long, the longest is {KEYUTILS_MAX_SERVICE_LEN}                  (KEYUTILS_MAX_SERVICE_LEN: key descriptions hold at most 4095 bytes)",
+                service.len()
+            ));
+        }
+    }
+    let _ = (backend, service);
+    Ok(())
 }
 
 /// `<$XDG_RUNTIME_DIR or the temp dir>/kms-keyring-<service, unsafe characters as '_'>.lock`.

@@ -11,7 +11,8 @@ use crate::BACKEND;
 /// | keyring error | kind |
 /// |---|---|
 /// | `NoEntry` | [`ErrorKind::NotFound`] |
-/// | `NoStorageAccess` | [`ErrorKind::Unavailable`] (locked collection, no session keyring, no D-Bus session) |
+/// | `NoStorageAccess` from the kernel keyring's `EACCES`/`EPERM` | [`ErrorKind::PermissionDenied`] (not retryable) |
+/// | other `NoStorageAccess` | [`ErrorKind::Unavailable`] (locked collection, no session keyring, no D-Bus session) |
 /// | `PlatformFailure` from a call that did not answer in time | [`ErrorKind::Timeout`] |
 /// | `PlatformFailure` from a full kernel key quota (`EDQUOT`) | [`ErrorKind::PermissionDenied`] (not retryable; names the quota) |
 /// | other `PlatformFailure` | [`ErrorKind::Unavailable`] |
@@ -28,6 +29,25 @@ pub fn map_error(err: keyring_core::Error, what: &str) -> Error {
             ErrorKind::NotFound,
             format!("{what}: no such keyring entry"),
         ),
+        #[cfg(all(feature = "keyutils", target_os = "linux"))]
+        K::NoStorageAccess(e)
+            if matches!(
+                e.downcast_ref::<linux_keyutils::KeyError>(),
+                Some(
+                    linux_keyutils::KeyError::AccessDenied
+                        | linux_keyutils::KeyError::PermissionDenied
+                )
+            ) =>
+        {
+            (
+                ErrorKind::PermissionDenied,
+                format!(
+                    "{what}: the kernel keyring denied access (EACCES/EPERM: the key's or \
+                     keyring's permissions, see `keyctl describe`, do not let this process \
+                     search, read or write it); retrying will not help"
+                ),
+            )
+        }
         K::NoStorageAccess(e) => (
             ErrorKind::Unavailable,
             format!(

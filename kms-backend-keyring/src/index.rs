@@ -5,11 +5,15 @@
 //! (`#kms-index`) for shard 0, then `#kms-index.1`, `#kms-index.2`, … (`#` is outside the
 //! [`KeyName`] alphabet, so no key can collide with them). Each shard holds a sorted list of
 //! names as JSON, `{"v":1,"names":["a","b/c"]}`, names only, never values, and is at most as
-//! large as the backend's largest value (32767 bytes on the kernel keyring); a new shard is
-//! chained when the others are full, up to [`MAX_INDEX_SHARDS`]. A service therefore holds
-//! as many keys as the platform quota allows; a full index fails the `store` with
-//! [`ErrorKind::Unsupported`] naming that limit. `list` reads shards from 0 until the first
-//! missing one.
+//! large as the backend's largest value (32767 bytes on the kernel keyring); shard 0 also
+//! holds the length of the chain (`"shards":3`). A new shard is chained when the others are
+//! full, up to [`MAX_INDEX_SHARDS`]: it is written first, then shard 0's length, so a reader
+//! never sees a length that names a shard not yet written. A service therefore holds as many
+//! keys as the platform quota allows; a full index fails the `store` with
+//! [`ErrorKind::Unsupported`] naming that limit. `list` reads shard 0, then the shards its
+//! length names; a shard missing from the chain (deleted by hand or by another program), or
+//! a missing shard 0 while shard 1 exists, makes the index corrupt (below) instead of
+//! silently dropping the names it held.
 //!
 //! # Consistency
 //!
@@ -23,8 +27,9 @@
 //!
 //! # A corrupt index
 //!
-//! A shard that does not parse makes `list` and `health` fail with
-//! [`ErrorKind::InvalidData`]. The next `store` or `remove` rebuilds the whole index from the
+//! A shard that does not parse, is missing from the chain, or is claimed by more than one
+//! entry (another program wrote a second one) makes `list` and `health` fail with
+//! [`ErrorKind::InvalidData`]; a repair deletes every entry of a doubly claimed shard first. The next `store` or `remove` rebuilds the whole index from the
 //! keys the platform can find for the service (the kernel keyring: every `user` key in the
 //! session keyring and the keyrings linked into it whose description is
 //! `keyring:<name>@<service>`; the Secret Service: every item whose `service` attribute is the
@@ -60,6 +65,18 @@ pub(crate) fn is_index_account(account: &str) -> bool {
     account.starts_with('#')
 }
 
+/// The error of a corrupt index entry `account`.
+fn corrupt_entry(account: &str, why: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidData,
+        format!(
+            "the keyring index entry {account} is corrupt ({why}); the next store or remove \
+             rebuilds the index from the keys found in the keyring"
+        ),
+    )
+    .with_backend(BACKEND)
+}
+
 /// The names held in one index shard.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Shard {
@@ -67,18 +84,10 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    /// Parses the bytes of an index shard; corrupt data is [`ErrorKind::InvalidData`].
-    pub(crate) fn decode(account: &str, bytes: &[u8]) -> Result<Self> {
-        let corrupt = |why: String| {
-            Error::new(
-                ErrorKind::InvalidData,
-                format!(
-                    "the keyring index entry {account} is corrupt ({why}); the next store or \
-                     remove rebuilds the index from the keys found in the keyring"
-                ),
-            )
-            .with_backend(BACKEND)
-        };
+    /// Parses the bytes of an index shard, and the chain length it records (shard 0 only;
+    /// `None` if absent); corrupt data is [`ErrorKind::InvalidData`].
+    pub(crate) fn decode(account: &str, bytes: &[u8]) -> Result<(Self, Option<usize>)> {
+        let corrupt = |why: String| corrupt_entry(account, &why);
         let value: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
         if value.get("v").and_then(serde_json::Value::as_u64) != Some(1) {
@@ -96,14 +105,28 @@ impl Shard {
             KeyName::new(n).map_err(|_| corrupt("a name is not a valid key name".into()))?;
             names.insert(n.to_owned());
         }
-        Ok(Self { names })
+        let length = match value.get("shards") {
+            None => None,
+            Some(n) => match n.as_u64().and_then(|n| usize::try_from(n).ok()) {
+                Some(n) if (1..=MAX_INDEX_SHARDS).contains(&n) => Some(n),
+                _ => {
+                    return Err(corrupt(
+                        "the chain length is not 1 to MAX_INDEX_SHARDS".into(),
+                    ));
+                }
+            },
+        };
+        Ok((Self { names }, length))
     }
 
-    /// The bytes of the shard.
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        serde_json::json!({ "v": 1, "names": self.names })
-            .to_string()
-            .into_bytes()
+    /// The bytes of the shard; `length` (the chain length) is written into shard 0.
+    pub(crate) fn encode(&self, length: Option<usize>) -> Vec<u8> {
+        match length {
+            Some(n) => serde_json::json!({ "v": 1, "shards": n, "names": self.names }),
+            None => serde_json::json!({ "v": 1, "names": self.names }),
+        }
+        .to_string()
+        .into_bytes()
     }
 }
 
@@ -127,6 +150,10 @@ pub(crate) struct Index {
     corrupt: Option<Error>,
     /// Shard entries present (parsed or not).
     present: usize,
+    /// Shards held by more than one entry (written outside this store): deleted by a repair.
+    ambiguous: Vec<usize>,
+    /// Whether a shard named by the chain (or shard 0) was missing.
+    gap: bool,
     budget: usize,
 }
 
@@ -138,29 +165,126 @@ pub(crate) struct Undo {
 }
 
 impl Index {
-    /// Reads shards from 0 until the first missing one. Corrupt shards are recorded, not fatal.
+    /// Reads shard 0, then the shards its chain length names (without a length, and after a
+    /// corrupt or missing shard 0, every shard up to the first missing one). Corrupt and
+    /// missing shards are recorded, not fatal.
+    ///
+    /// A reader holds no lock: a writer that shortens the chain (writes shard 0's new length,
+    /// then deletes the last shard) or rebuilds it (later shards first) can make one read see
+    /// a missing shard. A gap is therefore read twice before it counts as corruption.
     pub(crate) fn read(accounts: &impl Accounts, budget: usize) -> Result<Self> {
+        let first = Self::read_once(accounts, budget)?;
+        if first.gap {
+            return Self::read_once(accounts, budget);
+        }
+        Ok(first)
+    }
+
+    fn read_once(accounts: &impl Accounts, budget: usize) -> Result<Self> {
         let mut index = Self {
             shards: Vec::new(),
             corrupt: None,
             present: 0,
+            ambiguous: Vec::new(),
+            gap: false,
             budget,
         };
-        for i in 0..MAX_INDEX_SHARDS {
+        let length = match index.read_shard(accounts, 0)? {
+            Some(bytes) => {
+                index.present = 1;
+                match Shard::decode(INDEX_ACCOUNT, &bytes) {
+                    Ok((shard, length)) => {
+                        index.shards.push(shard);
+                        length
+                    }
+                    Err(e) => {
+                        index.shards.push(Shard::default());
+                        index.corrupt.get_or_insert(e);
+                        None
+                    }
+                }
+            }
+            None => {
+                // An empty index, unless shard 0 alone was lost.
+                if accounts.read(&shard_account(1))?.is_none() {
+                    return Ok(index);
+                }
+                index.shards.push(Shard::default());
+                index.gap = true;
+                index.corrupt = Some(corrupt_entry(
+                    INDEX_ACCOUNT,
+                    &format!("it is missing while {} exists", shard_account(1)),
+                ));
+                None
+            }
+        };
+        let last = length.unwrap_or(MAX_INDEX_SHARDS);
+        for i in 1..last {
             let account = shard_account(i);
-            let Some(bytes) = accounts.read(&account)? else {
-                break;
+            let Some(bytes) = index.read_shard(accounts, i)? else {
+                if length.is_none() {
+                    break;
+                }
+                index.gap = true;
+                index.shards.push(Shard::default());
+                index.corrupt.get_or_insert_with(|| {
+                    corrupt_entry(
+                        &account,
+                        &format!("it is missing from a chain of {last} index entries"),
+                    )
+                });
+                continue;
             };
-            index.present += 1;
+            index.present = i + 1;
             match Shard::decode(&account, &bytes) {
-                Ok(shard) => index.shards.push(shard),
+                Ok((shard, _)) => index.shards.push(shard),
                 Err(e) => {
                     index.shards.push(Shard::default());
                     index.corrupt.get_or_insert(e);
                 }
             }
         }
+        index.present = index.present.max(index.shards.len());
         Ok(index)
+    }
+
+    /// The bytes of shard `i`. Two or more entries claiming it (one written outside this
+    /// store, e.g. by `secret-tool`) make it corrupt: an empty entry that does not parse, to be
+    /// deleted and rewritten by the next repair.
+    fn read_shard(&mut self, accounts: &impl Accounts, i: usize) -> Result<Option<Vec<u8>>> {
+        match accounts.read(&shard_account(i)) {
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                self.ambiguous.push(i);
+                self.corrupt.get_or_insert_with(|| {
+                    corrupt_entry(
+                        &shard_account(i),
+                        &format!("more than one keyring entry claims it: {}", e.message()),
+                    )
+                });
+                Ok(Some(Vec::new()))
+            }
+            read => read,
+        }
+    }
+
+    /// The chain length shard `i` records: the number of shards for shard 0, none for others.
+    fn length_at(&self, i: usize) -> Option<usize> {
+        (i == 0).then_some(self.shards.len())
+    }
+
+    /// Whether `shard` fits at position `i` (shard 0 with room for the largest length).
+    fn fits(&self, i: usize, shard: &Shard) -> bool {
+        shard.encode((i == 0).then_some(MAX_INDEX_SHARDS)).len() <= self.budget
+    }
+
+    /// Writes shard `i` as held in memory.
+    fn write_shard(&self, accounts: &impl Accounts, i: usize) -> Result<()> {
+        accounts.write(&shard_account(i), &self.shards[i].encode(self.length_at(i)))
+    }
+
+    /// Whether no index entry exists at all (and none is corrupt).
+    pub(crate) fn is_absent(&self) -> bool {
+        self.present == 0 && self.corrupt.is_none()
     }
 
     /// The error of the first corrupt shard.
@@ -202,12 +326,46 @@ impl Index {
                 self.all_names()
             }
         };
+        self.rebuild(accounts, names)?;
+        tracing::warn!(service, error = %error, keys = self.all_names().len(), "rebuilt a corrupt keyring index");
+        Ok(true)
+    }
+
+    /// When no index entry exists at all (a new service, or the whole index deleted by hand)
+    /// yet the platform finds keys of the service, writes an index of them, so that the names
+    /// of a deleted index come back with the next write instead of staying unlisted for good.
+    /// Returns whether it wrote one.
+    pub(crate) fn restore_if_absent(
+        &mut self,
+        accounts: &impl Accounts,
+        service: &str,
+    ) -> Result<bool> {
+        if !self.is_absent() {
+            return Ok(false);
+        }
+        let names = match accounts.find_names()? {
+            Some(found) if !found.is_empty() => found,
+            _ => return Ok(false),
+        };
+        self.rebuild(accounts, names)?;
+        tracing::warn!(
+            service,
+            keys = self.all_names().len(),
+            "the keyring index was missing; rebuilt it from the keys found in the keyring"
+        );
+        Ok(true)
+    }
+
+    /// Replaces the whole index by one holding `names`.
+    fn rebuild(&mut self, accounts: &impl Accounts, names: BTreeSet<String>) -> Result<()> {
         let mut shards: Vec<Shard> = vec![Shard::default()];
         for name in names {
-            let last = shards.last_mut().expect("never empty");
-            last.names.insert(name.clone());
-            if last.encode().len() > self.budget {
-                last.names.remove(&name);
+            let i = shards.len() - 1;
+            let mut grown = shards[i].clone();
+            grown.names.insert(name.clone());
+            if self.fits(i, &grown) {
+                shards[i] = grown;
+            } else {
                 let shard = Shard {
                     names: BTreeSet::from([name]),
                 };
@@ -218,16 +376,21 @@ impl Index {
         if shards.len() == 1 && shards[0].names.is_empty() {
             shards.clear();
         }
-        for (i, shard) in shards.iter().enumerate() {
-            accounts.write(&shard_account(i), &shard.encode())?;
-        }
-        for i in shards.len()..self.present {
+        // Every entry of a shard claimed twice goes, so that the writes below are unambiguous.
+        for i in std::mem::take(&mut self.ambiguous) {
             accounts.delete(&shard_account(i))?;
         }
-        tracing::warn!(service, error = %error, keys = shards.iter().map(|s| s.names.len()).sum::<usize>(), "rebuilt a corrupt keyring index");
-        self.present = shards.len();
+        let old_present = self.present;
         self.shards = shards;
-        Ok(true)
+        self.present = self.shards.len();
+        // Later shards first, shard 0 (with the new length) last.
+        for i in (0..self.shards.len()).rev() {
+            self.write_shard(accounts, i)?;
+        }
+        for i in self.shards.len()..old_present {
+            accounts.delete(&shard_account(i))?;
+        }
+        Ok(())
     }
 
     fn check_fits(&self, shard: &Shard, position: usize) -> Result<()> {
@@ -237,7 +400,7 @@ impl Index {
                 self.budget
             )));
         }
-        if shard.encode().len() > self.budget {
+        if !self.fits(position, shard) {
             return Err(full(format!(
                 "one name does not fit in an index entry of {} bytes (the backend's largest \
                  value)",
@@ -252,12 +415,15 @@ impl Index {
         if self.shards.iter().any(|s| s.names.contains(name)) {
             return Ok(None);
         }
-        for (i, shard) in self.shards.iter().enumerate() {
-            let mut grown = shard.clone();
+        for i in 0..self.shards.len() {
+            let mut grown = self.shards[i].clone();
             grown.names.insert(name.to_owned());
-            if grown.encode().len() <= self.budget {
-                accounts.write(&shard_account(i), &grown.encode())?;
+            if self.fits(i, &grown) {
                 let before = std::mem::replace(&mut self.shards[i], grown);
+                if let Err(e) = self.write_shard(accounts, i) {
+                    self.shards[i] = before;
+                    return Err(e);
+                }
                 return Ok(Some(Undo {
                     shard: i,
                     before: Some(before),
@@ -269,58 +435,92 @@ impl Index {
         };
         let i = self.shards.len();
         self.check_fits(&shard, i)?;
-        accounts.write(&shard_account(i), &shard.encode())?;
+        // The new shard first, then shard 0's length that makes it part of the chain.
         self.shards.push(shard);
+        if let Err(e) = self.write_shard(accounts, i) {
+            self.shards.pop();
+            return Err(e);
+        }
         self.present = self.present.max(i + 1);
+        if i > 0
+            && let Err(e) = self.write_shard(accounts, 0)
+        {
+            self.shards.pop();
+            // Past the recorded length, a left-over shard is never read and is overwritten
+            // by the next new shard.
+            let _ = accounts.delete(&shard_account(i));
+            return Err(e);
+        }
         Ok(Some(Undo {
             shard: i,
             before: None,
         }))
     }
 
-    /// Removes `name` (writing or deleting one shard), if it is listed.
+    /// Removes `name` (writing one shard, possibly empty), if it is listed; [`compact`]
+    /// (Self::compact) drops empty shards at the end of the chain afterwards.
     pub(crate) fn remove(&mut self, accounts: &impl Accounts, name: &str) -> Result<Option<Undo>> {
         let Some(i) = self.shards.iter().position(|s| s.names.contains(name)) else {
             return Ok(None);
         };
         let mut shrunk = self.shards[i].clone();
         shrunk.names.remove(name);
-        if shrunk.names.is_empty() && i + 1 == self.shards.len() {
-            accounts.delete(&shard_account(i))?;
-        } else {
-            accounts.write(&shard_account(i), &shrunk.encode())?;
-        }
         let before = std::mem::replace(&mut self.shards[i], shrunk);
+        if let Err(e) = self.write_shard(accounts, i) {
+            self.shards[i] = before;
+            return Err(e);
+        }
         Ok(Some(Undo {
             shard: i,
             before: Some(before),
         }))
     }
 
-    /// Deletes empty shards at the end of the chain (after a successful remove). Best effort:
-    /// an empty shard left behind costs one entry and is reused by the next `add`.
+    /// Drops empty shards at the end of the chain (after a successful remove): shard 0's
+    /// length first, then the entry (all of it when shard 0 itself is empty and alone). Best
+    /// effort: an empty shard left behind costs one entry and is reused by the next `add`.
     pub(crate) fn compact(&mut self, accounts: &impl Accounts) {
         while self.shards.last().is_some_and(|s| s.names.is_empty()) {
             let i = self.shards.len() - 1;
-            if accounts.delete(&shard_account(i)).is_err() {
+            if i == 0 {
+                if accounts.delete(INDEX_ACCOUNT).is_ok() {
+                    self.shards.clear();
+                    self.present = 0;
+                }
                 return;
             }
-            self.shards.pop();
-            self.present = self.present.min(i);
+            let last = self.shards.pop().expect("not empty");
+            if self.write_shard(accounts, 0).is_err() {
+                self.shards.push(last);
+                return;
+            }
+            // Past the recorded length a left-over entry is never read.
+            let _ = accounts.delete(&shard_account(i));
         }
     }
 
-    /// Puts back the shard an [`add`](Self::add) or [`remove`](Self::remove) changed.
+    /// Puts back the shard an [`add`](Self::add) or [`remove`](Self::remove) changed (for a
+    /// new shard: shard 0's length first, then the entry).
     pub(crate) fn undo(&mut self, accounts: &impl Accounts, undo: Undo) -> Result<()> {
-        let account = shard_account(undo.shard);
         match undo.before {
-            Some(shard) if !shard.names.is_empty() || undo.shard + 1 < self.shards.len() => {
-                accounts.write(&account, &shard.encode())?;
-                self.shards[undo.shard] = shard;
+            Some(shard) => {
+                let now = std::mem::replace(&mut self.shards[undo.shard], shard);
+                if let Err(e) = self.write_shard(accounts, undo.shard) {
+                    self.shards[undo.shard] = now;
+                    return Err(e);
+                }
             }
-            _ => {
-                accounts.delete(&account)?;
-                self.shards[undo.shard] = Shard::default();
+            None if undo.shard == 0 => {
+                accounts.delete(INDEX_ACCOUNT)?;
+                self.shards.clear();
+            }
+            None => {
+                let added = self.shards.pop().expect("the added shard is the last");
+                if let Err(e) = self.write_shard(accounts, 0) {
+                    self.shards.push(added);
+                    return Err(e);
+                }
+                let _ = accounts.delete(&shard_account(undo.shard));
             }
         }
         Ok(())
@@ -347,8 +547,12 @@ mod tests {
         shard.names.insert("a/b".into());
         shard.names.insert("c".into());
         assert_eq!(
-            Shard::decode(INDEX_ACCOUNT, &shard.encode()).unwrap(),
-            shard
+            Shard::decode(INDEX_ACCOUNT, &shard.encode(None)).unwrap(),
+            (shard.clone(), None)
+        );
+        assert_eq!(
+            Shard::decode(INDEX_ACCOUNT, &shard.encode(Some(3))).unwrap(),
+            (shard, Some(3))
         );
     }
 
@@ -359,11 +563,108 @@ mod tests {
             b"{\"v\":2,\"names\":[]}",
             b"{\"v\":1}",
             b"{\"v\":1,\"names\":[\"../x\"]}",
+            b"{\"v\":1,\"shards\":0,\"names\":[]}",
+            b"{\"v\":1,\"shards\":1025,\"names\":[]}",
         ] {
             let err = Shard::decode(INDEX_ACCOUNT, bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidData, "{bad:?}");
             assert!(err.message().contains("rebuilds"), "{err}");
         }
+    }
+
+    /// Shards as a concurrent writer leaves them between two reads: the first read sees
+    /// shard 0 naming 3 shards and shard 2 already deleted, the second the shortened chain.
+    struct Shortening {
+        reads: std::cell::Cell<usize>,
+    }
+
+    impl Accounts for Shortening {
+        fn read(&self, account: &str) -> Result<Option<Vec<u8>>> {
+            let pass = self.reads.get() / 3;
+            self.reads.set(self.reads.get() + 1);
+            let shard = |names: &[&str]| Shard {
+                names: names.iter().map(|n| n.to_string()).collect(),
+            };
+            Ok(match (account, pass) {
+                (INDEX_ACCOUNT, 0) => Some(shard(&["a"]).encode(Some(3))),
+                (INDEX_ACCOUNT, _) => Some(shard(&["a"]).encode(Some(2))),
+                ("#kms-index.1", _) => Some(shard(&["b"]).encode(None)),
+                _ => None,
+            })
+        }
+        fn write(&self, _: &str, _: &[u8]) -> Result<()> {
+            unreachable!("a read writes nothing")
+        }
+        fn delete(&self, _: &str) -> Result<()> {
+            unreachable!("a read deletes nothing")
+        }
+        fn find_names(&self) -> Result<Option<BTreeSet<String>>> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn a_chain_shortened_during_a_read_is_not_corrupt() {
+        let accounts = Shortening {
+            reads: std::cell::Cell::new(0),
+        };
+        let index = Index::read(&accounts, 4096).unwrap();
+        assert!(index.corrupt().is_none(), "{:?}", index.corrupt());
+        assert_eq!(
+            index.names().unwrap(),
+            BTreeSet::from(["a".to_owned(), "b".to_owned()])
+        );
+    }
+
+    /// Fixed shard bytes by account.
+    struct Fixed(Vec<(String, Vec<u8>)>);
+
+    impl Accounts for Fixed {
+        fn read(&self, account: &str) -> Result<Option<Vec<u8>>> {
+            Ok(self
+                .0
+                .iter()
+                .find(|(a, _)| a == account)
+                .map(|(_, b)| b.clone()))
+        }
+        fn write(&self, _: &str, _: &[u8]) -> Result<()> {
+            unreachable!("a read writes nothing")
+        }
+        fn delete(&self, _: &str) -> Result<()> {
+            unreachable!("a read deletes nothing")
+        }
+        fn find_names(&self) -> Result<Option<BTreeSet<String>>> {
+            Ok(None)
+        }
+    }
+
+    /// An index written before shard 0 recorded the chain length is read up to its first
+    /// missing entry, as it was written.
+    #[test]
+    fn an_index_without_a_chain_length_is_read_to_its_first_gap() {
+        let shard = |n: &str| Shard {
+            names: BTreeSet::from([n.to_owned()]),
+        };
+        let accounts = Fixed(vec![
+            (shard_account(0), shard("a").encode(None)),
+            (shard_account(1), shard("b").encode(None)),
+            (shard_account(3), shard("d").encode(None)),
+        ]);
+        let index = Index::read(&accounts, 4096).unwrap();
+        assert!(index.corrupt().is_none());
+        assert_eq!(
+            index.names().unwrap(),
+            BTreeSet::from(["a".to_owned(), "b".to_owned()])
+        );
+        // With a length, the same gap is corruption.
+        let accounts = Fixed(vec![
+            (shard_account(0), shard("a").encode(Some(4))),
+            (shard_account(1), shard("b").encode(None)),
+            (shard_account(3), shard("d").encode(None)),
+        ]);
+        let e = Index::read(&accounts, 4096).unwrap().names().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidData);
+        assert!(e.message().contains("#kms-index.2"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use keyring_core::api::{CredentialApi, CredentialPersistence, CredentialStoreApi};
 use keyring_core::{Credential, Entry};
-use linux_keyutils::{Key, KeyError, KeyRing, KeyRingIdentifier, KeyType, LinkNode};
+use linux_keyutils::{Key, KeyError, KeyRing, KeyRingIdentifier};
+
+use crate::keyutils_walk as walk;
 
 use crate::KeyutilsScope;
 
@@ -58,6 +60,12 @@ pub(crate) fn to_keyring(err: KeyError) -> keyring_core::Error {
             "description".into(),
             "rejected by the kernel keyring".into(),
         ),
+        // EINVAL: the kernel refused the arguments (a description or payload it cannot hold);
+        // retrying the same call cannot succeed.
+        KeyError::InvalidArguments => K::Invalid(
+            "argument".into(),
+            "rejected by the kernel keyring (EINVAL)".into(),
+        ),
         other => K::PlatformFailure(Box::new(other)),
     }
 }
@@ -92,28 +100,34 @@ impl CredentialStoreApi for KeyutilsStore {
             // Links the persistent keyring into the session, so the walk below reaches it.
             target(self.scope)?;
         }
-        let mut found = Vec::new();
-        for (_, links) in reachable_keyrings()? {
-            for node in links {
-                let LinkNode::Key(key) = node else { continue };
-                let Ok(meta) = key.metadata() else { continue };
-                if meta.get_type() != KeyType::User {
+        let (rings, table) = walk::reachable()?;
+        let mut found: Vec<String> = Vec::new();
+        for (_, links) in rings {
+            for id in links {
+                let Some(key) = table.get(&id).filter(|d| d.kind == "user" && d.live) else {
                     continue;
-                }
-                let user = meta
-                    .get_description()
+                };
+                let user = key
+                    .description
                     .strip_prefix("keyring:")
                     .and_then(|d| d.strip_suffix(suffix.as_str()));
-                if let Some(user) = user {
-                    found.push(Entry::new_with_credential(Arc::new(Cred {
-                        scope: self.scope,
-                        service: service.to_owned(),
-                        user: user.to_owned(),
-                    })));
+                if let Some(user) = user
+                    && !found.iter().any(|f| f == user)
+                {
+                    found.push(user.to_owned());
                 }
             }
         }
-        Ok(found)
+        Ok(found
+            .into_iter()
+            .map(|user| {
+                Entry::new_with_credential(Arc::new(Cred {
+                    scope: self.scope,
+                    service: service.to_owned(),
+                    user,
+                }))
+            })
+            .collect())
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
@@ -125,34 +139,42 @@ impl CredentialStoreApi for KeyutilsStore {
     }
 }
 
-/// Every keyring reachable from the session keyring (itself first), at most 64.
-fn reachable_keyrings() -> keyring_core::Result<Vec<(KeyRing, Vec<LinkNode>)>> {
-    let mut todo = vec![session()?];
-    let mut seen: Vec<(KeyRing, Vec<LinkNode>)> = Vec::new();
-    while let Some(ring) = todo.pop() {
-        if seen.iter().any(|(r, _)| *r == ring) || seen.len() >= 64 {
-            continue;
-        }
-        let Ok(links) = ring.get_links(1 << 18) else {
-            continue;
-        };
-        let links: Vec<LinkNode> = links.iter().cloned().collect();
-        for node in &links {
-            if let LinkNode::KeyRing(inner) = node {
-                todo.push(*inner);
-            }
-        }
-        seen.push((ring, links));
-    }
-    Ok(seen)
-}
-
-/// The keyring that links `key` directly.
+/// The keyring that links `key` directly, among the ones this process can name: the session
+/// keyring, the uid's persistent, user and user-session keyrings. `None` if it is none of them
+/// (or cannot be found).
 fn holder(key: Key) -> keyring_core::Result<Option<KeyRing>> {
-    Ok(reachable_keyrings()?
-        .into_iter()
-        .find(|(_, links)| links.iter().any(|n| *n == key))
-        .map(|(ring, _)| ring))
+    let id = key.get_id().as_raw_id();
+    if walk::links(walk::SESSION).contains(&id) {
+        return session().map(Some);
+    }
+    // Without /proc/keys (not mounted) the key is written to the scope's keyring instead.
+    let Ok((rings, table)) = walk::reachable() else {
+        return Ok(None);
+    };
+    let Some(ring) = rings
+        .iter()
+        .find(|(_, links)| links.contains(&id))
+        .map(|(ring, _)| *ring)
+    else {
+        return Ok(None);
+    };
+    if ring == walk::SESSION {
+        return session().map(Some);
+    }
+    let name = table
+        .get(&ring)
+        .map(|d| d.description.as_str())
+        .unwrap_or("");
+    let special = if name.starts_with("_persistent.") {
+        KeyRing::get_persistent(KeyRingIdentifier::Session)
+    } else if name.starts_with("_uid_ses.") {
+        KeyRing::from_special_id(KeyRingIdentifier::UserSession, false)
+    } else if name.starts_with("_uid.") {
+        KeyRing::from_special_id(KeyRingIdentifier::User, false)
+    } else {
+        return Ok(None);
+    };
+    Ok(special.ok())
 }
 
 #[derive(Debug)]

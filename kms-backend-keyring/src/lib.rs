@@ -7,6 +7,8 @@ mod error_map;
 pub mod index;
 #[cfg(all(feature = "keyutils", target_os = "linux"))]
 mod keyutils_store;
+#[cfg(all(feature = "keyutils", target_os = "linux"))]
+mod keyutils_walk;
 mod lock;
 mod offload;
 mod scope;
@@ -19,7 +21,8 @@ mod store;
 
 pub use backend::{KEYUTILS_MAX_VALUE_LEN, KeyringBackend};
 pub use builder::{
-    DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_ABANDONED_CALLS, DEFAULT_TIMEOUT, KeyringStoreBuilder,
+    DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_ABANDONED_CALLS, DEFAULT_TIMEOUT, KEYUTILS_MAX_SERVICE_LEN,
+    KeyringStoreBuilder,
 };
 pub use error_map::map_error;
 pub use index::{INDEX_ACCOUNT, MAX_INDEX_SHARDS};

@@ -26,11 +26,22 @@ impl IndexLock {
     /// # Errors
     ///
     /// [`ErrorKind::Timeout`] when another holder keeps the lock longer than `wait`, or the
-    /// caller left; [`ErrorKind::Unavailable`] when the file cannot be opened or locked.
+    /// caller left; [`ErrorKind::PermissionDenied`] when the file may not be opened, is a
+    /// symbolic link or belongs to another uid; [`ErrorKind::Unavailable`] when it cannot be
+    /// opened or locked otherwise.
     pub(crate) fn acquire(path: &Path, wait: Duration, cancel: &Cancel) -> Result<Self> {
         let unavailable = |e: std::io::Error| {
+            #[cfg(unix)]
+            let link = e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error());
+            #[cfg(not(unix))]
+            let link = false;
+            let kind = if link || e.kind() == std::io::ErrorKind::PermissionDenied {
+                ErrorKind::PermissionDenied
+            } else {
+                ErrorKind::Unavailable
+            };
             Error::new(
-                ErrorKind::Unavailable,
+                kind,
                 format!(
                     "cannot lock the keyring index lock file {}: {e}",
                     path.display()
@@ -38,12 +49,7 @@ impl IndexLock {
             )
             .with_backend(BACKEND)
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(unavailable)?;
+        let file = open(path).map_err(unavailable)?;
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
         loop {
@@ -73,6 +79,37 @@ impl IndexLock {
     }
 }
 
+/// Opens (creating, mode 0600) the lock file. On Unix it never follows a symbolic link and
+/// refuses a file that another uid owns: in a shared directory such as `/tmp` (the default
+/// when `XDG_RUNTIME_DIR` is unset) another user could otherwise plant a link that makes this
+/// process create files elsewhere, or a lock file of their own that they hold for ever.
+fn open(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+        options
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        let file = options.open(path)?;
+        let owner = file.metadata()?.uid();
+        let me = rustix::process::geteuid().as_raw();
+        if owner != me {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "it is owned by uid {owner}, not by this process's uid {me}; remove it or \
+                     choose another lock file (KeyringStoreBuilder::lock_file)"
+                ),
+            ));
+        }
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
+}
+
 impl Drop for IndexLock {
     fn drop(&mut self) {
         // Closing the file releases the lock too; unlock explicitly to release it promptly.
@@ -98,6 +135,44 @@ mod tests {
         assert!(e.message().contains("lock timeout"), "{e}");
         drop(held);
         IndexLock::acquire(&path, Duration::ZERO, &Cancel::default()).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A lock file planted by someone else in a shared directory: a symbolic link is not
+    /// followed (nothing is created where it points), a file of another uid is refused, both
+    /// with `PermissionDenied` naming the file; a new lock file is private (0600).
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_or_foreign_lock_file_is_refused() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let dir = std::env::temp_dir().join(format!("kms-lock-planted-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.lock");
+        let elsewhere = dir.join("created-through-the-link");
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        let e = match IndexLock::acquire(&path, Duration::ZERO, &Cancel::default()) {
+            Err(e) => e,
+            Ok(_) => panic!("a symbolic link was followed"),
+        };
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+        assert!(e.message().contains("x.lock"), "{e}");
+        assert!(!elsewhere.exists(), "the link was followed");
+        std::fs::remove_file(&path).unwrap();
+        drop(IndexLock::acquire(&path, Duration::ZERO, &Cancel::default()).unwrap());
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        if rustix::process::geteuid().is_root() {
+            // Another uid's file (only root can make one here).
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            let e = match IndexLock::acquire(&path, Duration::ZERO, &Cancel::default()) {
+                Err(e) => e,
+                Ok(_) => panic!("another uid's lock file was used"),
+            };
+            assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+            assert!(e.message().contains("owned by uid 65534"), "{e}");
+        } else {
+            assert_eq!(meta.uid(), rustix::process::geteuid().as_raw());
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -143,6 +143,28 @@ impl SecretServiceStore {
     }
 }
 
+impl SecretServiceStore {
+    /// Deletes every item of `(service, user)` (two or more when another program wrote a
+    /// second one); returns how many it deleted.
+    pub(crate) fn delete_all(&self, service: &str, user: &str) -> keyring_core::Result<usize> {
+        let ss = &self.0.ss;
+        bounded("deleting Secret Service items", self.0.timeout, async {
+            let attributes = HashMap::from([("service", service), ("username", user)]);
+            let found = ss.search_items(attributes).await?;
+            if !found.locked.is_empty() {
+                let locked: Vec<&Item<'_>> = found.locked.iter().collect();
+                ss.unlock_all(&locked).await?;
+            }
+            let mut deleted = 0;
+            for item in found.unlocked.iter().chain(found.locked.iter()) {
+                item.delete().await?;
+                deleted += 1;
+            }
+            Ok(deleted)
+        })
+    }
+}
+
 impl Shared {
     /// The one item of `(service, user)`, `None` if there is none.
     async fn unique_item(&self, service: &str, user: &str) -> Result<Option<Item<'_>>, Fail> {

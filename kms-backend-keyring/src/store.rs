@@ -80,7 +80,7 @@ impl KeyringStore {
 
     /// The deadline of a write: the lock wait plus the keyring work.
     fn write_deadline(&self) -> Duration {
-        self.inner.lock_timeout + self.inner.timeout
+        self.inner.lock_timeout.saturating_add(self.inner.timeout)
     }
 }
 
@@ -95,12 +95,16 @@ impl Inner {
         Index::read(self, self.index_budget)
     }
 
-    /// Reads the index for a change, rebuilding it first if it is corrupt.
+    /// Reads the index for a change, rebuilding it first if it is corrupt, or if it is missing
+    /// altogether while the keyring holds keys of the service.
     fn index_for_update(&self, cancel: &Cancel, what: &str) -> Result<Index> {
         let mut index = self.read_index()?;
         if index.corrupt().is_some() {
             cancel.check(what)?;
             index.repair(self, &self.service)?;
+        } else if index.is_absent() {
+            cancel.check(what)?;
+            index.restore_if_absent(self, &self.service)?;
         }
         Ok(index)
     }
@@ -173,7 +177,20 @@ impl Inner {
             }
             // Removed by hand: the stale name is gone from the index, the key was already.
             Err(keyring_core::Error::NoEntry) => {
-                Err(map_error(keyring_core::Error::NoEntry, &what))
+                let e = map_error(keyring_core::Error::NoEntry, &what);
+                Err(match undo {
+                    None => e,
+                    Some(_) => {
+                        index.compact(self);
+                        annotate(
+                            e,
+                            &format!(
+                                "{what}: the entry was already gone (removed outside this store); \
+                                 its stale name was taken out of the index"
+                            ),
+                        )
+                    }
+                })
             }
             Err(e) => {
                 let e = map_error(e, &what);
@@ -229,10 +246,34 @@ impl Accounts for Inner {
             .map_err(|e| map_error(e, what))
     }
 
+    /// Deletes `account`: every entry of it when several claim it.
     fn delete(&self, account: &str) -> Result<()> {
         let what = "writing the keyring index";
         match self.entry(account, what)?.delete_credential() {
             Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
+            Err(keyring_core::Error::Ambiguous(entries)) => {
+                #[cfg(all(
+                    feature = "secret-service",
+                    any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")
+                ))]
+                if let Some(ss) = self
+                    .store
+                    .as_any()
+                    .downcast_ref::<crate::secret_service_store::SecretServiceStore>()
+                {
+                    return ss
+                        .delete_all(&self.service, account)
+                        .map(drop)
+                        .map_err(|e| map_error(e, what));
+                }
+                for entry in entries {
+                    match entry.delete_credential() {
+                        Ok(()) | Err(keyring_core::Error::NoEntry) => {}
+                        Err(e) => return Err(map_error(e, what)),
+                    }
+                }
+                Ok(())
+            }
             Err(e) => Err(map_error(e, what)),
         }
     }

@@ -61,38 +61,71 @@ impl Drop for Cleanup {
 
 /// The kernel keys of `service` (description `keyring:<name>@<service>`) reachable from the
 /// session keyring, including the persistent keyring when it is linked there.
+///
+/// Walks keyring payloads (`KEYCTL_READ` on a keyring lists its serials) and reads types and
+/// descriptions from `/proc/keys`: `linux-keyutils`' `get_links`/`metadata` panic on a key
+/// whose description is longer than ~490 bytes, which a test may plant on purpose.
 pub fn kernel_keys(service: &str) -> Vec<linux_keyutils::Key> {
-    use linux_keyutils::{KeyRing, KeyRingIdentifier, KeyType, LinkNode};
-    let Ok(session) = KeyRing::from_special_id(KeyRingIdentifier::Session, false) else {
-        return Vec::new();
+    use linux_keyutils::{Key, KeySerialId};
+    let table: std::collections::HashMap<i32, (String, String)> =
+        std::fs::read_to_string("/proc/keys")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let mut rest = line;
+                let mut fields = Vec::new();
+                for _ in 0..8 {
+                    rest = rest.trim_start_matches(' ');
+                    let end = rest.find(' ')?;
+                    fields.push(&rest[..end]);
+                    rest = &rest[end..];
+                }
+                let id = u32::from_str_radix(fields[0], 16).ok()? as i32;
+                // Invalidated (or revoked, dead) keys stay listed until garbage collection.
+                if fields[1].contains(['R', 'D', 'i']) {
+                    return None;
+                }
+                let shown = rest.trim_start_matches(' ');
+                let description = shown.rsplit_once(": ").map_or(shown, |(d, _)| d);
+                Some((id, (fields[7].to_owned(), description.to_owned())))
+            })
+            .collect();
+    let links = |ring: i32| -> Vec<i32> {
+        Key::from_id(KeySerialId::new(ring))
+            .read_to_vec()
+            .map(|b| {
+                b.chunks_exact(4)
+                    .map(|c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let suffix = format!("@{service}");
-    let (mut todo, mut seen, mut keys) = (vec![session], Vec::new(), Vec::new());
+    // -3: the session keyring (KEY_SPEC_SESSION_KEYRING).
+    let (mut todo, mut seen, mut keys) = (vec![-3], Vec::new(), Vec::new());
     while let Some(ring) = todo.pop() {
         if seen.contains(&ring) {
             continue;
         }
         seen.push(ring);
-        let Ok(links) = ring.get_links(1 << 18) else {
-            continue;
-        };
-        for node in links.iter() {
-            match node {
-                LinkNode::KeyRing(r) => todo.push(*r),
-                LinkNode::Key(k) => {
-                    if let Ok(m) = k.metadata()
-                        && m.get_type() == KeyType::User
-                        && m.get_description().starts_with("keyring:")
-                        && m.get_description().ends_with(&suffix)
-                        && !keys.contains(k)
-                    {
-                        keys.push(*k);
-                    }
+        for id in links(ring) {
+            match table.get(&id) {
+                Some((kind, _)) if kind == "keyring" => todo.push(id),
+                Some((kind, d))
+                    if kind == "user"
+                        && d.starts_with("keyring:")
+                        && d.ends_with(&suffix)
+                        && !keys.contains(&id) =>
+                {
+                    keys.push(id)
                 }
+                _ => {}
             }
         }
     }
-    keys
+    keys.into_iter()
+        .map(|id| Key::from_id(KeySerialId::new(id)))
+        .collect()
 }
 
 /// Invalidates every kernel key of `service`.

@@ -124,9 +124,11 @@ async fn two_independent_instances_writing_concurrently_lose_no_index_update() {
 }
 
 /// Two OS processes (this test binary, re-run in writer mode) store 200 keys each into one
-/// service at the same time, sharing the session keyring and the lock file; the index must
-/// list all 400. In writer mode (`KMS_KEYRING_WRITER=<service>|<lock tag>|<first>`) the test is
-/// one of those writers and checks each of its own stores.
+/// service at the same time, sharing the session keyring and the lock file, and remove every
+/// third; with 250-byte names the index grows to several entries and shrinks again while both
+/// write, and must list exactly the keys left. In writer mode
+/// (`KMS_KEYRING_WRITER=<service>|<lock tag>|<first>`) the test is one of those writers and
+/// checks each of its own stores.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_writing_concurrently_lose_no_index_update() {
     const PER_PROCESS: usize = 200;
@@ -136,11 +138,14 @@ async fn two_processes_writing_concurrently_lose_no_index_update() {
         let first: usize = parts.next().unwrap().parse().unwrap();
         let store = keyutils(service, tag);
         for i in first..first + PER_PROCESS {
-            let key = KeyName::new(format!("p{i}")).unwrap();
+            let key = long_name(i);
             store
                 .store(&key, SecretValue::copy_from_slice(b"v"))
                 .await
                 .unwrap();
+            if i % 3 == 0 {
+                store.remove(&key).await.unwrap();
+            }
         }
         return;
     }
@@ -166,7 +171,36 @@ async fn two_processes_writing_concurrently_lose_no_index_update() {
         assert!(child.wait().unwrap().success(), "a writer process failed");
     }
     let listed = store.list(&KeyPrefix::all()).await.unwrap();
-    assert_eq!(listed.len(), 2 * PER_PROCESS, "{listed:?}");
+    let left: Vec<KeyName> = (0..2 * PER_PROCESS)
+        .filter(|i| i % 3 != 0)
+        .map(long_name)
+        .collect();
+    let short = |names: &[KeyName]| -> Vec<String> {
+        names.iter().map(|n| n.as_str()[..5].to_owned()).collect()
+    };
+    let missing: Vec<KeyName> = left
+        .iter()
+        .filter(|n| !listed.contains(n))
+        .cloned()
+        .collect();
+    let extra: Vec<KeyName> = listed
+        .iter()
+        .filter(|n| !left.contains(n))
+        .cloned()
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && listed.len() == left.len(),
+        "missing {:?}, extra {:?}, {} listed",
+        short(&missing),
+        short(&extra),
+        listed.len()
+    );
+    assert!(!key_id(&service, &format!("{INDEX_ACCOUNT}.2")).is_empty());
+}
+
+/// Key `i` of the two-process test: 250 bytes, so that the index needs several entries.
+fn long_name(i: usize) -> KeyName {
+    KeyName::new(format!("p{i:04}{}", "x".repeat(245))).unwrap()
 }
 
 /// The kernel key id of entry `account` of `service`.
@@ -537,4 +571,155 @@ async fn quota_child() {
         ErrorKind::NotFound
     );
     assert!(b.list(&KeyPrefix::all()).await.unwrap().is_empty());
+}
+
+/// Service names that would make two services share kernel key descriptions
+/// (`keyring:a@b@c` is key `a@b` of `c` and key `a` of `b@c`, and key names may contain `@`),
+/// or that the kernel cannot hold in a description, are refused at build with `Configuration`
+/// naming the rule, instead of reading another service's keys or failing every call as
+/// "unavailable".
+#[tokio::test]
+async fn service_names_the_kernel_keyring_cannot_keep_apart_are_configuration_errors() {
+    require_env(
+        "KMS_TEST_KEYUTILS",
+        "a kernel session keyring (keyctl session -)",
+    );
+    let base = unique_service("svc-rules");
+    let long = format!(
+        "{base}{}",
+        "s".repeat(kms_backend_keyring::KEYUTILS_MAX_SERVICE_LEN + 1 - base.len())
+    );
+    for (service, names) in [
+        (format!("b@{base}"), "'@'"),
+        (long.clone(), "the longest is"),
+    ] {
+        let e = KeyringStore::builder(&service)
+            .backend(KeyringBackend::KeyUtils)
+            .lock_file(lock_file("svc-rules"))
+            .build()
+            .await
+            .expect_err("refused service name");
+        assert_eq!(e.kind(), ErrorKind::Configuration, "{e}");
+        assert!(e.message().contains(names), "{e}");
+        assert!(e.message().contains("service name"), "{e}");
+    }
+    // The longest allowed service holds the longest key name, on the real keyring.
+    let longest = &long[..kms_backend_keyring::KEYUTILS_MAX_SERVICE_LEN];
+    let store = keyutils(longest, "svc-rules");
+    let _cleanup = Cleanup::new(longest, lock_file("svc-rules"));
+    let name = key(&"n@".repeat(kms_core::MAX_KEY_NAME_LEN / 2));
+    store.store(&name, value(b"v")).await.unwrap();
+    assert_eq!(store.get(&name).await.unwrap().value.expose_secret(), b"v");
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![name.clone()]
+    );
+    store.remove(&name).await.unwrap();
+    // The same key name in a service that ends like another one stays apart.
+    let other = keyutils(&format!("x{base}"), "svc-rules");
+    let _cleanup_other = Cleanup::new(other.service(), lock_file("svc-rules"));
+    other.store(&key("a@b"), value(b"other")).await.unwrap();
+    let store = keyutils(&base, "svc-rules");
+    let _cleanup_base = Cleanup::new(&base, lock_file("svc-rules"));
+    assert_eq!(
+        store.get(&key("a@b")).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+/// A key whose kernel permissions keep this process out (here: possessor may only view it) is
+/// `PermissionDenied`, not the retryable `Unavailable`, for `get` and `store`; the failed
+/// store changes nothing.
+#[tokio::test]
+async fn a_key_the_process_may_not_search_is_permission_denied_and_changes_nothing() {
+    let (store, _cleanup) = fresh("denied");
+    let service = store.service().to_owned();
+    store.store(&key("a/1"), value(b"1")).await.unwrap();
+    let id = keyctl(&[
+        "add",
+        "user",
+        &kms_backend_keyring::keyutils_description(&service, "locked/k"),
+        "outside",
+        "@s",
+    ]);
+    keyctl(&["setperm", &id, "0x01010000"]);
+    let e = store.get(&key("locked/k")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert!(!e.is_retryable(), "{e}");
+    assert!(!e.message().contains("outside"), "{e}");
+    let e = store
+        .store(&key("locked/k"), value(b"mine"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![key("a/1")]
+    );
+    // The key cannot be searched or invalidated any more; unlinking it from the session
+    // keyring (write permission on the keyring) drops it.
+    keyctl(&["unlink", &id, "@s"]);
+}
+
+/// An index entry missing from the middle of the chain on the real kernel keyring (unlinked by
+/// hand) makes `list` and `health` fail with InvalidData instead of silently listing fewer
+/// keys; the next store rebuilds every name from the keyring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kernel_index_entry_missing_from_the_chain_is_corrupt_and_rebuilt() {
+    let (store, _cleanup) = fresh("gap");
+    let service = store.service().to_owned();
+    let names: Vec<KeyName> = (0..300)
+        .map(|i| key(&format!("{i:03}{}", "n".repeat(253))))
+        .collect();
+    for name in &names {
+        store.store(name, value(b"v")).await.unwrap();
+    }
+    assert!(!key_id(&service, &format!("{INDEX_ACCOUNT}.2")).is_empty());
+    keyctl(&[
+        "invalidate",
+        &key_id(&service, &format!("{INDEX_ACCOUNT}.1")),
+    ]);
+    let e = store.list(&KeyPrefix::all()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+    assert!(e.message().contains("missing"), "{e}");
+    assert_eq!(
+        store.health().await.unwrap_err().kind(),
+        ErrorKind::InvalidData
+    );
+    store.store(&key("after"), value(b"v")).await.unwrap();
+    let mut expected = names.clone();
+    expected.push(key("after"));
+    assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), expected);
+    store.health().await.unwrap();
+}
+
+/// Another program's key with a long description (over the 512 bytes `linux-keyutils`
+/// describes into; it used to panic every walk of the keyring, failing each overwrite and
+/// every index rebuild) sitting in the session keyring changes nothing: overwrites, a rebuild
+/// of a corrupt index, and the cleanup fixture work around it.
+#[tokio::test]
+async fn a_foreign_key_with_a_long_description_breaks_nothing() {
+    let (store, _cleanup) = fresh("long-desc");
+    let service = store.service().to_owned();
+    let foreign = keyctl(&["add", "user", &"f".repeat(3000), "not ours", "@s"]);
+    store.store(&key("a/1"), value(b"one")).await.unwrap();
+    store.store(&key("a/1"), value(b"uno")).await.unwrap();
+    assert_eq!(
+        store.get(&key("a/1")).await.unwrap().value.expose_secret(),
+        b"uno"
+    );
+    keyctl(&[
+        "add",
+        "user",
+        &format!("keyring:{INDEX_ACCOUNT}@{service}"),
+        "garbage",
+        "@s",
+    ]);
+    store.store(&key("a/2"), value(b"two")).await.unwrap();
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![key("a/1"), key("a/2")]
+    );
+    assert_eq!(kernel_keys(&service).len(), 3, "two keys and the index");
+    keyctl(&["unlink", &foreign, "@s"]);
 }

@@ -295,11 +295,15 @@ async fn removing_an_entry_deleted_by_hand_cleans_the_index() {
         .unwrap()
         .delete_credential()
         .unwrap();
-    assert_eq!(
-        store.remove(&key("k")).await.unwrap_err().kind(),
-        ErrorKind::NotFound
-    );
+    // The NotFound says what the call did change: the stale name left the index.
+    let e = store.remove(&key("k")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.message().contains("taken out of the index"), "{e}");
     assert!(store.list(&KeyPrefix::all()).await.unwrap().is_empty());
+    // A key that is neither stored nor listed: a plain NotFound that changed nothing.
+    let e = store.remove(&key("k")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(!e.message().contains("index"), "{e}");
 }
 
 #[tokio::test]
@@ -460,24 +464,36 @@ fn custom(
 }
 
 /// Issue 16 item 1: the index is written before the value. When the index write fails (a
-/// full quota, a second index item on the Secret Service) nothing is written; when the value
-/// write fails the index change is undone.
+/// full quota) nothing is written; when the value write fails the index change is undone. A
+/// second index item is a corrupt index, rebuilt by the next store.
 #[tokio::test]
 async fn a_store_that_fails_leaves_the_key_as_it_was() {
     let (mock, store, _cleanup) = setup("fails-unchanged");
     store.store(&key("a/1"), value(b"old")).await.unwrap();
-    // (b) two index items: Conflict, and the old value is still there.
+    // (b) two index items: a corrupt index (not a Conflict for ever), rebuilt from the keyring
+    // by the store, which then writes its value.
     inject(
         &mock,
         SVC,
         INDEX_ACCOUNT,
         keyring_core::Error::Ambiguous(Vec::new()),
     );
-    let e = store.store(&key("a/1"), value(b"uno")).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    let e = store.list(&KeyPrefix::all()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+    inject(
+        &mock,
+        SVC,
+        INDEX_ACCOUNT,
+        keyring_core::Error::Ambiguous(Vec::new()),
+    );
+    store.store(&key("a/1"), value(b"uno")).await.unwrap();
     assert_eq!(
         store.get(&key("a/1")).await.unwrap().value.expose_secret(),
-        b"old"
+        b"uno"
+    );
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![key("a/1")]
     );
     // (a) the index write of a new key fails: the value is not written either.
     let flaky = Arc::new(FailingWrites {
@@ -529,7 +545,7 @@ async fn a_store_that_fails_leaves_the_key_as_it_was() {
     );
     assert_eq!(
         store.get(&key("a/1")).await.unwrap().value.expose_secret(),
-        b"old"
+        b"uno"
     );
 }
 
@@ -540,6 +556,7 @@ async fn a_store_that_fails_leaves_the_key_as_it_was() {
 #[tokio::test]
 async fn a_full_kernel_quota_is_a_permanent_error_naming_the_quota() {
     let (mock, store, _cleanup) = setup("quota");
+    store.store(&key("small"), value(b"v")).await.unwrap();
     inject(
         &mock,
         SVC,
@@ -561,7 +578,10 @@ async fn a_full_kernel_quota_is_a_permanent_error_naming_the_quota() {
         store.get(&key("big")).await.unwrap_err().kind(),
         ErrorKind::NotFound
     );
-    assert!(store.list(&KeyPrefix::all()).await.unwrap().is_empty());
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![key("small")]
+    );
 }
 
 /// Issue 16 item 2: the index is chained over several entries, each within the backend's
@@ -618,8 +638,9 @@ async fn a_full_index_is_an_error_naming_the_limit() {
         e.message().contains("index") && e.message().contains("100 bytes"),
         "{e}"
     );
-    // One name per entry: the entry after MAX_INDEX_SHARDS fails naming that limit.
-    let (store, _cleanup2) = custom(mock::Store::new().unwrap(), 40, "full-shards", |b| b);
+    // One name per entry (40 bytes; the first also holds `"shards":<n>,`, 14 more): the
+    // entry after MAX_INDEX_SHARDS fails naming that limit.
+    let (store, _cleanup2) = custom(mock::Store::new().unwrap(), 54, "full-shards", |b| b);
     for i in 0..MAX_INDEX_SHARDS {
         store
             .store(&key(&format!("k{i:019}")), value(b"v"))
@@ -878,6 +899,23 @@ async fn bad_timeouts_are_configuration_errors() {
     }
 }
 
+/// The longest timeouts (`Duration::MAX`, "wait as long as it takes") are accepted and every
+/// call works: the write deadline (lock wait plus keyring work) used to overflow and panic.
+#[tokio::test]
+async fn the_longest_timeouts_do_not_panic() {
+    let (store, _cleanup) = custom(mock::Store::new().unwrap(), 4096, "longest", |b| {
+        b.timeout(Duration::MAX).lock_timeout(Duration::MAX)
+    });
+    store.store(&key("a"), value(b"v")).await.unwrap();
+    assert_eq!(
+        store.get(&key("a")).await.unwrap().value.expose_secret(),
+        b"v"
+    );
+    assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), vec![key("a")]);
+    store.health().await.unwrap();
+    store.remove(&key("a")).await.unwrap();
+}
+
 /// The mock store, except that every write of `account` fails (a full quota, from the store's
 /// side; the mock's own injection fires on the next call of any kind, which is the read).
 #[derive(Debug)]
@@ -937,4 +975,143 @@ impl CredentialStoreApi for FailingWrites {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+}
+
+/// The names of `count` keys that fill several small index entries.
+fn many(count: usize) -> Vec<KeyName> {
+    (0..count).map(|i| key(&format!("k/{i:03}"))).collect()
+}
+
+/// An index entry missing from the middle of the chain (deleted by hand or by another
+/// program), or a missing first entry while later ones exist, does not silently drop the names
+/// it held from `list`: `list` and `health` fail with InvalidData naming the entry, and the
+/// next write rebuilds the index from the keys the keyring holds.
+#[tokio::test]
+async fn a_missing_index_entry_is_corrupt_not_silently_fewer_names() {
+    let mock = mock::Store::new().unwrap();
+    let (store, _cleanup) = custom(mock.clone(), 128, "gap", |b| b);
+    let names = many(40);
+    for name in &names {
+        store.store(name, value(b"v")).await.unwrap();
+    }
+    assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), names);
+    let shard = |i: usize| {
+        mock.build(SVC, &format!("{INDEX_ACCOUNT}.{i}"), None)
+            .unwrap()
+    };
+    assert!(shard(3).get_secret().is_ok(), "at least four index entries");
+    for (lost, named) in [
+        (shard(1), format!("{INDEX_ACCOUNT}.1")),
+        (
+            mock.build(SVC, INDEX_ACCOUNT, None).unwrap(),
+            INDEX_ACCOUNT.to_owned(),
+        ),
+    ] {
+        lost.delete_credential().unwrap();
+        let e = store.list(&KeyPrefix::all()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+        assert!(
+            e.message().contains(&format!("{named} is corrupt")) && e.message().contains("missing"),
+            "{e}"
+        );
+        let e = store.health().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+        // The next write rebuilds every name from the keyring.
+        store.store(&key("k/new"), value(b"v")).await.unwrap();
+        let mut expected = names.clone();
+        expected.push(key("k/new"));
+        assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), expected);
+        store.health().await.unwrap();
+        store.remove(&key("k/new")).await.unwrap();
+    }
+}
+
+/// Emptying index entries in the middle and at the end of the chain (removing every key they
+/// listed) keeps every other name listed, and new names fill the emptied entries again.
+#[tokio::test]
+async fn emptied_index_entries_keep_the_rest_listed() {
+    let mock = mock::Store::new().unwrap();
+    let (store, _cleanup) = custom(mock.clone(), 128, "emptied", |b| b);
+    let names = many(40);
+    for name in &names {
+        store.store(name, value(b"v")).await.unwrap();
+    }
+    // 128-byte entries: the first holds k/000..k/011, the next ones 13 names each, the last
+    // k/038 and k/039. Empty the second entry entirely, and the last one.
+    let shard = |i: usize| {
+        mock.build(SVC, &format!("{INDEX_ACCOUNT}.{i}"), None)
+            .unwrap()
+            .get_secret()
+    };
+    assert!(shard(3).is_ok() && shard(4).is_err());
+    let gone: Vec<KeyName> = names[12..25].iter().chain(&names[38..]).cloned().collect();
+    for name in &gone {
+        store.remove(name).await.unwrap();
+    }
+    assert_eq!(shard(1).unwrap(), br#"{"names":[],"v":1}"#);
+    assert!(shard(3).is_err(), "the emptied last entry is dropped");
+    let kept: Vec<KeyName> = names
+        .iter()
+        .filter(|n| !gone.contains(n))
+        .cloned()
+        .collect();
+    assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), kept);
+    store.health().await.unwrap();
+    for name in &gone {
+        store.store(name, value(b"v")).await.unwrap();
+    }
+    assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), names);
+    for name in &names {
+        store.remove(name).await.unwrap();
+    }
+    assert!(store.list(&KeyPrefix::all()).await.unwrap().is_empty());
+    assert!(
+        mock.build(SVC, INDEX_ACCOUNT, None)
+            .unwrap()
+            .get_secret()
+            .is_err()
+    );
+    assert!(
+        mock.build(SVC, &format!("{INDEX_ACCOUNT}.1"), None)
+            .unwrap()
+            .get_secret()
+            .is_err()
+    );
+}
+
+/// The whole index deleted by hand (every entry gone, so nothing looks corrupt): `list` shows
+/// nothing until the next write, which rebuilds the index from the keys the keyring holds
+/// instead of starting a new one that leaves the old keys unlisted for good.
+#[tokio::test]
+async fn a_deleted_index_comes_back_with_the_next_write() {
+    let mock = mock::Store::new().unwrap();
+    let (store, _cleanup) = custom(mock.clone(), 128, "deleted-index", |b| b);
+    let names = many(20);
+    for name in &names {
+        store.store(name, value(b"v")).await.unwrap();
+    }
+    for i in (0..3).rev() {
+        let account = if i == 0 {
+            INDEX_ACCOUNT.to_owned()
+        } else {
+            format!("{INDEX_ACCOUNT}.{i}")
+        };
+        let _ = mock.build(SVC, &account, None).unwrap().delete_credential();
+    }
+    assert!(store.list(&KeyPrefix::all()).await.unwrap().is_empty());
+    store.store(&key("k/new"), value(b"v")).await.unwrap();
+    let mut expected = names.clone();
+    expected.push(key("k/new"));
+    assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), expected);
+    // Removing instead of storing rebuilds it too.
+    mock.build(SVC, INDEX_ACCOUNT, None)
+        .unwrap()
+        .delete_credential()
+        .unwrap();
+    let _ = mock
+        .build(SVC, &format!("{INDEX_ACCOUNT}.1"), None)
+        .unwrap()
+        .delete_credential();
+    store.remove(&key("k/new")).await.unwrap();
+    assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), names);
 }

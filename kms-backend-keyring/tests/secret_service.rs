@@ -144,10 +144,12 @@ fn no_dbus_session_is_unavailable_with_a_clear_message() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
 }
 
-/// Issue 16 item 1 (b): a second index item makes the index ambiguous; the store fails with
-/// Conflict before writing, so the old value stays.
+/// Issue 16 item 1 (b): a second index item (written by another program) makes the index
+/// ambiguous. It used to fail every later store with Conflict for good; now it is a corrupt
+/// index: `list` and `health` say so (InvalidData), and the next store deletes both items and
+/// rebuilds the index from the service's items, then writes its value.
 #[tokio::test]
-async fn a_second_index_item_fails_the_store_without_touching_the_value() {
+async fn a_second_index_item_is_a_corrupt_index_rebuilt_by_the_next_store() {
     let (store, _cleanup) = fresh("two-index");
     store.store(&key("a/1"), value(b"old")).await.unwrap();
     secret_tool_store(
@@ -161,11 +163,24 @@ async fn a_second_index_item_fails_the_store_without_touching_the_value() {
         ],
         b"{\"v\":1,\"names\":[]}",
     );
-    let e = store.store(&key("a/1"), value(b"uno")).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    let e = store.list(&KeyPrefix::all()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+    assert!(
+        e.message().contains("more than one") && e.message().contains("rebuilds"),
+        "{e}"
+    );
+    let e = store.health().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+    store.store(&key("a/2"), value(b"dos")).await.unwrap();
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![key("a/1"), key("a/2")]
+    );
+    store.health().await.unwrap();
+    store.store(&key("a/1"), value(b"uno")).await.unwrap();
     assert_eq!(
         store.get(&key("a/1")).await.unwrap().value.expose_secret(),
-        b"old"
+        b"uno"
     );
 }
 
@@ -432,5 +447,30 @@ fn a_bus_that_never_answers_fails_build_in_time() {
     assert!(
         !held.lock().unwrap().is_empty(),
         "the child connected to the silent bus"
+    );
+}
+
+/// The index items deleted with `secret-tool clear` (say, to get rid of a duplicate): the next
+/// store rebuilds the index from the service's items, so no key stays unlisted.
+#[tokio::test]
+async fn an_index_cleared_with_secret_tool_is_rebuilt_by_the_next_store() {
+    let (store, _cleanup) = fresh("cleared");
+    store.store(&key("a/1"), value(b"1")).await.unwrap();
+    store.store(&key("a/2"), value(b"2")).await.unwrap();
+    let status = Command::new("secret-tool")
+        .args([
+            "clear",
+            "service",
+            store.service(),
+            "username",
+            INDEX_ACCOUNT,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    store.store(&key("a/3"), value(b"3")).await.unwrap();
+    assert_eq!(
+        store.list(&KeyPrefix::all()).await.unwrap(),
+        vec![key("a/1"), key("a/2"), key("a/3")]
     );
 }
