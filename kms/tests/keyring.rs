@@ -17,8 +17,12 @@ fn require(var: &str, what: &str) {
     );
 }
 
+/// A lock file in the keyring session's private runtime directory (`XDG_RUNTIME_DIR`, which
+/// keyring-session.sh removes when the run ends), so a test run leaves no lock files behind.
 fn lock_file(tag: &str) -> String {
-    std::env::temp_dir()
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
         .join(format!("kms-facade-test-{}-{tag}.lock", std::process::id()))
         .display()
         .to_string()
