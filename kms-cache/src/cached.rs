@@ -37,6 +37,10 @@ pub(crate) struct Core {
     /// Loads in flight, by key. The lock also orders "insert a loaded value" against
     /// "invalidate", so a load that started before a write can never re-insert the old value.
     flights: Mutex<HashMap<KeyName, Arc<Flight>>>,
+    /// Keys whose last write through the cache failed or was dropped, until when (see
+    /// [`Core::unsettle`]): their loads are answered but not cached meanwhile. Locked only
+    /// under `flights`, so a load's insert and a write's end are ordered.
+    unsettled: Mutex<HashMap<KeyName, Instant>>,
     recorder: Arc<Recorder>,
     clock: Clock,
     /// `clock` at creation: sweep times are kept as nanoseconds after it.
@@ -144,17 +148,23 @@ struct WriteGuard<'a> {
 impl WriteGuard<'_> {
     /// The write ended with `result`: a write refused before it could reach the backend
     /// ([`Error::never_reached_backend`]) changed nothing, so the cache keeps its entry (and
-    /// its stale fallback); any other outcome invalidates.
+    /// its stale fallback); a write that succeeded invalidates; a write that failed otherwise
+    /// may still land later (it was on the wire, or the backend runs it to completion), so it
+    /// also unsettles the key (see [`Core::unsettle`]).
     fn settle<T>(self, result: &Result<T>) {
-        if matches!(result, Err(e) if e.never_reached_backend()) {
-            std::mem::forget(self);
+        match result {
+            Err(e) if e.never_reached_backend() => {}
+            Ok(_) => self.core.invalidate(self.key),
+            Err(_) => self.core.unsettle(self.key),
         }
+        std::mem::forget(self);
     }
 }
 
 impl Drop for WriteGuard<'_> {
+    /// Dropped by its caller: the write may have landed, or land later.
     fn drop(&mut self) {
-        self.core.invalidate(self.key);
+        self.core.unsettle(self.key);
     }
 }
 
@@ -177,6 +187,7 @@ impl Core {
             index,
             policy,
             flights: Mutex::default(),
+            unsettled: Mutex::default(),
             recorder,
             base: clock.now(),
             clock,
@@ -456,7 +467,7 @@ impl Core {
         );
         let mut flights = self.flights.lock();
         if !flight.is_superseded() {
-            if let Some((answer, fresh_for)) = answer {
+            if let Some((answer, fresh_for)) = answer.filter(|_| !self.is_unsettled(key, now)) {
                 self.insert(key, answer, now, fresh_for);
             } else if gone && self.index.pin().remove(key).is_some() {
                 self.policy.remove(key);
@@ -518,6 +529,7 @@ impl Core {
         // Under the flight lock, like every insert: a key swept here cannot have been
         // reloaded in between, so its policy slot goes with it.
         let _flights = self.flights.lock();
+        self.unsettled.lock().retain(|_, until| now < *until);
         let index = self.index.pin();
         let dead: Vec<KeyName> = index
             .iter()
@@ -537,6 +549,34 @@ impl Core {
             return self.ttl;
         }
         self.ttl.mul_f64(1.0 - self.jitter * fastrand::f64())
+    }
+
+    /// Whether `key` had a write fail or be dropped less than the load timeout ago (under the
+    /// flight lock); forgets the mark once it is over.
+    fn is_unsettled(&self, key: &KeyName, now: Instant) -> bool {
+        let mut unsettled = self.unsettled.lock();
+        match unsettled.get(key) {
+            Some(until) if now < *until => true,
+            Some(_) => {
+                unsettled.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// A write of `key` failed or was dropped after it may have reached the backend: it can
+    /// still land later (its request was on the wire, or the backend runs writes to completion
+    /// on their own task, as [`kms_core::WriteOrder`] does), after a load has read the older
+    /// value. So `key` is invalidated, and for the load timeout (the longest the cache lets a
+    /// platform call run) its loads are answered but not cached: the value read before the
+    /// write lands is never served for a whole TTL after it.
+    pub(crate) fn unsettle(&self, key: &KeyName) {
+        let flights = self.flights.lock();
+        let until = self.clock.now() + self.load_timeout;
+        self.unsettled.lock().insert(key.clone(), until);
+        drop(flights);
+        self.invalidate(key);
     }
 
     /// Removes `key` and supersedes any load of it in flight.
