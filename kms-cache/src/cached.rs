@@ -499,17 +499,32 @@ impl Core {
         let kept = old
             .filter(|old| old.weight == entry.weight)
             .map(|old| old.id);
-        let id = kept.unwrap_or_else(|| self.next_id.fetch_add(1, Ordering::Relaxed));
+        let id = kept.unwrap_or_else(|| self.next_id());
         entry.id = id;
         let slot = Slot::of(&entry);
         // Index first: when moka hears of the entry, it is there to be evicted.
+        let again = kept.map(|_| Answer::clone(&entry.answer));
         index.insert(key.clone(), entry);
-        // Checked after the insert (one moka read per reload): if moka dropped the kept slot,
-        // before the insert or during it (its listener then found the old entry), the slot
-        // is admitted again, so both sides agree.
-        if kept.is_none() || !self.policy.tracks(key, id) {
-            self.policy.admit(key, slot);
+        match again {
+            None => self.policy.admit(key, slot),
+            // Checked after the insert (one moka read per reload). If moka dropped the kept
+            // slot, before the insert or during it, its eviction listener (which removes the
+            // entry with that key *and id*) may not have run yet: the entry is inserted again
+            // under a new id, which that listener cannot remove, and admitted. So hits never
+            // read an entry moka does not count, and moka never counts one hits cannot read.
+            Some(answer) if !self.policy.tracks(key, id) => {
+                let mut entry = Entry::new(answer, key, now, fresh_for, max_stale);
+                entry.id = self.next_id();
+                let slot = Slot::of(&entry);
+                index.insert(key.clone(), entry);
+                self.policy.admit(key, slot);
+            }
+            Some(_) => {}
         }
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Every `sweep_every` at most, on the miss path: removes the entries past any use (expired
@@ -738,3 +753,7 @@ impl KeyStore for Cached {
         self.core.inner.health().await
     }
 }
+
+#[cfg(test)]
+#[path = "cached_tests.rs"]
+mod tests;
