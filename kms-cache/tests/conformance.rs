@@ -89,6 +89,31 @@ mod cancellation {
         .await;
     }
 
+    /// The recommended stack below the metrics layer: cache → breaker → retry → timeout, every
+    /// operation dropped at every await point; the bookkeeping is the cache's loads and the
+    /// breaker's trials together.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn over_the_resilience_stack() {
+        use kms_core::{CircuitBreakerLayer, RetryLayer, StoreBuilder, TimeoutLayer};
+
+        let cache = CacheLayer::new()
+            .refresh_ahead(0.5)
+            .stale_if_error(Duration::from_secs(600));
+        let breaker = CircuitBreakerLayer::new();
+        let (loads, trials) = (cache.handle(), breaker.handle());
+        cancellation_safety_over(
+            |backend| {
+                StoreBuilder::from_arc(backend)
+                    .layer(cache)
+                    .resilience(breaker, RetryLayer::new(), TimeoutLayer::new())
+                    .try_build()
+                    .unwrap()
+            },
+            &move || loads.loads_in_flight() + trials.trials_in_flight() as usize,
+        )
+        .await;
+    }
+
     /// Built outside a runtime: loads run in their callers and are abandoned with them.
     #[test]
     fn without_a_runtime() {

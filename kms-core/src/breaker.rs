@@ -11,7 +11,8 @@
 //!   rejected as if open). `success_threshold` \[3\] consecutive successes close it (with an
 //!   empty window); any failure re-opens it for another `open_delay`. A trial that has not
 //!   succeeded within `trial_timeout` [10 s] is a failure (the caller gets
-//!   [`ErrorKind::Timeout`]), and so is a trial whose caller drops it: a probe that never
+//!   [`ErrorKind::Timeout`]; the deadline needs a Tokio runtime: polled outside one, a trial
+//!   runs to its own end, bounded by the layers below), and so is a trial whose caller drops it: a probe that never
 //!   answered is no evidence of health, and giving its slot back would let the breaker admit
 //!   trials against a hung backend for ever.
 //!
@@ -679,13 +680,13 @@ impl<S: KeyStore> CircuitBreaker<S> {
     async fn trial<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
         let deadline = self.shared.config.trial_timeout;
         let mut fut = pin!(fut);
-        let mut timer: Option<Pin<Box<Sleep>>> = None;
+        let mut timer: Option<Option<Pin<Box<Sleep>>>> = None;
         let finished = poll_fn(|cx| {
             if let Poll::Ready(result) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(result));
             }
-            let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(deadline)));
-            timer.as_mut().poll(cx).map(|()| None)
+            // Outside a Tokio runtime, no timer: the trial runs to its own end.
+            crate::timeout::poll_deadline(&mut timer, deadline, cx)
         })
         .await;
         finished.unwrap_or_else(|| {
