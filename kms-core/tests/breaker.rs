@@ -536,8 +536,14 @@ async fn a_breaker_that_could_never_open_is_a_configuration_error() {
 #[test]
 fn every_setting_is_validated_by_name() {
     let d = Duration::from_secs;
-    let bad: [(CircuitBreakerLayer, &str); 10] = [
+    let bad: [(CircuitBreakerLayer, &str); 12] = [
         (CircuitBreakerLayer::new().window(0), "window"),
+        // Refused, not allocated (4 GiB of window slots).
+        (CircuitBreakerLayer::new().window(u32::MAX), "window"),
+        (
+            CircuitBreakerLayer::new().window(kms_core::breaker::MAX_WINDOW + 1),
+            "window",
+        ),
         (CircuitBreakerLayer::new().min_calls(0), "min_calls"),
         (CircuitBreakerLayer::new().window(5), "min_calls"),
         (
@@ -581,6 +587,7 @@ fn every_setting_is_validated_by_name() {
             .min_calls(5)
             .failure_ratio(1.0),
         CircuitBreakerLayer::new().min_calls(1).failure_ratio(0.01),
+        CircuitBreakerLayer::new().window(kms_core::breaker::MAX_WINDOW),
     ] {
         good.validate().unwrap();
     }
