@@ -83,6 +83,15 @@ fn has_timers(handle: &Handle) -> bool {
     catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
 }
 
+/// The longest duration the cache adds to its clock: 100 years. Longer settings (up to
+/// `Duration::MAX`, "never expire") mean the same and are capped to it, so an entry's times
+/// (load + TTL + stale window) stay well inside the clock's 584 years of nanoseconds.
+const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+fn capped(d: Duration) -> Duration {
+    d.min(LONGEST)
+}
+
 /// How a miss's wait for a load ended.
 enum Loaded {
     Done(Result<StoredSecret>),
@@ -123,8 +132,10 @@ struct LoadGuard {
 
 impl LoadGuard {
     fn finish(mut self, result: Result<StoredSecret>) {
-        self.settled = true;
+        // Settled only once `finish` has returned: if it panics half-way (a user's observer),
+        // the drop below still releases the waiters and frees the bookkeeping.
         self.core.finish(&self.key, &self.flight, result);
+        self.settled = true;
     }
 }
 
@@ -198,13 +209,13 @@ impl Core {
             sweep_every: config
                 .ttl
                 .clamp(Duration::from_secs(1), Duration::from_secs(60)),
-            ttl: config.ttl,
-            tti: config.tti,
+            ttl: capped(config.ttl),
+            tti: config.tti.map(capped),
             jitter: config.jitter,
             refresh_ahead: config.refresh_ahead,
-            max_stale: config.max_stale,
-            negative_ttl: config.negative_ttl,
-            load_timeout: config.load_timeout,
+            max_stale: config.max_stale.map(capped),
+            negative_ttl: config.negative_ttl.map(capped),
+            load_timeout: capped(config.load_timeout),
             stale_wait: config.stale_wait,
         })
     }
