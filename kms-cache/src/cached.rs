@@ -603,6 +603,9 @@ impl Core {
         self.unsettled.lock().insert(key.clone(), until);
         drop(flights);
         self.invalidate(key);
+        // The sweep forgets the marks that are over, so failed writes of ever new keys with no
+        // reads in between do not pile up.
+        self.maybe_sweep(self.clock.now());
     }
 
     /// Removes `key` and supersedes any load of it in flight.

@@ -104,3 +104,23 @@ fn index_and_policy_agree_after_churn() {
     assert_eq!(indexed(&core), tracked);
     assert!(tracked.len() <= 8, "{} entries", tracked.len());
 }
+
+/// The marks failed writes leave are forgotten once over, even when nothing reads the keys:
+/// writes of ever new keys failing for hours keep only the last load timeout's marks.
+#[test]
+fn failed_write_marks_do_not_pile_up() {
+    let (clock, time) = quanta::Clock::mock();
+    let core = Core::new(
+        Arc::new(MemoryStore::new()),
+        &CacheLayer::new()
+            .clock(clock)
+            .load_timeout(Duration::from_secs(30)),
+    );
+    for i in 0..1000 {
+        core.unsettle(&KeyName::new(format!("k/{i}")).unwrap());
+    }
+    assert_eq!(core.unsettled.lock().len(), 1000);
+    time.increment(Duration::from_secs(120));
+    core.unsettle(&KeyName::new("k/last").unwrap());
+    assert_eq!(core.unsettled.lock().len(), 1);
+}
