@@ -103,7 +103,7 @@ mod cancellation {
                 StoreBuilder::from_arc(b)
                     .layer(ValidateLayer::new())
                     // This breaker, whose trials the harness counts (not a fresh default one).
-                    .resilience(breaker, RetryLayer::new(), TimeoutLayer::new())
+                    .resilience(breaker.clone(), RetryLayer::new(), TimeoutLayer::new())
                     .try_build()
                     .unwrap()
             },
