@@ -37,6 +37,10 @@ pub(crate) struct Core {
     /// Loads in flight, by key. The lock also orders "insert a loaded value" against
     /// "invalidate", so a load that started before a write can never re-insert the old value.
     flights: Mutex<HashMap<KeyName, Arc<Flight>>>,
+    /// Keys whose last write through the cache failed or was dropped, until when (see
+    /// [`Core::unsettle`]): their loads are answered but not cached meanwhile. Locked only
+    /// under `flights`, so a load's insert and a write's end are ordered.
+    unsettled: Mutex<HashMap<KeyName, Instant>>,
     recorder: Arc<Recorder>,
     clock: Clock,
     /// `clock` at creation: sweep times are kept as nanoseconds after it.
@@ -79,6 +83,15 @@ fn has_timers(handle: &Handle) -> bool {
     catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
 }
 
+/// The longest duration the cache adds to its clock: 100 years. Longer settings (up to
+/// `Duration::MAX`, "never expire") mean the same and are capped to it, so an entry's times
+/// (load + TTL + stale window) stay well inside the clock's 584 years of nanoseconds.
+const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+fn capped(d: Duration) -> Duration {
+    d.min(LONGEST)
+}
+
 /// How a miss's wait for a load ended.
 enum Loaded {
     Done(Result<StoredSecret>),
@@ -119,8 +132,10 @@ struct LoadGuard {
 
 impl LoadGuard {
     fn finish(mut self, result: Result<StoredSecret>) {
-        self.settled = true;
+        // Settled only once `finish` has returned: if it panics half-way (a user's observer),
+        // the drop below still releases the waiters and frees the bookkeeping.
         self.core.finish(&self.key, &self.flight, result);
+        self.settled = true;
     }
 }
 
@@ -144,17 +159,23 @@ struct WriteGuard<'a> {
 impl WriteGuard<'_> {
     /// The write ended with `result`: a write refused before it could reach the backend
     /// ([`Error::never_reached_backend`]) changed nothing, so the cache keeps its entry (and
-    /// its stale fallback); any other outcome invalidates.
+    /// its stale fallback); a write that succeeded invalidates; a write that failed otherwise
+    /// may still land later (it was on the wire, or the backend runs it to completion), so it
+    /// also unsettles the key (see [`Core::unsettle`]).
     fn settle<T>(self, result: &Result<T>) {
-        if matches!(result, Err(e) if e.never_reached_backend()) {
-            std::mem::forget(self);
+        match result {
+            Err(e) if e.never_reached_backend() => {}
+            Ok(_) => self.core.invalidate(self.key),
+            Err(_) => self.core.unsettle(self.key),
         }
+        std::mem::forget(self);
     }
 }
 
 impl Drop for WriteGuard<'_> {
+    /// Dropped by its caller: the write may have landed, or land later.
     fn drop(&mut self) {
-        self.core.invalidate(self.key);
+        self.core.unsettle(self.key);
     }
 }
 
@@ -177,6 +198,7 @@ impl Core {
             index,
             policy,
             flights: Mutex::default(),
+            unsettled: Mutex::default(),
             recorder,
             base: clock.now(),
             clock,
@@ -187,13 +209,13 @@ impl Core {
             sweep_every: config
                 .ttl
                 .clamp(Duration::from_secs(1), Duration::from_secs(60)),
-            ttl: config.ttl,
-            tti: config.tti,
+            ttl: capped(config.ttl),
+            tti: config.tti.map(capped),
             jitter: config.jitter,
             refresh_ahead: config.refresh_ahead,
-            max_stale: config.max_stale,
-            negative_ttl: config.negative_ttl,
-            load_timeout: config.load_timeout,
+            max_stale: config.max_stale.map(capped),
+            negative_ttl: config.negative_ttl.map(capped),
+            load_timeout: capped(config.load_timeout),
             stale_wait: config.stale_wait,
         })
     }
@@ -456,7 +478,7 @@ impl Core {
         );
         let mut flights = self.flights.lock();
         if !flight.is_superseded() {
-            if let Some((answer, fresh_for)) = answer {
+            if let Some((answer, fresh_for)) = answer.filter(|_| !self.is_unsettled(key, now)) {
                 self.insert(key, answer, now, fresh_for);
             } else if gone && self.index.pin().remove(key).is_some() {
                 self.policy.remove(key);
@@ -488,17 +510,32 @@ impl Core {
         let kept = old
             .filter(|old| old.weight == entry.weight)
             .map(|old| old.id);
-        let id = kept.unwrap_or_else(|| self.next_id.fetch_add(1, Ordering::Relaxed));
+        let id = kept.unwrap_or_else(|| self.next_id());
         entry.id = id;
         let slot = Slot::of(&entry);
         // Index first: when moka hears of the entry, it is there to be evicted.
+        let again = kept.map(|_| Answer::clone(&entry.answer));
         index.insert(key.clone(), entry);
-        // Checked after the insert (one moka read per reload): if moka dropped the kept slot,
-        // before the insert or during it (its listener then found the old entry), the slot
-        // is admitted again, so both sides agree.
-        if kept.is_none() || !self.policy.tracks(key, id) {
-            self.policy.admit(key, slot);
+        match again {
+            None => self.policy.admit(key, slot),
+            // Checked after the insert (one moka read per reload). If moka dropped the kept
+            // slot, before the insert or during it, its eviction listener (which removes the
+            // entry with that key *and id*) may not have run yet: the entry is inserted again
+            // under a new id, which that listener cannot remove, and admitted. So hits never
+            // read an entry moka does not count, and moka never counts one hits cannot read.
+            Some(answer) if !self.policy.tracks(key, id) => {
+                let mut entry = Entry::new(answer, key, now, fresh_for, max_stale);
+                entry.id = self.next_id();
+                let slot = Slot::of(&entry);
+                index.insert(key.clone(), entry);
+                self.policy.admit(key, slot);
+            }
+            Some(_) => {}
         }
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Every `sweep_every` at most, on the miss path: removes the entries past any use (expired
@@ -518,6 +555,7 @@ impl Core {
         // Under the flight lock, like every insert: a key swept here cannot have been
         // reloaded in between, so its policy slot goes with it.
         let _flights = self.flights.lock();
+        self.unsettled.lock().retain(|_, until| now < *until);
         let index = self.index.pin();
         let dead: Vec<KeyName> = index
             .iter()
@@ -537,6 +575,37 @@ impl Core {
             return self.ttl;
         }
         self.ttl.mul_f64(1.0 - self.jitter * fastrand::f64())
+    }
+
+    /// Whether `key` had a write fail or be dropped less than the load timeout ago (under the
+    /// flight lock); forgets the mark once it is over.
+    fn is_unsettled(&self, key: &KeyName, now: Instant) -> bool {
+        let mut unsettled = self.unsettled.lock();
+        match unsettled.get(key) {
+            Some(until) if now < *until => true,
+            Some(_) => {
+                unsettled.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// A write of `key` failed or was dropped after it may have reached the backend: it can
+    /// still land later (its request was on the wire, or the backend runs writes to completion
+    /// on their own task, as [`kms_core::WriteOrder`] does), after a load has read the older
+    /// value. So `key` is invalidated, and for the load timeout (the longest the cache lets a
+    /// platform call run) its loads are answered but not cached: the value read before the
+    /// write lands is never served for a whole TTL after it.
+    pub(crate) fn unsettle(&self, key: &KeyName) {
+        let flights = self.flights.lock();
+        let until = self.clock.now() + self.load_timeout;
+        self.unsettled.lock().insert(key.clone(), until);
+        drop(flights);
+        self.invalidate(key);
+        // The sweep forgets the marks that are over, so failed writes of ever new keys with no
+        // reads in between do not pile up.
+        self.maybe_sweep(self.clock.now());
     }
 
     /// Removes `key` and supersedes any load of it in flight.
@@ -698,3 +767,7 @@ impl KeyStore for Cached {
         self.core.inner.health().await
     }
 }
+
+#[cfg(test)]
+#[path = "cached_tests.rs"]
+mod tests;

@@ -84,7 +84,9 @@ impl CacheLayer {
         }
     }
 
-    /// Time-to-live of an entry, before jitter (longer than zero).
+    /// Time-to-live of an entry, before jitter (longer than zero). Every duration setting of
+    /// the cache is capped at 100 years, so `Duration::MAX` means "never" and cannot overflow
+    /// the clock.
     #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;

@@ -43,7 +43,8 @@ impl CacheHandle {
         }
     }
 
-    /// Reloads `key` from the backend now and caches the result.
+    /// Reloads `key` from the backend now and caches the result (unless a write of `key` failed
+    /// or was dropped less than `load_timeout` ago: it may still land, see the crate docs).
     ///
     /// # Errors
     ///

@@ -150,6 +150,15 @@ impl Policy {
         (self.slots.entry_count(), self.slots.weighted_size())
     }
 
+    /// Every slot moka holds now, as (key, entry id).
+    #[cfg(test)]
+    pub(crate) fn slots(&self) -> Vec<(KeyName, u64)> {
+        self.slots
+            .iter()
+            .map(|(k, s)| ((*k).clone(), s.id))
+            .collect()
+    }
+
     /// The entry count, possibly lagging behind pending work.
     pub(crate) fn approximate_len(&self) -> u64 {
         self.slots.entry_count()

@@ -643,3 +643,72 @@ async fn dead_entries_are_swept_and_counted_as_expired() {
     let s = handle.stats();
     assert_eq!((s.entries, s.evictions_expired), (1, 2), "{s:?}");
 }
+
+/// Durations as long as a `Duration` holds ("never expire", "always serve stale"): every
+/// path that adds them to the clock (insert, stale window, negative entry, the mark a failed
+/// write leaves) works instead of panicking with "overflow when adding duration to instant".
+#[tokio::test]
+async fn the_longest_durations_do_not_overflow_the_clock() {
+    let backend = FaultStore::new(MemoryStore::new());
+    let faults = backend.handle();
+    let layer = CacheLayer::new()
+        .ttl(Duration::MAX)
+        .time_to_idle(Duration::MAX)
+        .stale_if_error(Duration::MAX)
+        .negative_ttl(Duration::MAX)
+        .load_timeout(Duration::MAX);
+    let handle = layer.handle();
+    let store = StoreBuilder::new(backend).layer(layer).try_build().unwrap();
+    store.put("k", "v1").await.unwrap();
+    assert_eq!(
+        store.get_value("k").await.unwrap().expose_str().unwrap(),
+        "v1"
+    );
+    assert_eq!(
+        store.get_value("k").await.unwrap().expose_str().unwrap(),
+        "v1"
+    );
+    assert_eq!(handle.stats().hits, 1);
+    assert_eq!(
+        store.get_value("missing").await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    faults.fail_next(Operation::Store, 1, ErrorKind::Unavailable);
+    store.put("k", "v2").await.unwrap_err();
+    assert_eq!(
+        store.get_value("k").await.unwrap().expose_str().unwrap(),
+        "v1"
+    );
+}
+
+/// An observer that panics once, on the first load it hears of.
+struct PanicsOnFirstLoad(std::sync::atomic::AtomicBool);
+
+impl CacheObserver for PanicsOnFirstLoad {
+    fn load(&self, _ok: bool) {
+        if !self.0.swap(true, Ordering::SeqCst) {
+            panic!("observer bug");
+        }
+    }
+}
+
+/// A load whose bookkeeping panics half-way (here: a user's observer) must not wedge its key:
+/// its waiters are released (they start another load) and nothing stays in flight. Before,
+/// the flight was marked settled before it was, and every `get` of the key waited for ever.
+#[tokio::test(start_paused = true)]
+async fn a_panic_while_finishing_a_load_does_not_wedge_its_key() {
+    let backend = MemoryStore::new();
+    backend.put("k", "v").await.unwrap();
+    let layer = CacheLayer::new().observer(Arc::new(PanicsOnFirstLoad(Default::default())));
+    let handle = layer.handle();
+    let store = StoreBuilder::new(backend).layer(layer).try_build().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(60), store.get_value("k"))
+        .await
+        .expect("the get of a key whose load panicked while finishing never ended");
+    assert_eq!(got.unwrap().expose_str().unwrap(), "v");
+    assert_eq!(handle.loads_in_flight(), 0);
+    assert_eq!(
+        store.get_value("k").await.unwrap().expose_str().unwrap(),
+        "v"
+    );
+}

@@ -424,3 +424,196 @@ fn a_cache_outliving_its_runtime_still_loads() {
         );
     });
 }
+
+/// A network backend whose writes run to completion on their own task (as every backend's
+/// [`WriteOrder`](kms_core::WriteOrder) makes them): the write reaches the server a second
+/// after it was sent, whether or not its caller is still waiting.
+#[derive(Debug)]
+struct LandsLater(Arc<MemoryStore>, kms_core::WriteOrder);
+
+impl std::fmt::Display for LandsLater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LandsLater")
+    }
+}
+
+#[kms_core::async_trait]
+impl KeyStore for LandsLater {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+    fn capabilities(&self) -> kms_core::Capabilities {
+        self.0.capabilities()
+    }
+    async fn get(&self, key: &KeyName) -> kms_core::Result<StoredSecret> {
+        self.0.get(key).await
+    }
+    async fn store(&self, key: &KeyName, value: SecretValue) -> kms_core::Result<SecretMeta> {
+        let (inner, k) = (self.0.clone(), key.clone());
+        self.1
+            .run(key, async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                inner.store(&k, value).await
+            })
+            .await
+    }
+    async fn remove(&self, key: &KeyName) -> kms_core::Result<()> {
+        let (inner, k) = (self.0.clone(), key.clone());
+        self.1
+            .run(key, async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                inner.remove(&k).await
+            })
+            .await
+    }
+    async fn list(&self, prefix: &KeyPrefix) -> kms_core::Result<Vec<KeyName>> {
+        self.0.list(prefix).await
+    }
+    async fn health(&self) -> kms_core::Result<()> {
+        Ok(())
+    }
+}
+
+/// Issue 13, input 1, with a write that lands *after* its caller gave up (it was on the wire,
+/// or the backend runs it to completion): a `get` between the caller leaving and the write
+/// landing reads the old value from the backend, and that read must not be cached, or the
+/// old value is served for a whole TTL after the write landed.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_write_that_lands_later_is_not_hidden_by_a_read_in_between() {
+    let backend = Arc::new(MemoryStore::new());
+    backend.put("k", "v1").await.unwrap();
+    let store = StoreBuilder::new(LandsLater(backend.clone(), kms_core::WriteOrder::new()))
+        .layer(CacheLayer::new())
+        .layer(TimeoutLayer::all(Duration::from_millis(300)))
+        .try_build()
+        .unwrap();
+    assert_eq!(
+        store.get_value("k").await.unwrap().expose_str().unwrap(),
+        "v1"
+    );
+
+    assert_eq!(
+        store.put("k", "v2").await.unwrap_err().kind(),
+        ErrorKind::Timeout
+    );
+    // Before the write lands, the old value is a right answer (the write has not happened).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        store.get_value("k").await.unwrap().expose_str().unwrap(),
+        "v1"
+    );
+    // Once it has landed, the cache must not still hold the read made before.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        backend.get_value("k").await.unwrap().expose_str().unwrap(),
+        "v2"
+    );
+    assert_eq!(
+        store.get_value("k").await.unwrap().expose_str().unwrap(),
+        "v2"
+    );
+
+    assert_eq!(
+        store.delete("k").await.unwrap_err().kind(),
+        ErrorKind::Timeout
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        store.get_value("k").await.unwrap().expose_str().unwrap(),
+        "v2"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        store.get_value("k").await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+/// A backend whose reads take the value at once and answer 500 ms later (a load in flight
+/// holds an old value), and whose writes apply at once and answer a second later.
+#[derive(Debug)]
+struct ReadThenWait(Arc<MemoryStore>);
+
+impl std::fmt::Display for ReadThenWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadThenWait")
+    }
+}
+
+#[kms_core::async_trait]
+impl KeyStore for ReadThenWait {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+    fn capabilities(&self) -> kms_core::Capabilities {
+        self.0.capabilities()
+    }
+    async fn get(&self, key: &KeyName) -> kms_core::Result<StoredSecret> {
+        let got = self.0.get(key).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        got
+    }
+    async fn store(&self, key: &KeyName, value: SecretValue) -> kms_core::Result<SecretMeta> {
+        let meta = self.0.store(key, value).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        meta
+    }
+    async fn remove(&self, key: &KeyName) -> kms_core::Result<()> {
+        let done = self.0.remove(key).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        done
+    }
+    async fn list(&self, prefix: &KeyPrefix) -> kms_core::Result<Vec<KeyName>> {
+        self.0.list(prefix).await
+    }
+    async fn health(&self) -> kms_core::Result<()> {
+        Ok(())
+    }
+}
+
+/// A load of `k` holding the old value is in flight when a write of `k` is dropped by its
+/// caller (after it landed); the load then ends: it must not re-insert the old value, for
+/// the caller that started it, a refresh-ahead, or a refresh through the handle.
+#[tokio::test(start_paused = true)]
+async fn a_load_in_flight_when_a_write_is_dropped_does_not_reinsert_the_old_value() {
+    let backend = Arc::new(MemoryStore::new());
+    backend.put("k", "v1").await.unwrap();
+    let layer = CacheLayer::new().refresh_ahead(0.5);
+    let handle = layer.handle();
+    let cache = StoreBuilder::new(ReadThenWait(backend.clone()))
+        .layer(layer)
+        .try_build()
+        .unwrap();
+    let store = StoreBuilder::from_arc(cache.clone())
+        .layer(TimeoutLayer::all(Duration::from_millis(300)))
+        .try_build()
+        .unwrap();
+    let k = key("k");
+    for (write, want) in [("store", Ok("v2")), ("remove", Err(ErrorKind::NotFound))] {
+        // A load in flight, holding what the backend had when it read.
+        let load = tokio::spawn({
+            let (cache, k) = (cache.clone(), k.clone());
+            async move { cache.get(&k).await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let refresh = tokio::spawn({
+            let (handle, k) = (handle.clone(), k.clone());
+            async move { handle.refresh(&k).await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let err = match write {
+            "store" => store.put("k", "v2").await.unwrap_err(),
+            _ => store.delete("k").await.unwrap_err(),
+        };
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        let _ = load.await.unwrap();
+        let _ = refresh.await.unwrap();
+        let got = cache.get(&k).await;
+        let got = got
+            .as_ref()
+            .map(|s| s.value.expose_str().unwrap())
+            .map_err(|e| e.kind());
+        assert_eq!(got, want, "after a dropped {write}");
+        assert_eq!(handle.loads_in_flight(), 0);
+    }
+}

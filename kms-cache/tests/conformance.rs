@@ -47,15 +47,40 @@ mod byte_bounded_no_jitter {
 /// cache's in-flight loads as its bookkeeping: every operation dropped at every await point
 /// leaves a cache that agrees with the backend, and no load behind.
 mod cancellation {
-    use kms_core::Layer;
+    use std::sync::{Arc, Mutex};
+
+    use kms_cache::CacheHandle;
+    use kms_core::KeyStore;
     use kms_core::cancellation::cancellation_safety_over;
 
     use super::*;
 
+    /// The handle of the cache built last: the harness builds one per backend it runs over,
+    /// and a layer's own handle stays with the first.
+    #[derive(Clone, Default)]
+    struct Latest(Arc<Mutex<Option<CacheHandle>>>);
+
+    impl Latest {
+        fn wrap(&self, layer: &CacheLayer, backend: Arc<dyn KeyStore>) -> Arc<dyn KeyStore> {
+            let cached = layer.wrap(backend);
+            *self.0.lock().unwrap() = Some(cached.handle());
+            Arc::new(cached)
+        }
+
+        fn loads_in_flight(&self) -> usize {
+            self.0
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map_or(0, |h| h.loads_in_flight())
+        }
+    }
+
     async fn over(layer: CacheLayer) {
-        let handle = layer.handle();
-        cancellation_safety_over(|backend| layer.layer(backend), &move || {
-            handle.loads_in_flight()
+        let latest = Latest::default();
+        let loads = latest.clone();
+        cancellation_safety_over(|backend| latest.wrap(&layer, backend), &move || {
+            loads.loads_in_flight()
         })
         .await;
     }
@@ -89,11 +114,39 @@ mod cancellation {
         .await;
     }
 
+    /// The recommended stack below the metrics layer: cache → breaker → retry → timeout, every
+    /// operation dropped at every await point; the bookkeeping is the cache's loads and the
+    /// breaker's trials together.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn over_the_resilience_stack() {
+        use kms_core::{CircuitBreakerLayer, RetryLayer, StoreBuilder, TimeoutLayer};
+
+        let cache = CacheLayer::new()
+            .refresh_ahead(0.5)
+            .stale_if_error(Duration::from_secs(600));
+        let breaker = CircuitBreakerLayer::new();
+        let latest = Latest::default();
+        let (loads, trials) = (latest.clone(), breaker.handle());
+        cancellation_safety_over(
+            |backend| {
+                let (cache, latest) = (cache.clone(), latest.clone());
+                StoreBuilder::from_arc(backend)
+                    .layer(move |inner| latest.wrap(&cache, inner))
+                    .resilience(breaker.clone(), RetryLayer::new(), TimeoutLayer::new())
+                    .try_build()
+                    .unwrap()
+            },
+            &move || loads.loads_in_flight() + trials.trials_in_flight() as usize,
+        )
+        .await;
+    }
+
     /// Built outside a runtime: loads run in their callers and are abandoned with them.
     #[test]
     fn without_a_runtime() {
         let layer = CacheLayer::new();
-        let handle = layer.handle();
+        let latest = Latest::default();
+        let loads = latest.clone();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -102,9 +155,9 @@ mod cancellation {
         rt.block_on(cancellation_safety_over(
             |backend| {
                 // Built on a plain thread: no runtime to capture.
-                std::thread::scope(|s| s.spawn(|| layer.layer(backend)).join().unwrap())
+                std::thread::scope(|s| s.spawn(|| latest.wrap(&layer, backend)).join().unwrap())
             },
-            &move || handle.loads_in_flight(),
+            &move || loads.loads_in_flight(),
         ));
     }
 }

@@ -11,7 +11,8 @@
 //!   rejected as if open). `success_threshold` \[3\] consecutive successes close it (with an
 //!   empty window); any failure re-opens it for another `open_delay`. A trial that has not
 //!   succeeded within `trial_timeout` [10 s] is a failure (the caller gets
-//!   [`ErrorKind::Timeout`]), and so is a trial whose caller drops it: a probe that never
+//!   [`ErrorKind::Timeout`]; the deadline needs a Tokio runtime: polled outside one, a trial
+//!   runs to its own end, bounded by the layers below), and so is a trial whose caller drops it: a probe that never
 //!   answered is no evidence of health, and giving its slot back would let the breaker admit
 //!   trials against a hung backend for ever.
 //!
@@ -27,7 +28,7 @@
 //!
 //! Checked when the breaker is built ([`CircuitBreakerLayer::validate`], called by
 //! [`StoreBuilder::try_build`](crate::StoreBuilder::try_build) and
-//! [`CircuitBreaker::try_new`]): `window` ≥ 1, 1 ≤ `min_calls` ≤ `window` (a breaker that
+//! [`CircuitBreaker::try_new`]): 1 ≤ `window` ≤ [`MAX_WINDOW`], 1 ≤ `min_calls` ≤ `window` (a breaker that
 //! needs more calls than it remembers could never open), `failure_ratio` in (0, 1], every
 //! duration longer than zero, `half_open_calls` and `success_threshold` ≥ 1. A breaker built
 //! with a bad setting anyway answers every call with that
@@ -72,6 +73,10 @@ use crate::layer::Layer;
 use crate::secret::{SecretMeta, SecretValue, StoredSecret};
 use crate::store::{Capabilities, KeyStore};
 
+/// The longest rolling window, in calls: the window is one byte per call, allocated when the
+/// breaker is configured, so a larger one (a typo, `u32::MAX` = 4 GiB) is refused instead.
+pub const MAX_WINDOW: u32 = 100_000;
+
 /// Reference setting: how long a half-open trial may take before it counts as a failure.
 pub const DEFAULT_TRIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -112,6 +117,12 @@ impl Config {
         };
         if self.window == 0 {
             return Err(Error::configuration("window", "must be at least 1 call"));
+        }
+        if self.window > MAX_WINDOW {
+            return Err(Error::configuration(
+                "window",
+                format!("{} calls is more than the most, {MAX_WINDOW}", self.window),
+            ));
         }
         if self.min_calls == 0 {
             return Err(Error::configuration("min_calls", "must be at least 1 call"));
@@ -234,19 +245,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     fn new(config: Config, hooks: Vec<Hook>) -> Self {
+        let refused = config.validate().err();
         Self {
             config,
-            refused: config.validate().err(),
             word: AtomicU64::new(u64::from(CLOSED)),
             epoch: Instant::now(),
-            // At least one slot, so even a refused configuration never divides by zero.
-            slots: (0..config.window.max(1))
+            // One slot for a refused configuration (never used, and never divided by zero),
+            // so a window too large to allocate is refused, not allocated.
+            slots: (0..if refused.is_some() { 1 } else { config.window })
                 .map(|_| AtomicU8::new(EMPTY))
                 .collect(),
             position: AtomicU64::new(0),
             failures: AtomicU32::new(0),
             trials: Mutex::default(),
             hooks: Mutex::new(hooks),
+            refused,
         }
     }
 
@@ -468,7 +481,8 @@ impl CircuitBreakerLayer {
         }
     }
 
-    /// How many of the latest calls the failure ratio is computed over (at least 1).
+    /// How many of the latest calls the failure ratio is computed over (at least 1, at most
+    /// [`MAX_WINDOW`]; one byte each).
     #[must_use]
     pub fn window(self, calls: u32) -> Self {
         self.with(|c| c.window = calls)
@@ -679,13 +693,13 @@ impl<S: KeyStore> CircuitBreaker<S> {
     async fn trial<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
         let deadline = self.shared.config.trial_timeout;
         let mut fut = pin!(fut);
-        let mut timer: Option<Pin<Box<Sleep>>> = None;
+        let mut timer: Option<Option<Pin<Box<Sleep>>>> = None;
         let finished = poll_fn(|cx| {
             if let Poll::Ready(result) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(result));
             }
-            let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(deadline)));
-            timer.as_mut().poll(cx).map(|()| None)
+            // Outside a Tokio runtime, no timer: the trial runs to its own end.
+            crate::timeout::poll_deadline(&mut timer, deadline, cx)
         })
         .await;
         finished.unwrap_or_else(|| {

@@ -21,6 +21,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -154,6 +155,7 @@ async fn run(
     store: &TestStore,
     backend: Option<&TestStore>,
     in_flight: Option<&(dyn Fn() -> usize + Send + Sync)>,
+    landing: Option<&(dyn Fn() -> usize + Send + Sync)>,
 ) {
     let can_list = store.capabilities().list;
     for op in OPS {
@@ -179,6 +181,16 @@ async fn run(
                 .await
                 .is_some();
             settle(store, in_flight).await;
+            if let Some(landing) = landing {
+                // A read while the dropped write is still on its way to the backend: either
+                // value is right now, but what it loads must not outlive the write landing.
+                let early = read(store.get(&key).await);
+                assert!(
+                    allowed(op, &early),
+                    "{store}: {op:?} dropped after {polls} polls, then get answered {early:?}"
+                );
+                settle(store, Some(landing)).await;
+            }
 
             let got = read(store.get(&key).await);
             assert!(
@@ -238,7 +250,7 @@ async fn run(
 /// [module docs](self)). Over a real backend a dropped write may land after the drop, so a
 /// `get` must answer the old or the new value; nothing may be wedged afterwards.
 pub async fn cancellation_safety(store: &TestStore) {
-    run(store, None, None).await;
+    run(store, None, None, None).await;
 }
 
 /// The harness over a decorator: `wrap` builds it over a backend this function controls (an
@@ -247,6 +259,13 @@ pub async fn cancellation_safety(store: &TestStore) {
 /// (loads, trials; `|| 0` if it has none). After every drop, a `get` through the decorator
 /// must answer exactly what the backend holds, `list` must agree, and `in_flight` must come
 /// back to zero.
+///
+/// It runs twice, `wrap` called once for each backend: first over a backend whose dropped
+/// writes stop where they were dropped, then over one that runs every write to completion on
+/// its own task (what a network backend does once the request is sent, and what
+/// [`WriteOrder`](crate::WriteOrder) makes every backend do), so a dropped write lands *after*
+/// the drop. There, a `get` is made before it lands, and once it has landed the decorator must
+/// answer what the backend holds: a cache must not keep what it read in between.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -265,57 +284,106 @@ pub async fn cancellation_safety(store: &TestStore) {
 /// # }
 /// ```
 pub async fn cancellation_safety_over(
-    wrap: impl FnOnce(TestStore) -> TestStore,
+    wrap: impl Fn(TestStore) -> TestStore,
     in_flight: &(dyn Fn() -> usize + Send + Sync),
 ) {
-    let backend: TestStore = Arc::new(Stepping(MemoryStore::new()));
-    let store = wrap(backend.clone());
-    run(&store, Some(&backend), Some(in_flight)).await;
+    for detached in [false, true] {
+        let stepping = Arc::new(Stepping {
+            store: Arc::new(MemoryStore::new()),
+            detached,
+            landing: Arc::new(AtomicUsize::new(0)),
+        });
+        let landing = stepping.landing.clone();
+        let backend: TestStore = stepping;
+        let store = wrap(backend.clone());
+        let landing = move || landing.load(Ordering::SeqCst);
+        let landing: &(dyn Fn() -> usize + Send + Sync) = &landing;
+        run(
+            &store,
+            Some(&backend),
+            Some(in_flight),
+            detached.then_some(landing),
+        )
+        .await;
+    }
 }
 
-/// A memory store with an await point before and after each operation lands.
+/// A memory store with an await point before and after each operation lands; `detached`, its
+/// writes run on their own task, to completion even when their caller drops them.
 #[derive(Debug)]
-struct Stepping(MemoryStore);
+struct Stepping {
+    store: Arc<MemoryStore>,
+    detached: bool,
+    /// Detached writes not landed yet.
+    landing: Arc<AtomicUsize>,
+}
+
+impl Stepping {
+    /// Runs `write` (after two more await points) on its own task when detached.
+    async fn write<T: Send + 'static>(
+        &self,
+        write: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        if !self.detached {
+            return write.await;
+        }
+        self.landing.fetch_add(1, Ordering::SeqCst);
+        let landing = self.landing.clone();
+        let task = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+            let result = write.await;
+            landing.fetch_sub(1, Ordering::SeqCst);
+            result
+        });
+        task.await.expect("the write task panicked")
+    }
+}
 
 impl fmt::Display for Stepping {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Stepping({})", self.0)
+        let detached = if self.detached { "Detached" } else { "" };
+        write!(f, "{detached}Stepping({})", self.store)
     }
 }
 
 #[async_trait]
 impl KeyStore for Stepping {
     fn backend(&self) -> &'static str {
-        self.0.backend()
+        self.store.backend()
     }
     fn capabilities(&self) -> Capabilities {
-        self.0.capabilities()
+        self.store.capabilities()
     }
     async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
         tokio::task::yield_now().await;
-        let got = self.0.get(key).await;
+        let got = self.store.get(key).await;
         tokio::task::yield_now().await;
         got
     }
     async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
         tokio::task::yield_now().await;
-        self.0.get_version(key, version).await
+        self.store.get_version(key, version).await
     }
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
         tokio::task::yield_now().await;
-        let meta = self.0.store(key, value).await;
+        let (store, key) = (self.store.clone(), key.clone());
+        let meta = self
+            .write(async move { store.store(&key, value).await })
+            .await;
         tokio::task::yield_now().await;
         meta
     }
     async fn remove(&self, key: &KeyName) -> Result<()> {
         tokio::task::yield_now().await;
-        let done = self.0.remove(key).await;
+        let (store, key) = (self.store.clone(), key.clone());
+        let done = self.write(async move { store.remove(&key).await }).await;
         tokio::task::yield_now().await;
         done
     }
     async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
         tokio::task::yield_now().await;
-        let listed = self.0.list(prefix).await;
+        let listed = self.store.list(prefix).await;
         tokio::task::yield_now().await;
         listed
     }

@@ -6,6 +6,10 @@
 //! [`ErrorKind::Timeout`] error, which is retryable. Below a [`RetryLayer`](crate::RetryLayer)
 //! (`Retry(Timeout(…))`, what [`StoreBuilder::resilience`](crate::StoreBuilder::resilience)
 //! builds) the deadline bounds each attempt; above it, the whole call including backoff.
+//!
+//! The deadline is a Tokio timer. A call polled outside any Tokio runtime (a plain thread,
+//! `futures::executor::block_on`) that does not finish on its first poll has no timer to arm:
+//! it runs to its own end instead of panicking ("there is no reactor running").
 
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -22,6 +26,27 @@ use crate::key_name::{KeyName, KeyPrefix};
 use crate::layer::Layer;
 use crate::secret::{SecretMeta, SecretValue, StoredSecret};
 use crate::store::{Capabilities, KeyStore, Operation};
+
+/// Polls the deadline timer in `timer`, arming it on the first call: `Ready(None)` once
+/// `deadline` has passed. Outside a Tokio runtime there is no timer to arm (creating one would
+/// panic with "there is no reactor running"), so the call is not bounded here and this stays
+/// `Pending`: the call runs to its own end. (A runtime built without its time driver still
+/// panics, as every Tokio timer does.)
+pub(crate) fn poll_deadline<T>(
+    timer: &mut Option<Option<Pin<Box<Sleep>>>>,
+    deadline: Duration,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<Option<T>> {
+    let timer = timer.get_or_insert_with(|| {
+        tokio::runtime::Handle::try_current()
+            .is_ok()
+            .then(|| Box::pin(tokio::time::sleep(deadline)))
+    });
+    match timer {
+        Some(timer) => timer.as_mut().poll(cx).map(|()| None),
+        None => Poll::Pending,
+    }
+}
 
 /// Reference setting: the deadline of every operation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -157,13 +182,12 @@ impl<S: KeyStore> Timeout<S> {
         let mut fut = pin!(fut);
         // The timer is armed only if the first poll does not finish the call: a call answered
         // at once (a memory store, a cache below) pays no timer registration.
-        let mut timer: Option<Pin<Box<Sleep>>> = None;
+        let mut timer: Option<Option<Pin<Box<Sleep>>>> = None;
         let finished = poll_fn(|cx| {
             if let Poll::Ready(result) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(result));
             }
-            let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(deadline)));
-            timer.as_mut().poll(cx).map(|()| None)
+            poll_deadline(&mut timer, deadline, cx)
         })
         .await;
         finished.unwrap_or_else(|| {

@@ -536,8 +536,14 @@ async fn a_breaker_that_could_never_open_is_a_configuration_error() {
 #[test]
 fn every_setting_is_validated_by_name() {
     let d = Duration::from_secs;
-    let bad: [(CircuitBreakerLayer, &str); 10] = [
+    let bad: [(CircuitBreakerLayer, &str); 12] = [
         (CircuitBreakerLayer::new().window(0), "window"),
+        // Refused, not allocated (4 GiB of window slots).
+        (CircuitBreakerLayer::new().window(u32::MAX), "window"),
+        (
+            CircuitBreakerLayer::new().window(kms_core::breaker::MAX_WINDOW + 1),
+            "window",
+        ),
         (CircuitBreakerLayer::new().min_calls(0), "min_calls"),
         (CircuitBreakerLayer::new().window(5), "min_calls"),
         (
@@ -581,7 +587,120 @@ fn every_setting_is_validated_by_name() {
             .min_calls(5)
             .failure_ratio(1.0),
         CircuitBreakerLayer::new().min_calls(1).failure_ratio(0.01),
+        CircuitBreakerLayer::new().window(kms_core::breaker::MAX_WINDOW),
     ] {
         good.validate().unwrap();
+    }
+}
+
+/// A memory store whose every call waits once (woken at once) before it answers, with no
+/// runtime involved: a backend driven by its own I/O thread, polled from any executor.
+#[derive(Debug)]
+struct YieldsOnce(MemoryStore);
+
+impl std::fmt::Display for YieldsOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("YieldsOnce")
+    }
+}
+
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
+#[kms_core::async_trait]
+impl KeyStore for YieldsOnce {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+    fn capabilities(&self) -> kms_core::Capabilities {
+        self.0.capabilities()
+    }
+    async fn get(&self, key: &kms_core::KeyName) -> kms_core::Result<kms_core::StoredSecret> {
+        yield_once().await;
+        self.0.get(key).await
+    }
+    async fn store(
+        &self,
+        key: &kms_core::KeyName,
+        value: kms_core::SecretValue,
+    ) -> kms_core::Result<kms_core::SecretMeta> {
+        yield_once().await;
+        self.0.store(key, value).await
+    }
+    async fn remove(&self, key: &kms_core::KeyName) -> kms_core::Result<()> {
+        yield_once().await;
+        self.0.remove(key).await
+    }
+    async fn list(&self, p: &kms_core::KeyPrefix) -> kms_core::Result<Vec<kms_core::KeyName>> {
+        self.0.list(p).await
+    }
+    async fn health(&self) -> kms_core::Result<()> {
+        Ok(())
+    }
+}
+
+/// Half-open trials polled outside any Tokio runtime (`futures::executor::block_on`, a plain
+/// thread), against a backend that does not answer on the first poll: the trial has no timer
+/// to bound it, so it runs unbounded (the layers below bound it) instead of panicking with
+/// "there is no reactor running"; and the breaker closes after its successes.
+#[test]
+fn half_open_trials_without_a_runtime_run_and_close_it() {
+    let faults = FaultStore::new(YieldsOnce(MemoryStore::new()));
+    let handle = faults.handle();
+    let layer = CircuitBreakerLayer::new().open_delay(Duration::from_millis(1));
+    let store = CircuitBreaker::new(faults, &layer);
+    block_on(async {
+        store.put("app/k", "v").await.unwrap();
+        for _ in 0..4 {
+            store.get_value("app/k").await.unwrap();
+        }
+        handle.fail_next(Operation::Get, 5, ErrorKind::Unavailable);
+        for _ in 0..5 {
+            let _ = store.get_value("app/k").await;
+        }
+        assert_eq!(layer.handle().state(), CircuitState::Open);
+        std::thread::sleep(Duration::from_millis(5));
+        for _ in 0..3 {
+            assert_eq!(
+                store
+                    .get_value("app/k")
+                    .await
+                    .unwrap()
+                    .expose_str()
+                    .unwrap(),
+                "v"
+            );
+        }
+        assert_eq!(layer.handle().state(), CircuitState::Closed);
+    });
+}
+
+/// Runs `fut` to its end on this thread, outside any Tokio runtime (what
+/// `futures::executor::block_on` does).
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
     }
 }

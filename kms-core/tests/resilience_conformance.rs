@@ -102,7 +102,8 @@ mod cancellation {
             |b| {
                 StoreBuilder::from_arc(b)
                     .layer(ValidateLayer::new())
-                    .default_resilience()
+                    // This breaker, whose trials the harness counts (not a fresh default one).
+                    .resilience(breaker.clone(), RetryLayer::new(), TimeoutLayer::new())
                     .try_build()
                     .unwrap()
             },

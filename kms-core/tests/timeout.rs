@@ -111,3 +111,93 @@ fn a_zero_value_limit_is_a_configuration_error() {
         .validate()
         .unwrap();
 }
+
+/// A call polled outside any Tokio runtime that does not answer on its first poll: the
+/// timeout layer has no timer to arm, so the call runs to its end (unbounded, as documented)
+/// instead of panicking with "there is no reactor running".
+#[test]
+fn without_a_runtime_a_pending_call_runs_to_its_end() {
+    struct Pending1(bool);
+    impl std::future::Future for Pending1 {
+        type Output = ();
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            if self.0 {
+                return std::task::Poll::Ready(());
+            }
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+    #[derive(Debug)]
+    struct Slow(kms_core::MemoryStore);
+    impl std::fmt::Display for Slow {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Slow")
+        }
+    }
+    #[kms_core::async_trait]
+    impl kms_core::KeyStore for Slow {
+        fn backend(&self) -> &'static str {
+            "memory"
+        }
+        fn capabilities(&self) -> kms_core::Capabilities {
+            self.0.capabilities()
+        }
+        async fn get(&self, key: &kms_core::KeyName) -> kms_core::Result<kms_core::StoredSecret> {
+            Pending1(false).await;
+            self.0.get(key).await
+        }
+        async fn store(
+            &self,
+            key: &kms_core::KeyName,
+            value: kms_core::SecretValue,
+        ) -> kms_core::Result<kms_core::SecretMeta> {
+            Pending1(false).await;
+            self.0.store(key, value).await
+        }
+        async fn remove(&self, key: &kms_core::KeyName) -> kms_core::Result<()> {
+            self.0.remove(key).await
+        }
+        async fn list(&self, p: &kms_core::KeyPrefix) -> kms_core::Result<Vec<kms_core::KeyName>> {
+            self.0.list(p).await
+        }
+        async fn health(&self) -> kms_core::Result<()> {
+            Ok(())
+        }
+    }
+    use kms_core::KeyStoreExt;
+    let store = kms_core::StoreBuilder::new(Slow(kms_core::MemoryStore::new()))
+        .layer(kms_core::TimeoutLayer::all(Duration::from_millis(100)))
+        .build();
+    block_on(async {
+        store.put("k", "v").await.unwrap();
+        assert_eq!(
+            store.get_value("k").await.unwrap().expose_str().unwrap(),
+            "v"
+        );
+    });
+}
+
+/// Runs `fut` to its end on this thread, outside any Tokio runtime (what
+/// `futures::executor::block_on` does).
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
