@@ -289,6 +289,29 @@ impl SecretsManagerStore {
     }
 }
 
+/// `err` with every copy of `value`'s text in its message replaced by `…`: a server may
+/// echo the request in its answer in words [`error_map`](crate::error_map) does not know.
+/// The kind, code, backend and exhausted mark are kept.
+fn without_value(err: Error, value: &SecretValue) -> Error {
+    let Ok(text) = std::str::from_utf8(value.expose_secret()) else {
+        return err;
+    };
+    if text.is_empty() || !err.message().contains(text) {
+        return err;
+    }
+    let mut clean = Error::new(err.kind(), err.message().replace(text, "…"));
+    if let Some(backend) = err.backend() {
+        clean = clean.with_backend(backend);
+    }
+    if let Some(code) = err.code() {
+        clean = clean.with_code(code.to_owned());
+    }
+    if err.is_exhausted() {
+        clean = clean.exhausted();
+    }
+    clean
+}
+
 /// The error for a write whose task did not finish (the same words as `WriteOrder`'s).
 fn task_failed(e: &tokio::task::JoinError) -> Error {
     Error::new(
@@ -411,7 +434,8 @@ impl KeyStore for SecretsManagerStore {
             // A retry of the write still in flight: same token, applied at most once, so
             // it goes out now; the running write holds the key until this one is done.
             let repeat = tokio::spawn(async move {
-                let result = this.write(&name, &value, &token).await;
+                let result =
+                    (this.write(&name, &value, &token).await).map_err(|e| without_value(e, &value));
                 drop(pass);
                 result
             });
@@ -421,7 +445,8 @@ impl KeyStore for SecretsManagerStore {
         self.order
             .run(key, async move {
                 let write = this.write(&name, &value, &token);
-                this.running.lead(&key_owned, &token, write).await
+                let result = this.running.lead(&key_owned, &token, write).await;
+                result.map_err(|e| without_value(e, &value))
             })
             .await
     }
