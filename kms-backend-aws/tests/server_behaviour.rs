@@ -259,6 +259,7 @@ async fn recovery_window_blocks_the_name_until_restored() {
 #[test]
 fn recovery_window_outside_aws_limits_is_a_configuration_error() {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
     let config = rt
