@@ -56,7 +56,9 @@ pub(crate) struct Wording {
     /// The AWS error code the wording comes with; `None`: the SDK's own (non-service) error.
     pub(crate) code: Option<&'static str>,
     /// A phrase of the message, lowercase, with straight apostrophes (AWS sends both `'` and
-    /// `’`; messages are normalised before matching).
+    /// `’`; messages are normalised before matching). Every phrase holds a space: AWS's
+    /// messages quote secret names and ARNs, which cannot hold one, so no name can pass for a
+    /// wording (a secret named `ClientRequestToken` is not a token in use).
     pub(crate) phrase: &'static str,
     pub(crate) condition: Condition,
     /// Where the wording comes from.
@@ -98,7 +100,7 @@ pub(crate) const WORDINGS: &[Wording] = &[
     },
     Wording {
         code: Some("ResourceExistsException"),
-        phrase: "clientrequesttoken",
+        phrase: "use clientrequesttoken",
         condition: Condition::TokenInUse,
         source: "CreateSecret and PutSecretValue with a token already used for a version with \
                  another value (\"You can't use ClientRequestToken … because that value is \
@@ -703,6 +705,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn no_secret_name_can_pass_for_a_wording() {
+        for row in WORDINGS {
+            assert!(
+                row.phrase.contains(' '),
+                "{row:?}: a name could hold this phrase"
+            );
+        }
+        let exists =
+            "The operation failed because the secret app/ClientRequestToken already exists.";
+        assert_eq!(condition_of(Some("ResourceExistsException"), exists), None);
     }
 
     #[test]

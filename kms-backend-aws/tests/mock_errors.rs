@@ -1027,3 +1027,44 @@ async fn a_value_echoed_in_unknown_words_is_taken_out() {
     assert!(!err.to_string().contains(SECRET), "{err}");
     assert!(err.to_string().contains("refusing … for app/db"), "{err}");
 }
+
+/// A create race on a secret whose *name* holds a token wording's word (`ClientRequestToken`
+/// is a valid key name): AWS's "already exists" message quotes the name, which must not read
+/// as "this write's token is already a version" (that would report a write that never landed
+/// as done). The store puts again.
+#[tokio::test]
+async fn a_secret_name_that_looks_like_a_token_wording_is_not_one() {
+    for name in ["app/ClientRequestToken", "clientrequesttoken"] {
+        let server = MockServer::start().await;
+        op("secretsmanager.PutSecretValue")
+            .respond_with(aws_error(400, "ResourceNotFoundException", "not found"))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        op("secretsmanager.PutSecretValue")
+            .respond_with(ok(json!({ "Name": name, "VersionId": "v-9" })))
+            .with_priority(2)
+            .mount(&server)
+            .await;
+        op("secretsmanager.CreateSecret")
+            .respond_with(aws_error(
+                400,
+                "ResourceExistsException",
+                &format!("The operation failed because the secret {name} already exists."),
+            ))
+            .mount(&server)
+            .await;
+        let meta = store_on(&server)
+            .await
+            .store(&KeyName::new(name).unwrap(), SECRET.into())
+            .await
+            .unwrap();
+        assert_eq!(meta.version.as_deref(), Some("v-9"), "{name}");
+        assert_eq!(
+            requests(&server, "secretsmanager.PutSecretValue").await,
+            2,
+            "{name}: put again after the race"
+        );
+    }
+}
