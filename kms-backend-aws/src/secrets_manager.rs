@@ -54,9 +54,11 @@ use crate::{request_token, runtime};
 /// clones: it waits for the key's earlier write, then runs on its own task to the end. A
 /// write whose caller dropped it after its request was sent (a timeout above, a `select!`)
 /// would otherwise still be applied by AWS *after* the caller's next write to the key and
-/// silently undo it. A retried attempt of a `store` still in flight (same
-/// `ClientRequestToken`) does not wait for it: AWS applies the two at most once, so it is sent
-/// at once, and the key's next write waits for both. Writes to different keys do not wait
+/// silently undo it. A retried attempt of a `store` or `remove` still in flight (same
+/// [`WriteContext`](kms_core::write_id::WriteContext)) does not wait for it: a `store`'s
+/// repeat carries the same `ClientRequestToken`, so AWS applies the two at most once, and a
+/// second delete ends where one does; it is sent at once, and the key's next write waits for
+/// both. Writes to different keys do not wait
 /// for each other; two stores built separately do not order each other's writes.
 ///
 /// The value read is moved, not copied, from the SDK's answer into a zeroizing
@@ -455,9 +457,26 @@ impl KeyStore for SecretsManagerStore {
     async fn remove(&self, key: &KeyName) -> Result<()> {
         let name = self.namespace.secret_name(key)?;
         runtime::require(SECRETS_MANAGER, "DeleteSecret")?;
+        // The id of this logical remove (every attempt of the retry layer shares it).
+        let id = request_token::for_this_write();
         let this = self.clone();
+        if let Some(pass) = self.running.join(key, &id) {
+            // A retry of the remove still in flight: deleting twice ends where deleting once
+            // does (the retry layer reads a NotFound after a timeout as done), so it goes out
+            // now; the running remove holds the key until this one is done.
+            let repeat = tokio::spawn(async move {
+                let result = this.delete(&name).await;
+                drop(pass);
+                result
+            });
+            return repeat.await.unwrap_or_else(|e| Err(task_failed(&e)));
+        }
+        let key_owned = key.clone();
         self.order
-            .run(key, async move { this.delete(&name).await })
+            .run(key, async move {
+                let delete = this.delete(&name);
+                this.running.lead(&key_owned, &id, delete).await
+            })
             .await
     }
 

@@ -19,11 +19,15 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// How long the proxy holds back the armed request.
 const HOLD: Duration = Duration::from_millis(1000);
+/// The hold of the retry test: longer than every attempt of the retry layer put together.
+const LONG_HOLD: Duration = Duration::from_millis(2500);
 
 #[derive(Default)]
 struct Counters {
     /// Hold back the next request naming this target.
     armed: AtomicBool,
+    /// Hold for [`LONG_HOLD`] instead of [`HOLD`].
+    long: AtomicBool,
     /// Held-back requests moto has answered.
     answered: AtomicUsize,
 }
@@ -46,10 +50,7 @@ impl LateProxy {
         let shared = counters.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(&upstream).await else {
-                    continue;
-                };
-                tokio::spawn(relay(client, server, target, shared.clone()));
+                tokio::spawn(relay(client, upstream.clone(), target, shared.clone()));
             }
         });
         Self { addr, counters }
@@ -73,13 +74,46 @@ impl LateProxy {
 
 /// Copies bytes both ways; a request naming `target` while armed reaches moto [`HOLD`] late,
 /// even if the client has gone by then.
-async fn relay(client: TcpStream, server: TcpStream, target: &[u8], counters: Arc<Counters>) {
+///
+/// The connection to moto opens only once the request's first bytes are due there: the test
+/// server serves one connection at a time (scripts/peers/moto_server.py), so a connection
+/// held open without its request would stall every other test's requests for the hold.
+async fn relay(client: TcpStream, upstream: String, target: &[u8], counters: Arc<Counters>) {
     let (mut client_rx, mut client_tx) = client.into_split();
-    let (mut server_rx, mut server_tx) = server.into_split();
+    let mut buf = vec![0u8; 64 * 1024];
+    let first = match client_rx.read(&mut buf).await {
+        Ok(0) | Err(_) => return,
+        Ok(n) => n,
+    };
     let held = Arc::new(AtomicBool::new(false));
-    let held_up = held.clone();
-    let c = counters.clone();
-    let target = target.to_vec();
+    let hold = |chunk: &[u8]| {
+        let due = chunk.windows(target.len()).any(|w| w == target)
+            && counters.armed.swap(false, Ordering::SeqCst);
+        if due {
+            held.store(true, Ordering::SeqCst);
+        }
+        due.then(|| {
+            if counters.long.load(Ordering::SeqCst) {
+                LONG_HOLD
+            } else {
+                HOLD
+            }
+        })
+    };
+    if let Some(delay) = hold(&buf[..first]) {
+        tokio::time::sleep(delay).await;
+    }
+    let Ok(server) = TcpStream::connect(&upstream).await else {
+        return;
+    };
+    let (mut server_rx, mut server_tx) = server.into_split();
+    if server_tx.write_all(&buf[..first]).await.is_err() {
+        return;
+    }
+    // Later requests on this connection (a server that keeps connections alive).
+    let later_target = target.to_vec();
+    let later_counters = counters.clone();
+    let held_later = held.clone();
     tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -88,11 +122,11 @@ async fn relay(client: TcpStream, server: TcpStream, target: &[u8], counters: Ar
                 Ok(n) => n,
             };
             if buf[..n]
-                .windows(target.len())
-                .any(|w| w == target.as_slice())
-                && c.armed.swap(false, Ordering::SeqCst)
+                .windows(later_target.len())
+                .any(|w| w == later_target.as_slice())
+                && later_counters.armed.swap(false, Ordering::SeqCst)
             {
-                held_up.store(true, Ordering::SeqCst);
+                held_later.store(true, Ordering::SeqCst);
                 tokio::time::sleep(HOLD).await;
             }
             if server_tx.write_all(&buf[..n]).await.is_err() {
@@ -100,7 +134,6 @@ async fn relay(client: TcpStream, server: TcpStream, target: &[u8], counters: Ar
             }
         }
     });
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match server_rx.read(&mut buf).await {
             Ok(0) | Err(_) => break,
@@ -173,5 +206,41 @@ async fn a_dropped_store_does_not_undo_the_next_store() {
         b"after",
         "the dropped store undid the later one"
     );
+    sm.remove(&k).await.unwrap();
+}
+
+/// A `remove` through `Retry(Timeout(…))` whose first `DeleteSecret` reaches AWS late: the
+/// retry does not queue behind the attempt still in flight (it would time out behind it on
+/// every attempt), it deletes at once; the key is gone and the next store still wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_remove_does_not_wait_behind_its_first_attempt() {
+    use kms_core::{RetryLayer, StoreBuilder, TimeoutLayer};
+    let proxy = LateProxy::start(b"secretsmanager.DeleteSecret").await;
+    let config = common::connection(&proxy.url()).load().await.unwrap();
+    let sm = kms_backend_aws::SecretsManagerStore::builder(&config)
+        .deletion(kms_backend_aws::Deletion::Force)
+        .unwrap()
+        .build()
+        .unwrap();
+    let store = StoreBuilder::new(sm.clone())
+        .layer(
+            RetryLayer::new()
+                .max_retries(2)
+                .base_delay(Duration::from_millis(1))
+                .jitter(Duration::ZERO),
+        )
+        .layer(TimeoutLayer::all(Duration::from_millis(400)))
+        .build();
+    let k = KeyName::new(format!("{}/db", common::unique("retried-remove"))).unwrap();
+    sm.store(&k, "old".into()).await.unwrap();
+
+    proxy.counters.long.store(true, Ordering::SeqCst);
+    proxy.counters.armed.store(true, Ordering::SeqCst);
+    store.remove(&k).await.unwrap();
+    assert_eq!(sm.get(&k).await.unwrap_err().kind(), ErrorKind::NotFound);
+    // The late first delete lands before this store, not after it.
+    sm.store(&k, "after".into()).await.unwrap();
+    proxy.wait_answered().await;
+    assert_eq!(sm.get(&k).await.unwrap().value.expose_secret(), b"after");
     sm.remove(&k).await.unwrap();
 }
