@@ -103,6 +103,13 @@ impl SecretsManagerStore {
         }
     }
 
+    /// How many keys have a `store` or `remove` running or waiting, counting writes whose
+    /// callers dropped them (they run to the end): 0 when every write sent has finished, e.g.
+    /// before a graceful shutdown.
+    pub fn writes_in_flight(&self) -> usize {
+        self.order.in_flight()
+    }
+
     /// The SDK client, for calls this store does not make (rotation setup, policies).
     pub fn client(&self) -> &Client {
         &self.client
@@ -431,8 +438,10 @@ impl KeyStore for SecretsManagerStore {
         // The WriteContext is task-local: read its id here, on the caller's task, before
         // the write moves to its own task.
         let token = request_token::for_this_write();
+        // Only a store joins a store: a remove in the same WriteContext is another write.
+        let running_as = format!("store {token}");
         let this = self.clone();
-        if let Some(pass) = self.running.join(key, &token) {
+        if let Some(pass) = self.running.join(key, &running_as) {
             // A retry of the write still in flight: same token, applied at most once, so
             // it goes out now; the running write holds the key until this one is done.
             let repeat = tokio::spawn(async move {
@@ -447,7 +456,7 @@ impl KeyStore for SecretsManagerStore {
         self.order
             .run(key, async move {
                 let write = this.write(&name, &value, &token);
-                let result = this.running.lead(&key_owned, &token, write).await;
+                let result = this.running.lead(&key_owned, &running_as, write).await;
                 result.map_err(|e| without_value(e, &value))
             })
             .await
@@ -458,7 +467,7 @@ impl KeyStore for SecretsManagerStore {
         let name = self.namespace.secret_name(key)?;
         runtime::require(SECRETS_MANAGER, "DeleteSecret")?;
         // The id of this logical remove (every attempt of the retry layer shares it).
-        let id = request_token::for_this_write();
+        let id = format!("remove {}", request_token::for_this_write());
         let this = self.clone();
         if let Some(pass) = self.running.join(key, &id) {
             // A retry of the remove still in flight: deleting twice ends where deleting once

@@ -244,3 +244,47 @@ async fn a_retried_remove_does_not_wait_behind_its_first_attempt() {
     assert_eq!(sm.get(&k).await.unwrap().value.expose_secret(), b"after");
     sm.remove(&k).await.unwrap();
 }
+
+/// A caller that drops a `store` and then removes the key inside the same `WriteContext`
+/// (one scope around both): the remove is another write, not a repeat of the store, so it
+/// waits for the store and wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remove_in_the_same_write_context_does_not_join_a_store() {
+    use kms_core::write_id::WriteContext;
+    let proxy = LateProxy::start(b"secretsmanager.PutSecretValue").await;
+    let config = common::connection(&proxy.url()).load().await.unwrap();
+    let sm = kms_backend_aws::SecretsManagerStore::builder(&config)
+        .deletion(kms_backend_aws::Deletion::Force)
+        .unwrap()
+        .build()
+        .unwrap();
+    let k = KeyName::new(format!("{}/db", common::unique("same-context"))).unwrap();
+    sm.store(&k, "old".into()).await.unwrap();
+
+    proxy.counters.armed.store(true, Ordering::SeqCst);
+    WriteContext::new()
+        .scope(async {
+            let dropped =
+                tokio::time::timeout(Duration::from_millis(200), sm.store(&k, "new".into())).await;
+            assert!(dropped.is_err(), "the store was dropped while held back");
+            sm.remove(&k).await.unwrap();
+        })
+        .await;
+    proxy.wait_answered().await;
+    // Every write sent has finished (the dropped store included), so the state is final.
+    for _ in 0..1000 {
+        if sm.writes_in_flight() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(sm.writes_in_flight(), 0);
+    let got = (sm.get(&k).await)
+        .map(|s| s.value.expose_secret().to_vec())
+        .map_err(|e| e.kind());
+    assert_eq!(
+        got,
+        Err(ErrorKind::NotFound),
+        "the remove ran beside the store and was undone by it"
+    );
+}
