@@ -56,7 +56,9 @@ pub(crate) struct Wording {
     /// The AWS error code the wording comes with; `None`: the SDK's own (non-service) error.
     pub(crate) code: Option<&'static str>,
     /// A phrase of the message, lowercase, with straight apostrophes (AWS sends both `'` and
-    /// `’`; messages are normalised before matching).
+    /// `’`; messages are normalised before matching). Every phrase holds a space: AWS's
+    /// messages quote secret names and ARNs, which cannot hold one, so no name can pass for a
+    /// wording (a secret named `ClientRequestToken` is not a token in use).
     pub(crate) phrase: &'static str,
     pub(crate) condition: Condition,
     /// Where the wording comes from.
@@ -98,7 +100,7 @@ pub(crate) const WORDINGS: &[Wording] = &[
     },
     Wording {
         code: Some("ResourceExistsException"),
-        phrase: "clientrequesttoken",
+        phrase: "use clientrequesttoken",
         condition: Condition::TokenInUse,
         source: "CreateSecret and PutSecretValue with a token already used for a version with \
                  another value (\"You can't use ClientRequestToken … because that value is \
@@ -385,7 +387,10 @@ pub(crate) fn map(failure: Failure, call: Call, backend: &'static str, what: &st
         status,
         detail,
     } = failure;
-    let (message, detail) = (message.map(|m| cap(&m)), cap(&detail));
+    let (message, detail) = (
+        message.map(|m| cap(&redact_echoed_values(&m))),
+        cap(&redact_echoed_values(&detail)),
+    );
     let mut condition = None;
     let (kind, text) = match class {
         _ if class != Class::Service
@@ -501,6 +506,32 @@ pub(crate) fn map(failure: Failure, call: Call, backend: &'static str, what: &st
     Mapped { error, condition }
 }
 
+/// AWS's validation messages quote the offending input: `1 validation error detected: Value
+/// '<input>' at 'secretString' failed to satisfy constraint: …` (several joined by `; `).
+/// The input may be a secret or a plaintext, so every quoted value becomes `'…'`; the field
+/// name and the constraint stay. A quote that never closes hides the rest of the message.
+fn redact_echoed_values(message: &str) -> String {
+    const OPEN: &str = "Value '";
+    const CLOSE: &str = "' failed to satisfy constraint";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(OPEN) {
+        out.push_str(&rest[..start + OPEN.len()]);
+        out.push('…');
+        let after = &rest[start + OPEN.len()..];
+        // The value ends at the last "' at '<field>" before the next constraint text, so a
+        // value that itself contains "' at '" is still hidden whole.
+        let Some(end) = after.find(CLOSE) else {
+            out.push('\'');
+            return out;
+        };
+        let field_start = after[..end].rfind("' at '").unwrap_or(end);
+        rest = &after[field_start..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// [`map`], for callers that act on no condition.
 pub(crate) fn to_error(failure: Failure, call: Call, backend: &'static str, what: &str) -> Error {
     map(failure, call, backend, what).error
@@ -522,6 +553,39 @@ mod tests {
 
     fn kind(code: &str, status: u16) -> ErrorKind {
         to_error(service(Some(code), "m", status), Call::Other, KMS, "x").kind()
+    }
+
+    #[test]
+    fn echoed_values_are_redacted() {
+        for (message, shown) in [
+            (
+                "1 validation error detected: Value 'hunter2' at 'secretString' failed to \
+                 satisfy constraint: Member must have length less than or equal to 65536",
+                "1 validation error detected: Value '…' at 'secretString' failed to satisfy \
+                 constraint: Member must have length less than or equal to 65536",
+            ),
+            (
+                "2 validation errors detected: Value 'a' at 'x' failed to satisfy constraint: \
+                 c1; Value 'b' at 'y' failed to satisfy constraint: c2",
+                "2 validation errors detected: Value '…' at 'x' failed to satisfy constraint: \
+                 c1; Value '…' at 'y' failed to satisfy constraint: c2",
+            ),
+            (
+                "Value 'p' at 'q' at 'plaintext' failed to satisfy constraint",
+                "Value '…' at 'plaintext' failed to satisfy constraint",
+            ),
+            ("Value 'never closed hunter2", "Value '…'"),
+            ("no value quoted", "no value quoted"),
+        ] {
+            assert_eq!(redact_echoed_values(message), shown);
+            let err = to_error(
+                service(Some("ValidationException"), message, 400),
+                Call::Write,
+                SECRETS_MANAGER,
+                "PutSecretValue app/db",
+            );
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
     }
 
     #[test]
@@ -641,6 +705,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn no_secret_name_can_pass_for_a_wording() {
+        for row in WORDINGS {
+            assert!(
+                row.phrase.contains(' '),
+                "{row:?}: a name could hold this phrase"
+            );
+        }
+        let exists =
+            "The operation failed because the secret app/ClientRequestToken already exists.";
+        assert_eq!(condition_of(Some("ResourceExistsException"), exists), None);
     }
 
     #[test]

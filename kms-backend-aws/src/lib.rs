@@ -5,6 +5,7 @@ mod connection;
 mod error_map;
 mod kms;
 mod namespace;
+mod repeat_attempt;
 mod request_token;
 mod runtime;
 mod secrets_manager;

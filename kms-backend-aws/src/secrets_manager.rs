@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_config::SdkConfig;
@@ -11,11 +12,12 @@ use aws_sdk_secretsmanager::primitives::{Blob, DateTime};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use kms_core::{
     Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Result, SecretMeta, SecretValue,
-    StoredSecret, async_trait,
+    StoredSecret, WriteOrder, async_trait,
 };
 
 use crate::error_map::{Call, Condition, Failure, Mapped, SECRETS_MANAGER, map, to_error};
 use crate::namespace::Namespace;
+use crate::repeat_attempt::RunningWrites;
 use crate::secrets_manager_builder::{CreateOptions, Deletion, SecretsManagerStoreBuilder};
 use crate::version_stage::VersionStage;
 use crate::{request_token, runtime};
@@ -47,6 +49,18 @@ use crate::{request_token, runtime};
 /// versions (`capabilities().versions`), and rotation moves `AWSPREVIOUS` to the version
 /// before: read it with [`get_stage`](Self::get_stage).
 ///
+/// **Writes to one key apply in the order they were issued**, even when their callers give up.
+/// Every `store` and `remove` runs through a [`WriteOrder`] shared by the store and its
+/// clones: it waits for the key's earlier write, then runs on its own task to the end. A
+/// write whose caller dropped it after its request was sent (a timeout above, a `select!`)
+/// would otherwise still be applied by AWS *after* the caller's next write to the key and
+/// silently undo it. A retried attempt of a `store` or `remove` still in flight (same
+/// [`WriteContext`](kms_core::write_id::WriteContext)) does not wait for it: a `store`'s
+/// repeat carries the same `ClientRequestToken`, so AWS applies the two at most once, and a
+/// second delete ends where one does; it is sent at once, and the key's next write waits for
+/// both. Writes to different keys do not wait
+/// for each other; two stores built separately do not order each other's writes.
+///
 /// The value read is moved, not copied, from the SDK's answer into a zeroizing
 /// [`SecretValue`]. Outside this crate's reach: the SDK's HTTP buffers (the JSON request and
 /// response bodies) are freed without being zeroized, as in every AWS SDK.
@@ -59,6 +73,8 @@ pub struct SecretsManagerStore {
     deletion: Deletion,
     restore_deleted: bool,
     page_size: i32,
+    order: Arc<WriteOrder>,
+    running: Arc<RunningWrites>,
 }
 
 impl SecretsManagerStore {
@@ -82,7 +98,16 @@ impl SecretsManagerStore {
             deletion: b.deletion,
             restore_deleted: b.restore_deleted,
             page_size: b.page_size,
+            order: Arc::new(WriteOrder::new()),
+            running: Arc::default(),
         }
+    }
+
+    /// How many keys have a `store` or `remove` running or waiting, counting writes whose
+    /// callers dropped them (they run to the end): 0 when every write sent has finished, e.g.
+    /// before a graceful shutdown.
+    pub fn writes_in_flight(&self) -> usize {
+        self.order.in_flight()
     }
 
     /// The SDK client, for calls this store does not make (rotation setup, policies).
@@ -251,9 +276,62 @@ impl SecretsManagerStore {
         }
     }
 
+    /// `DeleteSecret` with the configured recovery window, or forced after a `DescribeSecret`.
+    async fn delete(&self, name: &str) -> Result<()> {
+        if self.deletion == Deletion::Force {
+            // A forced DeleteSecret of a missing secret succeeds silently, so ask first.
+            self.ensure_exists(name).await?;
+        }
+        let req = self.client.delete_secret().secret_id(name);
+        let req = match self.deletion {
+            Deletion::RecoveryWindowDays(days) => req.recovery_window_in_days(i64::from(days)),
+            Deletion::Force => req.force_delete_without_recovery(true),
+        };
+        req.send()
+            .await
+            .map_err(sm_error(Call::Delete, &format!("DeleteSecret {name}")))?;
+        Ok(())
+    }
+
     fn restores(&self, m: &Mapped) -> bool {
         self.restore_deleted && m.condition == Some(Condition::ScheduledForDeletion)
     }
+}
+
+/// `err` with every copy of `value`'s text in its message replaced by `…`: a server may
+/// echo the request in its answer in words [`error_map`](crate::error_map) does not know.
+/// The kind, code, backend and exhausted mark are kept.
+fn without_value(err: Error, value: &SecretValue) -> Error {
+    let Ok(text) = std::str::from_utf8(value.expose_secret()) else {
+        return err;
+    };
+    if text.is_empty() || !err.message().contains(text) {
+        return err;
+    }
+    let mut clean = Error::new(err.kind(), err.message().replace(text, "…"));
+    if let Some(backend) = err.backend() {
+        clean = clean.with_backend(backend);
+    }
+    if let Some(code) = err.code() {
+        clean = clean.with_code(code.to_owned());
+    }
+    if err.is_exhausted() {
+        clean = clean.exhausted();
+    }
+    clean
+}
+
+/// The error for a write whose task did not finish (the same words as `WriteOrder`'s).
+fn task_failed(e: &tokio::task::JoinError) -> Error {
+    Error::new(
+        ErrorKind::Backend,
+        if e.is_panic() {
+            "the write panicked; nothing is known about whether it landed"
+        } else {
+            "the write's task was cancelled (runtime shutting down)"
+        },
+    )
+    .with_backend(SECRETS_MANAGER)
 }
 
 /// What a write that already landed under `token` returns: AWS uses the token as the version id.
@@ -351,31 +429,64 @@ impl KeyStore for SecretsManagerStore {
     }
 
     /// Put, or create when missing; every request of one logical write carries the same
-    /// `ClientRequestToken` (see the type docs).
+    /// `ClientRequestToken` (see the type docs). Runs through the store's [`WriteOrder`]: it
+    /// finishes even if this future is dropped, before the key's next write starts.
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
         self.capabilities().check_value(&value)?;
         let name = self.namespace.secret_name(key)?;
         runtime::require(SECRETS_MANAGER, "PutSecretValue")?;
-        self.write(&name, &value, &request_token::for_this_write())
+        // The WriteContext is task-local: read its id here, on the caller's task, before
+        // the write moves to its own task.
+        let token = request_token::for_this_write();
+        // Only a store joins a store: a remove in the same WriteContext is another write.
+        let running_as = format!("store {token}");
+        let this = self.clone();
+        if let Some(pass) = self.running.join(key, &running_as) {
+            // A retry of the write still in flight: same token, applied at most once, so
+            // it goes out now; the running write holds the key until this one is done.
+            let repeat = tokio::spawn(async move {
+                let result =
+                    (this.write(&name, &value, &token).await).map_err(|e| without_value(e, &value));
+                drop(pass);
+                result
+            });
+            return repeat.await.unwrap_or_else(|e| Err(task_failed(&e)));
+        }
+        let key_owned = key.clone();
+        self.order
+            .run(key, async move {
+                let write = this.write(&name, &value, &token);
+                let result = this.running.lead(&key_owned, &running_as, write).await;
+                result.map_err(|e| without_value(e, &value))
+            })
             .await
     }
 
+    /// `DeleteSecret`; through the store's [`WriteOrder`] as [`store`](KeyStore::store).
     async fn remove(&self, key: &KeyName) -> Result<()> {
         let name = self.namespace.secret_name(key)?;
         runtime::require(SECRETS_MANAGER, "DeleteSecret")?;
-        if self.deletion == Deletion::Force {
-            // A forced DeleteSecret of a missing secret succeeds silently, so ask first.
-            self.ensure_exists(&name).await?;
+        // The id of this logical remove (every attempt of the retry layer shares it).
+        let id = format!("remove {}", request_token::for_this_write());
+        let this = self.clone();
+        if let Some(pass) = self.running.join(key, &id) {
+            // A retry of the remove still in flight: deleting twice ends where deleting once
+            // does (the retry layer reads a NotFound after a timeout as done), so it goes out
+            // now; the running remove holds the key until this one is done.
+            let repeat = tokio::spawn(async move {
+                let result = this.delete(&name).await;
+                drop(pass);
+                result
+            });
+            return repeat.await.unwrap_or_else(|e| Err(task_failed(&e)));
         }
-        let req = self.client.delete_secret().secret_id(&name);
-        let req = match self.deletion {
-            Deletion::RecoveryWindowDays(days) => req.recovery_window_in_days(i64::from(days)),
-            Deletion::Force => req.force_delete_without_recovery(true),
-        };
-        req.send()
+        let key_owned = key.clone();
+        self.order
+            .run(key, async move {
+                let delete = this.delete(&name);
+                this.running.lead(&key_owned, &id, delete).await
+            })
             .await
-            .map_err(sm_error(Call::Delete, &format!("DeleteSecret {name}")))?;
-        Ok(())
     }
 
     /// Follows `NextToken` to the last page. A token the server already sent is

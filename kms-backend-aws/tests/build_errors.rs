@@ -106,3 +106,45 @@ fn no_public_path_panics_outside_a_tokio_runtime() {
         assert!(err.message().contains("Tokio runtime"), "{err}");
     }
 }
+
+/// A Tokio runtime built without its I/O and time drivers (`Builder::new_current_thread()
+/// .build()`, no `enable_all`): the SDK's HTTP client and timers would panic; every call is
+/// a `Configuration` error that names the missing drivers instead.
+#[test]
+fn no_public_path_panics_in_a_runtime_without_drivers() {
+    let bare = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let config = loaded_elsewhere();
+    let store = SecretsManagerStore::builder(&config).build().unwrap();
+    let kms = AwsKmsProvider::new(&config, "alias/x").unwrap();
+    let k = KeyName::new("app/db").unwrap();
+    let ctx = EncryptionContext::new();
+    let errs = bare.block_on(async {
+        [
+            store.get(&k).await.unwrap_err(),
+            store.store(&k, "v".into()).await.unwrap_err(),
+            store.remove(&k).await.unwrap_err(),
+            store.list(&KeyPrefix::all()).await.unwrap_err(),
+            store.health().await.unwrap_err(),
+            kms.encrypt(&"v".into(), &ctx).await.unwrap_err(),
+        ]
+    });
+    // Only timers, or only I/O: still refused (the SDK needs both).
+    let timers_only = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let io_only = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let errs = errs.into_iter().chain([
+        timers_only.block_on(store.get(&k)).unwrap_err(),
+        io_only.block_on(store.get(&k)).unwrap_err(),
+    ]);
+    for err in errs {
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+        assert!(err.message().contains("no I/O or no time driver"), "{err}");
+    }
+}

@@ -951,3 +951,120 @@ async fn a_restore_that_finds_nothing_is_a_conflict() {
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
     assert!(err.message().contains("scheduled for deletion"), "{err}");
 }
+
+/// An answer that echoes the value (AWS's validation messages quote the offending input:
+/// "Value '…' at 'secretString' failed to satisfy constraint"), or that fails to parse around
+/// it, never puts the value into the error.
+#[tokio::test]
+async fn an_answer_that_echoes_the_value_does_not_leak_it() {
+    for (code, status) in [
+        ("ValidationException", 400),
+        ("InvalidParameterException", 400),
+        ("InternalServiceError", 500),
+    ] {
+        let server = serving(
+            "secretsmanager.PutSecretValue",
+            aws_error(
+                status,
+                code,
+                &format!(
+                    "1 validation error detected: Value '{SECRET}' at 'secretString' failed to \
+                     satisfy constraint"
+                ),
+            ),
+        )
+        .await;
+        let err = store_on(&server)
+            .await
+            .store(&key(), SECRET.into())
+            .await
+            .unwrap_err();
+        for shown in [err.to_string(), format!("{err:?}")] {
+            assert!(!shown.contains(SECRET), "{code}: {shown}");
+            assert!(shown.contains(code), "{code}: the code is kept: {shown}");
+        }
+    }
+    // A read whose answer fails to parse next to the value.
+    for body in [
+        format!(r#"{{"SecretString": "{SECRET}", "CreatedDate": "{SECRET}"}}"#),
+        format!(r#"{{"SecretString": "{SECRET}" "#),
+        format!(r#"{{"VersionId": 5, "SecretString": "{SECRET}"}}"#),
+    ] {
+        let server = serving(
+            "secretsmanager.GetSecretValue",
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "application/x-amz-json-1.1")
+                .set_body_string(body.clone()),
+        )
+        .await;
+        let err = store_on(&server).await.get(&key()).await.unwrap_err();
+        for shown in [err.to_string(), format!("{err:?}")] {
+            assert!(!shown.contains(SECRET), "{body}: {shown}");
+        }
+    }
+}
+
+/// A server that echoes the value in words the error map does not know: the store still
+/// takes it out of the message.
+#[tokio::test]
+async fn a_value_echoed_in_unknown_words_is_taken_out() {
+    let server = serving(
+        "secretsmanager.PutSecretValue",
+        aws_error(
+            400,
+            "InvalidRequestException",
+            &format!("refusing {SECRET} for app/db"),
+        ),
+    )
+    .await;
+    let err = store_on(&server)
+        .await
+        .store(&key(), SECRET.into())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(err.code(), Some("InvalidRequestException"));
+    assert!(!err.to_string().contains(SECRET), "{err}");
+    assert!(err.to_string().contains("refusing … for app/db"), "{err}");
+}
+
+/// A create race on a secret whose *name* holds a token wording's word (`ClientRequestToken`
+/// is a valid key name): AWS's "already exists" message quotes the name, which must not read
+/// as "this write's token is already a version" (that would report a write that never landed
+/// as done). The store puts again.
+#[tokio::test]
+async fn a_secret_name_that_looks_like_a_token_wording_is_not_one() {
+    for name in ["app/ClientRequestToken", "clientrequesttoken"] {
+        let server = MockServer::start().await;
+        op("secretsmanager.PutSecretValue")
+            .respond_with(aws_error(400, "ResourceNotFoundException", "not found"))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        op("secretsmanager.PutSecretValue")
+            .respond_with(ok(json!({ "Name": name, "VersionId": "v-9" })))
+            .with_priority(2)
+            .mount(&server)
+            .await;
+        op("secretsmanager.CreateSecret")
+            .respond_with(aws_error(
+                400,
+                "ResourceExistsException",
+                &format!("The operation failed because the secret {name} already exists."),
+            ))
+            .mount(&server)
+            .await;
+        let meta = store_on(&server)
+            .await
+            .store(&KeyName::new(name).unwrap(), SECRET.into())
+            .await
+            .unwrap();
+        assert_eq!(meta.version.as_deref(), Some("v-9"), "{name}");
+        assert_eq!(
+            requests(&server, "secretsmanager.PutSecretValue").await,
+            2,
+            "{name}: put again after the race"
+        );
+    }
+}

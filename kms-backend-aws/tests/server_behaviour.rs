@@ -228,9 +228,25 @@ async fn recovery_window_blocks_the_name_until_restored() {
         "scheduled secrets are not listed"
     );
 
-    // A write to a secret scheduled for deletion: AWS refuses it, moto accepts it and
-    // leaves the secret deleted, so the refusal and `restore_deleted` are tested against
-    // AWS's own answers in mock_errors.rs. Free the name for good:
+    // A write to a secret scheduled for deletion: refused, as AWS does (moto 5.2.5 accepts
+    // it and loses it; scripts/peers/moto_server.py makes it refuse, as AWS documents).
+    let err = store.store(&k, "two".into()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(store.get(&k).await.unwrap_err().kind(), ErrorKind::NotFound);
+    // With `restore_deleted`, the write restores the secret and lands.
+    let restoring = SecretsManagerStore::builder(&config)
+        .deletion(Deletion::RecoveryWindowDays(7))
+        .unwrap()
+        .restore_deleted(true)
+        .build()
+        .unwrap();
+    restoring.store(&k, "three".into()).await.unwrap();
+    assert_eq!(
+        restoring.get(&k).await.unwrap().value.expose_secret(),
+        b"three"
+    );
+    assert_eq!(store.list(&prefix).await.unwrap(), vec![k.clone()]);
+    // Free the name for good:
     let raw = sm_client(&config);
     raw.delete_secret()
         .secret_id(k.as_str())
@@ -243,6 +259,7 @@ async fn recovery_window_blocks_the_name_until_restored() {
 #[test]
 fn recovery_window_outside_aws_limits_is_a_configuration_error() {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
     let config = rt
