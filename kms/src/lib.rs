@@ -52,3 +52,8 @@ pub use kms_metrics as metrics;
 pub async fn open(uri: &str) -> Result<Arc<dyn KeyStore>> {
     Opener::new().open(uri).await.map(Stack::into_store)
 }
+
+/// The workspace README's usage snippets, run as doctests of this crate so they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct RootReadme;
