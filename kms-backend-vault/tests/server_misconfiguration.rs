@@ -226,3 +226,38 @@ async fn a_missing_namespace_is_configuration_naming_it() {
     let store = VaultStore::builder(client).build().unwrap();
     every_operation_is_configuration(&store, "namespace").await;
 }
+
+/// A mount removed after the store checked it (its check is cached) is still `Configuration`
+/// naming the mount, never `NotFound` or an empty list: Vault's 404 "no handler for route"
+/// means nothing is mounted there, not that the key is missing.
+#[tokio::test]
+async fn a_mount_removed_after_the_first_check_is_configuration() {
+    let mount = common::unique("gone-mount");
+    common::admin(
+        "POST",
+        &format!("sys/mounts/{mount}"),
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    )
+    .await;
+    let client = common::root_client().await;
+    let store = VaultStore::builder(client).mount(&mount).build().unwrap();
+    let k = key("before");
+    store.store(&k, "v".into()).await.unwrap();
+    common::admin("DELETE", &format!("sys/mounts/{mount}"), None).await;
+    let results = [
+        ("get", store.get(&k).await.map(drop)),
+        ("get_version", store.get_version(&k, "1").await.map(drop)),
+        ("store", store.store(&k, "v".into()).await.map(drop)),
+        ("remove", store.remove(&k).await),
+        (
+            "list",
+            store.list(&KeyPrefix::new("").unwrap()).await.map(drop),
+        ),
+        ("health", store.health().await),
+    ];
+    for (op, result) in results {
+        let err = result.expect_err(op);
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{op}: {err}");
+        assert!(err.to_string().contains("mount"), "{op}: {err}");
+    }
+}
