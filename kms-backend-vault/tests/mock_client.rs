@@ -453,3 +453,28 @@ async fn a_field_write_that_creates_the_secret_is_check_and_set() {
     assert_eq!(body["options"]["cas"], 0, "{body}");
     assert_eq!(body["data"], json!({"password": "p"}));
 }
+
+/// A lazy client with an address where nothing listens: the first operation's error (and
+/// health's) names the address and the cause, for a fixed token and for a login method.
+#[tokio::test]
+async fn lazy_clients_with_a_wrong_address_name_it_on_first_use() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    for auth in [
+        VaultAuth::token("t0ken-s3cret"),
+        VaultAuth::app_role("role", "s3cret-id"),
+    ] {
+        let client = VaultClient::builder(&addr).auth(auth).build_lazy().unwrap();
+        let store = VaultStore::builder(client).build().unwrap();
+        for err in [
+            store.get(&key()).await.unwrap_err(),
+            store.health().await.unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+            let msg = err.to_string();
+            assert!(msg.contains(&addr) && msg.contains("refused"), "{msg}");
+            assert!(!msg.contains("s3cret"), "{msg}");
+        }
+    }
+}

@@ -261,3 +261,40 @@ async fn a_mount_removed_after_the_first_check_is_configuration() {
         assert!(err.to_string().contains("mount"), "{op}: {err}");
     }
 }
+
+/// A prefix and names with AWS's extra characters (`+ = @`) map to exactly that path: they
+/// round-trip, list under the prefix, and are where `bao kv get` finds them.
+#[tokio::test]
+async fn prefixes_and_names_with_plus_equals_at_map_to_their_path() {
+    let client = common::root_client().await;
+    let prefix = format!("kms-tests/{}/team+a=b@c", common::unique("pfx"));
+    let store = VaultStore::builder(client).prefix(&prefix).build().unwrap();
+    let k = KeyName::new("db@prod/api+key=1").unwrap();
+    store.store(&k, "v".into()).await.unwrap();
+    assert_eq!(
+        store.get(&k).await.unwrap().value.expose_str().unwrap(),
+        "v"
+    );
+    assert_eq!(
+        store.list(&KeyPrefix::new("").unwrap()).await.unwrap(),
+        vec![k.clone()]
+    );
+    let out = std::process::Command::new("bao")
+        .args([
+            "kv",
+            "get",
+            "-field=value",
+            &format!("secret/{prefix}/db@prod/api+key=1"),
+        ])
+        .env("BAO_ADDR", common::addr())
+        .env("BAO_TOKEN", common::root_token())
+        .output()
+        .expect("bao on PATH");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "v");
+    store.remove(&k).await.unwrap();
+}
