@@ -97,7 +97,29 @@ impl VaultTransitProvider {
                 .get_or_try_init(|| check_mount(&self.client, &self.mount, Engine::Transit))
                 .await?;
         }
-        self.client.call(method, path, &[], body, what).await
+        self.client
+            .call(method, path, &[], body, what)
+            .await
+            .map_err(|e| {
+                // Transit answers 400 "encryption key not found" (decrypt, datakey, ...): the
+                // key setting is wrong, not the ciphertext or the input.
+                if e.kind() == ErrorKind::InvalidInput
+                    && e.message().contains("encryption key not found")
+                {
+                    Error::new(
+                        ErrorKind::Configuration,
+                        format!(
+                            "{what}: the Transit key {:?} does not exist on the mount {:?} \
+                             (check the Transit key setting, or create it with ensure_key)",
+                            self.key, self.mount
+                        ),
+                    )
+                    .with_backend(BACKEND)
+                    .with_code("400")
+                } else {
+                    e
+                }
+            })
     }
 
     /// Creates the key as a derived `aes256-gcm96` key if it does not exist (needs

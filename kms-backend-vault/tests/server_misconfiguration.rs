@@ -298,3 +298,21 @@ async fn prefixes_and_names_with_plus_equals_at_map_to_their_path() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "v");
     store.remove(&k).await.unwrap();
 }
+
+/// A Transit key name that does not exist (a typo, or a key deleted since) is
+/// `Configuration` naming the key on decrypt, not `InvalidData` ("does not decrypt"), which
+/// would make a misconfiguration look like corrupt data.
+#[tokio::test]
+async fn a_missing_transit_key_on_decrypt_is_configuration() {
+    let client = common::root_client().await;
+    let real = VaultTransitProvider::new(client.clone(), common::unique("transit-real")).unwrap();
+    real.ensure_key().await.unwrap();
+    let context = EncryptionContext::new();
+    let ciphertext = real.encrypt(&"x".into(), &context).await.unwrap();
+    let missing_name = common::unique("transit-typo");
+    let missing = VaultTransitProvider::new(client, &missing_name).unwrap();
+    let err = missing.decrypt(&ciphertext, &context).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+    assert!(err.to_string().contains(&missing_name), "{err}");
+    assert!(err.to_string().contains("key"), "{err}");
+}
