@@ -316,3 +316,28 @@ async fn a_missing_transit_key_on_decrypt_is_configuration() {
     assert!(err.to_string().contains(&missing_name), "{err}");
     assert!(err.to_string().contains("key"), "{err}");
 }
+
+/// A Transit key that is not derived ignores the context (OpenBao encrypts and decrypts
+/// under any context), so the encryption context would bind nothing: every operation of a
+/// provider over such a key is `Configuration` naming the key, before any data is sent.
+#[tokio::test]
+async fn a_transit_key_that_is_not_derived_is_configuration_on_every_operation() {
+    let name = common::unique("transit-plain");
+    common::admin("POST", &format!("transit/keys/{name}"), Some(json!({}))).await;
+    let provider = VaultTransitProvider::new(common::root_client().await, &name).unwrap();
+    let mut context = EncryptionContext::new();
+    context.insert("tenant", "a");
+    let results = [
+        provider.encrypt(&"x".into(), &context).await.map(drop),
+        provider.decrypt(b"vault:v1:AAAA", &context).await.map(drop),
+        provider.generate_data_key(&context).await.map(drop),
+    ];
+    for result in results {
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+        assert!(
+            err.to_string().contains(&name) && err.to_string().contains("derived"),
+            "{err}"
+        );
+    }
+}
