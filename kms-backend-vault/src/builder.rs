@@ -41,7 +41,7 @@ pub struct VaultClientBuilder {
 impl fmt::Debug for VaultClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultClientBuilder")
-            .field("address", &self.address)
+            .field("address", &redacted(&self.address))
             .field("auth", &self.auth)
             .field("namespace", &self.namespace)
             .field("timeout", &self.timeout)
@@ -291,6 +291,19 @@ pub(crate) fn config_error(what: String) -> Error {
     Error::new(ErrorKind::Configuration, what).with_backend(BACKEND)
 }
 
+/// `raw` with any user info (`user:password@`, e.g. a proxy's basic auth) replaced by
+/// `[REDACTED]`, for messages and `Debug`; works on addresses that do not parse too.
+fn redacted(raw: &str) -> String {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return raw.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://[REDACTED]@{}", &rest[at + 1..]),
+        None => raw.to_owned(),
+    }
+}
+
 /// The API base (`<address>/v1`) and the address as shown in messages (no user info).
 fn parse_address(raw: &str) -> Result<(Url, String)> {
     let raw = raw.trim();
@@ -299,9 +312,10 @@ fn parse_address(raw: &str) -> Result<(Url, String)> {
             "no Vault address: pass one to VaultClient::builder or set VAULT_ADDR".into(),
         ));
     }
+    let shown_raw = redacted(raw);
     let bad = |why: String| {
         config_error(format!(
-            "bad Vault address {raw:?}: {why} (expected http(s)://host:port)"
+            "bad Vault address {shown_raw:?}: {why} (expected http(s)://host:port)"
         ))
     };
     let mut url = Url::parse(raw).map_err(|e| bad(e.to_string()))?;
@@ -322,7 +336,7 @@ fn parse_address(raw: &str) -> Result<(Url, String)> {
             &path[..path.len() - 3]
         );
         return Err(config_error(format!(
-            "Vault address {raw:?} ends in /v1: the client adds /v1 itself; use {without:?}"
+            "Vault address {shown_raw:?} ends in /v1: the client adds /v1 itself; use {without:?}"
         )));
     }
     let shown = format!("{}{path}", url.origin().ascii_serialization());
@@ -390,6 +404,18 @@ mod tests {
             shown, "https://vault.example:8200",
             "no user info in messages"
         );
+        // User info (a proxy's basic-auth password) never reaches a message or Debug.
+        for bad in [
+            "https://user:pw-s3cret@vault.example:8200/v1",
+            "https://user:pw-s3cret@vault.example:8200?x=1",
+            "ftp://user:pw-s3cret@vault.example",
+        ] {
+            let err = parse_address(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration);
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+        }
+        let builder = VaultClientBuilder::new("https://user:pw-s3cret@vault.example:8200".into());
+        assert!(!format!("{builder:?}").contains("s3cret"), "{builder:?}");
         for v1 in ["http://127.0.0.1:8200/v1", "http://127.0.0.1:8200/v1/"] {
             let err = parse_address(v1).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Configuration);

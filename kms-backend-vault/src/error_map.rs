@@ -63,7 +63,8 @@ pub(crate) fn classify_403(errors: &[String]) -> Denial {
 ///
 /// | Vault says | Kind |
 /// |---|---|
-/// | 404 | `NotFound` |
+/// | 404 "no handler for route" (nothing is mounted there) | `Configuration` naming the mount |
+/// | 404 otherwise | `NotFound` |
 /// | 400 "check-and-set parameter did not match" | `Conflict` |
 /// | 400 "check-and-set parameter required" (the mount or key sets `cas_required`) | `Configuration` |
 /// | 400 otherwise | `InvalidInput` |
@@ -81,6 +82,9 @@ pub(crate) fn to_error(failure: Failure, what: &str) -> Error {
         Failure::Status { status, errors } => {
             let reason = summarize(&errors);
             let kind = match status {
+                // Vault's router: nothing is mounted there (a mount removed after the store
+                // checked it), not a missing key.
+                404 if reason.contains("no handler for route") => ErrorKind::Configuration,
                 404 => ErrorKind::NotFound,
                 412 => ErrorKind::Unavailable,
                 400 if reason.contains("check-and-set parameter required") => {
@@ -98,6 +102,8 @@ pub(crate) fn to_error(failure: Failure, what: &str) -> Error {
                 " (sealed)"
             } else if status == 412 {
                 " (consistency delay; Vault says to retry)"
+            } else if status == 404 && kind == ErrorKind::Configuration {
+                " (nothing is mounted at this path: check the mount setting)"
             } else if kind == ErrorKind::Configuration {
                 " (the mount or key requires check-and-set: use store_cas)"
             } else {
@@ -208,6 +214,14 @@ mod tests {
     #[test]
     fn statuses_map_to_kinds() {
         assert_eq!(status(404, &[]), ErrorKind::NotFound);
+        // Vault's router: nothing mounted there, not a missing key.
+        assert_eq!(
+            status(
+                404,
+                &["no handler for route \"gone/data/k\". route entry not found."]
+            ),
+            ErrorKind::Configuration
+        );
         assert_eq!(
             status(403, &["permission denied"]),
             ErrorKind::PermissionDenied

@@ -99,8 +99,10 @@ impl VaultStoreBuilder {
     /// - `get` / `get_version`: the field's text (a non-string JSON value as its JSON text,
     ///   `5432`); a secret without the field is [`ErrorKind::InvalidData`] naming the field.
     /// - `store`: sets the field and keeps the others (read, then write; on KV v2 the write
-    ///   is a check-and-set against the version read, so a concurrent change is
-    ///   [`ErrorKind::Conflict`], never lost). Values must be UTF-8 text
+    ///   is a check-and-set against the version read, or against "no version yet" when it
+    ///   creates the secret, so a concurrent change is [`ErrorKind::Conflict`], never lost;
+    ///   KV v1 has no check-and-set: writers in other processes can overwrite each other's
+    ///   fields, writes through one store and its clones are ordered). Values must be UTF-8 text
     ///   ([`ErrorKind::InvalidInput`] before any I/O otherwise).
     /// - `remove`: removes the field; the secret itself goes (as [`RemoveMode`] says) when it
     ///   was the last field. A secret without the field is [`ErrorKind::NotFound`].
@@ -303,7 +305,14 @@ impl VaultStore {
             None => (encode(&value), cas),
             Some(field) => {
                 let current = self.read_current(key).await?;
-                let version = current.as_ref().and_then(|c| c.version);
+                // Creating the secret is a check-and-set too (against the metadata's current
+                // version: 0, or a deleted latest version), so another client creating it in
+                // between is a Conflict, not a lost field.
+                let version = match (&current, self.version) {
+                    (Some(c), _) => c.version,
+                    (None, KvVersion::V2) => Some(self.metadata_version(key).await?),
+                    (None, KvVersion::V1) => None,
+                };
                 let data = with_field(current.map(|c| c.data), field, &value)?;
                 (data, cas.or(version))
             }
@@ -467,6 +476,23 @@ impl VaultStore {
                 Ok(Some(Current { data, version }))
             }
             Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// KV v2: the metadata's `current_version` (what check-and-set compares against), 0 if
+    /// the key has no metadata.
+    async fn metadata_version(&self, key: &KeyName) -> Result<u64> {
+        let path = self.metadata_path(&self.rel(key.as_str()));
+        let what = format!("get {path}");
+        match self.client.call(Method::GET, &path, &[], None, &what).await {
+            Ok(answer) => Ok(answer
+                .as_ref()
+                .and_then(|a| a.get("data"))
+                .and_then(|d| d.get("current_version"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(0),
             Err(e) => Err(e),
         }
     }

@@ -30,7 +30,10 @@ const CONTEXT_TAG: &[u8] = b"kms-core/context/v1\0";
 /// - Ciphertexts are Transit's own strings (`vault:v1:…`) as bytes.
 /// - Data keys come from `transit/datakey/plaintext/<key>` (256 bits).
 /// - A ciphertext that does not decrypt (tampered, other context, other key) is
-///   [`ErrorKind::InvalidData`]; a missing key is [`ErrorKind::NotFound`] when Vault says so.
+///   [`ErrorKind::InvalidData`]; decrypting with a key that does not exist is
+///   [`ErrorKind::Configuration`] naming the key.
+/// - The key must be derived (checked once, with the mount): a key that is not is
+///   [`ErrorKind::Configuration`] on every operation, as Transit would ignore the context.
 ///
 /// The mount is checked to be a Transit engine before the first request (once, shared by
 /// clones): a wrong mount is [`ErrorKind::Configuration`].
@@ -94,10 +97,62 @@ impl VaultTransitProvider {
     ) -> Result<Option<Value>> {
         if !self.mount_checked.initialized() {
             self.mount_checked
-                .get_or_try_init(|| check_mount(&self.client, &self.mount, Engine::Transit))
+                .get_or_try_init(|| async {
+                    check_mount(&self.client, &self.mount, Engine::Transit).await?;
+                    self.check_key_is_derived().await
+                })
                 .await?;
         }
-        self.client.call(method, path, &[], body, what).await
+        self.client
+            .call(method, path, &[], body, what)
+            .await
+            .map_err(|e| {
+                // Transit answers 400 "encryption key not found" (decrypt, datakey, ...): the
+                // key setting is wrong, not the ciphertext or the input.
+                if e.kind() == ErrorKind::InvalidInput
+                    && e.message().contains("encryption key not found")
+                {
+                    Error::new(
+                        ErrorKind::Configuration,
+                        format!(
+                            "{what}: the Transit key {:?} does not exist on the mount {:?} \
+                             (check the Transit key setting, or create it with ensure_key)",
+                            self.key, self.mount
+                        ),
+                    )
+                    .with_backend(BACKEND)
+                    .with_code("400")
+                } else {
+                    e
+                }
+            })
+    }
+
+    /// An existing key must be derived: Transit ignores the context on a key that is not
+    /// (encrypt and decrypt succeed under any context), so the encryption context would bind
+    /// nothing. A missing key is left to `encrypt` (Transit creates it, derived, as the
+    /// context is never empty) or [`ensure_key`](Self::ensure_key); decrypt of a missing key
+    /// is `Configuration` by [`call`](Self::call).
+    async fn check_key_is_derived(&self) -> Result<()> {
+        let path = format!("{}/keys/{}", self.mount, self.key);
+        let what = format!("read {path}");
+        match self.client.call(Method::GET, &path, &[], None, &what).await {
+            Ok(answer) => {
+                let derived = answer
+                    .as_ref()
+                    .and_then(|a| a.get("data"))
+                    .and_then(|d| d.get("derived"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                if derived {
+                    Ok(())
+                } else {
+                    Err(not_derived(&path))
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Creates the key as a derived `aes256-gcm96` key if it does not exist (needs
@@ -117,13 +172,7 @@ impl VaultTransitProvider {
                 if derived {
                     Ok(())
                 } else {
-                    Err(Error::new(
-                        ErrorKind::Configuration,
-                        format!(
-                            "{path}: the Transit key is not derived; contexts need derived=true"
-                        ),
-                    )
-                    .with_backend(BACKEND))
+                    Err(not_derived(&path))
                 }
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -228,4 +277,15 @@ impl CryptoProvider for VaultTransitProvider {
             ciphertext,
         })
     }
+}
+
+fn not_derived(path: &str) -> Error {
+    Error::new(
+        ErrorKind::Configuration,
+        format!(
+            "{path}: the Transit key is not derived, so Transit would ignore the encryption \
+             context; use a key created with derived=true (ensure_key creates one)"
+        ),
+    )
+    .with_backend(BACKEND)
 }

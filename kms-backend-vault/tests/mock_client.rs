@@ -407,3 +407,74 @@ async fn a_cancelled_relogin_does_not_block_the_next_one() {
         "tok-1, then tok-3 (tok-2 never installed)"
     );
 }
+
+/// A field write that creates the secret is a check-and-set against "no version yet" (`cas`
+/// 0, or the metadata's current version when the latest version is deleted), so another
+/// client creating the secret between the read and the write makes it a `Conflict` instead
+/// of silently dropping that client's fields.
+#[tokio::test]
+async fn a_field_write_that_creates_the_secret_is_check_and_set() {
+    let server = vault().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/secret/data/app/key"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"errors": []})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/secret/metadata/app/key"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"errors": []})))
+        .mount(&server)
+        .await;
+    // Another client created the secret in between: Vault refuses the check-and-set.
+    Mock::given(method("POST"))
+        .and(path("/v1/secret/data/app/key"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"errors": ["check-and-set parameter did not match the current version"]}),
+        ))
+        .mount(&server)
+        .await;
+    let client = VaultClient::builder(server.uri())
+        .auth(VaultAuth::token("t"))
+        .build()
+        .await
+        .unwrap();
+    let store = VaultStore::builder(client)
+        .field("password")
+        .build()
+        .unwrap();
+    let err = store.store(&key(), "p".into()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let requests = server.received_requests().await.unwrap();
+    let write = requests
+        .iter()
+        .find(|r| r.method.as_str() == "POST")
+        .expect("a write was sent");
+    let body: serde_json::Value = serde_json::from_slice(&write.body).unwrap();
+    assert_eq!(body["options"]["cas"], 0, "{body}");
+    assert_eq!(body["data"], json!({"password": "p"}));
+}
+
+/// A lazy client with an address where nothing listens: the first operation's error (and
+/// health's) names the address and the cause, for a fixed token and for a login method.
+#[tokio::test]
+async fn lazy_clients_with_a_wrong_address_name_it_on_first_use() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    for auth in [
+        VaultAuth::token("t0ken-s3cret"),
+        VaultAuth::app_role("role", "s3cret-id"),
+    ] {
+        let client = VaultClient::builder(&addr).auth(auth).build_lazy().unwrap();
+        let store = VaultStore::builder(client).build().unwrap();
+        for err in [
+            store.get(&key()).await.unwrap_err(),
+            store.health().await.unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+            let msg = err.to_string();
+            assert!(msg.contains(&addr) && msg.contains("refused"), "{msg}");
+            assert!(!msg.contains("s3cret"), "{msg}");
+        }
+    }
+}

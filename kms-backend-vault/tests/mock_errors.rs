@@ -314,6 +314,12 @@ async fn transit_decrypt_failure_is_invalid_data_and_non_utf8_ciphertext_is_reje
         ))
         .mount(&server)
         .await;
+    // The key is derived (checked once, with the mount).
+    Mock::given(method("GET"))
+        .and(path("/v1/transit/keys/k"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"derived": true}})))
+        .mount(&server)
+        .await;
     let transit = VaultTransitProvider::new(client, "k").unwrap();
     let ctx = EncryptionContext::new();
     let err = transit.decrypt(b"vault:v1:AAAA", &ctx).await.unwrap_err();

@@ -226,3 +226,118 @@ async fn a_missing_namespace_is_configuration_naming_it() {
     let store = VaultStore::builder(client).build().unwrap();
     every_operation_is_configuration(&store, "namespace").await;
 }
+
+/// A mount removed after the store checked it (its check is cached) is still `Configuration`
+/// naming the mount, never `NotFound` or an empty list: Vault's 404 "no handler for route"
+/// means nothing is mounted there, not that the key is missing.
+#[tokio::test]
+async fn a_mount_removed_after_the_first_check_is_configuration() {
+    let mount = common::unique("gone-mount");
+    common::admin(
+        "POST",
+        &format!("sys/mounts/{mount}"),
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    )
+    .await;
+    let client = common::root_client().await;
+    let store = VaultStore::builder(client).mount(&mount).build().unwrap();
+    let k = key("before");
+    store.store(&k, "v".into()).await.unwrap();
+    common::admin("DELETE", &format!("sys/mounts/{mount}"), None).await;
+    let results = [
+        ("get", store.get(&k).await.map(drop)),
+        ("get_version", store.get_version(&k, "1").await.map(drop)),
+        ("store", store.store(&k, "v".into()).await.map(drop)),
+        ("remove", store.remove(&k).await),
+        (
+            "list",
+            store.list(&KeyPrefix::new("").unwrap()).await.map(drop),
+        ),
+        ("health", store.health().await),
+    ];
+    for (op, result) in results {
+        let err = result.expect_err(op);
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{op}: {err}");
+        assert!(err.to_string().contains("mount"), "{op}: {err}");
+    }
+}
+
+/// A prefix and names with AWS's extra characters (`+ = @`) map to exactly that path: they
+/// round-trip, list under the prefix, and are where `bao kv get` finds them.
+#[tokio::test]
+async fn prefixes_and_names_with_plus_equals_at_map_to_their_path() {
+    let client = common::root_client().await;
+    let prefix = format!("kms-tests/{}/team+a=b@c", common::unique("pfx"));
+    let store = VaultStore::builder(client).prefix(&prefix).build().unwrap();
+    let k = KeyName::new("db@prod/api+key=1").unwrap();
+    store.store(&k, "v".into()).await.unwrap();
+    assert_eq!(
+        store.get(&k).await.unwrap().value.expose_str().unwrap(),
+        "v"
+    );
+    assert_eq!(
+        store.list(&KeyPrefix::new("").unwrap()).await.unwrap(),
+        vec![k.clone()]
+    );
+    let out = std::process::Command::new("bao")
+        .args([
+            "kv",
+            "get",
+            "-field=value",
+            &format!("secret/{prefix}/db@prod/api+key=1"),
+        ])
+        .env("BAO_ADDR", common::addr())
+        .env("BAO_TOKEN", common::root_token())
+        .output()
+        .expect("bao on PATH");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "v");
+    store.remove(&k).await.unwrap();
+}
+
+/// A Transit key name that does not exist (a typo, or a key deleted since) is
+/// `Configuration` naming the key on decrypt, not `InvalidData` ("does not decrypt"), which
+/// would make a misconfiguration look like corrupt data.
+#[tokio::test]
+async fn a_missing_transit_key_on_decrypt_is_configuration() {
+    let client = common::root_client().await;
+    let real = VaultTransitProvider::new(client.clone(), common::unique("transit-real")).unwrap();
+    real.ensure_key().await.unwrap();
+    let context = EncryptionContext::new();
+    let ciphertext = real.encrypt(&"x".into(), &context).await.unwrap();
+    let missing_name = common::unique("transit-typo");
+    let missing = VaultTransitProvider::new(client, &missing_name).unwrap();
+    let err = missing.decrypt(&ciphertext, &context).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+    assert!(err.to_string().contains(&missing_name), "{err}");
+    assert!(err.to_string().contains("key"), "{err}");
+}
+
+/// A Transit key that is not derived ignores the context (OpenBao encrypts and decrypts
+/// under any context), so the encryption context would bind nothing: every operation of a
+/// provider over such a key is `Configuration` naming the key, before any data is sent.
+#[tokio::test]
+async fn a_transit_key_that_is_not_derived_is_configuration_on_every_operation() {
+    let name = common::unique("transit-plain");
+    common::admin("POST", &format!("transit/keys/{name}"), Some(json!({}))).await;
+    let provider = VaultTransitProvider::new(common::root_client().await, &name).unwrap();
+    let mut context = EncryptionContext::new();
+    context.insert("tenant", "a");
+    let results = [
+        provider.encrypt(&"x".into(), &context).await.map(drop),
+        provider.decrypt(b"vault:v1:AAAA", &context).await.map(drop),
+        provider.generate_data_key(&context).await.map(drop),
+    ];
+    for result in results {
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+        assert!(
+            err.to_string().contains(&name) && err.to_string().contains("derived"),
+            "{err}"
+        );
+    }
+}

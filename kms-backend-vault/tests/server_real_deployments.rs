@@ -123,6 +123,24 @@ async fn secrets_written_with_bao_kv_put_are_readable() {
         r#"{"password":"p"}"#
     );
     whole.remove(&fresh).await.unwrap();
+    // Creating a secret over a soft-deleted latest version (its metadata remains): the
+    // check-and-set is against the metadata's current version, so it still succeeds.
+    let deleted = KeyName::new(format!("kms-tests/{}", common::unique("field-del"))).unwrap();
+    whole.store(&deleted, "old".into()).await.unwrap();
+    common::admin("DELETE", &format!("secret/data/{}", deleted.as_str()), None).await;
+    let m = password.store(&deleted, "p2".into()).await.unwrap();
+    assert_eq!(m.version.as_deref(), Some("2"));
+    assert_eq!(
+        whole
+            .get(&deleted)
+            .await
+            .unwrap()
+            .value
+            .expose_str()
+            .unwrap(),
+        r#"{"password":"p2"}"#
+    );
+    whole.remove(&deleted).await.unwrap();
 }
 
 /// `from_env()` reads the process environment. Run plainly, it reads what `scripts/test`

@@ -225,3 +225,47 @@ path "secret/metadata/{prefix}/*" {{ capabilities = ["read", "list", "delete"] }
     let err = outside.get(&key("outside")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
 }
+
+/// A revoked AppRole token met by many concurrent callers costs one login, shared by all of
+/// them, and every call succeeds on the new token; a second revocation soon after is
+/// Unauthenticated without a login (rate limit), and a later one logs in again.
+#[tokio::test]
+async fn concurrent_callers_on_a_revoked_token_share_one_login() {
+    let policy = common::kv_policy().await;
+    let (role_id, secret_id) = common::approle(&[&policy], "5m", "5m").await;
+    let client = VaultClient::builder(common::addr())
+        .auth(VaultAuth::app_role(role_id, secret_id))
+        .min_relogin_interval(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let store = VaultStore::builder(client.clone()).build().unwrap();
+    let k = key("concurrent-revoke");
+    store.store(&k, "v".into()).await.unwrap();
+    let revoke = |accessor: String| async move {
+        common::admin(
+            "POST",
+            "auth/token/revoke-accessor",
+            Some(json!({ "accessor": accessor })),
+        )
+        .await;
+    };
+    revoke(client.token_accessor().unwrap()).await;
+    let gets = futures::future::join_all((0..10).map(|_| store.get(&k))).await;
+    for got in gets {
+        assert_eq!(got.unwrap().value.expose_str().unwrap(), "v");
+    }
+    assert_eq!(client.logins(), 2, "one shared re-login");
+    // Revoked again right away: inside min_relogin_interval, no login.
+    revoke(client.token_accessor().unwrap()).await;
+    let err = store.get(&k).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
+    assert_eq!(client.logins(), 2);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        store.get(&k).await.unwrap().value.expose_str().unwrap(),
+        "v"
+    );
+    assert_eq!(client.logins(), 3);
+    store.remove(&k).await.unwrap();
+}
