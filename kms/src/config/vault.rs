@@ -1,0 +1,396 @@
+//! `vault`: HashiCorp Vault / OpenBao KV ([`kms_backend_vault::VaultStore`]) and the client
+//! every Vault call goes through ([`kms_backend_vault::VaultClient`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::secret_ref::SecretRef;
+use crate::{duration, scalar};
+
+/// How a Vault client logs in: `[stores.NAME.vault.auth]`. Maps onto
+/// [`kms_backend_vault::VaultAuth`].
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultAuthConfig {
+    /// `token` (the default), `approle` or `kubernetes`.
+    pub method: Option<VaultAuthMethod>,
+    /// The token (`method = "token"`), usually `env:VAULT_TOKEN` or `file:/path`.
+    pub token: Option<SecretRef>,
+    /// The AppRole role id (not printed).
+    pub role_id: Option<SecretRef>,
+    /// The AppRole secret id.
+    pub secret_id: Option<SecretRef>,
+    /// The Kubernetes role.
+    pub role: Option<String>,
+    /// The service-account token file (Kubernetes; default
+    /// `/var/run/secrets/kubernetes.io/serviceaccount/token`).
+    pub jwt_path: Option<PathBuf>,
+    /// The auth mount (default `approle` / `kubernetes`).
+    pub mount: Option<String>,
+}
+
+/// Vault auth methods.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum VaultAuthMethod {
+    /// A token obtained elsewhere.
+    Token,
+    /// AppRole (`auth/<mount>/login` with a role id and a secret id).
+    Approle,
+    /// Kubernetes (`auth/<mount>/login` with the service-account JWT).
+    Kubernetes,
+}
+
+/// How to reach Vault: the client half of [`VaultConfig`], also `envelope.vault` (the client
+/// Vault Transit uses when the store itself is not a Vault store).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConnectionConfig {
+    /// The server (`https://vault.example:8200`). Required.
+    pub address: Option<String>,
+    /// `X-Vault-Namespace` sent on every request (Vault Enterprise, OpenBao).
+    pub namespace: Option<String>,
+    /// The per-request timeout (default 10 s).
+    #[serde(default, deserialize_with = "duration::opt")]
+    pub request_timeout: Option<Duration>,
+    /// PEM CA certificate files trusted besides the system roots (one path or a list).
+    #[serde(default, deserialize_with = "paths")]
+    pub ca_cert: Vec<PathBuf>,
+    /// The client certificate chain (PEM file) for TLS client authentication.
+    pub client_cert: Option<PathBuf>,
+    /// Its private key (PEM), usually `file:/path`.
+    pub client_key: Option<SecretRef>,
+    /// Renew the token when this fraction of its lease has passed (0.1–0.9, default 2/3).
+    #[serde(default, deserialize_with = "scalar::opt")]
+    pub renew_fraction: Option<f64>,
+    /// How to log in.
+    #[serde(default)]
+    pub auth: VaultAuthConfig,
+}
+
+/// `[stores.NAME.vault]` / `vault+https://host:port/<mount>/<prefix>`: a KV v2 or v1 mount.
+/// Maps onto [`kms_backend_vault::VaultClientBuilder`] and
+/// [`kms_backend_vault::VaultStoreBuilder`].
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// See [`VaultConnectionConfig::address`].
+    pub address: Option<String>,
+    /// See [`VaultConnectionConfig::namespace`].
+    pub namespace: Option<String>,
+    /// See [`VaultConnectionConfig::request_timeout`].
+    #[serde(default, deserialize_with = "duration::opt")]
+    pub request_timeout: Option<Duration>,
+    /// See [`VaultConnectionConfig::ca_cert`].
+    #[serde(default, deserialize_with = "paths")]
+    pub ca_cert: Vec<PathBuf>,
+    /// See [`VaultConnectionConfig::client_cert`].
+    pub client_cert: Option<PathBuf>,
+    /// See [`VaultConnectionConfig::client_key`].
+    pub client_key: Option<SecretRef>,
+    /// See [`VaultConnectionConfig::renew_fraction`].
+    #[serde(default, deserialize_with = "scalar::opt")]
+    pub renew_fraction: Option<f64>,
+    /// See [`VaultConnectionConfig::auth`].
+    #[serde(default)]
+    pub auth: VaultAuthConfig,
+    /// The KV mount (default `secret`).
+    pub mount: Option<String>,
+    /// The KV version of the mount: 1 or 2 (default 2).
+    #[serde(default, deserialize_with = "scalar::opt")]
+    pub kv_version: Option<u8>,
+    /// Keeps every key under `<prefix>/` in the mount.
+    pub prefix: Option<String>,
+    /// What `remove` does on KV v2: `destroy_all` (default) or `soft_delete`.
+    pub remove_mode: Option<VaultRemoveMode>,
+}
+
+/// What `remove` does on KV v2.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum VaultRemoveMode {
+    /// Delete metadata and every version.
+    DestroyAll,
+    /// Soft-delete the latest version.
+    SoftDelete,
+}
+
+impl VaultConfig {
+    /// The client half.
+    pub fn connection(&self) -> VaultConnectionConfig {
+        VaultConnectionConfig {
+            address: self.address.clone(),
+            namespace: self.namespace.clone(),
+            request_timeout: self.request_timeout,
+            ca_cert: self.ca_cert.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+            renew_fraction: self.renew_fraction,
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+fn paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    match OneOrMany::deserialize(d).map_err(|_| {
+        serde::de::Error::custom("invalid value: expected a file path or a list of file paths")
+    })? {
+        OneOrMany::One(p) => Ok(vec![p]),
+        OneOrMany::Many(v) => Ok(v),
+    }
+}
+
+#[cfg(all(feature = "vault", feature = "envelope"))]
+pub(crate) use build::build_client;
+#[cfg(feature = "vault")]
+pub(crate) use build::build_store;
+
+#[cfg(feature = "vault")]
+mod build {
+    use std::sync::Arc;
+
+    use kms_backend_vault::{KvVersion, RemoveMode, VaultAuth, VaultClient, VaultStore};
+    use kms_core::{KeyStore, Result};
+    use secrecy::ExposeSecret;
+
+    use super::{VaultAuthMethod, VaultConfig, VaultConnectionConfig, VaultRemoveMode};
+    use crate::config::At;
+    use crate::error::{config_error, while_applying};
+
+    /// Builds and logs in a client; `base` is the dotted path of the connection table
+    /// (`vault` or `envelope.vault`).
+    pub(crate) async fn build_client(
+        c: &VaultConnectionConfig,
+        at: &At,
+        base: &str,
+    ) -> Result<VaultClient> {
+        let key = |k: &str| at.key(&format!("{base}.{k}"));
+        let address = c.address.as_deref().ok_or_else(|| {
+            config_error(
+                &key("address"),
+                "missing: the Vault server address (`https://vault.example:8200`) is required",
+            )
+        })?;
+        let mut builder = VaultClient::builder(address).auth(auth(c, at, base)?);
+        if let Some(ns) = &c.namespace {
+            builder = builder.namespace(ns.clone());
+        }
+        if let Some(t) = c.request_timeout {
+            if t.is_zero() {
+                return Err(config_error(
+                    &key("request_timeout"),
+                    "invalid duration 0s: expected more than zero",
+                ));
+            }
+            builder = builder.timeout(t);
+        }
+        for path in &c.ca_cert {
+            let pem = std::fs::read(path).map_err(|e| {
+                config_error(
+                    &key("ca_cert"),
+                    format_args!("cannot read {}: {}", path.display(), e.kind()),
+                )
+            })?;
+            builder = builder.ca_cert_pem(pem);
+        }
+        match (&c.client_cert, &c.client_key) {
+            (None, None) => {}
+            (Some(cert), Some(k)) => {
+                let mut pem = std::fs::read_to_string(cert).map_err(|e| {
+                    config_error(
+                        &key("client_cert"),
+                        format_args!("cannot read {}: {}", cert.display(), e.kind()),
+                    )
+                })?;
+                if !pem.ends_with('\n') {
+                    pem.push('\n');
+                }
+                pem.push_str(k.resolve(&key("client_key"))?.expose_secret());
+                builder = builder.client_identity_pem(pem);
+            }
+            (Some(_), None) => {
+                return Err(config_error(
+                    &key("client_key"),
+                    "missing: `client_cert` needs its private key in `client_key`",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(config_error(
+                    &key("client_cert"),
+                    "missing: `client_key` needs its certificate chain in `client_cert`",
+                ));
+            }
+        }
+        if let Some(f) = c.renew_fraction {
+            if !(0.1..=0.9).contains(&f) {
+                return Err(config_error(
+                    &key("renew_fraction"),
+                    format_args!("invalid value {f}: expected a fraction from 0.1 to 0.9"),
+                ));
+            }
+            builder = builder.renew_fraction(f);
+        }
+        builder
+            .build()
+            .await
+            .map_err(|e| while_applying(&key("address"), e))
+    }
+
+    fn auth(c: &VaultConnectionConfig, at: &At, base: &str) -> Result<VaultAuth> {
+        let a = &c.auth;
+        let key = |k: &str| at.key(&format!("{base}.auth.{k}"));
+        let method = a.method.unwrap_or(VaultAuthMethod::Token);
+        let unused = |name: &str, set: bool| -> Result<()> {
+            if set {
+                Err(config_error(
+                    &key(name),
+                    format_args!("not used by auth method `{}`", method_name(method)),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let required = |name: &str, what: &str| {
+            config_error(
+                &key(name),
+                format_args!(
+                    "missing: auth method `{}` needs {what}",
+                    method_name(method)
+                ),
+            )
+        };
+        match method {
+            VaultAuthMethod::Token => {
+                unused("role_id", a.role_id.is_some())?;
+                unused("secret_id", a.secret_id.is_some())?;
+                unused("role", a.role.is_some())?;
+                unused("jwt_path", a.jwt_path.is_some())?;
+                unused("mount", a.mount.is_some())?;
+                let token = a.token.as_ref().ok_or_else(|| {
+                    required("token", "a token (`env:VAULT_TOKEN`, `file:/path`)")
+                })?;
+                Ok(VaultAuth::token(
+                    token.resolve(&key("token"))?.expose_secret(),
+                ))
+            }
+            VaultAuthMethod::Approle => {
+                unused("token", a.token.is_some())?;
+                unused("role", a.role.is_some())?;
+                unused("jwt_path", a.jwt_path.is_some())?;
+                let role_id = a
+                    .role_id
+                    .as_ref()
+                    .ok_or_else(|| required("role_id", "a role id"))?;
+                let secret_id = a.secret_id.as_ref().ok_or_else(|| {
+                    required("secret_id", "a secret id (`env:NAME`, `file:/path`)")
+                })?;
+                let mut auth = VaultAuth::app_role(
+                    role_id.resolve(&key("role_id"))?.expose_secret(),
+                    secret_id.resolve(&key("secret_id"))?.expose_secret(),
+                );
+                if let Some(m) = &a.mount {
+                    auth = auth.with_mount(m.clone());
+                }
+                Ok(auth)
+            }
+            VaultAuthMethod::Kubernetes => {
+                unused("token", a.token.is_some())?;
+                unused("role_id", a.role_id.is_some())?;
+                unused("secret_id", a.secret_id.is_some())?;
+                let role = a
+                    .role
+                    .as_ref()
+                    .ok_or_else(|| required("role", "a Vault role"))?;
+                let mut auth = VaultAuth::kubernetes(role.clone());
+                if let Some(m) = &a.mount {
+                    auth = auth.with_mount(m.clone());
+                }
+                if let Some(p) = &a.jwt_path {
+                    auth = auth.with_jwt_path(p.clone());
+                }
+                Ok(auth)
+            }
+        }
+    }
+
+    fn method_name(m: VaultAuthMethod) -> &'static str {
+        match m {
+            VaultAuthMethod::Token => "token",
+            VaultAuthMethod::Approle => "approle",
+            VaultAuthMethod::Kubernetes => "kubernetes",
+        }
+    }
+
+    /// Builds the client and the KV store; the client is returned for Vault Transit. The
+    /// store's own options are checked first, so a typo never costs a login.
+    pub(crate) async fn build_store(
+        v: &VaultConfig,
+        at: &At,
+    ) -> Result<(Arc<dyn KeyStore>, VaultClient)> {
+        let version = match v.kv_version {
+            None | Some(2) => KvVersion::V2,
+            Some(1) => KvVersion::V1,
+            Some(other) => {
+                return Err(config_error(
+                    &at.key("vault.kv_version"),
+                    format_args!("invalid value {other}: expected 1 or 2"),
+                ));
+            }
+        };
+        if let Some(m) = &v.mount
+            && m.trim_matches('/').is_empty()
+        {
+            return Err(config_error(
+                &at.key("vault.mount"),
+                "invalid value \"\": expected a mount path such as `secret`",
+            ));
+        }
+        let prefix = match &v.prefix {
+            Some(p) => {
+                let trimmed = p.trim_end_matches('/');
+                kms_core::KeyName::new(trimmed).map_err(|e| {
+                    config_error(
+                        &at.key("vault.prefix"),
+                        format_args!("invalid prefix {p:?}: {}", e.message()),
+                    )
+                })?;
+                Some(trimmed.to_owned())
+            }
+            None => None,
+        };
+        let remove = match v.remove_mode {
+            Some(VaultRemoveMode::SoftDelete) if version == KvVersion::V1 => {
+                return Err(config_error(
+                    &at.key("vault.remove_mode"),
+                    "`soft_delete` needs KV v2 (`kv_version = 2`)",
+                ));
+            }
+            Some(VaultRemoveMode::SoftDelete) => Some(RemoveMode::SoftDelete),
+            Some(VaultRemoveMode::DestroyAll) => Some(RemoveMode::DestroyAll),
+            None => None,
+        };
+
+        let client = build_client(&v.connection(), at, "vault").await?;
+        let mut builder = VaultStore::builder(client.clone()).kv_version(version);
+        if let Some(m) = &v.mount {
+            builder = builder.mount(m.clone());
+        }
+        if let Some(p) = prefix {
+            builder = builder
+                .prefix(&p)
+                .map_err(|e| while_applying(&at.key("vault.prefix"), e))?;
+        }
+        if let Some(mode) = remove {
+            builder = builder.remove_mode(mode);
+        }
+        Ok((Arc::new(builder.build()), client))
+    }
+}

@@ -1,0 +1,74 @@
+//! [`MetricsRegistry`]: the Prometheus registry the stores' metrics go into.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use kms_metrics::KmsMetrics;
+use kms_metrics::prometheus_client::encoding::text::encode;
+use kms_metrics::prometheus_client::registry::Registry;
+use parking_lot::Mutex;
+
+/// A Prometheus [`Registry`] and the metric families registered in it, one set per prefix:
+/// stores with the same `metrics.prefix` share families (their series differ by the
+/// `backend` label), so opening many stores never registers a family twice.
+///
+/// Cheap to clone (shared). [`global`](Self::global) is the one [`crate::open`] and
+/// [`Config::open`](crate::Config::open) use; serve it from `/metrics` with
+/// [`encode`](Self::encode).
+#[derive(Clone, Default)]
+pub struct MetricsRegistry {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    registry: Registry,
+    families: HashMap<String, KmsMetrics>,
+}
+
+impl fmt::Debug for MetricsRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.inner.lock();
+        let mut prefixes: Vec<&String> = inner.families.keys().collect();
+        prefixes.sort();
+        f.debug_struct("MetricsRegistry")
+            .field("prefixes", &prefixes)
+            .finish()
+    }
+}
+
+impl MetricsRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The process-wide registry.
+    pub fn global() -> &'static Self {
+        static GLOBAL: OnceLock<MetricsRegistry> = OnceLock::new();
+        GLOBAL.get_or_init(Self::new)
+    }
+
+    /// The families registered under `prefix`, registering them on first use.
+    pub fn families(&self, prefix: &str) -> KmsMetrics {
+        let mut inner = self.inner.lock();
+        let Inner { registry, families } = &mut *inner;
+        families
+            .entry(prefix.to_owned())
+            .or_insert_with(|| KmsMetrics::register_with_prefix(registry, prefix))
+            .clone()
+    }
+
+    /// Runs `f` on the registry (to register the service's own metrics beside these).
+    pub fn with_registry<R>(&self, f: impl FnOnce(&mut Registry) -> R) -> R {
+        f(&mut self.inner.lock().registry)
+    }
+
+    /// The OpenMetrics text exposition of everything registered.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.inner.lock().registry).expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,111 @@
+//! `KMS_STORES__…` / `KMS_DEFAULT` override the file (applied with `with_vars`, so tests never
+//! touch the process environment).
+
+use kms::{Config, ErrorKind, KeyStoreExt};
+
+const FILE: &str = r#"
+[stores.payments.memory]
+max_versions = 5
+
+[stores.payments.cache]
+ttl = "5m"
+
+[stores.signing.memory]
+"#;
+
+#[tokio::test]
+async fn variables_override_and_extend_the_file() {
+    let config = Config::from_toml_str(FILE)
+        .unwrap()
+        .with_vars([
+            ("KMS_STORES__PAYMENTS__CACHE__TTL", "10m"),
+            ("KMS_STORES__PAYMENTS__CACHE__MAX_ENTRIES", "50"),
+            ("KMS_STORES__PAYMENTS__RETRY__MAX_RETRIES", "1"),
+            ("KMS_STORES__AUDIT__URI", "memory://?max_versions=2"),
+            ("KMS_STORES__AUDIT__TIMEOUT__ALL", "2s"),
+            ("KMS_DEFAULT", "payments"),
+            // Not overrides: ignored.
+            ("KMS_STORE", "memory://"),
+            ("KMS_TEST_VAULT_ADDR", "http://127.0.0.1:8200"),
+            ("PATH", "/usr/bin"),
+        ])
+        .unwrap();
+    let payments = config.store("payments").unwrap();
+    let cache = payments.cache.as_ref().unwrap();
+    assert_eq!(cache.ttl, Some(std::time::Duration::from_secs(600)));
+    assert_eq!(cache.max_entries, Some(50));
+    assert_eq!(payments.memory.as_ref().unwrap().max_versions, Some(5));
+    assert_eq!(payments.retry.as_ref().unwrap().max_retries, Some(1));
+    assert_eq!(
+        config.store_names().collect::<Vec<_>>(),
+        ["audit", "payments", "signing"]
+    );
+    assert_eq!(config.default_store(), Some("payments"));
+    let audit = config.open("audit").await.unwrap();
+    assert_eq!(audit.to_string(), "Timeout(Memory)");
+    let default = config.open_default().await.unwrap();
+    assert_eq!(default.to_string(), "Cache(Retry(Memory))");
+    default.put("k", "v").await.unwrap();
+}
+
+#[test]
+fn bad_values_from_the_environment_name_the_key() {
+    let err = Config::from_toml_str(FILE)
+        .unwrap()
+        .with_vars([("KMS_STORES__PAYMENTS__CACHE__TTL", "5 minutes")])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration);
+    assert!(
+        err.message().contains("`stores.payments.cache.ttl`")
+            && err.message().contains("5 minutes"),
+        "{err}"
+    );
+    let err = Config::from_toml_str(FILE)
+        .unwrap()
+        .with_vars([("KMS_STORES__PAYMENTS__CACHE__TTLL", "5m")])
+        .unwrap_err();
+    assert!(err.message().contains("unknown field `ttll`"), "{err}");
+}
+
+#[test]
+fn malformed_variable_names_are_errors() {
+    for name in [
+        "KMS_STORES__PAYMENTS",
+        "KMS_STORES____CACHE__TTL",
+        "KMS_STORES__PAYMENTS____TTL",
+    ] {
+        let err = Config::from_toml_str(FILE)
+            .unwrap()
+            .with_vars([(name, "1")])
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{name}");
+        assert!(err.message().contains(name), "{name}: {err}");
+    }
+    // A key inside something that is not a table.
+    let err = Config::from_toml_str(FILE)
+        .unwrap()
+        .with_vars([("KMS_STORES__PAYMENTS__CACHE__TTL__X", "1")])
+        .unwrap_err();
+    assert!(
+        err.message().contains("`stores.payments.cache.ttl`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn from_file_reads_a_file_and_names_it_in_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kms.toml");
+    std::fs::write(&path, FILE).unwrap();
+    let config = Config::from_file(&path).unwrap();
+    assert_eq!(config.store_names().count(), 2);
+    std::fs::write(&path, "[stores.p.cache]\nttl = \"soon\"\n").unwrap();
+    let err = Config::from_file(&path).unwrap_err();
+    assert!(
+        err.message().contains("`stores.p.cache.ttl`")
+            && err.message().contains(&path.display().to_string()),
+        "{err}"
+    );
+    let err = Config::from_file(dir.path().join("missing.toml")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration);
+}
