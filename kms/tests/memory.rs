@@ -50,7 +50,8 @@ async fn the_stack_is_the_documented_order_and_metrics_are_registered() {
     assert_eq!(stack.to_string(), common::layered("Memory"));
     let store = stack.store();
     store.put("a/b", "v").await.unwrap();
-    store.get_value("a/b").await.unwrap(); // a cache hit
+    store.get_value("a/b").await.unwrap(); // a miss: a write invalidates
+    store.get_value("a/b").await.unwrap(); // a hit
     let text = registry.encode();
     assert!(
         text.contains("kms_facade_memory_uri_key_operations_total{"),
