@@ -63,8 +63,14 @@ impl Bundle {
     ///
     /// [`Exit::InvalidInput`] naming what is wrong (never a value).
     pub fn from_json(bytes: &[u8]) -> CliResult<Self> {
-        let raw: RawBundle = serde_json::from_slice(bytes)
-            .map_err(|e| invalid(format!("not a kms bundle: line {} column {}: {}", e.line(), e.column(), e.classify_name())))?;
+        let raw: RawBundle = serde_json::from_slice(bytes).map_err(|e| {
+            invalid(format!(
+                "not a kms bundle: line {} column {}: {}",
+                e.line(),
+                e.column(),
+                e.classify_name()
+            ))
+        })?;
         if raw.format != FORMAT || raw.version != 1 {
             return Err(invalid(format!(
                 "unsupported bundle format {:?} version {}; this kms reads {FORMAT:?} version 1",
@@ -200,13 +206,17 @@ pub fn unseal(file: &[u8], unseal: &Unseal) -> CliResult<Zeroizing<Vec<u8>>> {
         }
         Unseal::Identities(ids) => ids.iter().map(|i| i.as_ref()).collect(),
     };
-    let mut reader = decryptor.decrypt(identities.into_iter()).map_err(|e| match e {
-        age::DecryptError::DecryptionFailed | age::DecryptError::NoMatchingKeys => Failure::new(
-            Exit::Denied,
-            "cannot decrypt the bundle: wrong passphrase or identity",
-        ),
-        other => invalid(format!("cannot decrypt the bundle: {other}")),
-    })?;
+    let mut reader = decryptor
+        .decrypt(identities.into_iter())
+        .map_err(|e| match e {
+            age::DecryptError::DecryptionFailed | age::DecryptError::NoMatchingKeys => {
+                Failure::new(
+                    Exit::Denied,
+                    "cannot decrypt the bundle: wrong passphrase or identity",
+                )
+            }
+            other => invalid(format!("cannot decrypt the bundle: {other}")),
+        })?;
     let mut plain = Zeroizing::new(Vec::with_capacity(file.len()));
     reader
         .read_to_end(&mut plain)
@@ -222,7 +232,10 @@ mod tests {
         Bundle {
             keys: vec![
                 (KeyName::new("a/one").unwrap(), SecretValue::from("first")),
-                (KeyName::new("a/two").unwrap(), SecretValue::from(vec![0u8, 255, 10])),
+                (
+                    KeyName::new("a/two").unwrap(),
+                    SecretValue::from(vec![0u8, 255, 10]),
+                ),
             ],
         }
     }

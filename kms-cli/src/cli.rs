@@ -321,10 +321,14 @@ mod tests {
 
     #[test]
     fn skip_existing_and_overwrite_exclude_each_other() {
-        let err = Cli::try_parse_from(["kms", "migrate", "a", "b", "--skip-existing", "--overwrite"]).unwrap_err();
+        let err =
+            Cli::try_parse_from(["kms", "migrate", "a", "b", "--skip-existing", "--overwrite"])
+                .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
         let ok = Cli::try_parse_from(["kms", "get", "k", "--version", "3"]).unwrap();
-        let Command::Get(get) = ok.command else { panic!() };
+        let Command::Get(get) = ok.command else {
+            panic!()
+        };
         assert_eq!(get.at_version.as_deref(), Some("3"));
     }
 }

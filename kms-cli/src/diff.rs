@@ -90,7 +90,9 @@ mod tests {
         a.put("p/only-a", "1").await.unwrap();
         b.put("p/only-b", "1").await.unwrap();
         b.put("q/outside", "1").await.unwrap();
-        let report = diff(&a, &b, &KeyPrefix::new("p/").unwrap(), 4).await.unwrap();
+        let report = diff(&a, &b, &KeyPrefix::new("p/").unwrap(), 4)
+            .await
+            .unwrap();
         let names = |v: &[KeyName]| v.iter().map(|k| k.as_str().to_owned()).collect::<Vec<_>>();
         assert_eq!(names(&report.only_in_a), ["p/only-a"]);
         assert_eq!(names(&report.only_in_b), ["p/only-b"]);

@@ -26,7 +26,10 @@ use crate::open::Target;
 /// Whether a command stops between keys on the first SIGINT (and reports what it did)
 /// rather than exiting at once.
 pub fn stops_gracefully(command: &Command) -> bool {
-    matches!(command, Command::Migrate(_) | Command::Import(_) | Command::Export(_))
+    matches!(
+        command,
+        Command::Migrate(_) | Command::Import(_) | Command::Export(_)
+    )
 }
 
 /// Runs a parsed command line.

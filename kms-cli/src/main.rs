@@ -19,15 +19,27 @@ fn main() -> ExitCode {
         // This workspace's crates at the asked level, dependencies (HTTP clients, the AWS SDK)
         // at warn: their trace output is noise, and nothing here vouches that it never
         // prints a response body.
-        let filter = ["kms", "kms_cli", "kms_core", "kms_cache", "kms_metrics", "kms_backend_vault", "kms_backend_aws", "kms_backend_keyring"]
-            .iter()
-            .fold(String::from("warn"), |acc, c| format!("{acc},{c}={level}"));
+        let filter = [
+            "kms",
+            "kms_cli",
+            "kms_core",
+            "kms_cache",
+            "kms_metrics",
+            "kms_backend_vault",
+            "kms_backend_aws",
+            "kms_backend_keyring",
+        ]
+        .iter()
+        .fold(String::from("warn"), |acc, c| format!("{acc},{c}={level}"));
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .init();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("kms: cannot start the async runtime: {e}");

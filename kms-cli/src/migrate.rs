@@ -224,7 +224,9 @@ pub async fn copy_one(
                 return Outcome::Skipped("destination already holds this value");
             }
             match options.existing {
-                Existing::Skip => return Outcome::Skipped("exists in the destination (--skip-existing)"),
+                Existing::Skip => {
+                    return Outcome::Skipped("exists in the destination (--skip-existing)");
+                }
                 Existing::Compare => {
                     return Outcome::Failed(Error::new(
                         ErrorKind::Conflict,
@@ -255,7 +257,10 @@ mod tests {
     async fn seeded(n: usize) -> MemoryStore {
         let store = MemoryStore::new();
         for i in 0..n {
-            store.put(&format!("app/k{i:03}"), format!("value-{i}").as_str()).await.unwrap();
+            store
+                .put(&format!("app/k{i:03}"), format!("value-{i}").as_str())
+                .await
+                .unwrap();
         }
         store.put("other/x", "x").await.unwrap();
         store
@@ -272,11 +277,26 @@ mod tests {
     async fn copies_every_key_under_the_prefix_and_nothing_else() {
         let from = seeded(20).await;
         let to = MemoryStore::new();
-        let summary = migrate(&from, &to, &opts(), &NoProgress, &Stop::new()).await.unwrap();
-        assert_eq!(summary.counts(), Counts { copied: 20, ..Counts::default() });
+        let summary = migrate(&from, &to, &opts(), &NoProgress, &Stop::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            summary.counts(),
+            Counts {
+                copied: 20,
+                ..Counts::default()
+            }
+        );
         assert!(summary.is_complete());
         assert_eq!(to.len(), 20);
-        assert_eq!(to.get_value("app/k007").await.unwrap().expose_str().unwrap(), "value-7");
+        assert_eq!(
+            to.get_value("app/k007")
+                .await
+                .unwrap()
+                .expose_str()
+                .unwrap(),
+            "value-7"
+        );
         assert!(to.get_value("other/x").await.is_err());
     }
 
@@ -285,10 +305,27 @@ mod tests {
         let from = seeded(10).await;
         let to = MemoryStore::new();
         to.put("app/k003", "value-3").await.unwrap();
-        let summary = migrate(&from, &to, &opts(), &NoProgress, &Stop::new()).await.unwrap();
-        assert_eq!(summary.counts(), Counts { copied: 9, skipped: 1, ..Counts::default() });
-        let again = migrate(&from, &to, &opts(), &NoProgress, &Stop::new()).await.unwrap();
-        assert_eq!(again.counts(), Counts { skipped: 10, ..Counts::default() });
+        let summary = migrate(&from, &to, &opts(), &NoProgress, &Stop::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            summary.counts(),
+            Counts {
+                copied: 9,
+                skipped: 1,
+                ..Counts::default()
+            }
+        );
+        let again = migrate(&from, &to, &opts(), &NoProgress, &Stop::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            again.counts(),
+            Counts {
+                skipped: 10,
+                ..Counts::default()
+            }
+        );
     }
 
     #[tokio::test]
@@ -296,29 +333,89 @@ mod tests {
         let from = seeded(2).await;
         let to = MemoryStore::new();
         to.put("app/k000", "changed").await.unwrap();
-        let summary = migrate(&from, &to, &opts(), &NoProgress, &Stop::new()).await.unwrap();
-        assert_eq!(summary.counts(), Counts { copied: 1, failed: 1, ..Counts::default() });
-        let Outcome::Failed(e) = &summary.keys[0].outcome else { panic!("{summary:?}") };
+        let summary = migrate(&from, &to, &opts(), &NoProgress, &Stop::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            summary.counts(),
+            Counts {
+                copied: 1,
+                failed: 1,
+                ..Counts::default()
+            }
+        );
+        let Outcome::Failed(e) = &summary.keys[0].outcome else {
+            panic!("{summary:?}")
+        };
         assert_eq!(e.kind(), ErrorKind::Conflict);
-        assert_eq!(to.get_value("app/k000").await.unwrap().expose_str().unwrap(), "changed");
+        assert_eq!(
+            to.get_value("app/k000")
+                .await
+                .unwrap()
+                .expose_str()
+                .unwrap(),
+            "changed"
+        );
 
-        let skip = MigrateOptions { existing: Existing::Skip, ..opts() };
-        let summary = migrate(&from, &to, &skip, &NoProgress, &Stop::new()).await.unwrap();
-        assert_eq!(summary.counts(), Counts { skipped: 2, ..Counts::default() });
-        assert_eq!(to.get_value("app/k000").await.unwrap().expose_str().unwrap(), "changed");
+        let skip = MigrateOptions {
+            existing: Existing::Skip,
+            ..opts()
+        };
+        let summary = migrate(&from, &to, &skip, &NoProgress, &Stop::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            summary.counts(),
+            Counts {
+                skipped: 2,
+                ..Counts::default()
+            }
+        );
+        assert_eq!(
+            to.get_value("app/k000")
+                .await
+                .unwrap()
+                .expose_str()
+                .unwrap(),
+            "changed"
+        );
 
-        let over = MigrateOptions { existing: Existing::Overwrite, ..opts() };
-        let summary = migrate(&from, &to, &over, &NoProgress, &Stop::new()).await.unwrap();
-        assert_eq!(summary.counts(), Counts { copied: 1, skipped: 1, ..Counts::default() });
-        assert_eq!(to.get_value("app/k000").await.unwrap().expose_str().unwrap(), "value-0");
+        let over = MigrateOptions {
+            existing: Existing::Overwrite,
+            ..opts()
+        };
+        let summary = migrate(&from, &to, &over, &NoProgress, &Stop::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            summary.counts(),
+            Counts {
+                copied: 1,
+                skipped: 1,
+                ..Counts::default()
+            }
+        );
+        assert_eq!(
+            to.get_value("app/k000")
+                .await
+                .unwrap()
+                .expose_str()
+                .unwrap(),
+            "value-0"
+        );
     }
 
     #[tokio::test]
     async fn dry_run_writes_nothing() {
         let from = seeded(5).await;
         let to = MemoryStore::new();
-        let dry = MigrateOptions { dry_run: true, ..opts() };
-        let summary = migrate(&from, &to, &dry, &NoProgress, &Stop::new()).await.unwrap();
+        let dry = MigrateOptions {
+            dry_run: true,
+            ..opts()
+        };
+        let summary = migrate(&from, &to, &dry, &NoProgress, &Stop::new())
+            .await
+            .unwrap();
         assert_eq!(summary.counts().copied, 5);
         assert!(summary.dry_run);
         assert!(to.is_empty());
@@ -330,7 +427,9 @@ mod tests {
         let to = MemoryStore::new();
         let stop = Stop::new();
         stop.set();
-        let summary = migrate(&from, &to, &opts(), &NoProgress, &stop).await.unwrap();
+        let summary = migrate(&from, &to, &opts(), &NoProgress, &stop)
+            .await
+            .unwrap();
         assert_eq!(summary.counts().not_started, 5);
         assert!(summary.interrupted && !summary.is_complete());
         assert!(to.is_empty());
@@ -341,9 +440,20 @@ mod tests {
         let from = seeded(3).await;
         from.put("app/big", vec![7u8; 2048]).await.unwrap();
         let to = MemoryStore::builder().max_value_len(1024).build();
-        let summary = migrate(&from, &to, &opts(), &NoProgress, &Stop::new()).await.unwrap();
-        assert_eq!(summary.counts(), Counts { copied: 3, failed: 1, ..Counts::default() });
-        let Outcome::Failed(e) = &summary.keys[0].outcome else { panic!("{summary:?}") };
+        let summary = migrate(&from, &to, &opts(), &NoProgress, &Stop::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            summary.counts(),
+            Counts {
+                copied: 3,
+                failed: 1,
+                ..Counts::default()
+            }
+        );
+        let Outcome::Failed(e) = &summary.keys[0].outcome else {
+            panic!("{summary:?}")
+        };
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
         assert!(to.get_value("app/big").await.is_err());
     }

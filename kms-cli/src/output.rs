@@ -18,7 +18,10 @@ pub fn print_json(value: &Value) {
 
 /// An RFC 3339 UTC time (`2026-11-29T18:00:00Z`), or `-`.
 pub fn time(at: Option<SystemTime>) -> String {
-    at.map_or_else(|| "-".to_owned(), |t| humantime::format_rfc3339_seconds(t).to_string())
+    at.map_or_else(
+        || "-".to_owned(),
+        |t| humantime::format_rfc3339_seconds(t).to_string(),
+    )
 }
 
 /// The metadata as JSON fields (`null` where the backend does not tell).

@@ -28,7 +28,11 @@ pub fn report(summary: &Summary, json: bool, verb: &str) -> CliResult {
             "keys": keys,
         }));
     } else {
-        let would = if summary.dry_run { " (dry run: nothing written)" } else { "" };
+        let would = if summary.dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        };
         println!("{verb}: {counts}{would}");
         let notable: Vec<_> = summary
             .keys
@@ -36,7 +40,12 @@ pub fn report(summary: &Summary, json: bool, verb: &str) -> CliResult {
             .filter(|k| !matches!(k.outcome, Outcome::Copied | Outcome::NotStarted))
             .collect();
         if !notable.is_empty() {
-            let width = notable.iter().map(|k| k.key.as_str().len()).max().unwrap_or(3).max(3);
+            let width = notable
+                .iter()
+                .map(|k| k.key.as_str().len())
+                .max()
+                .unwrap_or(3)
+                .max(3);
             println!("{:<width$}  {:<7}  REASON", "KEY", "STATUS");
             for k in notable {
                 println!(
@@ -55,9 +64,15 @@ pub fn report(summary: &Summary, json: bool, verb: &str) -> CliResult {
         }
     }
     if summary.interrupted {
-        Err(Failure::new(Exit::Interrupted, format!("interrupted: {counts}")))
+        Err(Failure::new(
+            Exit::Interrupted,
+            format!("interrupted: {counts}"),
+        ))
     } else if counts.failed > 0 {
-        Err(Failure::new(Exit::Partial, format!("{} key(s) failed: {counts}", counts.failed)))
+        Err(Failure::new(
+            Exit::Partial,
+            format!("{} key(s) failed: {counts}", counts.failed),
+        ))
     } else {
         Ok(())
     }

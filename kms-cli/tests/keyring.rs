@@ -26,10 +26,17 @@ fn migrate_keyring_to_vault_and_back_is_equal() {
     let tag = unique("kr2v");
     let keyring = keyring_uri(&tag);
     let vault = vault_uri(&tag);
-    let keys: Vec<(String, String)> = (0..12).map(|i| (format!("svc/k{i:02}"), format!("{tag}-v{i}"))).collect();
+    let keys: Vec<(String, String)> = (0..12)
+        .map(|i| (format!("svc/k{i:02}"), format!("{tag}-v{i}")))
+        .collect();
     seed(&keyring, &keys);
     let out = expect(migrate(&keyring, &vault, &["--concurrency", "4"]), b"", 0);
-    assert!(out.stdout.starts_with("migrate: copied 12, skipped 0, failed 0"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .starts_with("migrate: copied 12, skipped 0, failed 0"),
+        "{}",
+        out.stdout
+    );
     assert_hidden(&out, &format!("{tag}-v1"));
     let out = expect(kms().args(["diff", &keyring, &vault]), b"", 0);
     assert!(out.stdout.contains("12 equal"), "{}", out.stdout);

@@ -14,17 +14,21 @@ fn every_command_against_openbao() {
 fn a_bad_token_is_denied_and_a_limited_one_is_refused() {
     let prefix = unique("denied");
     let out = expect(
-        kms_on(&vault_uri_with_token_var(&prefix, "KMS_CLI_BAD_TOKEN"), &["get", "app/x"])
-            .env("KMS_CLI_BAD_TOKEN", "not-a-real-token")
-            ,
+        kms_on(
+            &vault_uri_with_token_var(&prefix, "KMS_CLI_BAD_TOKEN"),
+            &["get", "app/x"],
+        )
+        .env("KMS_CLI_BAD_TOKEN", "not-a-real-token"),
         b"",
         4,
     );
     assert!(!out.stderr.contains("not-a-real-token"), "{}", out.stderr);
     let out = expect(
-        kms_on(&vault_uri_with_token_var(&prefix, "KMS_CLI_BAD_TOKEN"), &["health", "--json"])
-            .env("KMS_CLI_BAD_TOKEN", "not-a-real-token")
-            ,
+        kms_on(
+            &vault_uri_with_token_var(&prefix, "KMS_CLI_BAD_TOKEN"),
+            &["health", "--json"],
+        )
+        .env("KMS_CLI_BAD_TOKEN", "not-a-real-token"),
         b"",
         4,
     );
@@ -34,14 +38,20 @@ fn a_bad_token_is_denied_and_a_limited_one_is_refused() {
     let token = limited_token();
     expect(kms_on(&vault_uri(&prefix), &["put", "app/x"]), b"v", 0);
     let out = expect(
-        kms_on(&vault_uri_with_token_var(&prefix, "KMS_CLI_LIMITED_TOKEN"), &["get", "app/x"])
-            .env("KMS_CLI_LIMITED_TOKEN", &token)
-            ,
+        kms_on(
+            &vault_uri_with_token_var(&prefix, "KMS_CLI_LIMITED_TOKEN"),
+            &["get", "app/x"],
+        )
+        .env("KMS_CLI_LIMITED_TOKEN", &token),
         b"",
         4,
     );
     assert!(!out.both().contains(&token));
-    expect(kms_on(&vault_uri(&prefix), &["rm", "--yes", "app/x"]), b"", 0);
+    expect(
+        kms_on(&vault_uri(&prefix), &["rm", "--yes", "app/x"]),
+        b"",
+        0,
+    );
 }
 
 /// A token with only the `default` policy, made with the OpenBao HTTP API.
@@ -49,12 +59,25 @@ fn limited_token() -> String {
     let addr = std::env::var("KMS_TEST_VAULT_ADDR").unwrap();
     let root = std::env::var("KMS_TEST_VAULT_TOKEN").unwrap();
     let out = std::process::Command::new("curl")
-        .args(["-fsS", "-X", "POST", "-H", &format!("X-Vault-Token: {root}")])
-        .args(["-d", r#"{"policies":["default"],"ttl":"5m","no_default_policy":false}"#])
+        .args([
+            "-fsS",
+            "-X",
+            "POST",
+            "-H",
+            &format!("X-Vault-Token: {root}"),
+        ])
+        .args([
+            "-d",
+            r#"{"policies":["default"],"ttl":"5m","no_default_policy":false}"#,
+        ])
         .arg(format!("{addr}/v1/auth/token/create"))
         .output()
         .expect("curl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v["auth"]["client_token"].as_str().unwrap().to_owned()
 }
@@ -62,9 +85,16 @@ fn limited_token() -> String {
 #[test]
 fn an_unreachable_server_is_unavailable() {
     let out = expect(
-        kms_on("vault+http://127.0.0.1:9/secret?auth.token=x&timeout.all=2s", &["health"]),
+        kms_on(
+            "vault+http://127.0.0.1:9/secret?auth.token=x&timeout.all=2s",
+            &["health"],
+        ),
         b"",
         5,
     );
-    assert!(out.stderr.contains("unavailable") || out.stderr.contains("timeout"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unavailable") || out.stderr.contains("timeout"),
+        "{}",
+        out.stderr
+    );
 }

@@ -50,11 +50,18 @@ pub async fn run(ctx: &Ctx, args: DiffArgs) -> CliResult {
             report.only_in_b.len(),
             report.different.len(),
             report.equal.len(),
-            if report.failed.is_empty() { String::new() } else { format!(", {} unreadable", report.failed.len()) }
+            if report.failed.is_empty() {
+                String::new()
+            } else {
+                format!(", {} unreadable", report.failed.len())
+            }
         );
     }
     if !report.failed.is_empty() {
-        return Err(Failure::new(Exit::Partial, format!("{} key(s) could not be compared", report.failed.len())));
+        return Err(Failure::new(
+            Exit::Partial,
+            format!("{} key(s) could not be compared", report.failed.len()),
+        ));
     }
     if args.exit_code && !report.is_same() {
         return Err(Failure::new(Exit::Other, "the stores differ"));

@@ -35,16 +35,23 @@ pub async fn run(ctx: &Ctx, args: ExportArgs) -> CliResult {
             .recipient
             .iter()
             .map(|r| {
-                age::x25519::Recipient::from_str(r)
-                    .map_err(|e| Failure::usage(format!("--recipient {r}: not an age X25519 recipient: {e}")))
+                age::x25519::Recipient::from_str(r).map_err(|e| {
+                    Failure::usage(format!("--recipient {r}: not an age X25519 recipient: {e}"))
+                })
             })
             .collect::<CliResult<Vec<_>>>()?;
         Seal::Recipients(recipients)
     } else {
-        Seal::Passphrase(passphrase(args.protection.passphrase_file.as_deref(), true)?)
+        Seal::Passphrase(passphrase(
+            args.protection.passphrase_file.as_deref(),
+            true,
+        )?)
     };
     if args.file.exists() {
-        return Err(Failure::new(Exit::Conflict, format!("{} exists; export never overwrites", args.file.display())));
+        return Err(Failure::new(
+            Exit::Conflict,
+            format!("{} exists; export never overwrites", args.file.display()),
+        ));
     }
     let store = ctx.target.open().await?;
     let mut names = store.list(&prefix).await?;
@@ -54,7 +61,10 @@ pub async fn run(ctx: &Ctx, args: ExportArgs) -> CliResult {
     let keys: Vec<_> = futures::stream::iter(names)
         .map(|key| async move {
             if stop.is_set() {
-                return Err(Failure::new(Exit::Interrupted, "interrupted; no file was written"));
+                return Err(Failure::new(
+                    Exit::Interrupted,
+                    "interrupted; no file was written",
+                ));
             }
             let secret = store.get(&key).await?;
             Ok::<_, Failure>((key, secret.value))
@@ -71,9 +81,15 @@ pub async fn run(ctx: &Ctx, args: ExportArgs) -> CliResult {
     let sealed = seal(&bundle.to_json(), protection)?;
     write_private(&args.file, &sealed)?;
     if ctx.json {
-        print_json(&json!({ "file": args.file.display().to_string(), "keys": bundle.keys.len(), "protection": how }));
+        print_json(
+            &json!({ "file": args.file.display().to_string(), "keys": bundle.keys.len(), "protection": how }),
+        );
     } else {
-        println!("exported {} key(s) to {} ({how}, mode 0600)", bundle.keys.len(), args.file.display());
+        println!(
+            "exported {} key(s) to {} ({how}, mode 0600)",
+            bundle.keys.len(),
+            args.file.display()
+        );
     }
     Ok(())
 }

@@ -36,8 +36,10 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> CliResult {
             match text {
                 Some(t) => out["value"] = json!(t),
                 None => {
-                    out["value_base64"] =
-                        json!(base64::engine::general_purpose::STANDARD.encode(secret.value.expose_secret()));
+                    out["value_base64"] = json!(
+                        base64::engine::general_purpose::STANDARD
+                            .encode(secret.value.expose_secret())
+                    );
                 }
             }
         }
@@ -46,7 +48,10 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> CliResult {
     }
     let mut rows = vec![
         ("key", key.to_string()),
-        ("version", secret.meta.version.as_deref().unwrap_or("-").to_owned()),
+        (
+            "version",
+            secret.meta.version.as_deref().unwrap_or("-").to_owned(),
+        ),
         ("created", time(secret.meta.created_at)),
         ("updated", time(secret.meta.updated_at)),
         ("length", format!("{} bytes", secret.value.len())),

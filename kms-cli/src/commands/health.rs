@@ -26,7 +26,9 @@ pub async fn run(ctx: &Ctx) -> CliResult {
         let error = result.as_ref().err().map(|e| {
             json!({ "kind": e.kind.map(|k| k.as_str()), "exit_code": e.exit.code(), "message": e.message })
         });
-        print_json(&json!({ "store": name, "backend": backend, "healthy": result.is_ok(), "error": error }));
+        print_json(
+            &json!({ "store": name, "backend": backend, "healthy": result.is_ok(), "error": error }),
+        );
     } else if result.is_ok() {
         println!("up: {}", name.as_deref().unwrap_or("-"));
     }

@@ -26,7 +26,8 @@ const BUNDLE_MAX_VALUE_LEN: usize = 16 * 1024 * 1024;
 /// (exit 7); a plaintext file without `--plaintext-i-understand` (exit 2); exit 9 when a key
 /// failed, 130 when interrupted.
 pub async fn run(ctx: &Ctx, args: ImportArgs) -> CliResult {
-    let file = std::fs::read(&args.file).map_err(|e| Failure::io(format_args!("{}", args.file.display()), &e))?;
+    let file = std::fs::read(&args.file)
+        .map_err(|e| Failure::io(format_args!("{}", args.file.display()), &e))?;
     let file = zeroize::Zeroizing::new(file);
     let plain = if is_age(&file) {
         if args.protection.plaintext {
@@ -42,9 +43,14 @@ pub async fn run(ctx: &Ctx, args: ImportArgs) -> CliResult {
                 .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
             Unseal::Identities(ids)
         } else if needs_passphrase(&file)? {
-            Unseal::Passphrase(passphrase(args.protection.passphrase_file.as_deref(), false)?)
+            Unseal::Passphrase(passphrase(
+                args.protection.passphrase_file.as_deref(),
+                false,
+            )?)
         } else {
-            return Err(Failure::usage("the bundle is encrypted to an age recipient: pass --identity FILE"));
+            return Err(Failure::usage(
+                "the bundle is encrypted to an age recipient: pass --identity FILE",
+            ));
         };
         unseal(&file, &key)?
     } else {
@@ -58,13 +64,18 @@ pub async fn run(ctx: &Ctx, args: ImportArgs) -> CliResult {
     };
     let bundle = Bundle::from_json(&plain)?;
     drop(plain);
-    let source = MemoryStore::builder().max_value_len(BUNDLE_MAX_VALUE_LEN).max_versions(1).build();
+    let source = MemoryStore::builder()
+        .max_value_len(BUNDLE_MAX_VALUE_LEN)
+        .max_versions(1)
+        .build();
     let mut names = Vec::with_capacity(bundle.keys.len());
     for (key, value) in bundle.keys {
-        source
-            .store(&key, value)
-            .await
-            .map_err(|e| Failure::new(Exit::InvalidInput, format!("bundle entry {key}: {}", e.message())))?;
+        source.store(&key, value).await.map_err(|e| {
+            Failure::new(
+                Exit::InvalidInput,
+                format!("bundle entry {key}: {}", e.message()),
+            )
+        })?;
         names.push(key);
     }
     let options = MigrateOptions {
@@ -75,6 +86,14 @@ pub async fn run(ctx: &Ctx, args: ImportArgs) -> CliResult {
     };
     let store = ctx.target.open().await?;
     let progress = Bar::for_stderr("import");
-    let summary = copy_keys(&source, store.as_ref(), names, &options, progress.as_ref(), &ctx.stop).await;
+    let summary = copy_keys(
+        &source,
+        store.as_ref(),
+        names,
+        &options,
+        progress.as_ref(),
+        &ctx.stop,
+    )
+    .await;
     report(&summary, ctx.json, "import")
 }

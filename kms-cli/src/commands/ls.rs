@@ -54,7 +54,12 @@ pub async fn run(ctx: &Ctx, args: LsArgs) -> CliResult {
         print_json(&json!({ "keys": keys }));
         return Ok(());
     }
-    let width = rows.iter().map(|(k, _)| k.as_str().len()).max().unwrap_or(4).max(4);
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.as_str().len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     println!("{:<width$}  {:<12}  UPDATED", "NAME", "VERSION");
     for (key, meta) in &rows {
         match meta {

@@ -25,7 +25,14 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> CliResult {
     let from = ctx.target.open_spec(&args.from).await?;
     let to = ctx.target.open_spec(&args.to).await?;
     let progress = Bar::for_stderr("migrate");
-    let summary = migrate(from.as_ref(), to.as_ref(), &options, progress.as_ref(), &ctx.stop).await?;
+    let summary = migrate(
+        from.as_ref(),
+        to.as_ref(),
+        &options,
+        progress.as_ref(),
+        &ctx.stop,
+    )
+    .await?;
     report(&summary, ctx.json, "migrate")
 }
 

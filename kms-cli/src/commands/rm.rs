@@ -31,7 +31,11 @@ pub async fn run(ctx: &Ctx, args: RmArgs) -> CliResult {
             ));
         }
         let list: Vec<&str> = keys.iter().map(KeyName::as_str).collect();
-        eprint!("remove {} key(s) from {store}: {}? [y/N] ", keys.len(), list.join(", "));
+        eprint!(
+            "remove {} key(s) from {store}: {}? [y/N] ",
+            keys.len(),
+            list.join(", ")
+        );
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         std::io::stdin()
@@ -39,7 +43,10 @@ pub async fn run(ctx: &Ctx, args: RmArgs) -> CliResult {
             .read_line(&mut answer)
             .map_err(|e| Failure::io("reading the answer", &e))?;
         if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-            return Err(Failure::new(Exit::Other, "not confirmed; nothing was removed"));
+            return Err(Failure::new(
+                Exit::Other,
+                "not confirmed; nothing was removed",
+            ));
         }
     }
     let mut results = Vec::with_capacity(keys.len());
@@ -66,7 +73,14 @@ pub async fn run(ctx: &Ctx, args: RmArgs) -> CliResult {
     let failed: Vec<_> = results.into_iter().filter_map(|(_, r)| r.err()).collect();
     match (failed.len(), keys.len()) {
         (0, _) => Ok(()),
-        (_, 1) => Err(failed.into_iter().next().map(Failure::from).unwrap_or_else(|| Failure::usage(""))),
-        (n, total) => Err(Failure::new(Exit::Partial, format!("{n} of {total} keys were not removed"))),
+        (_, 1) => Err(failed
+            .into_iter()
+            .next()
+            .map(Failure::from)
+            .unwrap_or_else(|| Failure::usage(""))),
+        (n, total) => Err(Failure::new(
+            Exit::Partial,
+            format!("{n} of {total} keys were not removed"),
+        )),
     }
 }

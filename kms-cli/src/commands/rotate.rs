@@ -24,7 +24,10 @@ pub async fn run(ctx: &Ctx, args: RotateArgs) -> CliResult {
     let store = ctx.target.open().await?;
     let old = store.get(&key).await.map_err(|e| {
         if e.is_not_found() {
-            Error::new(ErrorKind::NotFound, format!("{key} does not exist; rotate replaces a key, `kms put` creates one"))
+            Error::new(
+                ErrorKind::NotFound,
+                format!("{key} does not exist; rotate replaces a key, `kms put` creates one"),
+            )
         } else {
             e
         }
@@ -38,7 +41,9 @@ pub async fn run(ctx: &Ctx, args: RotateArgs) -> CliResult {
     let old_version = old.meta.version.as_deref();
     let new_version = meta.version.as_deref();
     if ctx.json {
-        print_json(&json!({ "key": key.as_str(), "old_version": old_version, "new_version": new_version }));
+        print_json(
+            &json!({ "key": key.as_str(), "old_version": old_version, "new_version": new_version }),
+        );
     } else {
         println!(
             "rotated {key}: version {} -> {}",
@@ -56,7 +61,8 @@ pub async fn run(ctx: &Ctx, args: RotateArgs) -> CliResult {
 /// [`ErrorKind::Unavailable`] if the OS has no randomness to give (never on a booted Linux).
 pub fn random_value(len: usize, encoding: Encoding) -> Result<SecretValue, Error> {
     let mut raw = Zeroizing::new(vec![0u8; len]);
-    getrandom::fill(&mut raw).map_err(|e| Error::new(ErrorKind::Unavailable, format!("OS randomness: {e}")))?;
+    getrandom::fill(&mut raw)
+        .map_err(|e| Error::new(ErrorKind::Unavailable, format!("OS randomness: {e}")))?;
     let encoded: Zeroizing<Vec<u8>> = match encoding {
         Encoding::Raw => raw,
         Encoding::Hex => {
@@ -89,7 +95,12 @@ mod tests {
         assert_ne!(a, b);
         let hex = random_value(16, Encoding::Hex).unwrap();
         assert_eq!(hex.len(), 32);
-        assert!(hex.expose_str().unwrap().bytes().all(|c| c.is_ascii_hexdigit()));
+        assert!(
+            hex.expose_str()
+                .unwrap()
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit())
+        );
         assert_eq!(random_value(32, Encoding::Base64).unwrap().len(), 44);
     }
 }

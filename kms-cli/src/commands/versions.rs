@@ -37,7 +37,9 @@ pub async fn run(ctx: &Ctx, args: VersionsArgs) -> CliResult {
                     let id = v.to_string();
                     let state = match store.get_version(&key, &id).await {
                         Ok(s) => meta_json(&s.meta),
-                        Err(e) if e.is_not_found() => json!({ "version": id, "state": "deleted or destroyed" }),
+                        Err(e) if e.is_not_found() => {
+                            json!({ "version": id, "state": "deleted or destroyed" })
+                        }
                         Err(e) => json!({ "version": id, "error": e.to_string() }),
                     };
                     earlier.push((id, state));
@@ -72,7 +74,10 @@ pub async fn run(ctx: &Ctx, args: VersionsArgs) -> CliResult {
         } else if let Some(e) = state.get("error").and_then(Value::as_str) {
             format!("{id}  error: {e}")
         } else {
-            format!("{id}  created {}", state["created_at"].as_str().unwrap_or("-"))
+            format!(
+                "{id}  created {}",
+                state["created_at"].as_str().unwrap_or("-")
+            )
         };
         rows.push(("earlier", text));
     }

@@ -68,7 +68,9 @@ fn print_line(json: bool, key: &KeyName, initial: bool, now: Option<&StoredSecre
         (false, Some(_)) => "changed",
     };
     if json {
-        print_json(&json!({ "at": at, "key": key.as_str(), "event": event, "exists": now.is_some(), "version": version }));
+        print_json(
+            &json!({ "at": at, "key": key.as_str(), "event": event, "exists": now.is_some(), "version": version }),
+        );
     } else {
         let state = match (now, version) {
             (None, _) => "absent".to_owned(),

@@ -14,8 +14,15 @@ use assert_cmd::Command;
 /// A name no other test run uses: pid, time and a counter.
 pub fn unique(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("kmscli-{tag}-{}-{nanos:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "kmscli-{tag}-{}-{nanos:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn require(var: &str) -> String {
@@ -87,7 +94,11 @@ impl Out {
 
 /// Runs `cmd` with `stdin` bytes and returns its output (never panics on a non-zero exit).
 pub fn run(mut cmd: impl BorrowMut<Command>, stdin: &[u8]) -> Out {
-    let out = cmd.borrow_mut().write_stdin(stdin.to_vec()).output().expect("run kms");
+    let out = cmd
+        .borrow_mut()
+        .write_stdin(stdin.to_vec())
+        .output()
+        .expect("run kms");
     Out {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -99,20 +110,29 @@ pub fn run(mut cmd: impl BorrowMut<Command>, stdin: &[u8]) -> Out {
 #[track_caller]
 pub fn expect(cmd: impl BorrowMut<Command>, stdin: &[u8], code: i32) -> Out {
     let out = run(cmd, stdin);
-    assert_eq!(out.code, code, "exit {} (wanted {code})\nstdout: {}\nstderr: {}", out.code, out.stdout, out.stderr);
+    assert_eq!(
+        out.code, code,
+        "exit {} (wanted {code})\nstdout: {}\nstderr: {}",
+        out.code, out.stdout, out.stderr
+    );
     out
 }
 
 /// Asserts that `secret` is nowhere in the output.
 #[track_caller]
 pub fn assert_hidden(out: &Out, secret: &str) {
-    assert!(!out.both().contains(secret), "the secret leaked:\n{}", out.both());
+    assert!(
+        !out.both().contains(secret),
+        "the secret leaked:\n{}",
+        out.both()
+    );
 }
 
 /// Parses stdout as one JSON document.
 #[track_caller]
 pub fn json(out: &Out) -> serde_json::Value {
-    serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {}", out.stdout))
+    serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", out.stdout))
 }
 
 /// Writes `keys` (name, value) as a plaintext bundle file and imports it into `uri`, with
@@ -130,11 +150,24 @@ pub fn seed(uri: &str, keys: &[(String, String)]) {
     let doc = serde_json::json!({"format": "kms-bundle", "version": 1, "keys": entries});
     std::fs::write(&path, doc.to_string()).unwrap();
     let out = expect(
-        kms_on(uri, &["import", path.to_str().unwrap(), "--plaintext-i-understand", "--concurrency", "16"]),
+        kms_on(
+            uri,
+            &[
+                "import",
+                path.to_str().unwrap(),
+                "--plaintext-i-understand",
+                "--concurrency",
+                "16",
+            ],
+        ),
         b"",
         0,
     );
-    assert!(out.stdout.contains(&format!("copied {}", keys.len())), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("copied {}", keys.len())),
+        "{}",
+        out.stdout
+    );
 }
 
 /// The mode bits of a file.
@@ -163,7 +196,11 @@ pub fn every_command(base: &dyn Fn(&str) -> String, max_value_len: usize, versio
     assert!(out.stdout.starts_with("stored app/db"), "{}", out.stdout);
     assert_hidden(&out, &secret);
     let out = expect(kms_on(&store, &["get", "app/db"]), b"", 0);
-    assert!(out.stdout.contains(&format!("{} bytes", secret.len())), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("{} bytes", secret.len())),
+        "{}",
+        out.stdout
+    );
     assert_hidden(&out, &secret);
     let out = expect(kms_on(&store, &["-vvv", "get", "app/db", "--json"]), b"", 0);
     assert_hidden(&out, &secret);
@@ -174,25 +211,58 @@ pub fn every_command(base: &dyn Fn(&str) -> String, max_value_len: usize, versio
     // get --output: a new file, mode 0600, never overwritten
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("value");
-    let out = expect(kms_on(&store, &["get", "app/db", "--output", file.to_str().unwrap()]), b"", 0);
+    let out = expect(
+        kms_on(
+            &store,
+            &["get", "app/db", "--output", file.to_str().unwrap()],
+        ),
+        b"",
+        0,
+    );
     assert_hidden(&out, &secret);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), secret);
     assert_eq!(mode(&file), 0o600);
-    expect(kms_on(&store, &["get", "app/db", "--output", file.to_str().unwrap()]), b"", 6);
+    expect(
+        kms_on(
+            &store,
+            &["get", "app/db", "--output", file.to_str().unwrap()],
+        ),
+        b"",
+        6,
+    );
 
     // put --file, put --value (warned), --cas unsupported
     let vfile = dir.path().join("in");
     std::fs::write(&vfile, format!("file-{secret}")).unwrap();
-    let out = expect(kms_on(&store, &["put", "app/api", "--file", vfile.to_str().unwrap()]), b"", 0);
+    let out = expect(
+        kms_on(
+            &store,
+            &["put", "app/api", "--file", vfile.to_str().unwrap()],
+        ),
+        b"",
+        0,
+    );
     assert_hidden(&out, &secret);
     let argv_secret = format!("argv-{tag}");
-    let out = expect(kms_on(&store, &["put", "app/argv", "--value", &argv_secret]), b"", 0);
+    let out = expect(
+        kms_on(&store, &["put", "app/argv", "--value", &argv_secret]),
+        b"",
+        0,
+    );
     assert!(out.stderr.contains("warning: --value"), "{}", out.stderr);
     assert_hidden(&out, &argv_secret);
-    let out = expect(kms_on(&store, &["put", "app/db", "--cas", "1"]), b"never-written", 8);
+    let out = expect(
+        kms_on(&store, &["put", "app/db", "--cas", "1"]),
+        b"never-written",
+        8,
+    );
     assert!(out.stderr.contains("check-and-set"), "{}", out.stderr);
     let out = expect(kms_on(&store, &["get", "app/db", "--reveal"]), b"", 0);
-    assert!(out.stdout.contains(&secret), "--cas must not write: {}", out.stdout);
+    assert!(
+        out.stdout.contains(&secret),
+        "--cas must not write: {}",
+        out.stdout
+    );
 
     // bad input: missing key, oversized and empty values, a bad name
     let out = expect(kms_on(&store, &["get", "app/missing"]), b"", 3);
@@ -200,7 +270,11 @@ pub fn every_command(base: &dyn Fn(&str) -> String, max_value_len: usize, versio
     let big = "B".repeat(max_value_len + 1);
     let out = expect(kms_on(&store, &["put", "app/big"]), big.as_bytes(), 7);
     assert!(out.stderr.contains("bytes"), "{}", out.stderr);
-    assert!(!out.both().contains(&"B".repeat(64)), "the value leaked: {}", out.stderr);
+    assert!(
+        !out.both().contains(&"B".repeat(64)),
+        "the value leaked: {}",
+        out.stderr
+    );
     expect(kms_on(&store, &["get", "app/big"]), b"", 3);
     expect(kms_on(&store, &["put", "app/empty"]), b"", 7);
     expect(kms_on(&store, &["get", "/bad//name"]), b"", 7);
@@ -211,19 +285,50 @@ pub fn every_command(base: &dyn Fn(&str) -> String, max_value_len: usize, versio
     assert_eq!(names, ["app/api", "app/argv", "app/db"]);
     let out = expect(kms_on(&store, &["ls", "app/d", "--long"]), b"", 0);
     assert!(out.stdout.starts_with("NAME"), "{}", out.stdout);
-    assert!(out.stdout.contains("app/db") && !out.stdout.contains("app/api"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("app/db") && !out.stdout.contains("app/api"),
+        "{}",
+        out.stdout
+    );
     let out = expect(kms_on(&store, &["ls", "--json"]), b"", 0);
     assert_eq!(json(&out)["keys"].as_array().unwrap().len(), 3);
 
     // rotate: old and new version, never the value; the value changes
     let out = expect(kms_on(&store, &["rotate", "app/db"]), b"", 0);
-    assert!(out.stdout.starts_with("rotated app/db: version "), "{}", out.stdout);
-    let out = expect(kms_on(&store, &["get", "app/db", "--json", "--reveal"]), b"", 0);
+    assert!(
+        out.stdout.starts_with("rotated app/db: version "),
+        "{}",
+        out.stdout
+    );
+    let out = expect(
+        kms_on(&store, &["get", "app/db", "--json", "--reveal"]),
+        b"",
+        0,
+    );
     let v = json(&out);
     assert_ne!(v["value"], secret.as_str());
-    let out = expect(kms_on(&store, &["rotate", "app/api", "--bytes", "16", "--encoding", "hex", "--json"]), b"", 0);
+    let out = expect(
+        kms_on(
+            &store,
+            &[
+                "rotate",
+                "app/api",
+                "--bytes",
+                "16",
+                "--encoding",
+                "hex",
+                "--json",
+            ],
+        ),
+        b"",
+        0,
+    );
     let r = json(&out);
-    let out = expect(kms_on(&store, &["get", "app/api", "--json", "--reveal"]), b"", 0);
+    let out = expect(
+        kms_on(&store, &["get", "app/api", "--json", "--reveal"]),
+        b"",
+        0,
+    );
     let got = json(&out);
     assert_eq!(got["value"].as_str().unwrap().len(), 32);
     assert_eq!(got["version"], r["new_version"]);
@@ -234,24 +339,59 @@ pub fn every_command(base: &dyn Fn(&str) -> String, max_value_len: usize, versio
     assert!(out.stdout.contains("current"), "{}", out.stdout);
     match versions {
         Versions::Counter => assert!(out.stdout.contains("earlier"), "{}", out.stdout),
-        Versions::Opaque => assert!(out.stdout.contains("cannot be enumerated"), "{}", out.stdout),
-        Versions::None => assert!(out.stdout.contains("keeps no earlier versions"), "{}", out.stdout),
+        Versions::Opaque => assert!(
+            out.stdout.contains("cannot be enumerated"),
+            "{}",
+            out.stdout
+        ),
+        Versions::None => assert!(
+            out.stdout.contains("keeps no earlier versions"),
+            "{}",
+            out.stdout
+        ),
     }
 
     // copy within the store and to another
-    let out = expect(kms_on(&store, &["copy", "app/argv", "app/argv-copy"]), b"", 0);
-    assert!(out.stdout.starts_with("copied app/argv -> app/argv-copy"), "{}", out.stdout);
+    let out = expect(
+        kms_on(&store, &["copy", "app/argv", "app/argv-copy"]),
+        b"",
+        0,
+    );
+    assert!(
+        out.stdout.starts_with("copied app/argv -> app/argv-copy"),
+        "{}",
+        out.stdout
+    );
     expect(kms_on(&store, &["copy", "app/db", "app/argv-copy"]), b"", 6);
-    expect(kms_on(&store, &["copy", "app/db", "app/argv-copy", "--overwrite"]), b"", 0);
+    expect(
+        kms_on(&store, &["copy", "app/db", "app/argv-copy", "--overwrite"]),
+        b"",
+        0,
+    );
     expect(kms_on(&store, &["copy", "app/none", "app/x"]), b"", 3);
 
     // migrate to another prefix, re-run, diff
     let out = expect(migrate(&store, &other, &["--concurrency", "4"]), b"", 0);
-    assert!(out.stdout.starts_with("migrate: copied 4, skipped 0, failed 0"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .starts_with("migrate: copied 4, skipped 0, failed 0"),
+        "{}",
+        out.stdout
+    );
     let out = expect(migrate(&store, &other, &[]), b"", 0);
-    assert!(out.stdout.starts_with("migrate: copied 0, skipped 4, failed 0"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .starts_with("migrate: copied 0, skipped 4, failed 0"),
+        "{}",
+        out.stdout
+    );
     let out = expect(kms().args(["diff", &store, &other]), b"", 0);
-    assert!(out.stdout.contains("0 only in A, 0 only in B, 0 different, 4 equal"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("0 only in A, 0 only in B, 0 different, 4 equal"),
+        "{}",
+        out.stdout
+    );
     expect(kms_on(&other, &["put", "app/api"]), b"changed", 0);
     expect(kms_on(&other, &["put", "app/only-b"]), b"b", 0);
     let out = expect(kms().args(["diff", &store, &other, "--json"]), b"", 0);
@@ -270,7 +410,8 @@ pub fn every_command(base: &dyn Fn(&str) -> String, max_value_len: usize, versio
     // export (encrypted, 0600) and import into a third prefix
     let bundle = dir.path().join("bundle.age");
     let out = expect(
-        kms_on(&store, &["export", bundle.to_str().unwrap()]).env("KMS_PASSPHRASE", "correct horse"),
+        kms_on(&store, &["export", bundle.to_str().unwrap()])
+            .env("KMS_PASSPHRASE", "correct horse"),
         b"",
         0,
     );
@@ -279,9 +420,14 @@ pub fn every_command(base: &dyn Fn(&str) -> String, max_value_len: usize, versio
     let raw = std::fs::read(&bundle).unwrap();
     assert!(raw.starts_with(b"age-encryption.org/v1"));
     assert!(!String::from_utf8_lossy(&raw).contains(&argv_secret));
-    expect(kms_on(&third, &["import", bundle.to_str().unwrap()]).env("KMS_PASSPHRASE", "wrong"), b"", 4);
+    expect(
+        kms_on(&third, &["import", bundle.to_str().unwrap()]).env("KMS_PASSPHRASE", "wrong"),
+        b"",
+        4,
+    );
     let out = expect(
-        kms_on(&third, &["import", bundle.to_str().unwrap()]).env("KMS_PASSPHRASE", "correct horse"),
+        kms_on(&third, &["import", bundle.to_str().unwrap()])
+            .env("KMS_PASSPHRASE", "correct horse"),
         b"",
         0,
     );
@@ -296,7 +442,11 @@ pub fn every_command(base: &dyn Fn(&str) -> String, max_value_len: usize, versio
     // rm: refused without a terminal and --yes, then done
     expect(kms_on(&store, &["rm", "app/argv"]), b"y\n", 2);
     expect(kms_on(&store, &["get", "app/argv"]), b"", 0);
-    let out = expect(kms_on(&store, &["rm", "--yes", "app/argv", "app/argv-copy"]), b"", 0);
+    let out = expect(
+        kms_on(&store, &["rm", "--yes", "app/argv", "app/argv-copy"]),
+        b"",
+        0,
+    );
     assert!(out.stdout.contains("removed app/argv\n"), "{}", out.stdout);
     expect(kms_on(&store, &["get", "app/argv"]), b"", 3);
     expect(kms_on(&store, &["rm", "--yes", "app/argv"]), b"", 3);
@@ -304,8 +454,20 @@ pub fn every_command(base: &dyn Fn(&str) -> String, max_value_len: usize, versio
     // clean up what is left
     for (uri, keys) in [
         (&store, &["app/db", "app/api"][..]),
-        (&other, &["app/db", "app/api", "app/argv", "app/argv-copy", "app/only-b"][..]),
-        (&third, &["app/db", "app/api", "app/argv", "app/argv-copy"][..]),
+        (
+            &other,
+            &[
+                "app/db",
+                "app/api",
+                "app/argv",
+                "app/argv-copy",
+                "app/only-b",
+            ][..],
+        ),
+        (
+            &third,
+            &["app/db", "app/api", "app/argv", "app/argv-copy"][..],
+        ),
     ] {
         let mut args = vec!["rm", "--yes"];
         args.extend_from_slice(keys);
@@ -336,7 +498,16 @@ pub fn migrate(from: &str, to: &str, args: &[&str]) -> Command {
 pub fn watch_sees_a_change(store: &str, key: &str) {
     let bin = assert_cmd::cargo::cargo_bin("kms");
     let mut child = StdCommand::new(bin)
-        .args(["--store", store, "watch", key, "--interval", "200ms", "--changes", "1"])
+        .args([
+            "--store",
+            store,
+            "watch",
+            key,
+            "--interval",
+            "200ms",
+            "--changes",
+            "1",
+        ])
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .stdout(Stdio::piped())
@@ -355,12 +526,18 @@ pub fn watch_sees_a_change(store: &str, key: &str) {
             assert!(status.success(), "{status}");
             break;
         }
-        assert!(Instant::now() < deadline, "watch did not exit after --changes 1");
+        assert!(
+            Instant::now() < deadline,
+            "watch did not exit after --changes 1"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// Writes bytes to a new file.
 pub fn write_file(path: &std::path::Path, bytes: &[u8]) {
-    std::fs::File::create(path).unwrap().write_all(bytes).unwrap();
+    std::fs::File::create(path)
+        .unwrap()
+        .write_all(bytes)
+        .unwrap();
 }
