@@ -109,3 +109,39 @@ fn from_file_reads_a_file_and_names_it_in_errors() {
     let err = Config::from_file(dir.path().join("missing.toml")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Configuration);
 }
+
+/// `Config::from_env` reads the real process environment, so it runs in a child process of
+/// this test binary with the variables set (tests never change their own environment).
+#[test]
+fn from_env_reads_the_file_named_by_kms_config_then_the_overrides() {
+    const CHILD: &str = "KMS_FACADE_FROM_ENV_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        let config = Config::from_env().unwrap();
+        let cache = config.store("payments").unwrap().cache.clone().unwrap();
+        assert_eq!(cache.ttl, Some(std::time::Duration::from_secs(600)));
+        assert_eq!(config.default_store(), Some("signing"));
+        println!("child checked from_env");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kms.toml");
+    std::fs::write(&path, FILE).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "from_env_reads_the_file_named_by_kms_config_then_the_overrides",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .env("KMS_CONFIG", &path)
+        .env("KMS_STORES__PAYMENTS__CACHE__TTL", "10m")
+        .env("KMS_DEFAULT", "signing")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("child checked from_env"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

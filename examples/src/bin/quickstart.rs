@@ -1,7 +1,9 @@
 //! Quickstart: a stack over the embedded in-memory store.
 //!
 //! Stores, reads, lists and removes a few keys, then shows what a missing key and an invalid
-//! name look like. Run it with `cargo run -p kms-examples --bin quickstart`.
+//! name look like; at the end, opens the same kind of stack from one URI with the `kms` facade
+//! (`kms::open`), as an operator would configure it. Run it with
+//! `cargo run -p kms-examples --bin quickstart`.
 
 use kms_cache::CacheLayer;
 use kms_core::{
@@ -109,5 +111,16 @@ async fn main() -> Result<(), kms_core::Error> {
         println!("  {line}");
     }
     println!("done: {} keys left", store.list_sorted("").await?.len());
+
+    // The same layers from one URI with the `kms` facade: what an operator can change (a TTL,
+    // a retry budget, the backend itself) without a rebuild. `kms::Config::from_file` reads the
+    // same options from `[stores.NAME]` tables; `KMS_STORES__NAME__CACHE__TTL=10m` overrides.
+    let opened = kms::open(
+        "memory://?validate.max_value_len=4096&cache.ttl=5m&breaker.min_calls=10\
+         &retry.max_retries=3&timeout.all=5s&metrics.prefix=kms_quickstart",
+    )
+    .await?;
+    opened.put("payments/api-key", "pk_live_0123456789").await?;
+    println!("kms::open stack: {opened}");
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! `aws`: AWS Secrets Manager ([`kms_backend_aws::SecretsManagerStore`]) and the connection
-//! settings every AWS client is made from ([`kms_backend_aws::AwsConnection`]).
+//! `aws`: AWS Secrets Manager (`kms_backend_aws::SecretsManagerStore`) and the connection
+//! settings every AWS client is made from (`kms_backend_aws::AwsConnection`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -39,7 +39,7 @@ pub struct AwsConnectionConfig {
 }
 
 /// `[stores.NAME.aws]` / `aws-sm://<region>/<namespace>`: AWS Secrets Manager. Maps onto
-/// [`kms_backend_aws::AwsConnection`] and [`kms_backend_aws::SecretsManagerStoreBuilder`].
+/// `kms_backend_aws::AwsConnection` and `kms_backend_aws::SecretsManagerStoreBuilder`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {

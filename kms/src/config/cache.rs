@@ -1,4 +1,4 @@
-//! `cache`: the moka-based read cache ([`kms_cache::CacheLayer`]).
+//! `cache`: the moka-based read cache (`kms_cache::CacheLayer`).
 
 use std::time::Duration;
 
@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::{duration, scalar};
 
 /// `[stores.NAME.cache]` / `cache.*`: a read cache above the backend. Maps onto
-/// [`kms_cache::CacheLayer`]; unset options keep its defaults (TTL 5 min, jitter 0.1,
+/// `kms_cache::CacheLayer`; unset options keep its defaults (TTL 5 min, jitter 0.1,
 /// 10,000 entries, the rest off).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,7 +1,7 @@
 //! `envelope`: envelope encryption ([`kms_core::envelope::EnvelopeLayer`]) and its key
 //! provider: a local key ([`kms_core::LocalKeyProvider`]), AWS KMS
-//! ([`kms_backend_aws::AwsKmsProvider`]) or Vault Transit
-//! ([`kms_backend_vault::VaultTransitProvider`]).
+//! (`kms_backend_aws::AwsKmsProvider`) or Vault Transit
+//! (`kms_backend_vault::VaultTransitProvider`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

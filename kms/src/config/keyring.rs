@@ -1,11 +1,11 @@
-//! `keyring`: the OS keyring ([`kms_backend_keyring::KeyringStore`]).
+//! `keyring`: the OS keyring (`kms_backend_keyring::KeyringStore`).
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
 /// `[stores.NAME.keyring]` / `keyring://<service>`: the OS credential store. Maps onto
-/// [`kms_backend_keyring::KeyringStoreBuilder`]. (A custom `keyring_core` store is
+/// `kms_backend_keyring::KeyringStoreBuilder`. (A custom `keyring_core` store is
 /// programmatic only.)
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

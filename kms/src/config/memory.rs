@@ -1,4 +1,4 @@
-//! `memory`: kms-core's [`MemoryStore`](kms_core::MemoryStore).
+//! `memory`: kms-core's [`MemoryStore`].
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! `metrics`: Prometheus instrumentation ([`kms_metrics::MetricsLayer`]).
+//! `metrics`: Prometheus instrumentation (`kms_metrics::MetricsLayer`).
 
 use std::time::Duration;
 
@@ -7,8 +7,8 @@ use serde::Deserialize;
 use crate::{duration, scalar};
 
 /// `[stores.NAME.metrics]` / `metrics.*`: instruments the stack (outermost) and feeds the
-/// cache and breaker series. Maps onto [`kms_metrics::KmsMetrics::register_with_prefix`] and
-/// [`kms_metrics::MetricsLayer`].
+/// cache and breaker series. Maps onto `kms_metrics::KmsMetrics::register_with_prefix` and
+/// `kms_metrics::MetricsLayer`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
@@ -30,7 +30,7 @@ pub struct MetricsConfig {
     pub failure_recorder: Option<FailureRecorderConfig>,
 }
 
-/// `metrics.failure_recorder.*`: maps onto [`kms_metrics::FailureRecorderConfig`].
+/// `metrics.failure_recorder.*`: maps onto `kms_metrics::FailureRecorderConfig`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailureRecorderConfig {

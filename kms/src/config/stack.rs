@@ -238,7 +238,11 @@ impl Opener {
             let (provider, make) = super::envelope::provider(e, &shared, at).await?;
             #[cfg(feature = "metrics")]
             let provider: Arc<dyn kms_core::CryptoProvider> = match &metrics {
-                Some(m) => Arc::new(m.instrument_provider(provider)),
+                Some(m) => {
+                    // `metrics.audit` covers the provider's calls too.
+                    let audit = metrics_config.and_then(|c| c.audit).unwrap_or(true);
+                    Arc::new(m.instrument_provider(provider).audit(audit))
+                }
                 None => provider,
             };
             builder = builder.layer(make(provider));

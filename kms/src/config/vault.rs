@@ -1,5 +1,5 @@
-//! `vault`: HashiCorp Vault / OpenBao KV ([`kms_backend_vault::VaultStore`]) and the client
-//! every Vault call goes through ([`kms_backend_vault::VaultClient`]).
+//! `vault`: HashiCorp Vault / OpenBao KV (`kms_backend_vault::VaultStore`) and the client
+//! every Vault call goes through (`kms_backend_vault::VaultClient`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use crate::secret_ref::SecretRef;
 use crate::{duration, scalar};
 
 /// How a Vault client logs in: `[stores.NAME.vault.auth]`. Maps onto
-/// [`kms_backend_vault::VaultAuth`].
+/// `kms_backend_vault::VaultAuth`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaultAuthConfig {
@@ -71,8 +71,8 @@ pub struct VaultConnectionConfig {
 }
 
 /// `[stores.NAME.vault]` / `vault+https://host:port/<mount>/<prefix>`: a KV v2 or v1 mount.
-/// Maps onto [`kms_backend_vault::VaultClientBuilder`] and
-/// [`kms_backend_vault::VaultStoreBuilder`].
+/// Maps onto `kms_backend_vault::VaultClientBuilder` and
+/// `kms_backend_vault::VaultStoreBuilder`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaultConfig {
