@@ -45,13 +45,13 @@ fn aws_runs_against_the_emulator() {
     assert!(out.contains("reads back as 16 plaintext bytes"), "{out}");
     assert!(
         out.contains(
-            "kms_key_operations_total{operation=\"store\",backend=\"aws\",status=\"success\"} 3"
+            "kms_key_operations_total{operation=\"store\",backend=\"aws\",store=\"aws\",status=\"success\"} 3"
         ),
         "{out}"
     );
     assert!(
         out.contains(
-            "kms_key_operations_total{operation=\"generate_data_key\",backend=\"aws_kms\",status=\"success\"} 1"
+            "kms_key_operations_total{operation=\"generate_data_key\",backend=\"aws_kms\",store=\"aws_kms\",status=\"success\"} 1"
         ),
         "the KMS provider is instrumented: {out}"
     );

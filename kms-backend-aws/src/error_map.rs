@@ -43,6 +43,11 @@ pub(crate) enum Condition {
     ScheduledForDeletion,
     /// No region was configured, so the request could not be signed.
     MissingRegion,
+    /// A version with the request's `ClientRequestToken` already exists, with another value:
+    /// with a token unique to one logical write, an earlier attempt of this write landed.
+    /// On `PutSecretValue` every `ResourceExistsException` means this (a put creates no
+    /// secret, only a version), whatever its wording.
+    TokenInUse,
 }
 
 /// One documented wording of a [`Condition`].
@@ -55,7 +60,7 @@ pub(crate) struct Wording {
     pub(crate) phrase: &'static str,
     pub(crate) condition: Condition,
     /// Where the wording comes from.
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "the table's documentation; checked by the tests")]
     pub(crate) source: &'static str,
 }
 
@@ -90,6 +95,22 @@ pub(crate) const WORDINGS: &[Wording] = &[
         condition: Condition::ScheduledForDeletion,
         source: "the API reference's list of InvalidRequestException causes (\"The secret is \
                  scheduled for deletion.\")",
+    },
+    Wording {
+        code: Some("ResourceExistsException"),
+        phrase: "clientrequesttoken",
+        condition: Condition::TokenInUse,
+        source: "CreateSecret and PutSecretValue with a token already used for a version with \
+                 another value (\"You can't use ClientRequestToken … because that value is \
+                 already in use for a version of secret …\"; moto, checked against AWS in \
+                 getmoto/moto#9741)",
+    },
+    Wording {
+        code: Some("ResourceExistsException"),
+        phrase: "modify an existing version",
+        condition: Condition::TokenInUse,
+        source: "the API reference's PutSecretValue: a version with this token exists and its \
+                 value differs, \"you cannot modify an existing version\"",
     },
     Wording {
         code: None,
@@ -409,6 +430,9 @@ pub(crate) fn map(failure: Failure, call: Call, backend: &'static str, what: &st
             let code_str = code.as_deref().unwrap_or("");
             let msg = message.as_deref().unwrap_or("");
             condition = code.as_deref().and_then(|c| condition_of(Some(c), msg));
+            if call == Call::Write && code_str == "ResourceExistsException" {
+                condition = Some(Condition::TokenInUse);
+            }
             let not_found = kind_of(code_str) == Some(ErrorKind::NotFound);
             let kind = if condition == Some(Condition::ScheduledForDeletion) {
                 match call {
@@ -629,13 +653,60 @@ mod tests {
                             .replace('\u{2019}', "'")
                             .contains(row.phrase)
                 }),
+                Condition::TokenInUse => TOKEN_IN_USE
+                    .iter()
+                    .any(|m| m.to_lowercase().contains(row.phrase)),
                 Condition::MissingRegion => {
                     condition_of(None, "dispatch failure: other: missing signing region")
                         == Some(Condition::MissingRegion)
                 }
             };
             assert!(covered, "no test message for {row:?}");
+            assert!(!row.source.is_empty(), "{row:?} names no source");
         }
+    }
+
+    /// Every wording of "this token is already a version, with another value".
+    const TOKEN_IN_USE: &[&str] = &[
+        "You can't use ClientRequestToken 0123456789abcdef0123456789abcdef because that value is \
+         already in use for a version of secret arn:aws:secretsmanager:us-east-1:1:secret:a-AbCdEf.",
+        "You can't modify an existing version, you can only create a new version.",
+    ];
+
+    #[test]
+    fn a_token_in_use_is_recognised_by_wording_and_on_a_put_by_code() {
+        for msg in TOKEN_IN_USE {
+            for call in [Call::Write, Call::Create] {
+                let m = map(
+                    service(Some("ResourceExistsException"), msg, 400),
+                    call,
+                    SECRETS_MANAGER,
+                    "x",
+                );
+                assert_eq!(m.condition, Some(Condition::TokenInUse), "{call:?} {msg}");
+                assert_eq!(m.error.kind(), ErrorKind::Conflict);
+            }
+        }
+        // A put creates no secret: any ResourceExistsException is about the version.
+        let m = map(
+            service(Some("ResourceExistsException"), "exists", 400),
+            Call::Write,
+            SECRETS_MANAGER,
+            "x",
+        );
+        assert_eq!(m.condition, Some(Condition::TokenInUse));
+        // A create race (the secret exists, made by another writer) is not.
+        let m = map(
+            service(
+                Some("ResourceExistsException"),
+                "The operation failed because the secret a already exists.",
+                400,
+            ),
+            Call::Create,
+            SECRETS_MANAGER,
+            "x",
+        );
+        assert_eq!(m.condition, None);
     }
 
     #[test]

@@ -26,10 +26,21 @@ use crate::{request_token, runtime};
 /// |---|---|
 /// | `get` | `GetSecretValue` of the configured stage (`AWSCURRENT` by default); version id and version creation date as metadata |
 /// | `get_version` | `GetSecretValue` by version id |
-/// | `store` | `PutSecretValue`; `CreateSecret` (with the configured KMS key, description, tags) when the secret does not exist |
+/// | `store` | `PutSecretValue`; `CreateSecret` (with the configured KMS key, description, tags) when the secret does not exist; one `ClientRequestToken` for every request of one logical write |
 /// | `remove` | `DeleteSecret` with the configured recovery window, or forced (after a `DescribeSecret`: AWS force-deletes a missing secret without complaint) |
-/// | `list` | `ListSecrets` filtered by name prefix on the server, every page followed |
+/// | `list` | `ListSecrets` filtered by name prefix on the server, every page followed; a repeated `NextToken` is [`ErrorKind::InvalidData`], a name on two pages listed once |
 /// | `health` | `ListSecrets` of one entry |
+///
+/// **One logical write is one version.** Every request of one `store` carries the same
+/// `ClientRequestToken`: the id of the [`WriteContext`](kms_core::write_id::WriteContext) that
+/// kms-core's retry layer opens around all attempts of the call, or a fresh one per call
+/// without it. A retried attempt of a write that landed but answered too late (after the
+/// [`TimeoutLayer`](kms_core::TimeoutLayer) deadline) is recognised by AWS and makes no second
+/// version; `AWSPREVIOUS` stays on the version before, and the call returns the landed version.
+///
+/// Every call needs a Tokio runtime (the SDK's HTTP client and timers); outside one it
+/// returns [`ErrorKind::Configuration`] instead of panicking. Messages name the full secret
+/// name (`<namespace>/<key>`).
 ///
 /// Values that are valid UTF-8 are stored as `SecretString` (readable by every other AWS
 /// tool), others as `SecretBinary`; both read back byte for byte. Secrets Manager keeps
@@ -173,25 +184,46 @@ impl SecretsManagerStore {
         Ok(())
     }
 
+    /// `RestoreSecret`, for a `store`. A secret that is gone by now (a forced deletion still
+    /// under way when the write began) is a [`ErrorKind::Conflict`], not `NotFound`: a
+    /// `store` never says the key does not exist.
     async fn restore(&self, name: &str) -> Result<()> {
-        self.client
-            .restore_secret()
-            .secret_id(name)
-            .send()
-            .await
-            .map_err(sm_error(Call::Other, &format!("RestoreSecret {name}")))?;
-        Ok(())
+        let what = format!("RestoreSecret {name}");
+        match self.client.restore_secret().secret_id(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = to_error(e.into(), Call::Other, SECRETS_MANAGER, &what);
+                if err.kind() != ErrorKind::NotFound {
+                    return Err(err);
+                }
+                let mut conflict = Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "{what}: the secret was deleted while this write restored it (a \
+                         forced deletion still under way); write again once it is gone"
+                    ),
+                )
+                .with_backend(SECRETS_MANAGER);
+                if let Some(code) = err.code() {
+                    conflict = conflict.with_code(code.to_owned());
+                }
+                Err(conflict)
+            }
+        }
     }
 
     /// Put, or create when missing, or restore first when scheduled for deletion and
     /// `restore_deleted` is on. Every request carries `token`, so AWS applies this logical
-    /// write at most once however often it is sent.
+    /// write at most once however often it is sent; an answer that the token is already a
+    /// version means an earlier attempt of this write landed, and that version is the result.
     async fn write(&self, name: &str, value: &SecretValue, token: &str) -> Result<SecretMeta> {
         match self.put(name, value, token).await {
             Ok(meta) => Ok(meta),
+            Err(m) if m.condition == Some(Condition::TokenInUse) => Ok(landed(token)),
             Err(m) if m.error.kind() == ErrorKind::NotFound => {
                 match self.create(name, value, token).await {
                     Ok(meta) => Ok(meta),
+                    Err(m) if m.condition == Some(Condition::TokenInUse) => Ok(landed(token)),
                     // Created by someone else between our put and create: put again.
                     Err(m) if m.error.code() == Some("ResourceExistsException") => {
                         self.put_again(name, value, token).await
@@ -207,16 +239,14 @@ impl SecretsManagerStore {
                 self.restore(name).await?;
                 self.put_again(name, value, token).await
             }
-            Err(m) if token_already_used(&m) => Ok(landed(token)),
             Err(m) => Err(m.error),
         }
     }
 
-    /// A put after a create race or a restore: an answer that the token is in use means this
-    /// same write already landed.
+    /// A put after a create race or a restore.
     async fn put_again(&self, name: &str, value: &SecretValue, token: &str) -> Result<SecretMeta> {
         match self.put(name, value, token).await {
-            Err(m) if token_already_used(&m) => Ok(landed(token)),
+            Err(m) if m.condition == Some(Condition::TokenInUse) => Ok(landed(token)),
             other => other.map_err(Error::from),
         }
     }
@@ -224,14 +254,6 @@ impl SecretsManagerStore {
     fn restores(&self, m: &Mapped) -> bool {
         self.restore_deleted && m.condition == Some(Condition::ScheduledForDeletion)
     }
-}
-
-/// Whether AWS refused the token because a version with that id already exists: with the
-/// token unique to one logical write, that version is this write, sent before (by an attempt
-/// that timed out after it landed, re-sealed by an envelope layer below the retry layer).
-fn token_already_used(m: &Mapped) -> bool {
-    m.error.code() == Some("ResourceExistsException")
-        && m.error.message().contains("ClientRequestToken")
 }
 
 /// What a write that already landed under `token` returns: AWS uses the token as the version id.

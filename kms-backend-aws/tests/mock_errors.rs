@@ -837,31 +837,59 @@ async fn one_store_sends_one_client_request_token() {
 }
 
 /// AWS refuses a token already used for a version of the secret with another value (an
-/// envelope layer below the retry layer re-seals each attempt): that version is this write,
-/// which already landed, so the store succeeds with it.
+/// envelope layer below the retry layer that had to seal again): that version is this write,
+/// which already landed, so the store succeeds with it — on a Put whatever the wording, on a
+/// Create by the token wording.
 #[tokio::test]
 async fn a_token_already_used_means_the_write_landed() {
+    let token_in_use = "You can't use ClientRequestToken 0123 because that value is already in \
+                        use for a version of secret \
+                        arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf.";
+    for msg in [
+        token_in_use,
+        "You can't modify an existing version, you can only create a new version.",
+    ] {
+        let server = serving(
+            "secretsmanager.PutSecretValue",
+            aws_error(400, "ResourceExistsException", msg),
+        )
+        .await;
+        let meta = store_on(&server)
+            .await
+            .store(&key(), SECRET.into())
+            .await
+            .unwrap();
+        let sent = tokens_sent(&server, "secretsmanager.PutSecretValue").await;
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            meta.version.as_deref(),
+            Some(sent[0].as_str()),
+            "{msg}: the version id is the token"
+        );
+    }
+    // The first attempt created the secret: Put says not found (moto and AWS answer a
+    // retried create's put this way only in a race), Create says the token is in use.
     let server = serving(
         "secretsmanager.PutSecretValue",
-        aws_error(
-            400,
-            "ResourceExistsException",
-            "You can't use ClientRequestToken 0123 because that value is already in use for a \
-             version of secret arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf.",
-        ),
+        aws_error(400, "ResourceNotFoundException", "not found"),
     )
     .await;
+    op("secretsmanager.CreateSecret")
+        .respond_with(aws_error(400, "ResourceExistsException", token_in_use))
+        .mount(&server)
+        .await;
     let meta = store_on(&server)
         .await
         .store(&key(), SECRET.into())
         .await
         .unwrap();
-    let sent = tokens_sent(&server, "secretsmanager.PutSecretValue").await;
-    assert_eq!(sent.len(), 1);
+    let sent = tokens_sent(&server, "secretsmanager.CreateSecret").await;
+    assert_eq!(meta.version.as_deref(), Some(sent[0].as_str()));
     assert_eq!(
-        meta.version.as_deref(),
-        Some(sent[0].as_str()),
-        "the version id is the token"
+        tokens_sent(&server, "secretsmanager.PutSecretValue")
+            .await
+            .len(),
+        1
     );
 }
 
@@ -877,4 +905,49 @@ async fn the_empty_value_is_invalid_input_before_any_request() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+/// A forced deletion still under way: Put says not found, Create says "because it was
+/// deleted", and by the time of RestoreSecret the secret is gone. The store says Conflict,
+/// never NotFound (a store never reports the key missing).
+#[tokio::test]
+async fn a_restore_that_finds_nothing_is_a_conflict() {
+    let server = serving(
+        "secretsmanager.PutSecretValue",
+        aws_error(400, "ResourceNotFoundException", "not found"),
+    )
+    .await;
+    op("secretsmanager.CreateSecret")
+        .respond_with(aws_error(
+            400,
+            "InvalidRequestException",
+            "You can't perform this operation on the secret because it was deleted.",
+        ))
+        .mount(&server)
+        .await;
+    op("secretsmanager.RestoreSecret")
+        .respond_with(aws_error(
+            400,
+            "ResourceNotFoundException",
+            "Secrets Manager can't find the specified secret.",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let store =
+        SecretsManagerStore::builder(&common::connection(&server.uri()).load().await.unwrap())
+            .restore_deleted(true)
+            .build()
+            .unwrap();
+    let err = store.store(&key(), SECRET.into()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.message().contains("RestoreSecret app/db"), "{err}");
+    // Without restore_deleted: the create's answer, a Conflict naming the way out.
+    let err = store_on(&server)
+        .await
+        .store(&key(), SECRET.into())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.message().contains("scheduled for deletion"), "{err}");
 }

@@ -1,4 +1,4 @@
-//! Cost of the keyring store: get, store (lock + write + read-back + index) and list, over the
+//! Cost of the keyring store: get, store (lock + index read + write + read-back) and list, over the
 //! in-memory `keyring_core::mock` store (the crate's own overhead, spawn_blocking included) and,
 //! when run inside `keyctl session -` with `KMS_TEST_KEYUTILS=1`, over the real kernel keyring.
 //!
@@ -13,9 +13,10 @@ use kms_core::{KeyName, KeyPrefix, KeyStore, SecretValue};
 fn bench_store(c: &mut Criterion, label: &str, backend: KeyringBackend) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let service = format!("kms-bench-{label}-{}", std::process::id());
+    let lock_file = std::env::temp_dir().join(format!("{service}.lock"));
     let store = KeyringStore::builder(&service)
         .backend(backend)
-        .lock_file(std::env::temp_dir().join(format!("{service}.lock")))
+        .lock_file(&lock_file)
         .build_blocking()
         .unwrap();
     let key = KeyName::new("bench/key").unwrap();
@@ -41,6 +42,13 @@ fn bench_store(c: &mut Criterion, label: &str, backend: KeyringBackend) {
             .iter(|| async { black_box(store.list(&KeyPrefix::all()).await.unwrap()) })
     });
     group.finish();
+    // Leave no keys or lock file behind.
+    rt.block_on(async {
+        for k in store.list(&KeyPrefix::all()).await.unwrap() {
+            store.remove(&k).await.unwrap();
+        }
+    });
+    std::fs::remove_file(&lock_file).ok();
 }
 
 fn benches(c: &mut Criterion) {

@@ -131,7 +131,10 @@ impl Offload {
             rx.await.map_err(|_| {
                 Error::new(
                     ErrorKind::Backend,
-                    format!("{what}: the keyring call panicked"),
+                    format!(
+                        "{what}: the keyring call did not run to the end (it panicked, or the \
+                         runtime is shutting down)"
+                    ),
                 )
                 .with_backend(BACKEND)
             })?

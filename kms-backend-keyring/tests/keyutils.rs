@@ -381,3 +381,160 @@ async fn the_cleanup_fixture_leaves_nothing_behind() {
     assert!(kernel_keys(&service).is_empty());
     assert!(!lock.exists());
 }
+
+/// A system user created for one test and deleted when dropped (the kernel's key quota only
+/// applies to non-root users, and the suite runs as root).
+struct ThrowawayUser {
+    name: String,
+    uid: String,
+    gid: String,
+}
+
+impl ThrowawayUser {
+    fn create() -> Self {
+        let name = format!("kmsq{}", std::process::id());
+        let status = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                &name,
+            ])
+            .status()
+            .expect("useradd runs");
+        assert!(status.success(), "useradd {name} failed");
+        let id = |flag: &str| {
+            let out = Command::new("id").args([flag, &name]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        Self { name, uid, gid }
+    }
+}
+
+impl Drop for ThrowawayUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
+}
+
+fn current_uid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Issue 16 items 5 and 1 (a) on the real kernel keyring, as a non-root user (a throwaway user
+/// when the suite runs as root): a value over the byte quota and a store at the key quota fail
+/// with PermissionDenied naming the quota, not "retry later", and change nothing.
+#[test]
+fn a_non_root_user_at_the_kernel_quota_gets_a_permanent_error_and_no_change() {
+    const TEST: &str = "a_non_root_user_at_the_kernel_quota_gets_a_permanent_error_and_no_change";
+    if std::env::var_os("KMS_KEYRING_QUOTA_CHILD").is_some() {
+        return futures_lite::future::block_on(quota_child());
+    }
+    require_env(
+        "KMS_TEST_KEYUTILS",
+        "a kernel session keyring (keyctl session -)",
+    );
+    let _lock = Cleanup::new("unused", lock_file("quota"));
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd;
+    let _user;
+    if current_uid() == 0 {
+        let user = ThrowawayUser::create();
+        cmd = Command::new("setpriv");
+        cmd.args([
+            &format!("--reuid={}", user.uid),
+            &format!("--regid={}", user.gid),
+            "--clear-groups",
+            "--",
+            "keyctl",
+            "session",
+            "-",
+        ]);
+        _user = Some(user);
+    } else {
+        cmd = Command::new("keyctl");
+        cmd.args(["session", "-"]);
+        _user = None;
+    }
+    let out = cmd
+        .arg(exe)
+        .args([TEST, "--exact"])
+        .env("KMS_KEYRING_QUOTA_CHILD", "1")
+        .env("KMS_KEYRING_LOCK_PID", std::process::id().to_string())
+        .output()
+        .expect("the test binary re-runs itself");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The non-root half: its keys live in its own `keyctl session -` and go with it.
+async fn quota_child() {
+    assert_ne!(current_uid(), 0, "the quota child runs as a non-root user");
+    let maxbytes: usize = std::fs::read_to_string("/proc/sys/kernel/keys/maxbytes")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let a = keyutils(&unique_service("quota-a"), "quota");
+    let quota_error = |e: &kms_core::Error| {
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+        assert!(!e.is_retryable());
+        assert!(
+            e.message().contains("quota") && e.message().contains("maxkeys"),
+            "{e}"
+        );
+    };
+    // Item 5: a value larger than the byte quota (but within the 32767-byte payload limit).
+    if maxbytes < KEYUTILS_MAX_VALUE_LEN {
+        let big = vec![7u8; maxbytes + 5000];
+        let e = a
+            .store(&key("big"), SecretValue::new(big))
+            .await
+            .unwrap_err();
+        quota_error(&e);
+        assert_eq!(
+            a.get(&key("big")).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        assert!(a.list(&KeyPrefix::all()).await.unwrap().is_empty());
+    }
+    // Item 1 (a): fill the key quota; the store that hits it leaves nothing behind.
+    let mut stored = Vec::new();
+    for i in 0..5000 {
+        let k = key(&format!("k{i}"));
+        match a.store(&k, value(b"v")).await {
+            Ok(_) => stored.push(k),
+            Err(e) => {
+                quota_error(&e);
+                assert_eq!(a.get(&k).await.unwrap_err().kind(), ErrorKind::NotFound);
+                break;
+            }
+        }
+    }
+    assert!(
+        !stored.is_empty() && stored.len() < 5000,
+        "{}",
+        stored.len()
+    );
+    let mut listed = a.list(&KeyPrefix::all()).await.unwrap();
+    listed.sort();
+    stored.sort();
+    assert_eq!(listed, stored);
+    // A new service at the quota: no value lands without its index entry.
+    let b = keyutils(&unique_service("quota-b"), "quota");
+    let e = b.store(&key("t/k"), value(b"value")).await.unwrap_err();
+    quota_error(&e);
+    assert_eq!(
+        b.get(&key("t/k")).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert!(b.list(&KeyPrefix::all()).await.unwrap().is_empty());
+}

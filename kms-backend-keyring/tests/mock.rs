@@ -653,14 +653,32 @@ async fn lock_waits_are_bounded_and_an_abandoned_store_never_lands() {
     let (store, _cleanup) = custom(mock.clone(), 4096, "held-lock", |b| {
         b.lock_timeout(Duration::from_millis(200))
     });
-    // Another process holding the lock: flock from a second open file description.
-    let holder = std::fs::OpenOptions::new()
+    // Another process holds the lock: `flock(1)` (util-linux) sleeping with it (`--no-fork`:
+    // the process that holds the lock is the one killed below).
+    let path = lock_file("held-lock");
+    let mut holder = std::process::Command::new("flock")
+        .args(["--exclusive", "--no-fork"])
+        .arg(&path)
+        .args(["sleep", "60"])
+        .spawn()
+        .expect("flock runs");
+    // Wait until it holds the lock.
+    let probe = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(lock_file("held-lock"))
+        .open(&path)
         .unwrap();
-    holder.lock().unwrap();
+    for _ in 0..500 {
+        match probe.try_lock() {
+            Ok(()) => {
+                probe.unlock().unwrap();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(probe.try_lock().is_err(), "flock never took the lock");
     let started = Instant::now();
     let e = store.store(&key("k"), value(b"v")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
@@ -676,7 +694,8 @@ async fn lock_waits_are_bounded_and_an_abandoned_store_never_lands() {
     )
     .await;
     assert!(gave_up.is_err());
-    holder.unlock().unwrap();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
     // Give an abandoned write every chance to land; it must not.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(

@@ -56,16 +56,6 @@ impl fmt::Debug for VaultClientBuilder {
     }
 }
 
-/// The environment variables [`VaultClientBuilder::from_env`] reads: the `vault` CLI's name
-/// first, then the OpenBao CLI's.
-const ENV: [(&str, &str, &str); 5] = [
-    ("address", "VAULT_ADDR", "BAO_ADDR"),
-    ("token", "VAULT_TOKEN", "BAO_TOKEN"),
-    ("namespace", "VAULT_NAMESPACE", "BAO_NAMESPACE"),
-    ("ca", "VAULT_CACERT", "BAO_CACERT"),
-    ("timeout", "VAULT_CLIENT_TIMEOUT", "BAO_CLIENT_TIMEOUT"),
-];
-
 impl VaultClientBuilder {
     pub(crate) fn new(address: String) -> Self {
         Self {
@@ -105,32 +95,29 @@ impl VaultClientBuilder {
     /// [`from_env`](Self::from_env) with another source of variables (`lookup(name)` returns a
     /// variable's value), for tests and for services that keep their settings elsewhere.
     pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let get = |setting: &str| {
-            let (_, vault, bao) = ENV
-                .iter()
-                .find(|(s, _, _)| *s == setting)
-                .expect("a known setting");
+        // The `vault` CLI's name first, then the OpenBao CLI's; empty counts as unset.
+        let get = |vault: &'static str, bao: &'static str| {
             lookup(vault)
                 .filter(|v| !v.is_empty())
-                .map(|v| (*vault, v))
-                .or_else(|| lookup(bao).filter(|v| !v.is_empty()).map(|v| (*bao, v)))
+                .map(|v| (vault, v))
+                .or_else(|| lookup(bao).filter(|v| !v.is_empty()).map(|v| (bao, v)))
         };
         let mut builder = Self::new(
-            get("address")
+            get("VAULT_ADDR", "BAO_ADDR")
                 .map(|(_, v)| v)
                 .unwrap_or_else(|| DEFAULT_ADDRESS.into()),
         );
         builder.token_source = "VAULT_TOKEN (or BAO_TOKEN) is not set";
-        if let Some((_, token)) = get("token") {
+        if let Some((_, token)) = get("VAULT_TOKEN", "BAO_TOKEN") {
             builder.auth = VaultAuth::token(token);
         }
-        if let Some((_, ns)) = get("namespace") {
+        if let Some((_, ns)) = get("VAULT_NAMESPACE", "BAO_NAMESPACE") {
             builder.namespace = Some(ns);
         }
-        if let Some((var, path)) = get("ca") {
+        if let Some((var, path)) = get("VAULT_CACERT", "BAO_CACERT") {
             builder.ca_files.push((var, PathBuf::from(path)));
         }
-        if let Some((var, text)) = get("timeout") {
+        if let Some((var, text)) = get("VAULT_CLIENT_TIMEOUT", "BAO_CLIENT_TIMEOUT") {
             let parsed = text
                 .trim()
                 .parse::<u64>()

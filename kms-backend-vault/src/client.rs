@@ -76,6 +76,21 @@ struct LoginState {
     last_forced: Option<Instant>,
 }
 
+/// Restores the rate-limit timestamp if a forced login is cancelled before it finishes.
+struct ForcedLogin<'a> {
+    state: &'a mut LoginState,
+    previous: Option<Instant>,
+    finished: bool,
+}
+
+impl Drop for ForcedLogin<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.state.last_forced = self.previous;
+        }
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(task) = self.renewer.get_mut().take() {
@@ -422,6 +437,14 @@ impl Inner {
                 .unwrap_or_default()
         };
         let mut errors = strings("errors");
+        if status == 404 && errors.iter().any(|e| e.contains("namespace not found")) {
+            // Not the key's absence: the whole namespace is wrong.
+            return Err(Failure::NotVault(format!(
+                "{} has no namespace {:?} (check the namespace setting or VAULT_NAMESPACE)",
+                self.address,
+                self.namespace.as_deref().unwrap_or("")
+            )));
+        }
         if errors.is_empty() {
             // e.g. 404 "Invalid path for a versioned K/V secrets engine".
             errors = strings("warnings");
@@ -480,9 +503,16 @@ impl Inner {
             method = self.auth.method(),
             "token rejected, logging in again"
         );
-        state.last_forced = Some(Instant::now());
-        self.login().await?;
-        Ok(Verdict::Retry)
+        // Counted before the login starts; restored if this future is dropped mid-login
+        // (cancellation), so a caller's timeout cannot block the next re-login.
+        let mut forced = ForcedLogin {
+            previous: state.last_forced.replace(Instant::now()),
+            state: &mut state,
+            finished: false,
+        };
+        let result = self.login().await;
+        forced.finished = true;
+        result.map(|()| Verdict::Retry)
     }
 
     /// Whether the current token is valid (`Policy`: the 403 was a denial) or rejected, by
@@ -632,6 +662,7 @@ impl Inner {
                 .with_backend(BACKEND)
                 .with_code("403"));
             }
+            Err(f @ Failure::NotVault(_)) => return Err(to_error(f, what)),
             Err(Failure::Status { status: 404, .. } | Failure::Malformed(_)) => {
                 return Err(to_error(
                     Failure::NotVault(format!(

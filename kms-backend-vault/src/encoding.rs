@@ -67,12 +67,13 @@ fn whole(map: &Map<String, Value>, what: &str) -> Result<SecretValue> {
         .map_err(|_| bad(what, "cannot serialise the secret's data"))
 }
 
-/// One field of a KV JSON map: a string as its text, another JSON value as its JSON text.
-/// A missing (or null) field is `InvalidData` naming the field, never the data.
+/// One field of a KV JSON map: a string as its text, another JSON value (`null` too) as its
+/// JSON text, as `kms_core::json_field` reads it. A missing field is `InvalidData` naming the
+/// field, never the data.
 pub(crate) fn field(data: &Value, name: &str, what: &str) -> Result<SecretValue> {
     match object(data, what)?.get(name) {
         Some(Value::String(s)) => Ok(SecretValue::copy_from_slice(s.as_bytes())),
-        None | Some(Value::Null) => Err(bad(
+        None => Err(bad(
             what,
             &format!("the secret has no field {:?}", truncate(name)),
         )),

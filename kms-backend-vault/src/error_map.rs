@@ -28,7 +28,8 @@ pub(crate) enum Failure {
     /// The answer could not be interpreted (what was wrong, never the body itself).
     Malformed(String),
     /// The server answered, but not as Vault does (a 4xx without Vault's JSON error body,
-    /// HTTP against an HTTPS listener): a wrong address. The string is the hint.
+    /// HTTP against an HTTPS listener), or Vault says the namespace does not exist: a wrong
+    /// address or namespace. The string is the hint.
     NotVault(String),
 }
 

@@ -2,8 +2,10 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use kms_core::write_id::WriteContext;
 use kms_core::{
     Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Result, SecretMeta, SecretValue,
     StoredSecret,
@@ -283,7 +285,66 @@ impl VaultStore {
             }
         };
         drop(value);
-        self.put(key, data, cas).await
+        let repeat = match self.version {
+            KvVersion::V2 => WriteContext::current().filter(WriteContext::is_repeat),
+            KvVersion::V1 => None,
+        };
+        match repeat {
+            Some(write) => self.put_repeat(key, data, cas, write.started()).await,
+            None => self.put(key, data, cas).await,
+        }
+    }
+
+    /// A repeated attempt of one logical write (KV v2): an earlier attempt may have landed,
+    /// even after it timed out. Vault keeps no request id per version, so the repeat is
+    /// recognised by content and time: if the current version holds exactly `data` and was
+    /// created after the logical write began (less [`CLOCK_SKEW`]), it is the earlier
+    /// attempt's version and is returned without writing. Otherwise the write is sent as a
+    /// check-and-set against the version just read (or the caller's own `cas`), so an earlier
+    /// attempt that lands in between makes it fail instead of adding a second version; that
+    /// failure is checked the same way once more.
+    async fn put_repeat(
+        &self,
+        key: &KeyName,
+        data: Value,
+        cas: Option<u64>,
+        started: SystemTime,
+    ) -> Result<SecretMeta> {
+        let what = format!("store {}", self.data_path(key));
+        let seen = self.read_current_raw(key).await?;
+        if let Some(meta) = landed(seen.as_ref(), &data, started, &what)? {
+            return Ok(meta);
+        }
+        let guard = cas.unwrap_or_else(|| seen.as_ref().map_or(0, |(_, _, v)| *v));
+        match self.put(key, data.clone(), Some(guard)).await {
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                let again = self.read_current_raw(key).await?;
+                if let Some(meta) = landed(again.as_ref(), &data, started, &what)? {
+                    return Ok(meta);
+                }
+                if again.is_none() && cas.is_none() {
+                    // The latest version is deleted (its metadata remains, so cas=0 cannot
+                    // apply) and nothing of this write landed: write it.
+                    return self.put(key, data, None).await;
+                }
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    /// The current version's data object, metadata and number; `None` if the key does not
+    /// exist or its latest version is deleted.
+    async fn read_current_raw(&self, key: &KeyName) -> Result<Option<(Value, Value, u64)>> {
+        match self.read_raw(key, None).await {
+            Ok((data, Some(meta))) => {
+                let version = meta.get("version").and_then(Value::as_u64).unwrap_or(0);
+                Ok(Some((data, meta, version)))
+            }
+            Ok((_, None)) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Sends one write of the data object `data` (check-and-set `cas` on KV v2).
@@ -475,6 +536,29 @@ impl VaultStore {
         }
         Ok(())
     }
+}
+
+/// How far Vault's clock may run behind this client's when a repeated write decides whether
+/// the current version is its own earlier attempt (see `put_repeat`).
+pub(crate) const CLOCK_SKEW: Duration = Duration::from_secs(5);
+
+/// The current version's metadata if it is this write's earlier attempt: the same data, created
+/// after the write began (less [`CLOCK_SKEW`]).
+fn landed(
+    seen: Option<&(Value, Value, u64)>,
+    data: &Value,
+    started: SystemTime,
+    what: &str,
+) -> Result<Option<SecretMeta>> {
+    let Some((current, meta, _)) = seen else {
+        return Ok(None);
+    };
+    if current != data {
+        return Ok(None);
+    }
+    let meta = meta_of(meta, what)?;
+    let after_start = meta.created_at.is_some_and(|at| at + CLOCK_SKEW >= started);
+    Ok(after_start.then_some(meta))
 }
 
 fn malformed(what: &str, why: &str) -> Error {

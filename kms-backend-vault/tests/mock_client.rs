@@ -252,7 +252,7 @@ async fn unreachable_addresses_name_the_address_and_the_cause() {
         .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("http://vault.invalid:8200"), "{msg}");
-    assert!(msg.contains("DNS") || msg.contains("timed out"), "{msg}");
+    assert!(msg.contains("cannot resolve the host name (DNS)"), "{msg}");
 }
 
 /// Lazy mode: no I/O at build; the first calls share one login; a failed connect is tried
@@ -346,4 +346,64 @@ fn outside_a_runtime_there_is_an_error_not_a_panic() {
     assert_eq!(got.value.expose_secret(), b"v");
     drop(rt);
     drop(server);
+}
+
+/// A re-login cancelled by the caller's timeout does not count against
+/// `min_relogin_interval`: the next call logs in and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_relogin_does_not_block_the_next_one() {
+    let server = MockServer::start().await;
+    mount_kv2(&server).await;
+    let login = |token: &str| {
+        ResponseTemplate::new(200).set_body_json(
+            json!({"auth": {"client_token": token, "accessor": "a", "lease_duration": 0}}),
+        )
+    };
+    Mock::given(method("POST"))
+        .and(path("/v1/auth/approle/login"))
+        .respond_with(login("tok-1"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/auth/approle/login"))
+        .respond_with(login("tok-2").set_delay(Duration::from_secs(2)))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/auth/approle/login"))
+        .respond_with(login("tok-3"))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/secret/data/app/key"))
+        .and(header("X-Vault-Token", "tok-3"))
+        .respond_with(secret("v", 1))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/secret/data/app/key"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .set_body_json(json!({"errors": ["permission denied", "invalid token"]})),
+        )
+        .mount(&server)
+        .await;
+    let client = VaultClient::builder(server.uri())
+        .auth(VaultAuth::app_role("rid", "sid"))
+        .min_relogin_interval(Duration::from_secs(60))
+        .build()
+        .await
+        .unwrap();
+    let store = VaultStore::builder(client.clone()).build().unwrap();
+    let cancelled = tokio::time::timeout(Duration::from_millis(300), store.get(&key())).await;
+    assert!(cancelled.is_err(), "the slow login was cut short");
+    let got = store.get(&key()).await.unwrap();
+    assert_eq!(got.value.expose_secret(), b"v");
+    assert_eq!(
+        client.logins(),
+        2,
+        "tok-1, then tok-3 (tok-2 never installed)"
+    );
 }

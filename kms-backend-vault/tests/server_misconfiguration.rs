@@ -205,3 +205,24 @@ async fn kv1_removes_a_secret_written_by_another_tool() {
         ErrorKind::NotFound
     );
 }
+
+#[tokio::test]
+async fn a_missing_namespace_is_configuration_naming_it() {
+    let ns = common::unique("no-such-ns");
+    let err = VaultClient::builder(common::addr())
+        .auth(VaultAuth::token(common::root_token()))
+        .namespace(&ns)
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+    assert!(err.to_string().contains(&ns), "{err}");
+    // Lazily: every store operation says so too, never NotFound or an empty list.
+    let client = VaultClient::builder(common::addr())
+        .auth(VaultAuth::token(common::root_token()))
+        .namespace(&ns)
+        .build_lazy()
+        .unwrap();
+    let store = VaultStore::builder(client).build().unwrap();
+    every_operation_is_configuration(&store, "namespace").await;
+}

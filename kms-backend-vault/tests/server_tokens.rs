@@ -157,3 +157,71 @@ async fn policy_denials_never_cost_a_login() {
     store.remove(&k).await.unwrap();
     assert_eq!(client.logins(), 2);
 }
+
+/// The policy the README gives, for a unique prefix, on a token without the default policy:
+/// every operation works (and nothing outside the prefix does).
+#[tokio::test]
+async fn the_readme_policy_is_enough() {
+    let prefix = common::unique("readme-policy");
+    let policy = format!(
+        r#"
+path "secret/data/{prefix}/*"     {{ capabilities = ["create", "read", "update"] }}
+path "secret/data/{prefix}/*"     {{ capabilities = ["delete"] }}
+path "secret/metadata/{prefix}/*" {{ capabilities = ["read", "list", "delete"] }}
+"#
+    );
+    let name = common::unique("readme");
+    common::admin(
+        "PUT",
+        &format!("sys/policies/acl/{name}"),
+        Some(json!({ "policy": policy })),
+    )
+    .await;
+    let token = common::admin(
+        "POST",
+        "auth/token/create",
+        Some(json!({ "policies": [name], "no_default_policy": true, "ttl": "5m" })),
+    )
+    .await["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = VaultClient::builder(common::addr())
+        .auth(VaultAuth::token(token))
+        .build()
+        .await
+        .unwrap();
+    let store = VaultStore::builder(client.clone())
+        .prefix(&prefix)
+        .build()
+        .unwrap();
+    store.health().await.unwrap();
+    let k = KeyName::new("db/password").unwrap();
+    store.store(&k, "one".into()).await.unwrap();
+    store.store(&k, "two".into()).await.unwrap();
+    assert_eq!(store.get(&k).await.unwrap().value.expose_secret(), b"two");
+    assert_eq!(
+        store
+            .get_version(&k, "1")
+            .await
+            .unwrap()
+            .value
+            .expose_secret(),
+        b"one"
+    );
+    assert_eq!(
+        store.list(&KeyPrefix::new("").unwrap()).await.unwrap(),
+        vec![k.clone()]
+    );
+    let soft = VaultStore::builder(client.clone())
+        .prefix(&prefix)
+        .remove_mode(kms_backend_vault::RemoveMode::SoftDelete)
+        .build()
+        .unwrap();
+    soft.remove(&k).await.unwrap();
+    store.remove(&k).await.unwrap();
+    assert_eq!(store.get(&k).await.unwrap_err().kind(), ErrorKind::NotFound);
+    let outside = VaultStore::builder(client).build().unwrap();
+    let err = outside.get(&key("outside")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+}

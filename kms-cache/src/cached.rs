@@ -371,8 +371,9 @@ impl Core {
     /// the cache. Without one, the first caller runs it; if that caller leaves, the flight
     /// is abandoned (its bookkeeping freed) and a remaining waiter starts another.
     async fn load(self: &Arc<Self>, key: &KeyName, serve_stale: bool) -> Loaded {
+        let mut runtime = self.runtime.as_ref();
         loop {
-            let (flight, guard) = self.join_or_start(key, self.runtime.as_ref());
+            let (flight, guard) = self.join_or_start(key, runtime);
             if let Some(guard) = guard {
                 let result = unwind_safe(self.inner.get(key), key, self.inner.backend()).await;
                 guard.finish(result.clone());
@@ -381,7 +382,9 @@ impl Core {
             match flight.wait(serve_stale).await {
                 Wait::Done(result) => return Loaded::Done(result),
                 Wait::StaleWaitOver => return Loaded::StillLoading,
-                Wait::Abandoned => continue,
+                // Its runner left (or the captured runtime has shut down and dropped the
+                // task): run the next one here, so a dead runtime cannot make this spin.
+                Wait::Abandoned => runtime = None,
             }
         }
     }
@@ -484,15 +487,15 @@ impl Core {
         // the new entry would be served without moka counting it against the capacity.
         let kept = old
             .filter(|old| old.weight == entry.weight)
-            .map(|old| old.id)
-            .filter(|&id| self.policy.tracks(key, id));
+            .map(|old| old.id);
         let id = kept.unwrap_or_else(|| self.next_id.fetch_add(1, Ordering::Relaxed));
         entry.id = id;
         let slot = Slot::of(&entry);
         // Index first: when moka hears of the entry, it is there to be evicted.
         index.insert(key.clone(), entry);
-        // Checked again after the insert: moka may have dropped the kept slot in between,
-        // its listener finding the old entry. Admitting it again keeps both sides agreeing.
+        // Checked after the insert (one moka read per reload): if moka dropped the kept slot,
+        // before the insert or during it (its listener then found the old entry), the slot
+        // is admitted again, so both sides agree.
         if kept.is_none() || !self.policy.tracks(key, id) {
             self.policy.admit(key, slot);
         }

@@ -400,3 +400,27 @@ async fn every_setting_is_validated_by_name() {
         .validate()
         .unwrap();
 }
+
+/// A cache whose runtime has shut down (built in one runtime, used after it is gone) still
+/// answers: its loads run in their callers instead of spinning on a dead runtime.
+#[test]
+fn a_cache_outliving_its_runtime_still_loads() {
+    let backend = std::sync::Arc::new(MemoryStore::new());
+    let store = {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let store = rt.block_on(async {
+            StoreBuilder::from_arc(backend.clone())
+                .layer(CacheLayer::new())
+                .build()
+        });
+        drop(rt);
+        store
+    };
+    futures::executor::block_on(async {
+        backend.put("k", "v").await.unwrap();
+        assert_eq!(
+            store.get_value("k").await.unwrap().expose_str().unwrap(),
+            "v"
+        );
+    });
+}

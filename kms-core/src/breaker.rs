@@ -3,12 +3,12 @@
 //! # States
 //!
 //! - **Closed**: calls flow; the outcome of each is recorded in a rolling window of the last
-//!   `window` calls [20]. When at least `min_calls` [10] are recorded and the share of
+//!   `window` calls \[20\]. When at least `min_calls` \[10\] are recorded and the share of
 //!   failures is at or above `failure_ratio` [0.5], the circuit opens.
 //! - **Open**: calls fail at once with [`ErrorKind::CircuitOpen`] and never reach the backend.
 //!   After `open_delay` [5 s] the next call moves it to half-open.
-//! - **Half-open**: at most `half_open_calls` [3] trial calls run at a time (others are
-//!   rejected as if open). `success_threshold` [3] consecutive successes close it (with an
+//! - **Half-open**: at most `half_open_calls` \[3\] trial calls run at a time (others are
+//!   rejected as if open). `success_threshold` \[3\] consecutive successes close it (with an
 //!   empty window); any failure re-opens it for another `open_delay`. A trial that has not
 //!   succeeded within `trial_timeout` [10 s] is a failure (the caller gets
 //!   [`ErrorKind::Timeout`]), and so is a trial whose caller drops it: a probe that never

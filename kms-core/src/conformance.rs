@@ -34,6 +34,9 @@ use crate::key_name::{KeyName, KeyPrefix};
 use crate::secret::SecretValue;
 use crate::store::{KeyStore, KeyStoreExt};
 
+/// Every operation dropped at every await point (issue 13; see [`crate::cancellation`]).
+pub use crate::cancellation::cancellation_safety;
+
 /// A store under test, as the cases take it.
 pub type TestStore = Arc<dyn KeyStore>;
 
@@ -59,6 +62,7 @@ pub const CASES: &[&str] = &[
     "names_with_every_allowed_character_round_trip",
     "retried_write_is_one_version",
     "health_and_labels",
+    "cancellation_safety",
 ];
 
 /// Runs every case in order, panicking on the first failure.
@@ -78,6 +82,7 @@ pub async fn run_all(store: &TestStore) {
     names_with_every_allowed_character_round_trip(store).await;
     retried_write_is_one_version(store).await;
     health_and_labels(store).await;
+    cancellation_safety(store).await;
 }
 
 /// A unique namespace for one case run.
@@ -766,7 +771,8 @@ macro_rules! conformance_tests {
             empty_value_is_rejected,
             names_with_every_allowed_character_round_trip,
             retried_write_is_one_version,
-            health_and_labels
+            health_and_labels,
+            cancellation_safety
         );
     };
     (@cases ($make:expr) $($case:ident),* $(,)?) => {

@@ -16,7 +16,10 @@ pub mod sharded;
 mod store;
 pub mod timeout;
 pub mod write_id;
+pub mod write_order;
 
+#[cfg(feature = "conformance")]
+pub mod cancellation;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 #[cfg(feature = "envelope")]
@@ -42,6 +45,7 @@ pub use store::{
     Capabilities, DEFAULT_MAX_VALUE_LEN, KeyStore, KeyStoreExt, Operation, check_value_len,
 };
 pub use timeout::{Timeout, TimeoutLayer};
+pub use write_order::WriteOrder;
 
 /// Re-exported so implementors write `#[kms_core::async_trait]` without a direct dependency.
 pub use async_trait::async_trait;

@@ -155,6 +155,36 @@ impl RetryLayer {
         self
     }
 
+    /// Checks the settings, as [`StoreBuilder::try_build`](crate::StoreBuilder::try_build)
+    /// and [`Retry::try_new`] do.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`] naming the setting: `base_delay` of zero while retrying
+    /// (retries would hammer the backend back to back), `max_delay` below `base_delay`, or a
+    /// `budget` of zero.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_retries > 0 && self.base.is_zero() {
+            return Err(Error::configuration(
+                "base_delay",
+                "must be longer than zero when max_retries > 0",
+            ));
+        }
+        if self.max_delay < self.base {
+            return Err(Error::configuration(
+                "max_delay",
+                format!("must be at least base_delay ({:?})", self.base),
+            ));
+        }
+        if self.budget.is_some_and(|b| b.is_zero()) {
+            return Err(Error::configuration(
+                "budget",
+                "must be longer than zero (None for no budget)",
+            ));
+        }
+        Ok(())
+    }
+
     /// The backoff delays of one call, before the budget applies: one per retry.
     pub fn delays(&self) -> Backoff {
         Backoff {
@@ -167,6 +197,10 @@ impl RetryLayer {
 impl Layer for RetryLayer {
     fn layer(&self, inner: Arc<dyn KeyStore>) -> Arc<dyn KeyStore> {
         Arc::new(Retry::new(inner, *self))
+    }
+
+    fn validate(&self) -> Result<()> {
+        RetryLayer::validate(self)
     }
 }
 
@@ -200,12 +234,30 @@ impl Iterator for Backoff {
 pub struct Retry<S> {
     inner: S,
     config: RetryLayer,
+    /// The configuration error every call answers with, if `config` was invalid.
+    refused: Option<Error>,
 }
 
 impl<S: KeyStore> Retry<S> {
-    /// Wraps `inner` with `config`.
+    /// Wraps `inner` with `config`. With an invalid `config` (see [`RetryLayer::validate`])
+    /// every call answers that configuration error without calling `inner`;
+    /// [`try_new`](Self::try_new) reports it here instead.
     pub fn new(inner: S, config: RetryLayer) -> Self {
-        Self { inner, config }
+        Self {
+            inner,
+            config,
+            refused: config.validate().err(),
+        }
+    }
+
+    /// Wraps `inner` with `config`, checked first.
+    ///
+    /// # Errors
+    ///
+    /// What [`RetryLayer::validate`] returns.
+    pub fn try_new(inner: S, config: RetryLayer) -> Result<Self> {
+        config.validate()?;
+        Ok(Self::new(inner, config))
     }
 
     /// The store this one wraps.
@@ -217,6 +269,9 @@ impl<S: KeyStore> Retry<S> {
     where
         Fut: Future<Output = Result<T>>,
     {
+        if let Some(refused) = &self.refused {
+            return Err(refused.clone());
+        }
         // Fast path: the first attempt runs without building the retry machinery.
         let first = match attempt().await {
             Err(e) if e.is_retryable() => e,
@@ -336,6 +391,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn settings_are_validated_by_name() {
+        assert!(RetryLayer::new().validate().is_ok());
+        assert!(
+            RetryLayer::new()
+                .max_retries(0)
+                .base_delay(Duration::ZERO)
+                .validate()
+                .is_ok()
+        );
+        for (layer, setting) in [
+            (RetryLayer::new().base_delay(Duration::ZERO), "base_delay"),
+            (
+                RetryLayer::new()
+                    .base_delay(Duration::from_secs(2))
+                    .max_delay(Duration::from_secs(1)),
+                "max_delay",
+            ),
+            (RetryLayer::new().budget(Some(Duration::ZERO)), "budget"),
+        ] {
+            let err = layer.validate().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{setting}");
+            assert!(err.message().contains(setting), "{setting}: {err}");
+            let store = Retry::new(crate::MemoryStore::new(), layer);
+            let key = KeyName::new("k").unwrap();
+            let refused = futures_block_on(store.get(&key)).unwrap_err();
+            assert_eq!(refused.kind(), ErrorKind::Configuration, "{setting}");
+            assert!(Retry::try_new(crate::MemoryStore::new(), layer).is_err());
+        }
+    }
+
+    fn futures_block_on<F: Future>(fut: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(fut)
     }
 
     #[test]

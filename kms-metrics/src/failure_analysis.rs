@@ -65,10 +65,25 @@ impl Default for FailureRecorderConfig {
     }
 }
 
+/// The key a record is about: a store's key name (shared, no copy) or a provider's key id.
+enum RecordKey {
+    Name(KeyName),
+    Id(Arc<str>),
+}
+
+impl RecordKey {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Name(name) => name.as_str(),
+            Self::Id(id) => id,
+        }
+    }
+}
+
 struct Record {
     at: SystemTime,
     operation: &'static str,
-    key: Option<Arc<str>>,
+    key: Option<RecordKey>,
     status: Status,
     reason: Option<&'static str>,
     duration: Duration,
@@ -216,7 +231,7 @@ impl FailureRecorder {
         self.push(Record {
             at: SystemTime::now(),
             operation: operation.as_str(),
-            key: key.map(|k| Arc::from(k.as_str())),
+            key: key.cloned().map(RecordKey::Name),
             status: Status::of(failure),
             reason: failure.map(ErrorKind::as_str),
             duration,
@@ -235,7 +250,7 @@ impl FailureRecorder {
         self.push(Record {
             at: SystemTime::now(),
             operation: operation.as_str(),
-            key: key_id.map(Arc::from),
+            key: key_id.map(|id| RecordKey::Id(Arc::from(id))),
             status: Status::of(failure),
             reason: failure.map(ErrorKind::as_str),
             duration,
@@ -252,7 +267,7 @@ impl FailureRecorder {
         self.push(Record {
             at: SystemTime::now(),
             operation,
-            key: key.map(|k| Arc::from(k.as_str())),
+            key: key.cloned().map(RecordKey::Name),
             status: Status::Abandoned,
             reason: None,
             duration,
@@ -272,7 +287,7 @@ impl FailureRecorder {
         self.push(Record {
             at,
             operation,
-            key: key.map(Arc::from),
+            key: key.map(|id| RecordKey::Id(Arc::from(id))),
             status: Status::of(failure),
             reason: failure.map(ErrorKind::as_str),
             duration,
@@ -357,7 +372,7 @@ impl FailureRecorder {
 
         let mut by_op: BTreeMap<(&'static str, &'static str), (u64, Duration)> = BTreeMap::new();
         let mut failures: HashMap<(&'static str, &'static str), u64> = HashMap::new();
-        let mut keys: HashMap<Arc<str>, (u64, u64)> = HashMap::new();
+        let mut keys: HashMap<&str, (u64, u64)> = HashMap::new();
         let mut total = 0;
         for r in store
             .records
@@ -377,12 +392,11 @@ impl FailureRecorder {
             if let Some(key) = &r.key
                 && config.problematic_operations.contains(&r.operation)
             {
-                let k = keys.entry(key.clone()).or_default();
+                let k = keys.entry(key.as_str()).or_default();
                 k.0 += 1;
                 k.1 += u64::from(failed);
             }
         }
-        drop(store);
 
         let mut per_op: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
         for ((op, status), (count, _)) in &by_op {
@@ -426,6 +440,7 @@ impl FailureRecorder {
                     })
             })
             .collect();
+        drop(store);
         problematic.sort_by(|a, b| {
             b.failure_rate
                 .total_cmp(&a.failure_rate)

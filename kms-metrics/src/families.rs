@@ -418,7 +418,8 @@ impl KmsMetrics {
             store: store.clone(),
         };
         let gauge = self.families.circuit_state.get_or_create_owned(&labels);
-        let up = self.families.backend_up.get_or_create_owned(&labels);
+        // Created at the first open, not now: no made-up 0 before anything is known.
+        let up = LazyGauge::new(&self.families.backend_up, labels);
         gauge.set(CircuitState::Closed.as_gauge());
         let board = self.families.health.clone();
         board.set_circuit(backend, &store, CircuitState::Closed);

@@ -581,3 +581,66 @@ async fn two_stores_of_one_backend_type_keep_separate_series() {
     let over = metrics.store_name("one-too-many").unwrap_err();
     assert_eq!(over.kind(), ErrorKind::Configuration);
 }
+
+/// "Also": a retry is counted by operation and error kind and logged at DEBUG on `kms::retry`.
+#[test]
+fn retries_are_counted_and_logged() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut registry = Registry::default();
+    let metrics = KmsMetrics::register(&mut registry);
+    let _store = StoreBuilder::new(MemoryStore::new())
+        .layer(metrics.backend_monitor().probe_interval(None))
+        .build();
+    let series = r#"kms_key_backend_retries_total{operation="get",backend="memory",store="memory",kind="timeout"}"#;
+    assert_eq!(value(&scrape(&registry), series), 0.0, "pre-created");
+    metrics.record_retry(
+        Operation::Get,
+        "memory",
+        None,
+        ErrorKind::Timeout,
+        1,
+        Duration::from_millis(100),
+    );
+    assert_eq!(value(&scrape(&registry), series), 1.0);
+    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        out.contains("DEBUG") && out.contains("kms::retry") && out.contains("attempt=1"),
+        "{out}"
+    );
+}
+
+/// Input 1: wiring the breaker does not invent a `backend_up` sample either; its opening does
+/// set 0.
+#[tokio::test(start_paused = true)]
+async fn the_breaker_hook_sets_backend_up_only_when_the_circuit_opens() {
+    let metrics = KmsMetrics::register(&mut Registry::default());
+    let backend = FaultStore::new(MemoryStore::new());
+    let faults = backend.handle();
+    let breaker = CircuitBreakerLayer::new();
+    let store = StoreBuilder::new(backend)
+        .layer(breaker.clone())
+        .layer(
+            metrics
+                .backend_monitor()
+                .circuit_breaker(&breaker.handle())
+                .probe_interval(None),
+        )
+        .build();
+    assert_eq!(metrics.backend_up("memory"), None);
+    assert_eq!(metrics.circuit_state_gauge("memory"), Some(0));
+    faults.fail_always(Operation::Get, ErrorKind::Unavailable);
+    for _ in 0..10 {
+        let _ = store.get_value("k").await;
+    }
+    assert_eq!(metrics.circuit_state_gauge("memory"), Some(1));
+    assert_eq!(metrics.backend_up("memory"), Some(false));
+    let report = metrics.health_report();
+    assert_eq!(report.backends[0].circuit_state, Some("open"));
+}

@@ -87,7 +87,10 @@ pub(crate) fn to_table(uri: &str) -> Result<(Table, &'static str)> {
     match backend {
         "memory" => {
             if host.is_some() {
-                return Err(path_given("host (`memory://?max_versions=3`)"));
+                return Err(config_error(
+                    "host",
+                    "a memory:// URI takes no host (`memory://?max_versions=3`)",
+                ));
             }
             if !segments.is_empty() {
                 return Err(path_given("path"));

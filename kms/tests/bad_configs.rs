@@ -352,7 +352,8 @@ const CASES: &[(Input, &str, &[&str])] = &[
         &["not accepted", "env:NAME"],
     ),
     (Uri("memory://#frag"), "fragment", &["no `#fragment`"]),
-    (Uri("memory://somehost"), "path", &["takes no host"]),
+    (Uri("memory://somehost"), "host", &["takes no host"]),
+    (Uri("memory:///some/path"), "path", &["takes no path"]),
     (Uri("keyring://"), "host", &["missing", "service"]),
     (
         Uri("aws-sm://us-east-1:443/ns"),
@@ -390,6 +391,7 @@ async fn every_bad_configuration_fails_with_a_configuration_error_naming_its_key
     for (input, key, fragments) in CASES {
         let err = error_of(input).await;
         let shown = err.to_string();
+        println!("{shown}");
         let mut problems = Vec::new();
         if err.kind() != ErrorKind::Configuration {
             problems.push(format!("kind {:?}", err.kind()));

@@ -39,7 +39,7 @@ async fn operations_become_opentelemetry_spans_with_outcome_fields() {
         );
     }
     assert!(
-        spans[2].1.contains(&"outcome=failure".to_owned())
+        spans[2].1.contains(&"outcome=not_found".to_owned())
             && spans[2].1.contains(&"error_kind=not_found".to_owned())
     );
     assert!(spans[1].1.contains(&"outcome=success".to_owned()));

@@ -1,11 +1,16 @@
 //! The OS keyring through the stack: store, read, list and remove a few keys.
 //!
 //! Uses the platform default keyring (the Secret Service on Linux when available, else the
-//! kernel session keyring; pass `keyutils` to force the kernel keyring). Run it with
+//! kernel keyring; pass `keyutils` to force the kernel keyring). Kernel keys go to the session
+//! keyring (`KeyutilsScope::Session`: gone when the session ends; `Persistent` would let them
+//! outlive logout and be readable from every session of the uid). Every keyring call is
+//! bounded by the store's timeout. Run it with
 //! `cargo run -p kms-examples --bin keyring [keyutils]`; on a headless Linux box, inside
 //! `keyctl session - cargo run -p kms-examples --bin keyring keyutils`.
 
-use kms_backend_keyring::{KeyringBackend, KeyringStore};
+use std::time::Duration;
+
+use kms_backend_keyring::{KeyringBackend, KeyringStore, KeyutilsScope};
 use kms_core::{
     KeyName, KeyPrefix, KeyStore, KeyStoreExt, RetryLayer, StoreBuilder, TimeoutLayer,
     ValidateLayer,
@@ -19,6 +24,8 @@ async fn main() -> Result<(), kms_core::Error> {
     };
     let keyring = KeyringStore::builder("kms-example")
         .backend(backend)
+        .keyutils_scope(KeyutilsScope::Session)
+        .timeout(Duration::from_secs(5))
         .build()
         .await?;
     let store = StoreBuilder::new(keyring)

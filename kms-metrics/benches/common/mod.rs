@@ -29,9 +29,9 @@ pub fn keys() -> Vec<KeyName> {
         .collect()
 }
 
-/// Every variant, bare and instrumented (no health probe, no audit).
+/// Every variant, bare and instrumented (service-side layer only, no audit).
 pub fn stores(metrics: &KmsMetrics) -> Vec<(&'static str, Arc<dyn KeyStore>)> {
-    let layer = || metrics.layer().health_probe(None).audit(false);
+    let layer = || metrics.layer().audit(false);
     let cached = || StoreBuilder::new(MemoryStore::new()).layer(CacheLayer::new());
     vec![
         ("memory/bare", StoreBuilder::new(MemoryStore::new()).build()),

@@ -199,12 +199,14 @@ mod build {
         if let Some(t) = c.operation_timeout {
             conn = conn.operation_timeout(t);
         }
-        Ok(load(conn).await)
+        load(conn)
+            .await
+            .map_err(|e| while_applying(&key("region"), e))
     }
 
-    /// `AwsConnection::load` (infallible today; the one place to adapt when it returns a
-    /// `Result`).
-    async fn load(conn: AwsConnection) -> SdkConfig {
+    /// `AwsConnection::load`: no region anywhere in the chain (or no Tokio runtime) is a
+    /// `Configuration` error.
+    async fn load(conn: AwsConnection) -> Result<SdkConfig> {
         conn.load().await
     }
 
@@ -263,6 +265,9 @@ mod build {
                 .list_page_size(n)
                 .map_err(|e| while_applying(&at.key("aws.list_page_size"), e))?;
         }
-        Ok((Arc::new(builder.build()), sdk))
+        let store = builder
+            .build()
+            .map_err(|e| while_applying(&at.key("aws"), e))?;
+        Ok((Arc::new(store), sdk))
     }
 }

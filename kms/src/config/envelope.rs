@@ -218,7 +218,9 @@ mod build {
                     .await?
             }
         };
-        Ok(Arc::new(kms_backend_aws::AwsKmsProvider::new(&sdk, key)))
+        let provider = kms_backend_aws::AwsKmsProvider::new(&sdk, key)
+            .map_err(|e| crate::error::while_applying(&at.key("envelope.key"), e))?;
+        Ok(Arc::new(provider))
     }
 
     #[cfg(not(feature = "aws"))]

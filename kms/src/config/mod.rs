@@ -181,6 +181,22 @@ pub struct Config {
     stores: BTreeMap<String, StoreConfig>,
 }
 
+/// The raw text may hold inline secrets: every string in it is zeroed when the configuration
+/// is dropped (the typed options hold secrets as zeroizing `SecretString`s already).
+impl Drop for Config {
+    fn drop(&mut self) {
+        fn wipe(value: &mut toml::Value) {
+            match value {
+                toml::Value::String(s) => zeroize::Zeroize::zeroize(s),
+                toml::Value::Array(items) => items.iter_mut().for_each(wipe),
+                toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| wipe(v)),
+                _ => {}
+            }
+        }
+        self.raw.iter_mut().for_each(|(_, v)| wipe(v));
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
@@ -268,10 +284,24 @@ impl Config {
         V: Into<String>,
     {
         crate::env::apply(&mut self.raw, vars)?;
-        Self::from_raw(self.raw)
+        Self::from_raw(std::mem::take(&mut self.raw))
     }
 
     fn from_raw(raw: toml::Table) -> Result<Self> {
+        // Owned by a `Config` at once, so the raw strings are wiped on every return path.
+        let mut config = Self {
+            raw,
+            default: None,
+            stores: BTreeMap::new(),
+        };
+        let (default, stores) = Self::typed(&config.raw)?;
+        config.default = default;
+        config.stores = stores;
+        Ok(config)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn typed(raw: &toml::Table) -> Result<(Option<String>, BTreeMap<String, StoreConfig>)> {
         for key in raw.keys() {
             if key != "default" && key != "stores" {
                 return Err(config_error(
@@ -328,11 +358,7 @@ impl Config {
                 ),
             ));
         }
-        Ok(Self {
-            raw,
-            default,
-            stores,
-        })
+        Ok((default, stores))
     }
 
     /// The store names, sorted.
