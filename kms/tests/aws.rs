@@ -49,7 +49,8 @@ async fn kms_key() -> String {
         .endpoint_url(endpoint())
         .static_credentials("testing", "testing".to_owned(), None)
         .load()
-        .await;
+        .await
+        .expect("the emulator's SdkConfig");
     let client = kms::aws::sdk::aws_sdk_kms::Client::new(&sdk);
     let key = client
         .create_key()
@@ -133,9 +134,9 @@ async fn the_stack_and_the_namespace_reach_secrets_manager() {
         .await
         .unwrap();
     assert!(
-        store
-            .to_string()
-            .starts_with("Instrumented(Validate(Cache(CircuitBreaker(Retry(Timeout(SecretsManager"),
+        store.to_string().starts_with(
+            "Instrumented(Validate(Cache(CircuitBreaker(Retry(Monitored(Timeout(SecretsManager"
+        ),
         "{store}"
     );
     store.put("a/b", "v").await.unwrap();

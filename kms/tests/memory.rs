@@ -58,7 +58,9 @@ async fn the_stack_is_the_documented_order_and_metrics_are_registered() {
         "{text}"
     );
     assert!(
-        text.contains("kms_facade_memory_uri_key_cache_hits_total{backend=\"memory\"} 1"),
+        text.contains(
+            "kms_facade_memory_uri_key_cache_hits_total{backend=\"memory\",store=\"memory\"} 1"
+        ),
         "{text}"
     );
     assert_eq!(stack.cache().unwrap().stats().hits, 1);

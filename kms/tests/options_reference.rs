@@ -126,6 +126,6 @@ fn the_probe_sees_nested_tables() {
     // The probe itself works at every depth (a broken probe would make the test above vacuous).
     assert!(accepted_fields("").contains(&"cache".to_owned()));
     assert!(accepted_fields("vault.auth").contains(&"secret_id".to_owned()));
-    assert!(accepted_fields("metrics.failure_recorder").contains(&"top_reasons".to_owned()));
+    assert!(accepted_fields("metrics.failure_recorder").contains(&"top_failures".to_owned()));
     assert!(accepted_fields("envelope.vault.auth").contains(&"jwt_path".to_owned()));
 }

@@ -187,12 +187,29 @@ secret_id = "file:{}"
     ))
     .unwrap();
     assert!(!format!("{config:?}").contains(&secret_id));
-    // The login happened (the default policy cannot read KV, so a read is denied, not
-    // unauthenticated: the client holds a valid AppRole token).
+    // The login happened at build (a rejected login fails the build as unauthenticated):
+    // the AppRole token only has the default policy, so KV is refused, never unauthenticated.
     let store = config.open("app").await.unwrap();
     let err = store.get_value("kms-facade/approle").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::PermissionDenied | ErrorKind::Configuration
+        ),
+        "{err}"
+    );
     assert!(!err.to_string().contains(&secret_id));
+    // A wrong secret id from the same kind of file: the build fails, and does not show it.
+    std::fs::write(&secret_file, "00000000-0000-0000-0000-000000000000\n").unwrap();
+    let config = Config::from_toml_str(&format!(
+        "[stores.app.vault]\naddress = \"{addr}\"\nauth = {{ method = \"approle\", role_id = \"file:{}\", secret_id = \"file:{}\" }}\n",
+        role_file.display(),
+        secret_file.display()
+    ))
+    .unwrap();
+    let err = config.open("app").await.unwrap_err();
+    assert_ne!(err.kind(), ErrorKind::Configuration, "{err}");
+    assert!(!err.to_string().contains("00000000-0000"), "{err}");
 }
 
 #[tokio::test]

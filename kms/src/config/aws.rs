@@ -215,6 +215,29 @@ mod build {
         a: &AwsConfig,
         at: &At,
     ) -> Result<(Arc<dyn KeyStore>, SdkConfig)> {
+        // The store's own options first: a typo never waits for the credential chain.
+        if a.deletion == Some(AwsDeletion::Force) && a.recovery_window_days.is_some() {
+            return Err(config_error(
+                &at.key("aws.recovery_window_days"),
+                "not used with `deletion = \"force\"`",
+            ));
+        }
+        if let Some(days) = a.recovery_window_days
+            && !(7..=30).contains(&days)
+        {
+            return Err(config_error(
+                &at.key("aws.recovery_window_days"),
+                format_args!("recovery window of {days} days: AWS allows 7 to 30"),
+            ));
+        }
+        if let Some(n) = a.list_page_size
+            && !(1..=100).contains(&n)
+        {
+            return Err(config_error(
+                &at.key("aws.list_page_size"),
+                format_args!("list page size {n}: AWS allows 1 to 100"),
+            ));
+        }
         let sdk = build_sdk_config(&a.connection(), at, "aws").await?;
         let mut builder = SecretsManagerStore::builder(&sdk);
         if let Some(ns) = &a.namespace {

@@ -37,9 +37,16 @@ pub struct CacheConfig {
     /// transiently.
     #[serde(default, deserialize_with = "duration::opt")]
     pub stale_if_error: Option<Duration>,
+    /// Stale-while-revalidate: serve the stale value to a `get` whose reload has not answered
+    /// within this long (turns stale-if-error on; `0s`: at once).
+    #[serde(default, deserialize_with = "duration::opt")]
+    pub stale_while_revalidate: Option<Duration>,
     /// Negative caching: remember a missing key for this long.
     #[serde(default, deserialize_with = "duration::opt")]
     pub negative_ttl: Option<Duration>,
+    /// The longest one load from the store below may run (default 30 s).
+    #[serde(default, deserialize_with = "duration::opt")]
+    pub load_timeout: Option<Duration>,
 }
 
 #[cfg(feature = "cache")]
@@ -116,6 +123,18 @@ impl CacheConfig {
         if let Some(t) = self.stale_if_error {
             layer = layer.stale_if_error(t);
         }
+        if let Some(t) = self.stale_while_revalidate {
+            layer = layer.stale_while_revalidate(t);
+        }
+        if let Some(t) = self.load_timeout {
+            if t.is_zero() {
+                return Err(config_error(
+                    &key("load_timeout"),
+                    "invalid duration 0s: expected more than zero",
+                ));
+            }
+            layer = layer.load_timeout(t);
+        }
         if let Some(t) = self.negative_ttl {
             if t.is_zero() {
                 return Err(config_error(
@@ -125,6 +144,9 @@ impl CacheConfig {
             }
             layer = layer.negative_ttl(t);
         }
+        layer
+            .validate()
+            .map_err(|e| crate::error::while_applying(&at.key("cache"), e))?;
         Ok(layer)
     }
 }

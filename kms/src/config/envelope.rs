@@ -254,9 +254,12 @@ mod build {
                 ));
             }
         };
-        let mut provider = VaultTransitProvider::new(client, key);
+        let mut provider = VaultTransitProvider::new(client, key)
+            .map_err(|err| crate::error::while_applying(&at.key("envelope.key"), err))?;
         if let Some(m) = &e.transit_mount {
-            provider = provider.with_mount(m.clone());
+            provider = provider.with_mount(m).map_err(|err| {
+                crate::error::while_applying(&at.key("envelope.transit_mount"), err)
+            })?;
         }
         if e.create_key == Some(true) {
             provider

@@ -149,6 +149,14 @@ impl At {
         format!("{}{path}", self.prefix)
     }
 
+    /// The store's name in a configuration file (none for a URI).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn store_name(&self) -> Option<&str> {
+        self.prefix
+            .strip_prefix("stores.")
+            .and_then(|p| p.strip_suffix('.'))
+    }
+
     /// The store itself.
     pub(crate) fn whole(&self) -> String {
         match self.prefix.strip_suffix('.') {

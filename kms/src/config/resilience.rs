@@ -75,6 +75,9 @@ impl RetryConfig {
         if let Some(on) = self.retry_remove {
             layer = layer.retry_remove(on);
         }
+        layer
+            .validate()
+            .map_err(|e| crate::error::while_applying(&at.key("retry"), e))?;
         Ok(layer)
     }
 }
@@ -165,6 +168,9 @@ pub struct BreakerConfig {
     /// Consecutive trial successes that close the circuit (at least 1).
     #[serde(default, deserialize_with = "scalar::opt")]
     pub success_threshold: Option<u32>,
+    /// How long a half-open trial may take before it counts as a failure (default 10 s).
+    #[serde(default, deserialize_with = "duration::opt")]
+    pub trial_timeout: Option<Duration>,
 }
 
 impl BreakerConfig {
@@ -212,6 +218,18 @@ impl BreakerConfig {
         if let Some(n) = at_least_one("success_threshold", self.success_threshold)? {
             layer = layer.success_threshold(n);
         }
+        if let Some(d) = self.trial_timeout {
+            if d.is_zero() {
+                return Err(config_error(
+                    &at.key("breaker.trial_timeout"),
+                    "invalid duration 0s: expected more than zero",
+                ));
+            }
+            layer = layer.trial_timeout(d);
+        }
+        layer
+            .validate()
+            .map_err(|e| crate::error::while_applying(&at.key("breaker"), e))?;
         Ok(layer)
     }
 }

@@ -16,13 +16,16 @@ use crate::error::config_error;
 /// The layers are stacked, outermost first:
 ///
 /// ```text
-/// metrics → validate → cache → envelope → breaker → retry → timeout → backend
+/// metrics → validate → cache → envelope → breaker → retry → monitor → timeout → backend
 /// ```
+///
+/// (`monitor`, kms-metrics' backend monitor, is there when `metrics` is configured.)
 ///
 /// Metrics see what the service sees (cache hits included); validation rejects oversized
 /// values before anything else spends work on them; the cache answers hot keys with plaintext
 /// (no decrypt per hit); the envelope encrypts before a value leaves the process and decrypts
 /// what comes back; the breaker counts one logical call once however many attempts it took;
+/// the backend monitor sees each attempt that reached the backend (and probes it directly);
 /// each attempt is bounded by the timeout (kms-core's `StoreBuilder::resilience` order).
 pub struct Stack {
     store: Arc<dyn KeyStore>,
@@ -205,18 +208,18 @@ impl Opener {
         let mut builder = StoreBuilder::from_arc(backend);
 
         #[cfg(feature = "metrics")]
-        let (metrics, failure_recorder) = match (metrics_config, metrics_prefix) {
+        let (metrics, monitor, failure_recorder) = match (metrics_config, metrics_prefix) {
             (Some(m), Some(prefix)) => {
                 let families = self
                     .registry
                     .clone()
                     .unwrap_or_else(|| crate::MetricsRegistry::global().clone())
                     .families(&prefix);
-                let (layer, recorder) = m.layer(&families, at)?;
+                let (layer, monitor, recorder) = m.layers(&families, at.store_name(), at)?;
                 builder = builder.layer(layer);
-                (Some(families), recorder)
+                (Some(families), Some(monitor), recorder)
             }
-            _ => (None, None),
+            _ => (None, None, None),
         };
         builder = builder.option_layer(validate);
         #[cfg(feature = "cache")]
@@ -224,7 +227,18 @@ impl Opener {
             Some(layer) => {
                 #[cfg(feature = "metrics")]
                 let layer = match &metrics {
-                    Some(m) => layer.observer(m.cache_observer(label)),
+                    Some(m) => {
+                        let store = match metrics_config
+                            .and_then(|c| c.store.as_deref())
+                            .or(at.store_name())
+                        {
+                            Some(name) => Some(m.store_name(name).map_err(|e| {
+                                crate::error::while_applying(&at.key("metrics.store"), e)
+                            })?),
+                            None => None,
+                        };
+                        layer.observer(m.cache_observer_for(label, store.as_ref()))
+                    }
                     None => layer,
                 };
                 let handle = layer.handle();
@@ -250,18 +264,24 @@ impl Opener {
         let _ = (&shared, envelope_config);
         let breaker_handle = match breaker {
             Some(b) => {
-                #[cfg(feature = "metrics")]
-                let b = match &metrics {
-                    Some(m) => b.on_state_change(m.circuit_state_recorder(label)),
-                    None => b,
-                };
                 let handle = b.handle();
                 builder = builder.layer(b);
                 Some(handle)
             }
             None => None,
         };
-        builder = builder.option_layer(retry).option_layer(timeout);
+        builder = builder.option_layer(retry);
+        // The backend monitor sits right above the timeout: every call it sees is an attempt
+        // that reached the backend; it follows the breaker's state.
+        #[cfg(feature = "metrics")]
+        if let Some(monitor) = monitor {
+            let monitor = match &breaker_handle {
+                Some(h) => monitor.circuit_breaker(h),
+                None => monitor,
+            };
+            builder = builder.layer(monitor);
+        }
+        builder = builder.option_layer(timeout);
         let _ = label;
         Ok(Stack {
             store: builder.build(),

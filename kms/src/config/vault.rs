@@ -65,6 +65,14 @@ pub struct VaultConnectionConfig {
     /// Renew the token when this fraction of its lease has passed (0.1–0.9, default 2/3).
     #[serde(default, deserialize_with = "scalar::opt")]
     pub renew_fraction: Option<f64>,
+    /// The shortest time between two logins caused by Vault rejecting the token (default
+    /// 10 s).
+    #[serde(default, deserialize_with = "duration::opt")]
+    pub min_relogin_interval: Option<Duration>,
+    /// Build without I/O: log in or look the token up on first use (default false: at build,
+    /// so a wrong token fails the build).
+    #[serde(default, deserialize_with = "scalar::opt")]
+    pub lazy: Option<bool>,
     /// How to log in.
     #[serde(default)]
     pub auth: VaultAuthConfig,
@@ -93,6 +101,12 @@ pub struct VaultConfig {
     /// See [`VaultConnectionConfig::renew_fraction`].
     #[serde(default, deserialize_with = "scalar::opt")]
     pub renew_fraction: Option<f64>,
+    /// See [`VaultConnectionConfig::min_relogin_interval`].
+    #[serde(default, deserialize_with = "duration::opt")]
+    pub min_relogin_interval: Option<Duration>,
+    /// See [`VaultConnectionConfig::lazy`].
+    #[serde(default, deserialize_with = "scalar::opt")]
+    pub lazy: Option<bool>,
     /// See [`VaultConnectionConfig::auth`].
     #[serde(default)]
     pub auth: VaultAuthConfig,
@@ -105,6 +119,9 @@ pub struct VaultConfig {
     pub prefix: Option<String>,
     /// What `remove` does on KV v2: `destroy_all` (default) or `soft_delete`.
     pub remove_mode: Option<VaultRemoveMode>,
+    /// Each key is this one field of a secret (`password` of `app/db`) instead of the whole
+    /// secret.
+    pub field: Option<String>,
 }
 
 /// What `remove` does on KV v2.
@@ -128,6 +145,8 @@ impl VaultConfig {
             client_cert: self.client_cert.clone(),
             client_key: self.client_key.clone(),
             renew_fraction: self.renew_fraction,
+            min_relogin_interval: self.min_relogin_interval,
+            lazy: self.lazy,
             auth: self.auth.clone(),
         }
     }
@@ -345,6 +364,12 @@ mod build {
                 ));
             }
         };
+        if v.field.as_deref() == Some("") {
+            return Err(config_error(
+                &at.key("vault.field"),
+                "invalid value \"\": expected a field name such as `password`",
+            ));
+        }
         if let Some(m) = &v.mount
             && m.trim_matches('/').is_empty()
         {
@@ -384,13 +409,17 @@ mod build {
             builder = builder.mount(m.clone());
         }
         if let Some(p) = prefix {
-            builder = builder
-                .prefix(&p)
-                .map_err(|e| while_applying(&at.key("vault.prefix"), e))?;
+            builder = builder.prefix(p);
         }
         if let Some(mode) = remove {
             builder = builder.remove_mode(mode);
         }
-        Ok((Arc::new(builder.build()), client))
+        if let Some(f) = &v.field {
+            builder = builder.field(f.clone());
+        }
+        let store = builder
+            .build()
+            .map_err(|e| while_applying(&at.key("vault"), e))?;
+        Ok((Arc::new(store), client))
     }
 }

@@ -48,7 +48,7 @@ health_probe = "off"
 
 /// The stack those layers build over `backend` (its `Display`).
 pub fn layered(backend: &str) -> String {
-    format!("Instrumented(Validate(Cache(CircuitBreaker(Retry(Timeout({backend}))))))")
+    format!("Instrumented(Validate(Cache(CircuitBreaker(Retry(Monitored(Timeout({backend})))))))")
 }
 
 /// A name unique to this process and call.
