@@ -113,8 +113,23 @@ fn main() {
                     .await
                     .unwrap();
                 let elapsed = start.elapsed();
-                assert_eq!(summary.counts().copied, n, "{:?}", summary.counts());
-                let rate = n as f64 / elapsed.as_secs_f64();
+                let counts = summary.counts();
+                let rate = counts.copied as f64 / elapsed.as_secs_f64();
+                if counts.failed > 0 {
+                    let reasons: Vec<String> = summary
+                        .keys
+                        .iter()
+                        .filter_map(|k| match &k.outcome {
+                            kms_cli::migrate::Outcome::Failed(e) => Some(e.to_string()),
+                            _ => None,
+                        })
+                        .take(3)
+                        .collect();
+                    println!(
+                        "  {} of {n} keys failed (keys/s counts copied keys only): {reasons:?}",
+                        counts.failed
+                    );
+                }
                 println!(
                     "{label:<18} {concurrency:>11} {:>10.2} {rate:>10.1}",
                     elapsed.as_secs_f64()
