@@ -3,7 +3,7 @@
 //! holds only ciphertext, and the master key never leaves the provider.
 //!
 //! - Each value is sealed with AES-256-GCM (the `aes-gcm` crate) under a 256-bit data key; the
-//!   provider-encrypted data key is stored in front of it ([`format`] documents the bytes).
+//!   provider-encrypted data key is stored in front of it ([`mod@format`] documents the bytes).
 //! - Data keys are cached ([`DataKeyCachePolicy`]: max age, max uses), so a write usually needs
 //!   no provider call, and a read only when it meets a data key it has not decrypted recently.
 //! - The key name and the configured [`EncryptionContext`] are authenticated with every value:
