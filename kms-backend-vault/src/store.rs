@@ -698,6 +698,30 @@ impl KeyStore for VaultStore {
         .await
     }
 
+    /// KV v2's check-and-set (`options.cas`): `expected` is a version number, `None` means
+    /// "only if the key does not exist" (`cas: 0`). KV v1 has none: Unsupported.
+    async fn store_if_version(
+        &self,
+        key: &KeyName,
+        value: SecretValue,
+        expected: Option<&str>,
+    ) -> Result<SecretMeta> {
+        let expected = match expected {
+            None => 0,
+            Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "Vault KV versions are positive integers, got '{}'",
+                        v.escape_debug()
+                    ),
+                )
+                .with_backend(BACKEND)
+            })?,
+        };
+        self.store_cas(key, value, expected).await
+    }
+
     async fn remove(&self, key: &KeyName) -> Result<()> {
         self.ordered(key, |this, key| async move { this.remove_now(&key).await })
             .await

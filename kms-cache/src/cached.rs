@@ -743,6 +743,22 @@ impl KeyStore for Cached {
         result
     }
 
+    async fn store_if_version(
+        &self,
+        key: &KeyName,
+        value: SecretValue,
+        expected: Option<&str>,
+    ) -> Result<SecretMeta> {
+        self.core.check()?;
+        let guard = WriteGuard {
+            core: &self.core,
+            key,
+        };
+        let result = self.core.inner.store_if_version(key, value, expected).await;
+        guard.settle(&result);
+        result
+    }
+
     /// Removes through, then invalidates `key`, as [`store`](KeyStore::store) does.
     async fn remove(&self, key: &KeyName) -> Result<()> {
         self.core.check()?;

@@ -110,7 +110,8 @@ pub struct PutArgs {
     /// shell history; a warning is printed.
     #[arg(long, value_name = "VALUE")]
     pub value: Option<String>,
-    /// Write only if the current version is VERSION (check-and-set).
+    /// Write only if the current version is VERSION (check-and-set; `0`: only if the key
+    /// does not exist). Vault KV v2 and memory; other stores answer Unsupported (exit 8).
     #[arg(long, value_name = "VERSION")]
     pub cas: Option<String>,
 }

@@ -9,3 +9,16 @@ use common::*;
 fn every_command_against_moto() {
     every_command(&|p| aws_uri(p), 65_536, Versions::Opaque);
 }
+
+#[test]
+fn put_cas_is_unsupported_on_secrets_manager() {
+    let prefix = unique("cas");
+    let out = expect(
+        kms_on(&aws_uri(&prefix), &["put", "k", "--cas", "1"]),
+        b"v",
+        8,
+    );
+    assert!(out.stderr.contains("check-and-set"), "{}", out.stderr);
+    // Nothing was written.
+    expect(kms_on(&aws_uri(&prefix), &["get", "k"]), b"", 3);
+}

@@ -87,9 +87,12 @@ fn rm_without_yes_and_without_a_terminal_is_refused() {
 }
 
 #[test]
-fn put_cas_is_unsupported() {
-    let out = expect(kms_on("memory://", &["put", "a", "--cas", "1"]), b"v", 8);
+fn put_cas_checks_the_current_version() {
+    // Each invocation opens a fresh in-memory store: the key does not exist.
+    let out = expect(kms_on("memory://", &["put", "a", "--cas", "1"]), b"v", 6);
     assert!(out.stderr.contains("check-and-set"), "{}", out.stderr);
+    let out = expect(kms_on("memory://", &["put", "a", "--cas", "0"]), b"v", 0);
+    assert!(out.stdout.contains("version 1"), "{}", out.stdout);
 }
 
 #[test]

@@ -154,6 +154,23 @@ fn token_with_policy(policy: &str) -> String {
 }
 
 #[test]
+fn put_cas_is_check_and_set_on_kv_v2() {
+    let prefix = unique("cas");
+    let uri = vault_uri(&prefix);
+    let out = expect(kms_on(&uri, &["put", "k", "--cas", "0"]), b"one", 0);
+    assert!(out.stdout.contains("version 1"), "{}", out.stdout);
+    // The key exists now: "only if absent" is a conflict, and nothing is written.
+    expect(kms_on(&uri, &["put", "k", "--cas", "0"]), b"lost", 6);
+    let out = expect(kms_on(&uri, &["put", "k", "--cas", "1"]), b"two", 0);
+    assert!(out.stdout.contains("version 2"), "{}", out.stdout);
+    let out = expect(kms_on(&uri, &["put", "k", "--cas", "1"]), b"stale", 6);
+    assert!(!out.both().contains("stale"), "{}", out.both());
+    let out = expect(kms_on(&uri, &["get", "k", "--reveal"]), b"", 0);
+    assert!(out.stdout.contains("two"), "{}", out.stdout);
+    expect(kms_on(&uri, &["put", "k", "--cas", "x"]), b"v", 7);
+}
+
+#[test]
 fn an_unreachable_server_is_unavailable() {
     let out = expect(
         kms_on(

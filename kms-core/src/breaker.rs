@@ -768,6 +768,15 @@ impl<S: KeyStore> KeyStore for CircuitBreaker<S> {
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
         self.run(self.inner.store(key, value)).await
     }
+    async fn store_if_version(
+        &self,
+        key: &KeyName,
+        value: SecretValue,
+        expected: Option<&str>,
+    ) -> Result<SecretMeta> {
+        self.run(self.inner.store_if_version(key, value, expected))
+            .await
+    }
     async fn remove(&self, key: &KeyName) -> Result<()> {
         self.run(self.inner.remove(key)).await
     }

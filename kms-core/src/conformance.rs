@@ -61,6 +61,7 @@ pub const CASES: &[&str] = &[
     "empty_value_is_rejected",
     "names_with_every_allowed_character_round_trip",
     "retried_write_is_one_version",
+    "check_and_set_writes_only_on_the_expected_version",
     "health_and_labels",
     "cancellation_safety",
 ];
@@ -81,6 +82,7 @@ pub async fn run_all(store: &TestStore) {
     empty_value_is_rejected(store).await;
     names_with_every_allowed_character_round_trip(store).await;
     retried_write_is_one_version(store).await;
+    check_and_set_writes_only_on_the_expected_version(store).await;
     health_and_labels(store).await;
     cancellation_safety(store).await;
 }
@@ -644,6 +646,46 @@ pub async fn retried_write_is_one_version(store: &TestStore) {
     assert_eq!(err.kind(), ErrorKind::NotFound, "{store}: {err}");
 }
 
+/// `store_if_version` writes only on the expected version (`None`: only if absent), and a
+/// mismatch is [`ErrorKind::Conflict`] that writes nothing; a store without check-and-set
+/// answers [`ErrorKind::Unsupported`] and writes nothing either.
+pub async fn check_and_set_writes_only_on_the_expected_version(store: &TestStore) {
+    let ns = namespace("cas");
+    let k = key(&ns, "guarded");
+    let first = match store.store_if_version(&k, "one".into(), None).await {
+        Err(e) if e.kind() == ErrorKind::Unsupported => {
+            let err = store.get(&k).await.expect_err("an unsupported write wrote");
+            assert_eq!(err.kind(), ErrorKind::NotFound, "{store}: {err}");
+            return;
+        }
+        other => other.unwrap_or_else(|e| panic!("{store}: check-and-set on a new key: {e}")),
+    };
+    let v1 = first
+        .version
+        .expect("a check-and-set store returns version ids");
+    let err = store
+        .store_if_version(&k, "lost".into(), None)
+        .await
+        .expect_err("'only if absent' wrote over an existing key");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{store}: {err}");
+    let second = store
+        .store_if_version(&k, "two".into(), Some(&v1))
+        .await
+        .unwrap_or_else(|e| panic!("{store}: check-and-set on the current version: {e}"));
+    let err = store
+        .store_if_version(&k, "stale".into(), Some(&v1))
+        .await
+        .expect_err("a stale version wrote");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{store}: {err}");
+    let current = store
+        .get(&k)
+        .await
+        .unwrap_or_else(|e| panic!("{store}: {e}"));
+    assert_eq!(current.value.expose_secret(), b"two", "{store}");
+    assert_eq!(current.meta.version, second.version, "{store}");
+    cleanup(store, &[k]).await;
+}
+
 /// A decorator whose first `store` and first `remove` reach the store, then report a
 /// [`ErrorKind::Timeout`] as if the answer had been lost: what a timeout layer does when the
 /// backend applies a write but answers late.
@@ -771,6 +813,7 @@ macro_rules! conformance_tests {
             empty_value_is_rejected,
             names_with_every_allowed_character_round_trip,
             retried_write_is_one_version,
+            check_and_set_writes_only_on_the_expected_version,
             health_and_labels,
             cancellation_safety
         );

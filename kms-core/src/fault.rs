@@ -231,6 +231,15 @@ impl<S: KeyStore> KeyStore for FaultStore<S> {
         self.before(Operation::Store).await?;
         self.inner.store(key, value).await
     }
+    async fn store_if_version(
+        &self,
+        key: &KeyName,
+        value: SecretValue,
+        expected: Option<&str>,
+    ) -> Result<SecretMeta> {
+        self.before(Operation::Store).await?;
+        self.inner.store_if_version(key, value, expected).await
+    }
     async fn remove(&self, key: &KeyName) -> Result<()> {
         self.before(Operation::Remove).await?;
         self.inner.remove(key).await

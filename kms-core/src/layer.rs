@@ -321,6 +321,16 @@ impl<S: KeyStore> KeyStore for Validate<S> {
         check_value_len(&value, self.max_value_len)?;
         self.inner.store(key, value).await
     }
+    async fn store_if_version(
+        &self,
+        key: &KeyName,
+        value: SecretValue,
+        expected: Option<&str>,
+    ) -> Result<SecretMeta> {
+        self.check()?;
+        check_value_len(&value, self.max_value_len)?;
+        self.inner.store_if_version(key, value, expected).await
+    }
     async fn remove(&self, key: &KeyName) -> Result<()> {
         self.check()?;
         self.inner.remove(key).await

@@ -211,6 +211,48 @@ impl KeyStore for MemoryStore {
         Ok(SecretMeta::with_version(number.to_string()).created_at(created_at))
     }
 
+    async fn store_if_version(
+        &self,
+        key: &KeyName,
+        value: SecretValue,
+        expected: Option<&str>,
+    ) -> Result<SecretMeta> {
+        self.capabilities()
+            .check_value(&value)
+            .map_err(|e| e.with_backend("memory"))?;
+        let created_at = SystemTime::now();
+        let mut keys = self.write();
+        let current = keys.get(key).map(|v| v.latest.to_string());
+        if current.as_deref() != expected {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "check-and-set on '{key}': the current version is {}, not {}",
+                    current.as_deref().unwrap_or("none (no such key)"),
+                    expected.unwrap_or("none (no such key)")
+                ),
+            )
+            .with_backend("memory"));
+        }
+        let versions = keys.entry(key.clone()).or_insert_with(|| Versions {
+            kept: Vec::with_capacity(1),
+            latest: 0,
+        });
+        versions.latest += 1;
+        let number = versions.latest;
+        versions.kept.push(Version {
+            number,
+            value,
+            created_at,
+            write_id: WriteContext::current().map(|w| w.id().into()),
+        });
+        if versions.kept.len() > self.max_versions {
+            let excess = versions.kept.len() - self.max_versions;
+            versions.kept.drain(..excess);
+        }
+        Ok(SecretMeta::with_version(number.to_string()).created_at(created_at))
+    }
+
     async fn remove(&self, key: &KeyName) -> Result<()> {
         match self.write().remove(key) {
             Some(_) => Ok(()),

@@ -18,6 +18,8 @@
 //!   guarantee). A concurrent writer's value written between two attempts is overwritten
 //!   (last writer wins, as without retry). Retried by default;
 //!   [`RetryLayer::retry_store`]`(false)` turns it off.
+//! - `store_if_version` (check-and-set) is never retried: an attempt that landed, then timed
+//!   out, would turn the retry into a Conflict and hide the success.
 //! - `remove` is retried by default ([`RetryLayer::retry_remove`]). When an earlier attempt
 //!   ended in a **timeout** (its outcome is unknown: the backend may have removed the key) and a
 //!   later attempt answers not-found, the key is gone as asked, so the layer returns `Ok(())`
@@ -345,6 +347,19 @@ impl<S: KeyStore> KeyStore for Retry<S> {
                 self.inner.store(key, value.clone())
             }))
             .await
+    }
+    async fn store_if_version(
+        &self,
+        key: &KeyName,
+        value: SecretValue,
+        expected: Option<&str>,
+    ) -> Result<SecretMeta> {
+        // Not retried: an attempt that landed, then timed out, would make the retry a
+        // Conflict (the version moved), hiding the success.
+        self.run(false, || {
+            self.inner.store_if_version(key, value.clone(), expected)
+        })
+        .await
     }
     async fn remove(&self, key: &KeyName) -> Result<()> {
         let timed_out = AtomicBool::new(false);

@@ -64,6 +64,29 @@ pub trait KeyStore: fmt::Display + fmt::Debug + Send + Sync + 'static {
     /// returns what the backend knows about the written version.
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta>;
 
+    /// Check-and-set: writes `value` as the new current version of `key` only if the key's
+    /// current version is `expected` (a version id as returned in [`SecretMeta::version`]);
+    /// `None` writes only if the key does not exist. The check and the write are one atomic
+    /// step on the backend (Vault KV v2's `options.cas`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Conflict`] when the current version is not `expected` (nothing written);
+    /// [`ErrorKind::Unsupported`] from stores that cannot check and write atomically (the
+    /// default); otherwise what [`store`](Self::store) returns. Decorators forward it.
+    async fn store_if_version(
+        &self,
+        key: &KeyName,
+        value: SecretValue,
+        expected: Option<&str>,
+    ) -> Result<SecretMeta> {
+        let _ = (key, value, expected);
+        Err(
+            Error::unsupported("check-and-set writes (store_if_version)")
+                .with_backend(self.backend()),
+        )
+    }
+
     /// Removes `key` (what happens to old versions is the backend's documented choice).
     async fn remove(&self, key: &KeyName) -> Result<()>;
 
@@ -250,6 +273,20 @@ macro_rules! forward_key_store {
                 Self: 'f,
             {
                 (**self).store(key, value)
+            }
+            fn store_if_version<'s, 'k, 'e, 'f>(
+                &'s self,
+                key: &'k KeyName,
+                value: SecretValue,
+                expected: Option<&'e str>,
+            ) -> BoxFut<'f, SecretMeta>
+            where
+                's: 'f,
+                'k: 'f,
+                'e: 'f,
+                Self: 'f,
+            {
+                (**self).store_if_version(key, value, expected)
             }
             fn remove<'s, 'k, 'f>(&'s self, key: &'k KeyName) -> BoxFut<'f, ()>
             where

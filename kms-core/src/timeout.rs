@@ -225,6 +225,18 @@ impl<S: KeyStore> KeyStore for Timeout<S> {
         self.run(Operation::Store, self.inner.store(key, value))
             .await
     }
+    async fn store_if_version(
+        &self,
+        key: &KeyName,
+        value: SecretValue,
+        expected: Option<&str>,
+    ) -> Result<SecretMeta> {
+        self.run(
+            Operation::Store,
+            self.inner.store_if_version(key, value, expected),
+        )
+        .await
+    }
     async fn remove(&self, key: &KeyName) -> Result<()> {
         self.run(Operation::Remove, self.inner.remove(key)).await
     }

@@ -434,6 +434,28 @@ impl<S: KeyStore> KeyStore for Instrumented<S> {
         ))
     }
 
+    fn store_if_version<'s, 'k, 'e, 'f>(
+        &'s self,
+        key: &'k KeyName,
+        value: SecretValue,
+        expected: Option<&'e str>,
+    ) -> BoxFuture<'f, SecretMeta>
+    where
+        's: 'f,
+        'k: 'f,
+        'e: 'f,
+        Self: 'f,
+    {
+        let span = span_for!("kms.store", self, "store");
+        Box::pin(Measured::new(
+            self,
+            Operation::Store,
+            Some(key),
+            span,
+            || self.inner.store_if_version(key, value, expected),
+        ))
+    }
+
     fn remove<'s, 'k, 'f>(&'s self, key: &'k KeyName) -> BoxFuture<'f, ()>
     where
         's: 'f,

@@ -397,6 +397,23 @@ impl KeyStore for Monitored {
         }
         result
     }
+    async fn store_if_version(
+        &self,
+        key: &KeyName,
+        value: SecretValue,
+        expected: Option<&str>,
+    ) -> Result<SecretMeta> {
+        let call = self.call(Operation::Store);
+        let result = self.inner.store_if_version(key, value, expected).await;
+        call.finish(&result);
+        if let Ok(meta) = &result {
+            let now = SystemTime::now();
+            self.side
+                .key_age
+                .current(key, meta.created_at.unwrap_or(now), now);
+        }
+        result
+    }
 
     async fn remove(&self, key: &KeyName) -> Result<()> {
         let call = self.call(Operation::Remove);

@@ -101,6 +101,14 @@ impl KeyStore for Retries {
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
         scoped(self.inner.store(key, value)).await
     }
+    async fn store_if_version(
+        &self,
+        key: &KeyName,
+        value: SecretValue,
+        expected: Option<&str>,
+    ) -> Result<SecretMeta> {
+        scoped(self.inner.store_if_version(key, value, expected)).await
+    }
     async fn remove(&self, key: &KeyName) -> Result<()> {
         scoped(self.inner.remove(key)).await
     }

@@ -1,6 +1,6 @@
 //! `kms put`.
 
-use kms_core::{Error, ErrorKind, KeyName, KeyStore, SecretValue};
+use kms_core::{KeyName, KeyStore, SecretValue};
 use serde_json::json;
 use zeroize::Zeroize;
 
@@ -14,22 +14,19 @@ use crate::output::{meta_json, print_json};
 ///
 /// # Errors
 ///
-/// [`ErrorKind::Unsupported`] (exit 8) for `--cas`: the `KeyStore` trait has no conditional
-/// write, so no store opened through it can check-and-set; what the store returns (an empty
-/// or oversized value: exit 7).
+/// With `--cas VERSION` the write goes through [`KeyStore::store_if_version`]:
+/// [`ErrorKind::Conflict`](kms_core::ErrorKind::Conflict) (exit 6) when the current version is not VERSION (`0`: when the key
+/// exists), [`ErrorKind::Unsupported`](kms_core::ErrorKind::Unsupported) (exit 8) from stores without an atomic check-and-set
+/// (AWS Secrets Manager, the keyrings). Otherwise what the store returns (an empty or
+/// oversized value: exit 7).
 pub async fn run(ctx: &Ctx, mut args: PutArgs) -> CliResult {
     let key = KeyName::new(&args.key)?;
     let store = ctx.target.open().await?;
-    if let Some(version) = &args.cas {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!(
-                "--cas {version}: check-and-set is not supported by this store ({}): the KeyStore trait has no conditional write; nothing was written",
-                store.backend()
-            ),
-        )
-        .into());
-    }
+    // `--cas 0`: only if the key does not exist (Vault's convention).
+    let cas = args
+        .cas
+        .as_deref()
+        .map(|v| if v == "0" { None } else { Some(v) });
     let value = match args.value.take() {
         Some(mut text) => {
             eprintln!(
@@ -41,7 +38,10 @@ pub async fn run(ctx: &Ctx, mut args: PutArgs) -> CliResult {
         }
         None => read_value(args.file.as_deref(), key.as_str())?,
     };
-    let meta = store.store(&key, value).await?;
+    let meta = match cas {
+        Some(expected) => store.store_if_version(&key, value, expected).await?,
+        None => store.store(&key, value).await?,
+    };
     if ctx.json {
         let mut out = meta_json(&meta);
         out["key"] = json!(key.as_str());

@@ -251,10 +251,17 @@ pub fn every_command(base: &dyn Fn(&str) -> String, max_value_len: usize, versio
     );
     assert!(out.stderr.contains("warning: --value"), "{}", out.stderr);
     assert_hidden(&out, &argv_secret);
+    // Check-and-set against a version that is not the current one: a Conflict where the
+    // backend can check and write atomically (Vault KV v2's counters), Unsupported elsewhere;
+    // nothing is written either way.
+    let cas_exit = match versions {
+        Versions::Counter => 6,
+        Versions::Opaque | Versions::None => 8,
+    };
     let out = expect(
-        kms_on(&store, &["put", "app/db", "--cas", "1"]),
+        kms_on(&store, &["put", "app/db", "--cas", "999"]),
         b"never-written",
-        8,
+        cas_exit,
     );
     assert!(out.stderr.contains("check-and-set"), "{}", out.stderr);
     let out = expect(kms_on(&store, &["get", "app/db", "--reveal"]), b"", 0);

@@ -271,6 +271,17 @@ impl<S: KeyStore> KeyStore for Envelope<S> {
         self.inner.store(key, sealed).await
     }
 
+    async fn store_if_version(
+        &self,
+        key: &KeyName,
+        value: SecretValue,
+        expected: Option<&str>,
+    ) -> Result<SecretMeta> {
+        check_value_len(&value, self.capabilities().max_value_len)?;
+        let sealed = self.seal(key, &value).await?;
+        self.inner.store_if_version(key, sealed, expected).await
+    }
+
     async fn remove(&self, key: &KeyName) -> Result<()> {
         self.inner.remove(key).await
     }
