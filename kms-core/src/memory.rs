@@ -58,6 +58,31 @@ struct Version {
     write_id: Option<Box<str>>,
 }
 
+impl Versions {
+    /// Appends `value` as the newest version, forgetting the oldest beyond `max`.
+    fn push(
+        &mut self,
+        value: SecretValue,
+        created_at: SystemTime,
+        write: Option<WriteContext>,
+        max: usize,
+    ) -> SecretMeta {
+        self.latest += 1;
+        let number = self.latest;
+        self.kept.push(Version {
+            number,
+            value,
+            created_at,
+            write_id: write.map(|w| w.id().into()),
+        });
+        if self.kept.len() > max {
+            let excess = self.kept.len() - max;
+            self.kept.drain(..excess);
+        }
+        SecretMeta::with_version(number.to_string()).created_at(created_at)
+    }
+}
+
 impl Version {
     fn to_stored(&self) -> StoredSecret {
         StoredSecret::with_meta(
@@ -196,19 +221,7 @@ impl KeyStore for MemoryStore {
                 SecretMeta::with_version(newest.number.to_string()).created_at(newest.created_at)
             );
         }
-        versions.latest += 1;
-        let number = versions.latest;
-        versions.kept.push(Version {
-            number,
-            value,
-            created_at,
-            write_id: write.map(|w| w.id().into()),
-        });
-        if versions.kept.len() > self.max_versions {
-            let excess = versions.kept.len() - self.max_versions;
-            versions.kept.drain(..excess);
-        }
-        Ok(SecretMeta::with_version(number.to_string()).created_at(created_at))
+        Ok(versions.push(value, created_at, write, self.max_versions))
     }
 
     async fn store_if_version(
@@ -238,19 +251,12 @@ impl KeyStore for MemoryStore {
             kept: Vec::with_capacity(1),
             latest: 0,
         });
-        versions.latest += 1;
-        let number = versions.latest;
-        versions.kept.push(Version {
-            number,
+        Ok(versions.push(
             value,
             created_at,
-            write_id: WriteContext::current().map(|w| w.id().into()),
-        });
-        if versions.kept.len() > self.max_versions {
-            let excess = versions.kept.len() - self.max_versions;
-            versions.kept.drain(..excess);
-        }
-        Ok(SecretMeta::with_version(number.to_string()).created_at(created_at))
+            WriteContext::current(),
+            self.max_versions,
+        ))
     }
 
     async fn remove(&self, key: &KeyName) -> Result<()> {
