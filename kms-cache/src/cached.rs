@@ -321,14 +321,7 @@ impl Core {
     }
 
     fn stale_if_error(&self, key: &KeyName, err: Error) -> Result<StoredSecret> {
-        let transient = matches!(
-            err.kind(),
-            ErrorKind::Unavailable
-                | ErrorKind::Timeout
-                | ErrorKind::RateLimited
-                | ErrorKind::CircuitOpen
-        );
-        if transient && let Some(secret) = self.stale(key) {
+        if err.kind().serves_stale() && let Some(secret) = self.stale(key) {
             self.recorder.stale_serve();
             return Ok(secret);
         }

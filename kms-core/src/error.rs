@@ -77,6 +77,14 @@ impl ErrorKind {
         self.is_retryable()
     }
 
+    /// Whether a cache may answer with a stale value when a load fails with this kind: the
+    /// backend could not be asked (unavailable, timed out, rate limited, or the breaker is
+    /// open), so the value it last gave is the best answer there is. An answer the backend
+    /// actually gave (not found, denied, conflict, invalid …) is never papered over.
+    pub const fn serves_stale(self) -> bool {
+        self.is_retryable() || matches!(self, Self::CircuitOpen)
+    }
+
     /// Every kind, in declaration order (for pre-registering metric label sets).
     pub const ALL: [ErrorKind; 13] = [
         Self::NotFound,
