@@ -321,7 +321,9 @@ impl Core {
     }
 
     fn stale_if_error(&self, key: &KeyName, err: Error) -> Result<StoredSecret> {
-        if err.kind().serves_stale() && let Some(secret) = self.stale(key) {
+        if err.kind().serves_stale()
+            && let Some(secret) = self.stale(key)
+        {
             self.recorder.stale_serve();
             return Ok(secret);
         }
