@@ -1,10 +1,10 @@
 //! The `ClientRequestToken` that makes one logical write one Secrets Manager version.
 
-use kms_core::write_id::WriteContext;
+use kms_core::CallContext;
 
 /// The token of the write under way.
 ///
-/// Inside a [`WriteContext`] (kms-core's retry layer opens one around every attempt of a
+/// Inside a [`CallContext`] (kms-core's retry layer opens one around every attempt of a
 /// `store`), the context's id: every attempt of the logical write sends the same token, and AWS
 /// answers a repeat of a `PutSecretValue` whose token and value it already has with the version
 /// that token made, creating no second version ([PutSecretValue], `ClientRequestToken`).
@@ -15,9 +15,9 @@ use kms_core::write_id::WriteContext;
 ///
 /// [PutSecretValue]: https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html
 pub(crate) fn for_this_write() -> String {
-    match WriteContext::current() {
+    match CallContext::current() {
         Some(write) => write.id().to_owned(),
-        None => WriteContext::new().id().to_owned(),
+        None => CallContext::new().id().to_owned(),
     }
 }
 
@@ -37,7 +37,7 @@ mod tests {
 
     #[tokio::test]
     async fn inside_a_write_every_call_sends_its_id() {
-        let write = WriteContext::new();
+        let write = CallContext::new();
         let id = write.id().to_owned();
         let (a, b) = write
             .scope(async { (for_this_write(), for_this_write()) })

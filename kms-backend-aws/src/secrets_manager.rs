@@ -34,7 +34,7 @@ use crate::{request_token, runtime};
 /// | `health` | `ListSecrets` of one entry |
 ///
 /// **One logical write is one version.** Every request of one `store` carries the same
-/// `ClientRequestToken`: the id of the [`WriteContext`](kms_core::write_id::WriteContext) that
+/// `ClientRequestToken`: the id of the [`CallContext`](kms_core::CallContext) that
 /// kms-core's retry layer opens around all attempts of the call, or a fresh one per call
 /// without it. A retried attempt of a write that landed but answered too late (after the
 /// [`TimeoutLayer`](kms_core::TimeoutLayer) deadline) is recognised by AWS and makes no second
@@ -55,7 +55,7 @@ use crate::{request_token, runtime};
 /// write whose caller dropped it after its request was sent (a timeout above, a `select!`)
 /// would otherwise still be applied by AWS *after* the caller's next write to the key and
 /// silently undo it. A retried attempt of a `store` or `remove` still in flight (same
-/// [`WriteContext`](kms_core::write_id::WriteContext)) does not wait for it: a `store`'s
+/// [`CallContext`](kms_core::CallContext)) does not wait for it: a `store`'s
 /// repeat carries the same `ClientRequestToken`, so AWS applies the two at most once, and a
 /// second delete ends where one does; it is sent at once, and the key's next write waits for
 /// both. Writes to different keys do not wait
@@ -435,10 +435,10 @@ impl KeyStore for SecretsManagerStore {
         self.capabilities().check_value(&value)?;
         let name = self.namespace.secret_name(key)?;
         runtime::require(SECRETS_MANAGER, "PutSecretValue")?;
-        // The WriteContext is task-local: read its id here, on the caller's task, before
+        // The CallContext is task-local: read its id here, on the caller's task, before
         // the write moves to its own task.
         let token = request_token::for_this_write();
-        // Only a store joins a store: a remove in the same WriteContext is another write.
+        // Only a store joins a store: a remove in the same CallContext is another write.
         let running_as = format!("store {token}");
         let this = self.clone();
         if let Some(pass) = self.running.join(key, &running_as) {

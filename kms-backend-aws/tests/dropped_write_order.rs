@@ -245,12 +245,12 @@ async fn a_retried_remove_does_not_wait_behind_its_first_attempt() {
     sm.remove(&k).await.unwrap();
 }
 
-/// A caller that drops a `store` and then removes the key inside the same `WriteContext`
+/// A caller that drops a `store` and then removes the key inside the same `CallContext`
 /// (one scope around both): the remove is another write, not a repeat of the store, so it
 /// waits for the store and wins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remove_in_the_same_write_context_does_not_join_a_store() {
-    use kms_core::write_id::WriteContext;
+    use kms_core::CallContext;
     let proxy = LateProxy::start(b"secretsmanager.PutSecretValue").await;
     let config = common::connection(&proxy.url()).load().await.unwrap();
     let sm = kms_backend_aws::SecretsManagerStore::builder(&config)
@@ -262,7 +262,7 @@ async fn a_remove_in_the_same_write_context_does_not_join_a_store() {
     sm.store(&k, "old".into()).await.unwrap();
 
     proxy.counters.armed.store(true, Ordering::SeqCst);
-    WriteContext::new()
+    CallContext::new()
         .scope(async {
             let dropped =
                 tokio::time::timeout(Duration::from_millis(200), sm.store(&k, "new".into())).await;

@@ -2,7 +2,7 @@
 //!
 //! A `store` through `Retry(Timeout(SecretsManager))` whose first `PutSecretValue` lands on
 //! the server but answers after the timeout: the retry sends the same `ClientRequestToken`
-//! (kms-core's `WriteContext` id), the server recognises the repeat, and the secret has one
+//! (kms-core's `CallContext` id), the server recognises the repeat, and the secret has one
 //! new version, with `AWSPREVIOUS` still on the old one. moto implements the token the way
 //! AWS documents it (a repeat with the same token and value returns the existing version;
 //! the same token with another value is refused), so this runs on moto, not a mock.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use kms_core::write_id::WriteContext;
+use kms_core::CallContext;
 use kms_core::{
     Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Result, SecretMeta, SecretValue,
     StoredSecret, WriteOrder,
@@ -274,14 +274,14 @@ impl VaultStore {
 
     /// Runs a write of `key` through the store's [`WriteOrder`] (after the key's earlier
     /// writes, to completion even if the caller drops it), carrying the caller's
-    /// [`WriteContext`] onto the write's task.
+    /// [`CallContext`] onto the write's task.
     async fn ordered<T, F, Fut>(&self, key: &KeyName, write: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(VaultStore, KeyName) -> Fut,
         Fut: std::future::Future<Output = Result<T>> + Send + 'static,
     {
-        let context = WriteContext::current();
+        let context = CallContext::current();
         let write = write(self.clone(), key.clone());
         match context {
             Some(context) => self.writes.run(key, context.scope(write)).await,
@@ -319,7 +319,7 @@ impl VaultStore {
         };
         drop(value);
         let repeat = match self.version {
-            KvVersion::V2 => WriteContext::current().filter(WriteContext::is_repeat),
+            KvVersion::V2 => CallContext::current().filter(CallContext::is_repeat),
             KvVersion::V1 => None,
         };
         match repeat {

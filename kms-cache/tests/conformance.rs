@@ -51,7 +51,7 @@ mod cancellation {
 
     use kms_cache::CacheHandle;
     use kms_core::KeyStore;
-    use kms_core::cancellation::cancellation_safety_over;
+    use kms_core::conformance::cancellation_safety_over;
 
     use super::*;
 

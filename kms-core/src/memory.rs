@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::key_name::{KeyName, KeyPrefix};
 use crate::secret::{SecretMeta, SecretValue, StoredSecret};
 use crate::store::{Capabilities, DEFAULT_MAX_VALUE_LEN, KeyStore};
-use crate::write_id::WriteContext;
+use crate::write::context::CallContext;
 
 /// How many versions of each key a [`MemoryStore`] keeps by default (the current one included).
 pub const DEFAULT_MAX_VERSIONS: usize = 10;
@@ -19,7 +19,7 @@ pub const DEFAULT_MAX_VERSIONS: usize = 10;
 /// A concurrent, versioned, in-memory [`KeyStore`].
 ///
 /// - Every `store` writes a new version, numbered from `"1"` upwards (a repeated attempt of
-///   one logical write, see [`write_id`](crate::write_id), is not a new version); the last
+///   one logical write, see [`write`](crate::write), is not a new version); the last
 ///   [`max_versions`](MemoryStoreBuilder::max_versions) are kept and readable with
 ///   [`get_version`](KeyStore::get_version).
 /// - `remove` deletes the key with all its versions; a key written again afterwards starts
@@ -54,7 +54,7 @@ struct Version {
     number: u64,
     value: SecretValue,
     created_at: SystemTime,
-    /// The [`WriteContext`] id of the write that made this version, if it had one.
+    /// The [`CallContext`] id of the write that made this version, if it had one.
     write_id: Option<Box<str>>,
 }
 
@@ -64,7 +64,7 @@ impl Versions {
         &mut self,
         value: SecretValue,
         created_at: SystemTime,
-        write: Option<WriteContext>,
+        write: Option<CallContext>,
         max: usize,
     ) -> SecretMeta {
         self.latest += 1;
@@ -205,7 +205,7 @@ impl KeyStore for MemoryStore {
             .check_value(&value)
             .map_err(|e| e.with_backend("memory"))?;
         let created_at = SystemTime::now();
-        let write = WriteContext::current();
+        let write = CallContext::current();
         let mut keys = self.write();
         let versions = keys.entry(key.clone()).or_insert_with(|| Versions {
             kept: Vec::with_capacity(1),
@@ -251,12 +251,7 @@ impl KeyStore for MemoryStore {
             kept: Vec::with_capacity(1),
             latest: 0,
         });
-        Ok(versions.push(
-            value,
-            created_at,
-            WriteContext::current(),
-            self.max_versions,
-        ))
+        Ok(versions.push(value, created_at, CallContext::current(), self.max_versions))
     }
 
     async fn remove(&self, key: &KeyName) -> Result<()> {

@@ -231,6 +231,7 @@ type BoxFut<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T
 // second future around the first on every call (~17 ns and one allocation on a cache hit).
 macro_rules! forward_key_store {
     ($($ptr:ident),*) => {$(
+        #[deny(clippy::missing_trait_methods)]
         impl<T: KeyStore + ?Sized> KeyStore for $ptr<T> {
             fn backend(&self) -> &'static str {
                 (**self).backend()

@@ -541,7 +541,7 @@ fn every_setting_is_validated_by_name() {
         // Refused, not allocated (4 GiB of window slots).
         (CircuitBreakerLayer::new().window(u32::MAX), "window"),
         (
-            CircuitBreakerLayer::new().window(kms_core::breaker::MAX_WINDOW + 1),
+            CircuitBreakerLayer::new().window(kms_core::CircuitBreakerLayer::MAX_WINDOW + 1),
             "window",
         ),
         (CircuitBreakerLayer::new().min_calls(0), "min_calls"),
@@ -587,7 +587,7 @@ fn every_setting_is_validated_by_name() {
             .min_calls(5)
             .failure_ratio(1.0),
         CircuitBreakerLayer::new().min_calls(1).failure_ratio(0.01),
-        CircuitBreakerLayer::new().window(kms_core::breaker::MAX_WINDOW),
+        CircuitBreakerLayer::new().window(kms_core::CircuitBreakerLayer::MAX_WINDOW),
     ] {
         good.validate().unwrap();
     }

@@ -64,7 +64,7 @@ mod stacked_small_limits {
 mod cancellation {
     use std::sync::Arc;
 
-    use kms_core::cancellation::cancellation_safety_over;
+    use kms_core::conformance::cancellation_safety_over;
     use kms_core::{KeyStore, Layer};
 
     use super::*;

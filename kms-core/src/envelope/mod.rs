@@ -46,10 +46,10 @@ use recent_writes::RecentWrites;
 use crate::crypto::{CryptoProvider, EncryptionContext};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key_name::{KeyName, KeyPrefix};
-use crate::layer::Layer;
+use crate::layers::layer::Layer;
 use crate::secret::{SecretMeta, SecretValue, StoredSecret};
 use crate::store::{Capabilities, KeyStore, check_value_len};
-use crate::write_id::WriteContext;
+use crate::write::context::CallContext;
 
 /// Configuration of the envelope decorator; a [`Layer`].
 #[derive(Clone)]
@@ -229,6 +229,7 @@ impl<S: KeyStore> fmt::Debug for Envelope<S> {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl<S: KeyStore> KeyStore for Envelope<S> {
     fn backend(&self) -> &'static str {
         self.inner.backend()
@@ -244,6 +245,11 @@ impl<S: KeyStore> KeyStore for Envelope<S> {
         self.open(key, stored).await
     }
 
+    fn get_now(&self, _key: &KeyName) -> Option<Result<StoredSecret>> {
+        // Declined: what is stored below is ciphertext, and decrypting it needs the provider
+        // (asynchronous). A cache belongs above this layer.
+        None
+    }
     async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
         let stored = self.inner.get_version(key, version).await?;
         self.open(key, stored).await
@@ -251,7 +257,7 @@ impl<S: KeyStore> KeyStore for Envelope<S> {
 
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
         check_value_len(&value, self.capabilities().max_value_len)?;
-        let Some(write) = WriteContext::current() else {
+        let Some(write) = CallContext::current() else {
             let sealed = self.seal(key, &value).await?;
             return self.inner.store(key, sealed).await;
         };

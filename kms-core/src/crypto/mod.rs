@@ -3,6 +3,9 @@
 //! AWS KMS and Vault Transit implement it (in their backend crates), so the
 //! [envelope decorator](crate::envelope) can protect any store with either.
 
+#[cfg(feature = "envelope")]
+pub(crate) mod local;
+
 use std::collections::BTreeMap;
 use std::fmt;
 

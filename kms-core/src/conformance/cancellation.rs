@@ -1,21 +1,4 @@
-//! The cancellation harness: every operation, dropped at every await point, leaves nothing a
-//! later call can tell apart from "that operation failed" (issue 13).
-//!
-//! Available with the `conformance` feature. The harness polls an operation `k` times (each
-//! poll after the operation woke its task, so every poll is real progress) and drops it, for
-//! every `k` from 0 until the operation completes, and after each drop checks the invariants:
-//!
-//! - a following `get` sees what the backend holds: the old value or the new one for a
-//!   dropped write (it may or may not have landed), never anything else;
-//! - in-flight bookkeeping returns to zero (when the layer exposes a count of it);
-//! - nothing is wedged: a complete write afterwards reads back, and `list` shows the key.
-//!
-//! [`cancellation_safety`] is a conformance case (run by
-//! [`run_all`](crate::conformance::run_all) and [`conformance_tests!`](crate::conformance_tests))
-//! over any store, backends included. [`cancellation_safety_over`] runs the same sequence
-//! over a decorator whose backend it controls, with await points before and after each write
-//! lands and the backend's own answer to compare with, which is what catches a cache still
-//! serving a value older than a write that landed.
+//! The cancellation harness (documented in the conformance module).
 
 use std::fmt;
 use std::future::Future;
@@ -28,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use crate::conformance::{TestStore, unique_name};
+use super::support::{TestStore, unique_name};
 use crate::error::{ErrorKind, Result};
 use crate::key_name::{KeyName, KeyPrefix};
 use crate::memory::MemoryStore;
@@ -247,7 +230,7 @@ async fn run(
 }
 
 /// The conformance case: every operation of `store` dropped at every await point (see the
-/// [module docs](self)). Over a real backend a dropped write may land after the drop, so a
+/// [conformance module docs](super#cancellation)). Over a real backend a dropped write may land after the drop, so a
 /// `get` must answer the old or the new value; nothing may be wedged afterwards.
 pub async fn cancellation_safety(store: &TestStore) {
     run(store, None, None, None).await;
@@ -270,7 +253,7 @@ pub async fn cancellation_safety(store: &TestStore) {
 /// ```
 /// use std::sync::Arc;
 /// use kms_core::{CircuitBreakerLayer, Layer};
-/// use kms_core::cancellation::cancellation_safety_over;
+/// use kms_core::conformance::cancellation_safety_over;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {

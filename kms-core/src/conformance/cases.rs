@@ -1,118 +1,16 @@
-//! The conformance suite: the behaviour every [`KeyStore`] in this workspace must show.
-//!
-//! Available with the `conformance` feature. Every backend and every decorator runs it; cases
-//! that need a capability the store does not declare check instead that the store refuses
-//! cleanly (e.g. `list` on a store that cannot list returns
-//! [`ErrorKind::Unsupported`]).
-//!
-//! Each case works under a fresh, unique namespace (`conformance/<case>-<pid>-<time>-<n>/…`)
-//! and removes what it wrote, so the suite can run in parallel against a shared server.
-//!
-//! # Use
-//!
-//! The [`conformance_tests!`](crate::conformance_tests) macro expands to one `#[tokio::test]`
-//! per case (so a failure names its case); the crate using it needs `tokio` with the `macros`
-//! and `rt-multi-thread` features as a dev-dependency:
-//!
-//! ```text
-//! mod memory {
-//!     kms_core::conformance_tests!(kms_core::MemoryStore::new());
-//! }
-//! mod over_a_server {
-//!     // any expression that evaluates to a KeyStore, `.await` allowed
-//!     kms_core::conformance_tests!(my_backend_for_tests().await);
-//! }
-//! ```
+//! The store conformance cases, one `pub async fn` each; the list that runs them is in the
+//! [module docs](super).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::support::{TestStore, cleanup, key, namespace};
 use crate::error::ErrorKind;
 use crate::key_name::{KeyName, KeyPrefix};
+use crate::layers::layer::Layer;
 use crate::secret::SecretValue;
 use crate::store::{KeyStore, KeyStoreExt};
-
-/// Every operation dropped at every await point (issue 13; see [`crate::cancellation`]).
-pub use crate::cancellation::cancellation_safety;
-
-/// A store under test, as the cases take it.
-pub type TestStore = Arc<dyn KeyStore>;
-
-/// Turns any store into the [`TestStore`] the cases take.
-pub fn test_store(store: impl KeyStore) -> TestStore {
-    Arc::new(store)
-}
-
-/// Names of every case, in the order [`run_all`] runs them.
-pub const CASES: &[&str] = &[
-    "store_then_get_returns_same_bytes",
-    "binary_values_round_trip",
-    "overwrite_replaces_value",
-    "get_missing_is_not_found",
-    "remove_then_get_is_not_found",
-    "remove_missing_is_not_found",
-    "list_with_and_without_prefix",
-    "concurrent_writers_and_readers_lose_nothing",
-    "invalid_names_are_rejected_before_the_store",
-    "oversized_values_are_rejected",
-    "versions_are_kept_when_declared",
-    "empty_value_is_rejected",
-    "names_with_every_allowed_character_round_trip",
-    "retried_write_is_one_version",
-    "check_and_set_writes_only_on_the_expected_version",
-    "health_and_labels",
-    "cancellation_safety",
-];
-
-/// Runs every case in order, panicking on the first failure.
-pub async fn run_all(store: &TestStore) {
-    store_then_get_returns_same_bytes(store).await;
-    binary_values_round_trip(store).await;
-    overwrite_replaces_value(store).await;
-    get_missing_is_not_found(store).await;
-    remove_then_get_is_not_found(store).await;
-    remove_missing_is_not_found(store).await;
-    list_with_and_without_prefix(store).await;
-    concurrent_writers_and_readers_lose_nothing(store).await;
-    invalid_names_are_rejected_before_the_store(store).await;
-    oversized_values_are_rejected(store).await;
-    versions_are_kept_when_declared(store).await;
-    empty_value_is_rejected(store).await;
-    names_with_every_allowed_character_round_trip(store).await;
-    retried_write_is_one_version(store).await;
-    check_and_set_writes_only_on_the_expected_version(store).await;
-    health_and_labels(store).await;
-    cancellation_safety(store).await;
-}
-
-/// A unique namespace for one case run.
-fn namespace(case: &str) -> String {
-    format!("conformance/{}", unique_name(case))
-}
-
-/// A name unique to this process and call (`<tag>-<pid>-<nanos>-<n>`), for tests that share a
-/// server with other test processes: key names, namespaces, server-side key names.
-pub fn unique_name(tag: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{tag}-{}-{nanos}-{n}", std::process::id())
-}
-
-fn key(ns: &str, rest: &str) -> KeyName {
-    KeyName::new(format!("{ns}/{rest}")).expect("conformance key names are valid")
-}
-
-async fn cleanup(store: &TestStore, keys: &[KeyName]) {
-    for k in keys {
-        let _ = store.remove(k).await;
-    }
-}
 
 /// A stored value reads back byte for byte, with consistent metadata.
 pub async fn store_then_get_returns_same_bytes(store: &TestStore) {
@@ -595,7 +493,6 @@ pub async fn names_with_every_allowed_character_round_trip(store: &TestStore) {
 /// version before it is still readable. Likewise a `remove` that landed, then timed out, then
 /// was retried, succeeds.
 pub async fn retried_write_is_one_version(store: &TestStore) {
-    use crate::layer::Layer;
     let ns = namespace("idempotent");
     let k = key(&ns, "rotated");
     let v1 = store
@@ -788,129 +685,5 @@ pub async fn health_and_labels(store: &TestStore) {
     assert!(
         !store.to_string().is_empty(),
         "a store names itself in Display"
-    );
-}
-
-/// Expands to one `#[tokio::test]` per conformance case, each over a fresh store made by
-/// evaluating `$make` (any expression of a type that implements `KeyStore`; `.await` allowed).
-///
-/// The calling crate needs `tokio` (features `macros`, `rt-multi-thread`) as a dev-dependency.
-#[macro_export]
-macro_rules! conformance_tests {
-    ($make:expr) => {
-        $crate::conformance_tests!(@cases ($make)
-            store_then_get_returns_same_bytes,
-            binary_values_round_trip,
-            overwrite_replaces_value,
-            get_missing_is_not_found,
-            remove_then_get_is_not_found,
-            remove_missing_is_not_found,
-            list_with_and_without_prefix,
-            concurrent_writers_and_readers_lose_nothing,
-            invalid_names_are_rejected_before_the_store,
-            oversized_values_are_rejected,
-            versions_are_kept_when_declared,
-            empty_value_is_rejected,
-            names_with_every_allowed_character_round_trip,
-            retried_write_is_one_version,
-            check_and_set_writes_only_on_the_expected_version,
-            health_and_labels,
-            cancellation_safety
-        );
-    };
-    (@cases ($make:expr) $($case:ident),* $(,)?) => {
-        $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let store = $crate::conformance::test_store($make);
-                $crate::conformance::$case(&store).await;
-            }
-        )*
-    };
-}
-
-/// The behaviour every [`CryptoProvider`](crate::CryptoProvider) must show: encrypt/decrypt
-/// round trip, data keys of 32 bytes whose ciphertext decrypts back to them, and clean
-/// failures for another context and a tampered ciphertext. Panics on the first failure.
-pub async fn crypto_provider_conformance(provider: &dyn crate::CryptoProvider) {
-    use crate::crypto::EncryptionContext;
-    let ctx = EncryptionContext::new()
-        .with("purpose", "conformance")
-        .with("tenant", "t1");
-    let plaintext = SecretValue::from("attack at dawn");
-
-    let ciphertext = provider
-        .encrypt(&plaintext, &ctx)
-        .await
-        .unwrap_or_else(|e| panic!("{provider}: encrypt: {e}"));
-    assert!(
-        !ciphertext.windows(6).any(|w| w == b"attack"),
-        "{provider}: ciphertext contains the plaintext"
-    );
-    let back = provider
-        .decrypt(&ciphertext, &ctx)
-        .await
-        .unwrap_or_else(|e| panic!("{provider}: decrypt: {e}"));
-    assert_eq!(back, plaintext, "{provider}: round trip");
-
-    let other = EncryptionContext::new()
-        .with("purpose", "conformance")
-        .with("tenant", "t2");
-    let err = provider
-        .decrypt(&ciphertext, &other)
-        .await
-        .expect_err("decrypt under another context must fail");
-    assert!(
-        matches!(
-            err.kind(),
-            ErrorKind::InvalidData | ErrorKind::PermissionDenied | ErrorKind::InvalidInput
-        ),
-        "{provider}: wrong context gave {err}"
-    );
-    assert!(
-        !err.to_string().contains("attack"),
-        "{provider}: error shows plaintext: {err}"
-    );
-
-    let data_key = provider
-        .generate_data_key(&ctx)
-        .await
-        .unwrap_or_else(|e| panic!("{provider}: data key: {e}"));
-    assert_eq!(
-        data_key.plaintext.len(),
-        32,
-        "{provider}: data keys are 256-bit"
-    );
-    let unwrapped = provider
-        .decrypt(&data_key.ciphertext, &ctx)
-        .await
-        .unwrap_or_else(|e| panic!("{provider}: decrypting a data key: {e}"));
-    assert_eq!(
-        unwrapped, data_key.plaintext,
-        "{provider}: data key ciphertext decrypts to its plaintext"
-    );
-    let second = provider.generate_data_key(&ctx).await.unwrap();
-    assert_ne!(
-        second.plaintext, data_key.plaintext,
-        "{provider}: data keys are fresh"
-    );
-    assert!(
-        format!("{data_key:?}").contains("[REDACTED]"),
-        "{provider}: data key Debug shows the key"
-    );
-
-    let mut tampered = ciphertext.clone();
-    let last = tampered.len() - 1;
-    tampered[last] ^= 0x01;
-    let err = provider
-        .decrypt(&tampered, &ctx)
-        .await
-        .expect_err("tampered ciphertext must fail");
-    assert!(
-        matches!(
-            err.kind(),
-            ErrorKind::InvalidData | ErrorKind::InvalidInput | ErrorKind::PermissionDenied
-        ),
-        "{provider}: tampered ciphertext gave {err}"
     );
 }

@@ -1,5 +1,8 @@
 //! [`CircuitBreakerLayer`] and [`CircuitBreaker`]: fail fast while the backend is down.
 //!
+//! The whole story is on [`CircuitBreakerLayer`](crate::CircuitBreakerLayer) (this module is private; its items are re-exported at the crate root).
+
+//!
 //! # States
 //!
 //! - **Closed**: calls flow; the outcome of each is recorded in a rolling window of the last
@@ -28,7 +31,7 @@
 //!
 //! Checked when the breaker is built ([`CircuitBreakerLayer::validate`], called by
 //! [`StoreBuilder::try_build`](crate::StoreBuilder::try_build) and
-//! [`CircuitBreaker::try_new`]): 1 ≤ `window` ≤ [`MAX_WINDOW`], 1 ≤ `min_calls` ≤ `window` (a breaker that
+//! [`CircuitBreaker::try_new`]): 1 ≤ `window` ≤ [`MAX_WINDOW`](CircuitBreakerLayer::MAX_WINDOW), 1 ≤ `min_calls` ≤ `window` (a breaker that
 //! needs more calls than it remembers could never open), `failure_ratio` in (0, 1], every
 //! duration longer than zero, `half_open_calls` and `success_threshold` ≥ 1. A breaker built
 //! with a bad setting anyway answers every call with that
@@ -55,6 +58,8 @@
 //! `<prefix>_circuit_breaker_state{backend}` gauge with [`CircuitState::as_gauge`]). One layer
 //! is one breaker: every store it wraps shares the state, so use one layer per backend.
 
+pub(crate) mod state;
+
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
@@ -66,19 +71,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::{Instant, Sleep};
 
-use crate::circuit_state::CircuitState;
+use self::state::CircuitState;
+use super::deadline::poll_deadline;
+use super::layer::Layer;
 use crate::error::{Error, ErrorKind, Result};
 use crate::key_name::{KeyName, KeyPrefix};
-use crate::layer::Layer;
 use crate::secret::{SecretMeta, SecretValue, StoredSecret};
 use crate::store::{Capabilities, KeyStore};
-
-/// The longest rolling window, in calls: the window is one byte per call, allocated when the
-/// breaker is configured, so a larger one (a typo, `u32::MAX` = 4 GiB) is refused instead.
-pub const MAX_WINDOW: u32 = 100_000;
-
-/// Reference setting: how long a half-open trial may take before it counts as a failure.
-pub const DEFAULT_TRIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The breaker's settings; defaults are the reference settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -101,7 +100,7 @@ impl Default for Config {
             open_delay: Duration::from_secs(5),
             half_open_calls: 3,
             success_threshold: 3,
-            trial_timeout: DEFAULT_TRIAL_TIMEOUT,
+            trial_timeout: CircuitBreakerLayer::DEFAULT_TRIAL_TIMEOUT,
         }
     }
 }
@@ -118,10 +117,14 @@ impl Config {
         if self.window == 0 {
             return Err(Error::configuration("window", "must be at least 1 call"));
         }
-        if self.window > MAX_WINDOW {
+        if self.window > CircuitBreakerLayer::MAX_WINDOW {
             return Err(Error::configuration(
                 "window",
-                format!("{} calls is more than the most, {MAX_WINDOW}", self.window),
+                format!(
+                    "{} calls is more than the most, {}",
+                    self.window,
+                    CircuitBreakerLayer::MAX_WINDOW
+                ),
             ));
         }
         if self.min_calls == 0 {
@@ -434,7 +437,9 @@ enum Admission {
     Trial(u32),
 }
 
-/// Configures a [`CircuitBreaker`] and holds its shared state; see the [module docs](self).
+/// [`CircuitBreakerLayer`] and [`CircuitBreaker`]: fail fast while the backend is down.
+///
+/// Configures a [`CircuitBreaker`] and holds its shared state; see the [module docs](CircuitBreakerLayer).
 ///
 /// Configure first, then take [`handle`](Self::handle)s and wrap the store: a setter starts a
 /// fresh breaker (hooks registered so far are kept, earlier handles are not).
@@ -466,6 +471,13 @@ impl Default for CircuitBreakerLayer {
 }
 
 impl CircuitBreakerLayer {
+    /// Reference setting: how long a half-open trial may take before it counts as a failure.
+    pub const DEFAULT_TRIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// The longest rolling window, in calls: the window is one byte per call, allocated when the
+    /// breaker is configured, so a larger one (a typo, `u32::MAX` = 4 GiB) is refused instead.
+    pub const MAX_WINDOW: u32 = 100_000;
+
     /// The reference settings: window 20, min 10 calls, ratio 0.5, 5 s open, 3 trial calls,
     /// 3 successes to close, 10 s per trial.
     pub fn new() -> Self {
@@ -482,7 +494,7 @@ impl CircuitBreakerLayer {
     }
 
     /// How many of the latest calls the failure ratio is computed over (at least 1, at most
-    /// [`MAX_WINDOW`]; one byte each).
+    /// [`MAX_WINDOW`](Self::MAX_WINDOW); one byte each).
     #[must_use]
     pub fn window(self, calls: u32) -> Self {
         self.with(|c| c.window = calls)
@@ -520,14 +532,14 @@ impl CircuitBreakerLayer {
     }
 
     /// How long a half-open trial may take (longer than zero; default
-    /// [`DEFAULT_TRIAL_TIMEOUT`], 10 s). A trial still running then is dropped, counts as a
+    /// [`DEFAULT_TRIAL_TIMEOUT`](Self::DEFAULT_TRIAL_TIMEOUT), 10 s). A trial still running then is dropped, counts as a
     /// failure (the circuit re-opens) and its caller gets [`ErrorKind::Timeout`].
     #[must_use]
     pub fn trial_timeout(self, timeout: Duration) -> Self {
         self.with(|c| c.trial_timeout = timeout)
     }
 
-    /// Checks the settings (see the [module docs](self#configuration)).
+    /// Checks the settings (see the [module docs](CircuitBreakerLayer#configuration)).
     ///
     /// # Errors
     ///
@@ -623,7 +635,7 @@ impl fmt::Debug for CircuitBreakerHandle {
     }
 }
 
-/// The decorator [`CircuitBreakerLayer`] makes; see the [module docs](self).
+/// The decorator [`CircuitBreakerLayer`] makes; see the [module docs](CircuitBreakerLayer).
 pub struct CircuitBreaker<S> {
     inner: S,
     shared: Arc<Shared>,
@@ -699,7 +711,7 @@ impl<S: KeyStore> CircuitBreaker<S> {
                 return Poll::Ready(Some(result));
             }
             // Outside a Tokio runtime, no timer: the trial runs to its own end.
-            crate::timeout::poll_deadline(&mut timer, deadline, cx)
+            poll_deadline(&mut timer, deadline, cx)
         })
         .await;
         finished.unwrap_or_else(|| {
@@ -752,6 +764,7 @@ impl<S: KeyStore> fmt::Debug for CircuitBreaker<S> {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl<S: KeyStore> KeyStore for CircuitBreaker<S> {
     fn backend(&self) -> &'static str {
         self.inner.backend()
@@ -761,6 +774,12 @@ impl<S: KeyStore> KeyStore for CircuitBreaker<S> {
     }
     async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
         self.run(self.inner.get(key)).await
+    }
+    fn get_now(&self, _key: &KeyName) -> Option<Result<StoredSecret>> {
+        // Declined: every call that reaches below the breaker must pass through its window
+        // (a synchronous answer would bypass the accounting and an open circuit). Nothing below
+        // the breaker in the recommended stack answers synchronously.
+        None
     }
     async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
         self.run(self.inner.get_version(key, version)).await

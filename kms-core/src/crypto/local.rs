@@ -8,7 +8,7 @@ use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use async_trait::async_trait;
 
-use crate::crypto::{CryptoOperation, CryptoProvider, DataKey, EncryptionContext};
+use super::{CryptoOperation, CryptoProvider, DataKey, EncryptionContext};
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::SecretValue;
 

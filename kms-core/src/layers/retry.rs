@@ -1,46 +1,6 @@
 //! [`RetryLayer`] and [`Retry`]: repeat transient failures with jittered exponential backoff.
 //!
-//! # What is retried
-//!
-//! Only errors whose [`Error::is_retryable`] is true: rate limited, timeout, unavailable. Not
-//! found, permission and authentication errors, invalid input, conflicts and an open circuit
-//! are returned at once. An error a retry layer already gave up on is marked
-//! [`exhausted`](Error::exhausted), so a second retry layer above never multiplies attempts.
-//!
-//! Per operation:
-//!
-//! - `get`, `get_version`, `list`, `health` are reads: repeating them changes nothing, so they
-//!   are always retried.
-//! - `store` writes the same bytes again. Every attempt of one call carries the same
-//!   [`WriteContext`] (one id, an attempt counter), so a backend that keeps versions records
-//!   one version even when an attempt timed out *after* the backend applied it (AWS: the id
-//!   is the `ClientRequestToken`; see [`write_id`](crate::write_id) for each backend's
-//!   guarantee). A concurrent writer's value written between two attempts is overwritten
-//!   (last writer wins, as without retry). Retried by default;
-//!   [`RetryLayer::retry_store`]`(false)` turns it off.
-//! - `store_if_version` (check-and-set) is never retried: an attempt that landed, then timed
-//!   out, would turn the retry into a Conflict and hide the success.
-//! - `remove` is retried by default ([`RetryLayer::retry_remove`]). When an earlier attempt
-//!   ended in a **timeout** (its outcome is unknown: the backend may have removed the key) and a
-//!   later attempt answers not-found, the key is gone as asked, so the layer returns `Ok(())`
-//!   instead of a confusing not-found. A not-found on the first attempt is returned as is.
-//!
-//! # Backoff
-//!
-//! The delay before retry *n* (0-based) is `base · 2ⁿ + uniform(0 ..= jitter)`, capped at
-//! `max_delay` [defaults: 3 retries, 100 ms base, 50 ms jitter, 5 s cap]. A time budget
-//! [default 10 s] stops retrying when the next attempt would start after it. The budget counts
-//! from the end of the first (failed) attempt, which the timeout layer below bounds, so a call
-//! lasts at most *first-attempt timeout + budget + last-attempt timeout*; a call that succeeds at
-//! once never reads the clock. Sleeping uses
-//! `tokio::time::sleep` (through [`backon`]), so tests drive it with paused time.
-//!
-//! # Order with the timeout layer
-//!
-//! Put [`TimeoutLayer`](crate::TimeoutLayer) *below* the retry layer (`Retry(Timeout(…))`):
-//! each attempt then gets its own deadline and a hung attempt becomes a retryable timeout. A
-//! timeout *above* retry bounds the whole call instead, retries included.
-//! [`StoreBuilder::resilience`](crate::StoreBuilder::resilience) builds the right order.
+//! The whole story is on [`RetryLayer`](crate::RetryLayer) (this module is private; its items are re-exported at the crate root).
 
 use std::fmt;
 use std::future::Future;
@@ -51,21 +11,58 @@ use std::time::Duration;
 use async_trait::async_trait;
 use backon::Retryable;
 
+use super::layer::Layer;
 use crate::error::{Error, ErrorKind, Result};
 use crate::key_name::{KeyName, KeyPrefix};
-use crate::layer::Layer;
 use crate::secret::{SecretMeta, SecretValue, StoredSecret};
 use crate::store::{Capabilities, KeyStore};
-use crate::write_id::WriteContext;
+use crate::write::context::CallContext;
 
-/// Reference setting: retries after the first attempt.
-pub const DEFAULT_MAX_RETRIES: u32 = 3;
-/// Reference setting: the first backoff delay.
-pub const DEFAULT_RETRY_BASE: Duration = Duration::from_millis(100);
-/// Reference setting: the largest random delay added to each backoff.
-pub const DEFAULT_RETRY_JITTER: Duration = Duration::from_millis(50);
-
-/// Configures [`Retry`]; see the [module docs](self) for what is retried and why.
+/// [`RetryLayer`] and [`Retry`]: repeat transient failures with jittered exponential backoff.
+///
+/// # What is retried
+///
+/// Only errors whose [`Error::is_retryable`] is true: rate limited, timeout, unavailable. Not
+/// found, permission and authentication errors, invalid input, conflicts and an open circuit
+/// are returned at once. An error a retry layer already gave up on is marked
+/// [`exhausted`](Error::exhausted), so a second retry layer above never multiplies attempts.
+///
+/// Per operation:
+///
+/// - `get`, `get_version`, `list`, `health` are reads: repeating them changes nothing, so they
+///   are always retried.
+/// - `store` writes the same bytes again. Every attempt of one call carries the same
+///   [`CallContext`] (one id, an attempt counter), so a backend that keeps versions records
+///   one version even when an attempt timed out *after* the backend applied it (AWS: the id
+///   is the `ClientRequestToken`; see [`write`](crate::write) for each backend's
+///   guarantee). A concurrent writer's value written between two attempts is overwritten
+///   (last writer wins, as without retry). Retried by default;
+///   [`RetryLayer::retry_store`]`(false)` turns it off.
+/// - `store_if_version` (check-and-set) is never retried: an attempt that landed, then timed
+///   out, would turn the retry into a Conflict and hide the success.
+/// - `remove` is retried by default ([`RetryLayer::retry_remove`]). When an earlier attempt
+///   ended in a **timeout** (its outcome is unknown: the backend may have removed the key) and a
+///   later attempt answers not-found, the key is gone as asked, so the layer returns `Ok(())`
+///   instead of a confusing not-found. A not-found on the first attempt is returned as is.
+///
+/// # Backoff
+///
+/// The delay before retry *n* (0-based) is `base · 2ⁿ + uniform(0 ..= jitter)`, capped at
+/// `max_delay` [defaults: 3 retries, 100 ms base, 50 ms jitter, 5 s cap]. A time budget
+/// [default 10 s] stops retrying when the next attempt would start after it. The budget counts
+/// from the end of the first (failed) attempt, which the timeout layer below bounds, so a call
+/// lasts at most *first-attempt timeout + budget + last-attempt timeout*; a call that succeeds at
+/// once never reads the clock. Sleeping uses
+/// `tokio::time::sleep` (through [`backon`]), so tests drive it with paused time.
+///
+/// # Order with the timeout layer
+///
+/// Put [`TimeoutLayer`](crate::TimeoutLayer) *below* the retry layer (`Retry(Timeout(…))`):
+/// each attempt then gets its own deadline and a hung attempt becomes a retryable timeout. A
+/// timeout *above* retry bounds the whole call instead, retries included.
+/// [`StoreBuilder::resilience`](crate::StoreBuilder::resilience) builds the right order.
+///
+/// Configures [`Retry`]; see the [module docs](RetryLayer) for what is retried and why.
 ///
 /// ```
 /// use std::time::Duration;
@@ -90,9 +87,9 @@ pub struct RetryLayer {
 impl Default for RetryLayer {
     fn default() -> Self {
         Self {
-            max_retries: DEFAULT_MAX_RETRIES,
-            base: DEFAULT_RETRY_BASE,
-            jitter: DEFAULT_RETRY_JITTER,
+            max_retries: RetryLayer::DEFAULT_MAX_RETRIES,
+            base: RetryLayer::DEFAULT_RETRY_BASE,
+            jitter: RetryLayer::DEFAULT_RETRY_JITTER,
             max_delay: Duration::from_secs(5),
             budget: Some(Duration::from_secs(10)),
             retry_store: true,
@@ -102,6 +99,15 @@ impl Default for RetryLayer {
 }
 
 impl RetryLayer {
+    /// Reference setting: the largest random delay added to each backoff.
+    pub const DEFAULT_RETRY_JITTER: Duration = Duration::from_millis(50);
+
+    /// Reference setting: the first backoff delay.
+    pub const DEFAULT_RETRY_BASE: Duration = Duration::from_millis(100);
+
+    /// Reference setting: retries after the first attempt.
+    pub const DEFAULT_MAX_RETRIES: u32 = 3;
+
     /// The reference settings: 3 retries, 100 ms base, 50 ms jitter, 5 s cap, 10 s budget.
     pub fn new() -> Self {
         Self::default()
@@ -143,14 +149,14 @@ impl RetryLayer {
         self
     }
 
-    /// Whether `store` is retried (default `true`; see the [module docs](self)).
+    /// Whether `store` is retried (default `true`; see the [module docs](RetryLayer)).
     #[must_use]
     pub fn retry_store(mut self, yes: bool) -> Self {
         self.retry_store = yes;
         self
     }
 
-    /// Whether `remove` is retried (default `true`; see the [module docs](self)).
+    /// Whether `remove` is retried (default `true`; see the [module docs](RetryLayer)).
     #[must_use]
     pub fn retry_remove(mut self, yes: bool) -> Self {
         self.retry_remove = yes;
@@ -231,7 +237,7 @@ impl Iterator for Backoff {
     }
 }
 
-/// The decorator [`RetryLayer`] makes; see the [module docs](self).
+/// The decorator [`RetryLayer`] makes; see the [module docs](RetryLayer).
 #[derive(Debug)]
 pub struct Retry<S> {
     inner: S,
@@ -267,6 +273,9 @@ impl<S: KeyStore> Retry<S> {
         &self.inner
     }
 
+    /// Runs `attempt` until it succeeds, fails for good or the backoff gives up, inside the
+    /// call's [`CallContext`]: each attempt is counted in it before it starts and its error
+    /// kind recorded when it fails, for the layers and the backend below.
     async fn run<T, Fut>(&self, enabled: bool, mut attempt: impl FnMut() -> Fut) -> Result<T>
     where
         Fut: Future<Output = Result<T>>,
@@ -274,6 +283,24 @@ impl<S: KeyStore> Retry<S> {
         if let Some(refused) = &self.refused {
             return Err(refused.clone());
         }
+        let call = CallContext::current_or_new();
+        let context = &call.clone();
+        let counted = move || {
+            context.begin_attempt();
+            let fut = attempt();
+            async move {
+                let result = fut.await;
+                context.end_attempt(result.as_ref().err().map(Error::kind));
+                result
+            }
+        };
+        call.scope(self.attempts(enabled, counted)).await
+    }
+
+    async fn attempts<T, Fut>(&self, enabled: bool, mut attempt: impl FnMut() -> Fut) -> Result<T>
+    where
+        Fut: Future<Output = Result<T>>,
+    {
         // Fast path: the first attempt runs without building the retry machinery.
         let first = match attempt().await {
             Err(e) if e.is_retryable() => e,
@@ -323,6 +350,7 @@ impl<S: KeyStore> fmt::Display for Retry<S> {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl<S: KeyStore> KeyStore for Retry<S> {
     fn backend(&self) -> &'static str {
         self.inner.backend()
@@ -333,20 +361,25 @@ impl<S: KeyStore> KeyStore for Retry<S> {
     async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
         self.run(true, || self.inner.get(key)).await
     }
+    fn get_now(&self, key: &KeyName) -> Option<Result<StoredSecret>> {
+        // A synchronous answer is passed up unless it is an error worth retrying: then `None`
+        // sends the caller to `get`, which retries it.
+        if self.refused.is_some() {
+            return None;
+        }
+        self.inner
+            .get_now(key)
+            .filter(|answer| !matches!(answer, Err(e) if e.is_retryable()))
+    }
     async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
         self.run(true, || self.inner.get_version(key, version))
             .await
     }
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
-        let enabled = self.config.retry_store;
-        let write = WriteContext::current_or_new();
-        let attempts = write.clone();
-        write
-            .scope(self.run(enabled, || {
-                attempts.begin_attempt();
-                self.inner.store(key, value.clone())
-            }))
-            .await
+        self.run(self.config.retry_store, || {
+            self.inner.store(key, value.clone())
+        })
+        .await
     }
     async fn store_if_version(
         &self,
@@ -364,21 +397,17 @@ impl<S: KeyStore> KeyStore for Retry<S> {
     async fn remove(&self, key: &KeyName) -> Result<()> {
         let timed_out = AtomicBool::new(false);
         let timed_out = &timed_out;
-        let write = WriteContext::current_or_new();
-        let attempts = &write.clone();
-        write
-            .scope(self.run(self.config.retry_remove, || async move {
-                attempts.begin_attempt();
-                match self.inner.remove(key).await {
-                    Err(e) if e.kind() == ErrorKind::Timeout => {
-                        timed_out.store(true, Ordering::Relaxed);
-                        Err(e)
-                    }
-                    Err(e) if e.is_not_found() && timed_out.load(Ordering::Relaxed) => Ok(()),
-                    other => other,
+        self.run(self.config.retry_remove, || async move {
+            match self.inner.remove(key).await {
+                Err(e) if e.kind() == ErrorKind::Timeout => {
+                    timed_out.store(true, Ordering::Relaxed);
+                    Err(e)
                 }
-            }))
-            .await
+                Err(e) if e.is_not_found() && timed_out.load(Ordering::Relaxed) => Ok(()),
+                other => other,
+            }
+        })
+        .await
     }
     async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
         self.run(true, || self.inner.list(prefix)).await

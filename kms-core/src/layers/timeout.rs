@@ -1,15 +1,6 @@
 //! [`TimeoutLayer`] and [`Timeout`]: a deadline per operation.
 //!
-//! The deadline runs from the first time the call waits (a call that completes on its first
-//! poll arms no timer, so the fast path costs almost nothing). On expiry the inner future is
-//! dropped (its I/O is cancelled) and the caller gets an
-//! [`ErrorKind::Timeout`] error, which is retryable. Below a [`RetryLayer`](crate::RetryLayer)
-//! (`Retry(Timeout(…))`, what [`StoreBuilder::resilience`](crate::StoreBuilder::resilience)
-//! builds) the deadline bounds each attempt; above it, the whole call including backoff.
-//!
-//! The deadline is a Tokio timer. A call polled outside any Tokio runtime (a plain thread,
-//! `futures::executor::block_on`) that does not finish on its first poll has no timer to arm:
-//! it runs to its own end instead of panicking ("there is no reactor running").
+//! The whole story is on [`TimeoutLayer`](crate::TimeoutLayer) (this module is private; its items are re-exported at the crate root).
 
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -21,36 +12,26 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Sleep;
 
+use super::deadline::poll_deadline;
+use super::layer::Layer;
 use crate::error::{Error, ErrorKind, Result};
 use crate::key_name::{KeyName, KeyPrefix};
-use crate::layer::Layer;
 use crate::secret::{SecretMeta, SecretValue, StoredSecret};
 use crate::store::{Capabilities, KeyStore, Operation};
 
-/// Polls the deadline timer in `timer`, arming it on the first call: `Ready(None)` once
-/// `deadline` has passed. Outside a Tokio runtime there is no timer to arm (creating one would
-/// panic with "there is no reactor running"), so the call is not bounded here and this stays
-/// `Pending`: the call runs to its own end. (A runtime built without its time driver still
-/// panics, as every Tokio timer does.)
-pub(crate) fn poll_deadline<T>(
-    timer: &mut Option<Option<Pin<Box<Sleep>>>>,
-    deadline: Duration,
-    cx: &mut std::task::Context<'_>,
-) -> Poll<Option<T>> {
-    let timer = timer.get_or_insert_with(|| {
-        tokio::runtime::Handle::try_current()
-            .is_ok()
-            .then(|| Box::pin(tokio::time::sleep(deadline)))
-    });
-    match timer {
-        Some(timer) => timer.as_mut().poll(cx).map(|()| None),
-        None => Poll::Pending,
-    }
-}
-
-/// Reference setting: the deadline of every operation.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
+/// [`TimeoutLayer`] and [`Timeout`]: a deadline per operation.
+///
+/// The deadline runs from the first time the call waits (a call that completes on its first
+/// poll arms no timer, so the fast path costs almost nothing). On expiry the inner future is
+/// dropped (its I/O is cancelled) and the caller gets an
+/// [`ErrorKind::Timeout`] error, which is retryable. Below a [`RetryLayer`](crate::RetryLayer)
+/// (`Retry(Timeout(…))`, what [`StoreBuilder::resilience`](crate::StoreBuilder::resilience)
+/// builds) the deadline bounds each attempt; above it, the whole call including backoff.
+///
+/// The deadline is a Tokio timer. A call polled outside any Tokio runtime (a plain thread,
+/// `futures::executor::block_on`) that does not finish on its first poll has no timer to arm:
+/// it runs to its own end instead of panicking ("there is no reactor running").
+///
 /// Configures [`Timeout`]: one deadline per [`Operation`] (`get_version` uses `Get`'s).
 ///
 /// ```
@@ -70,7 +51,7 @@ pub struct TimeoutLayer {
 
 impl Default for TimeoutLayer {
     fn default() -> Self {
-        Self::all(DEFAULT_TIMEOUT)
+        Self::all(TimeoutLayer::DEFAULT_TIMEOUT)
     }
 }
 
@@ -85,6 +66,9 @@ fn index(op: Operation) -> usize {
 }
 
 impl TimeoutLayer {
+    /// Reference setting: the deadline of every operation.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
     /// The reference setting: 5 s for every operation.
     pub fn new() -> Self {
         Self::default()
@@ -138,7 +122,7 @@ impl Layer for TimeoutLayer {
     }
 }
 
-/// The decorator [`TimeoutLayer`] makes; see the [module docs](self).
+/// The decorator [`TimeoutLayer`] makes; see the [module docs](TimeoutLayer).
 #[derive(Debug)]
 pub struct Timeout<S> {
     inner: S,
@@ -207,6 +191,7 @@ impl<S: KeyStore> fmt::Display for Timeout<S> {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl<S: KeyStore> KeyStore for Timeout<S> {
     fn backend(&self) -> &'static str {
         self.inner.backend()
@@ -216,6 +201,10 @@ impl<S: KeyStore> KeyStore for Timeout<S> {
     }
     async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
         self.run(Operation::Get, self.inner.get(key)).await
+    }
+    fn get_now(&self, key: &KeyName) -> Option<Result<StoredSecret>> {
+        // A synchronous answer cannot outlive a deadline.
+        self.inner.get_now(key)
     }
     async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
         self.run(Operation::Get, self.inner.get_version(key, version))

@@ -1,9 +1,6 @@
 //! [`FaultStore`]: a test decorator that injects errors and latency and counts calls.
 //!
-//! Available with the `testing` feature. It makes the error paths of decorators (retry,
-//! breaker, cache, metrics) deterministic: fail the next *n* calls with a chosen kind, delay or
-//! hang an operation (use tokio's paused time, not real sleeps), and prove by the call counters
-//! whether a call reached the backend at all.
+//! The whole story is on [`FaultStore`](crate::FaultStore) (this module is private; its items are re-exported at the crate root).
 
 use std::fmt;
 use std::future;
@@ -18,7 +15,14 @@ use crate::key_name::{KeyName, KeyPrefix};
 use crate::secret::{SecretMeta, SecretValue, StoredSecret};
 use crate::store::{Capabilities, KeyStore, Operation};
 
-/// A decorator that injects faults into the store it wraps. See the [module docs](self).
+/// [`FaultStore`]: a test decorator that injects errors and latency and counts calls.
+///
+/// Available with the `testing` feature. It makes the error paths of decorators (retry,
+/// breaker, cache, metrics) deterministic: fail the next *n* calls with a chosen kind, delay or
+/// hang an operation (use tokio's paused time, not real sleeps), and prove by the call counters
+/// whether a call reached the backend at all.
+///
+/// A decorator that injects faults into the store it wraps. See the [module docs](FaultStore).
 ///
 /// ```
 /// use kms_core::{ErrorKind, KeyStoreExt, MemoryStore, Operation};
@@ -212,6 +216,7 @@ impl<S: KeyStore> fmt::Debug for FaultStore<S> {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl<S: KeyStore> KeyStore for FaultStore<S> {
     fn backend(&self) -> &'static str {
         self.inner.backend()
@@ -222,6 +227,10 @@ impl<S: KeyStore> KeyStore for FaultStore<S> {
     async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
         self.before(Operation::Get).await?;
         self.inner.get(key).await
+    }
+    fn get_now(&self, _key: &KeyName) -> Option<Result<StoredSecret>> {
+        // Declined: every read goes through `get`, where faults are injected and counted.
+        None
     }
     async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
         self.before(Operation::Get).await?;

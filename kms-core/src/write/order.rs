@@ -1,23 +1,6 @@
 //! [`WriteOrder`]: writes to one key run to completion, one after another, even when their
-//! callers give up.
 //!
-//! A network backend's write that its caller drops (a timeout above it, a `select!`, an HTTP
-//! handler whose client left) may already be on the wire: the server can still apply it,
-//! *after* a write the same service sends next. The later write is then silently undone by the
-//! abandoned one: the key holds a value nobody wrote last.
-//!
-//! A backend runs each `store` and `remove` through [`WriteOrder::run`]:
-//!
-//! - the write waits for the key's earlier write to finish (waiting is cancellation-safe:
-//!   nothing was sent yet);
-//! - it then runs on its own task, so dropping the caller's future does not stop it half-way:
-//!   it finishes (bounded by the backend's own request timeout) and only then lets the next
-//!   write to that key start.
-//!
-//! So writes to one key from one store apply in the order their callers issued them, and a
-//! dropped write ends before any later one begins, as the conformance suite's cancellation
-//! harness checks. Writes to different keys do not wait for each other. Outside a Tokio runtime
-//! the write runs on the caller's future (no task to hand it to), still in key order.
+//! The whole story is on [`WriteOrder`](crate::WriteOrder) (this module is private; its items are re-exported at the crate root).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,7 +12,28 @@ use crate::key_name::KeyName;
 
 type KeyLock = Arc<tokio::sync::Mutex<()>>;
 
-/// Per-key ordering of a store's writes; see the [module docs](self).
+/// [`WriteOrder`]: writes to one key run to completion, one after another, even when their
+/// callers give up.
+///
+/// A network backend's write that its caller drops (a timeout above it, a `select!`, an HTTP
+/// handler whose client left) may already be on the wire: the server can still apply it,
+/// *after* a write the same service sends next. The later write is then silently undone by the
+/// abandoned one: the key holds a value nobody wrote last.
+///
+/// A backend runs each `store` and `remove` through [`WriteOrder::run`]:
+///
+/// - the write waits for the key's earlier write to finish (waiting is cancellation-safe:
+///   nothing was sent yet);
+/// - it then runs on its own task, so dropping the caller's future does not stop it half-way:
+///   it finishes (bounded by the backend's own request timeout) and only then lets the next
+///   write to that key start.
+///
+/// So writes to one key from one store apply in the order their callers issued them, and a
+/// dropped write ends before any later one begins, as the conformance suite's cancellation
+/// harness checks. Writes to different keys do not wait for each other. Outside a Tokio runtime
+/// the write runs on the caller's future (no task to hand it to), still in key order.
+///
+/// Per-key ordering of a store's writes; see the [module docs](WriteOrder).
 #[derive(Default)]
 pub struct WriteOrder {
     keys: Arc<Mutex<HashMap<KeyName, KeyLock>>>,
