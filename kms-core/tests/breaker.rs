@@ -178,7 +178,7 @@ async fn half_open_limits_concurrent_trials() {
     trial.await.unwrap().unwrap();
 
     // A trial dropped by its caller never answered: it counts as a failure and re-opens the
-    // circuit (issue 19: giving its slot back let trials against a hung backend go on for ever).
+    // circuit (giving its slot back would let trials against a hung backend go on for ever).
     let dropped = tokio::time::timeout(Duration::from_millis(10), store.get_value("app/k")).await;
     assert!(dropped.is_err());
     assert_eq!(handle.state(), CircuitState::Open);
@@ -348,7 +348,7 @@ impl KeyStore for Gated {
     }
 }
 
-/// Issue 13, input 5: old trials in a new breaker period. Defaults. Two slow trials admitted in
+/// Old trials in a new breaker period. Defaults. Two slow trials admitted in
 /// half-open period 1; a third fails and re-opens the breaker; at +10 s three new trials fill
 /// the half-open slots of period 2; at +11 s the two old trials finish (they succeed). Right:
 /// their outcomes and their slots belonged to period 1: a fourth call is still refused and the
@@ -431,7 +431,7 @@ async fn outcomes_only_count_in_the_period_that_admitted_them() {
     assert_eq!(handle.state(), CircuitState::Closed);
 }
 
-/// Issue 13, input 5, the closed side: a call admitted while closed that fails after the
+/// Old trials in a new breaker period, the closed side: a call admitted while closed that fails after the
 /// circuit went open → half-open → closed again adds nothing to the new window.
 #[tokio::test(start_paused = true)]
 async fn a_closed_call_from_an_earlier_period_is_not_recorded() {
@@ -465,7 +465,7 @@ async fn a_closed_call_from_an_earlier_period_is_not_recorded() {
     );
 }
 
-/// Issue 19, scenario 2: a trial against a hung backend re-opens the circuit after the trial
+/// A trial against a hung backend re-opens the circuit after the trial
 /// timeout; the breaker does not stay half-open admitting trials that never answer.
 #[tokio::test(start_paused = true)]
 async fn a_trial_that_hangs_reopens_the_circuit_at_its_deadline() {
@@ -506,7 +506,7 @@ async fn refusals_below_it_count_as_nothing() {
     assert_eq!(handle.state(), CircuitState::Open);
 }
 
-/// Issue 13, input 6: `min_calls(30)` with the default window of 20 could never open. It is a
+/// `min_calls(30)` with the default window of 20 could never open. It is a
 /// configuration error naming the setting when the stack is built; a breaker built from it
 /// anyway answers every call with that error and never calls the backend.
 #[tokio::test(start_paused = true)]

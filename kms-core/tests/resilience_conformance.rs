@@ -112,7 +112,7 @@ mod cancellation {
         .await;
     }
 
-    /// A cache that invalidates only after a write returns (the bug of issue 13, input 1):
+    /// A cache that invalidates only after a write returns (a cache that clears its entry too late):
     /// the harness must catch it.
     #[derive(Debug)]
     struct InvalidatesAfterTheWrite {

@@ -1,4 +1,4 @@
-//! Chaos (issue 19): the full stack (cache with stale-if-error → breaker → retry → timeout
+//! Chaos: the full stack (cache with stale-if-error → breaker → retry → timeout
 //! 500 ms → Vault) over a real OpenBao server that this test starts on its own free port
 //! (never the shared one: it freezes and seals it), reached through a local TCP proxy that can
 //! stop answering. Eight readers with a 2 s deadline of their own read cached-then-expired keys
