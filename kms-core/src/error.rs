@@ -138,6 +138,7 @@ pub struct Error {
     code: Option<Box<str>>,
     exhausted: bool,
     unsent: bool,
+    refused: bool,
     source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
 }
 
@@ -154,6 +155,7 @@ impl Error {
             code: None,
             exhausted: false,
             unsent: false,
+            refused: false,
             source: None,
         }
     }
@@ -223,6 +225,42 @@ impl Error {
     /// such an outcome neither as a success nor as a failure.
     pub fn never_reached_backend(&self) -> bool {
         self.unsent || matches!(self.kind, ErrorKind::CircuitOpen | ErrorKind::InvalidInput)
+    }
+
+    /// Marks the error as a refusal by the backend that proves nothing was applied, for kinds
+    /// that do not say so on their own: a sealed Vault (HTTP 503 "Vault is sealed"), a
+    /// connection refused before the request was sent, a lock not acquired before anything was
+    /// written. [`proves_not_applied`](Error::proves_not_applied) returns `true` afterwards.
+    #[must_use]
+    pub fn not_applied(mut self) -> Self {
+        self.refused = true;
+        self
+    }
+
+    /// Whether this failure proves the operation changed nothing at the backend, so whatever a
+    /// caller or a cache held before (a stale value to fall back on) is still right:
+    ///
+    /// - every error that [never reached the backend](Error::never_reached_backend);
+    /// - the kinds that are a backend's refusal, never a half-done change:
+    ///   [`ErrorKind::PermissionDenied`], [`ErrorKind::Unauthenticated`],
+    ///   [`ErrorKind::RateLimited`], [`ErrorKind::Conflict`] (a check-and-set that did not
+    ///   match), [`ErrorKind::Unsupported`], [`ErrorKind::Configuration`];
+    /// - any error a backend marked with [`not_applied`](Error::not_applied).
+    ///
+    /// Everything else — a timeout, a connection lost after the request was sent, an
+    /// unexplained 5xx, a panic — leaves the outcome unknown: the write may have landed.
+    pub fn proves_not_applied(&self) -> bool {
+        self.refused
+            || self.never_reached_backend()
+            || matches!(
+                self.kind,
+                ErrorKind::PermissionDenied
+                    | ErrorKind::Unauthenticated
+                    | ErrorKind::RateLimited
+                    | ErrorKind::Conflict
+                    | ErrorKind::Unsupported
+                    | ErrorKind::Configuration
+            )
     }
 
     /// A [`ErrorKind::Configuration`] error naming the `setting` that is wrong and why, for a
@@ -304,6 +342,9 @@ impl fmt::Debug for Error {
         if self.unsent {
             d.field("never_reached_backend", &true);
         }
+        if self.refused {
+            d.field("not_applied", &true);
+        }
         if let Some(source) = &self.source {
             d.field("source", &format_args!("{source}"));
         }
@@ -321,6 +362,36 @@ impl StdError for Error {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn what_proves_a_write_was_not_applied() {
+        let unknown = [
+            ErrorKind::Timeout,
+            ErrorKind::Unavailable,
+            ErrorKind::Backend,
+        ];
+        for kind in unknown {
+            assert!(!Error::new(kind, "x").proves_not_applied(), "{kind:?}");
+            assert!(
+                Error::new(kind, "x").not_applied().proves_not_applied(),
+                "{kind:?}"
+            );
+        }
+        for kind in [
+            ErrorKind::PermissionDenied,
+            ErrorKind::Unauthenticated,
+            ErrorKind::RateLimited,
+            ErrorKind::Conflict,
+            ErrorKind::InvalidInput,
+            ErrorKind::CircuitOpen,
+        ] {
+            assert!(Error::new(kind, "x").proves_not_applied(), "{kind:?}");
+        }
+        // A refusal the backend made is not one this library made before sending.
+        let sealed = Error::new(ErrorKind::Unavailable, "sealed").not_applied();
+        assert!(!sealed.never_reached_backend());
+        assert!(format!("{sealed:?}").contains("not_applied"));
+    }
     use super::*;
 
     #[test]
