@@ -248,7 +248,7 @@ where
 }
 
 /// The HTTP status of a raw response, for the mapping.
-pub(crate) trait HasStatus {
+trait HasStatus {
     fn status(&self) -> u16;
 }
 
