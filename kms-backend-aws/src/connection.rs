@@ -128,7 +128,7 @@ impl AwsConnection {
     /// Credentials are resolved lazily, on the first request: missing credentials are an
     /// [`Unauthenticated`](kms_core::ErrorKind::Unauthenticated) error of that request.
     pub async fn load(self) -> Result<SdkConfig> {
-        crate::runtime::require(crate::error_map::SECRETS_MANAGER, "AwsConnection::load")?;
+        crate::runtime::require(crate::BACKEND, "AwsConnection::load")?;
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(region) = self.region {
             loader = loader.region(Region::new(region));
@@ -180,7 +180,7 @@ pub(crate) fn require_region(region: Option<&Region>, what: &str) -> Result<()> 
              AwsConnection::region(\"eu-west-1\")"
         ),
     )
-    .with_backend(crate::error_map::SECRETS_MANAGER))
+    .with_backend(crate::BACKEND))
 }
 
 impl fmt::Debug for AwsConnection {

@@ -1,4 +1,5 @@
-//! The one place AWS SDK failures become [`kms_core::Error`]s.
+//! The one place AWS SDK failures become [`kms_core::Error`]s: [`to_error`], and
+//! [`to_error_and_condition`] for the Secrets Manager calls whose answer the store acts on.
 //!
 //! Codes first: an AWS error code decides the kind ([`kind_of`]). Where one code covers several
 //! conditions (`InvalidRequestException` is both "bad request" and "scheduled for deletion"),
@@ -7,11 +8,6 @@
 
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use kms_core::{Error, ErrorKind};
-
-/// The backend label of the Secrets Manager store (errors and metrics).
-pub(crate) const SECRETS_MANAGER: &str = "aws";
-/// The provider label of the KMS crypto provider (errors and metrics).
-pub(crate) const KMS: &str = "aws_kms";
 
 /// The call that failed, where the same AWS answer means different things.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,22 +48,22 @@ pub(crate) enum Condition {
 
 /// One documented wording of a [`Condition`].
 #[derive(Debug)]
-pub(crate) struct Wording {
+struct Wording {
     /// The AWS error code the wording comes with; `None`: the SDK's own (non-service) error.
-    pub(crate) code: Option<&'static str>,
+    code: Option<&'static str>,
     /// A phrase of the message, lowercase, with straight apostrophes (AWS sends both `'` and
     /// `’`; messages are normalised before matching). Every phrase holds a space: AWS's
     /// messages quote secret names and ARNs, which cannot hold one, so no name can pass for a
     /// wording (a secret named `ClientRequestToken` is not a token in use).
-    pub(crate) phrase: &'static str,
-    pub(crate) condition: Condition,
+    phrase: &'static str,
+    condition: Condition,
     /// Where the wording comes from.
     #[allow(dead_code, reason = "the table's documentation; checked by the tests")]
-    pub(crate) source: &'static str,
+    source: &'static str,
 }
 
 /// Every documented wording of every [`Condition`], in one table (a test per row).
-pub(crate) const WORDINGS: &[Wording] = &[
+const WORDINGS: &[Wording] = &[
     Wording {
         code: Some("InvalidRequestException"),
         phrase: "because it was marked for deletion",
@@ -104,8 +100,8 @@ pub(crate) const WORDINGS: &[Wording] = &[
         condition: Condition::TokenInUse,
         source: "CreateSecret and PutSecretValue with a token already used for a version with \
                  another value (\"You can't use ClientRequestToken … because that value is \
-                 already in use for a version of secret …\"; moto, checked against AWS in \
-                 getmoto/moto#9741)",
+                 already in use for a version of secret …\"; moto sends AWS's wording, \
+                 checked against AWS by moto's maintainers)",
     },
     Wording {
         code: Some("ResourceExistsException"),
@@ -123,7 +119,7 @@ pub(crate) const WORDINGS: &[Wording] = &[
 ];
 
 /// The condition `message` states, for an answer with `code` (`None`: not a service answer).
-pub(crate) fn condition_of(code: Option<&str>, message: &str) -> Option<Condition> {
+fn condition_of(code: Option<&str>, message: &str) -> Option<Condition> {
     let normal = message
         .replace(['\u{2019}', '\u{2018}'], "'")
         .to_lowercase();
@@ -252,7 +248,7 @@ where
 }
 
 /// The HTTP status of a raw response, for the mapping.
-pub(crate) trait HasStatus {
+trait HasStatus {
     fn status(&self) -> u16;
 }
 
@@ -379,14 +375,30 @@ fn needs_an_operator(code: &str) -> bool {
 /// | a credential provider timed out / failed / is misconfigured | `Timeout` / `Unavailable` / `Configuration` |
 /// | the request could not be built (no region, bad input) | `Configuration` |
 /// | anything else | `Backend`, with the AWS error code |
-pub(crate) fn map(failure: Failure, call: Call, backend: &'static str, what: &str) -> Mapped {
+pub(crate) fn to_error(
+    failure: impl Into<Failure>,
+    call: Call,
+    backend: &'static str,
+    what: &str,
+) -> Error {
+    to_error_and_condition(failure, call, backend, what).error
+}
+
+/// [`to_error`], keeping the [`Condition`] the store acts on (restore a secret scheduled for
+/// deletion, recognise a token already used by an earlier attempt).
+pub(crate) fn to_error_and_condition(
+    failure: impl Into<Failure>,
+    call: Call,
+    backend: &'static str,
+    what: &str,
+) -> Mapped {
     let Failure {
         class,
         code,
         message,
         status,
         detail,
-    } = failure;
+    } = failure.into();
     let (message, detail) = (
         message.map(|m| cap(&redact_echoed_values(&m))),
         cap(&redact_echoed_values(&detail)),
@@ -532,14 +544,10 @@ fn redact_echoed_values(message: &str) -> String {
     out
 }
 
-/// [`map`], for callers that act on no condition.
-pub(crate) fn to_error(failure: Failure, call: Call, backend: &'static str, what: &str) -> Error {
-    map(failure, call, backend, what).error
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{BACKEND, KMS_PROVIDER};
 
     fn service(code: Option<&str>, message: &str, status: u16) -> Failure {
         Failure {
@@ -552,7 +560,13 @@ mod tests {
     }
 
     fn kind(code: &str, status: u16) -> ErrorKind {
-        to_error(service(Some(code), "m", status), Call::Other, KMS, "x").kind()
+        to_error(
+            service(Some(code), "m", status),
+            Call::Other,
+            KMS_PROVIDER,
+            "x",
+        )
+        .kind()
     }
 
     #[test]
@@ -581,7 +595,7 @@ mod tests {
             let err = to_error(
                 service(Some("ValidationException"), message, 400),
                 Call::Write,
-                SECRETS_MANAGER,
+                BACKEND,
                 "PutSecretValue app/db",
             );
             assert!(!err.to_string().contains("hunter2"), "{err}");
@@ -626,7 +640,7 @@ mod tests {
         let err = to_error(
             service(Some("DisabledException"), "key is disabled", 400),
             Call::Other,
-            KMS,
+            KMS_PROVIDER,
             "Encrypt",
         );
         assert_eq!(err.kind(), ErrorKind::Unavailable);
@@ -640,14 +654,14 @@ mod tests {
             "You can't perform this operation on the secret because it was marked for deletion.";
         let f = || service(Some("InvalidRequestException"), msg, 400);
         assert_eq!(
-            to_error(f(), Call::Read, SECRETS_MANAGER, "get").kind(),
+            to_error(f(), Call::Read, BACKEND, "get").kind(),
             ErrorKind::NotFound
         );
         assert_eq!(
-            to_error(f(), Call::Delete, SECRETS_MANAGER, "delete").kind(),
+            to_error(f(), Call::Delete, BACKEND, "delete").kind(),
             ErrorKind::NotFound
         );
-        let write = to_error(f(), Call::Write, SECRETS_MANAGER, "PutSecretValue app/db");
+        let write = to_error(f(), Call::Write, BACKEND, "PutSecretValue app/db");
         assert_eq!(write.kind(), ErrorKind::Conflict);
         assert!(
             write.message().contains("scheduled for deletion"),
@@ -657,7 +671,7 @@ mod tests {
         // Any other invalid request stays invalid input.
         let other = service(Some("InvalidRequestException"), "bad", 400);
         assert_eq!(
-            to_error(other, Call::Write, SECRETS_MANAGER, "x").kind(),
+            to_error(other, Call::Write, BACKEND, "x").kind(),
             ErrorKind::InvalidInput
         );
     }
@@ -690,10 +704,10 @@ mod tests {
                 (Call::Create, ErrorKind::Conflict),
                 (Call::Other, ErrorKind::Conflict),
             ] {
-                let m = map(
+                let m = to_error_and_condition(
                     service(Some("InvalidRequestException"), msg, 400),
                     call,
-                    SECRETS_MANAGER,
+                    BACKEND,
                     "x",
                 );
                 assert_eq!(m.error.kind(), kind, "{call:?} {msg}");
@@ -754,10 +768,10 @@ mod tests {
     fn a_token_in_use_is_recognised_by_wording_and_on_a_put_by_code() {
         for msg in TOKEN_IN_USE {
             for call in [Call::Write, Call::Create] {
-                let m = map(
+                let m = to_error_and_condition(
                     service(Some("ResourceExistsException"), msg, 400),
                     call,
-                    SECRETS_MANAGER,
+                    BACKEND,
                     "x",
                 );
                 assert_eq!(m.condition, Some(Condition::TokenInUse), "{call:?} {msg}");
@@ -765,22 +779,22 @@ mod tests {
             }
         }
         // A put creates no secret: any ResourceExistsException is about the version.
-        let m = map(
+        let m = to_error_and_condition(
             service(Some("ResourceExistsException"), "exists", 400),
             Call::Write,
-            SECRETS_MANAGER,
+            BACKEND,
             "x",
         );
         assert_eq!(m.condition, Some(Condition::TokenInUse));
         // A create race (the secret exists, made by another writer) is not.
-        let m = map(
+        let m = to_error_and_condition(
             service(
                 Some("ResourceExistsException"),
                 "The operation failed because the secret a already exists.",
                 400,
             ),
             Call::Create,
-            SECRETS_MANAGER,
+            BACKEND,
             "x",
         );
         assert_eq!(m.condition, None);
@@ -794,10 +808,10 @@ mod tests {
         assert_eq!(condition_of(None, msg), None);
         let rotation = "You tried to enable rotation on a secret that doesn't already have a \
                         Lambda function ARN configured and you didn't include such an ARN.";
-        let m = map(
+        let m = to_error_and_condition(
             service(Some("InvalidRequestException"), rotation, 400),
             Call::Write,
-            SECRETS_MANAGER,
+            BACKEND,
             "x",
         );
         assert_eq!(m.condition, None);
@@ -814,7 +828,7 @@ mod tests {
             let err = to_error(
                 service(Some("NotFoundException"), msg, 400),
                 Call::Kms,
-                KMS,
+                KMS_PROVIDER,
                 "KMS Decrypt under alias/payments",
             );
             assert_eq!(err.kind(), ErrorKind::Configuration, "{msg}: {err}");
@@ -827,7 +841,7 @@ mod tests {
         let err = to_error(
             service(Some("ResourceNotFoundException"), "not found", 400),
             Call::Create,
-            SECRETS_MANAGER,
+            BACKEND,
             "CreateSecret a/b",
         );
         assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
@@ -836,7 +850,7 @@ mod tests {
             let err = to_error(
                 service(Some(code), "can't decrypt", 400),
                 Call::Read,
-                SECRETS_MANAGER,
+                BACKEND,
                 "GetSecretValue a/b",
             );
             assert_eq!(err.kind(), ErrorKind::Unavailable, "{code}");
@@ -854,7 +868,7 @@ mod tests {
             status: None,
             detail: "dispatch failure: other: missing signing region".into(),
         };
-        let err = to_error(failure, Call::Read, SECRETS_MANAGER, "GetSecretValue a");
+        let err = to_error(failure, Call::Read, BACKEND, "GetSecretValue a");
         assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
         assert!(err.message().contains("AWS_REGION"), "{err}");
     }
@@ -896,7 +910,7 @@ mod tests {
         let err = to_error(
             service(Some("SomethingNew"), &long, 400),
             Call::Other,
-            SECRETS_MANAGER,
+            BACKEND,
             "x",
         );
         assert!(err.message().len() < 400, "{}", err.message().len());

@@ -11,7 +11,8 @@ use kms_core::{
     CryptoProvider, DataKey, EncryptionContext, Error, ErrorKind, Result, SecretValue, async_trait,
 };
 
-use crate::error_map::{Call, KMS, to_error};
+use crate::KMS_PROVIDER;
+use crate::error_map::{Call, Failure, to_error};
 use crate::runtime;
 
 /// The largest plaintext KMS `Encrypt` takes.
@@ -82,7 +83,7 @@ impl AwsKmsProvider {
                 ErrorKind::Configuration,
                 "AWS KMS provider: the KMS key id is empty (give a key id, key ARN or alias/…)",
             )
-            .with_backend(KMS));
+            .with_backend(KMS_PROVIDER));
         }
         Ok(Self { client, key_id })
     }
@@ -97,9 +98,10 @@ impl AwsKmsProvider {
         &self.client
     }
 
-    fn fail(&self, call: &str) -> impl FnOnce(crate::error_map::Failure) -> Error + '_ {
+    /// Maps a failed KMS `call` of this provider (named with its key in the message).
+    fn fail<F: Into<Failure>>(&self, call: &str) -> impl FnOnce(F) -> Error + '_ {
         let what = format!("KMS {call} under {}", self.key_id);
-        move |failure| to_error(failure, Call::Kms, KMS, &what)
+        move |failure| to_error(failure, Call::Kms, KMS_PROVIDER, &what)
     }
 }
 
@@ -117,13 +119,13 @@ fn missing(what: &str) -> Error {
         ErrorKind::InvalidData,
         format!("{what}: answer without the expected field"),
     )
-    .with_backend(KMS)
+    .with_backend(KMS_PROVIDER)
 }
 
 #[async_trait]
 impl CryptoProvider for AwsKmsProvider {
     fn provider(&self) -> &'static str {
-        KMS
+        KMS_PROVIDER
     }
 
     async fn encrypt(
@@ -140,9 +142,9 @@ impl CryptoProvider for AwsKmsProvider {
                     plaintext.len()
                 ),
             )
-            .with_backend(KMS));
+            .with_backend(KMS_PROVIDER));
         }
-        runtime::require(KMS, "KMS Encrypt")?;
+        runtime::require(KMS_PROVIDER, "KMS Encrypt")?;
         let out = self
             .client
             .encrypt()
@@ -151,14 +153,14 @@ impl CryptoProvider for AwsKmsProvider {
             .set_encryption_context(context_map(context))
             .send()
             .await
-            .map_err(|e| self.fail("Encrypt")(e.into()))?;
+            .map_err(self.fail("Encrypt"))?;
         out.ciphertext_blob
             .map(Blob::into_inner)
             .ok_or_else(|| missing("Encrypt"))
     }
 
     async fn decrypt(&self, ciphertext: &[u8], context: &EncryptionContext) -> Result<SecretValue> {
-        runtime::require(KMS, "KMS Decrypt")?;
+        runtime::require(KMS_PROVIDER, "KMS Decrypt")?;
         let out = self
             .client
             .decrypt()
@@ -167,14 +169,14 @@ impl CryptoProvider for AwsKmsProvider {
             .set_encryption_context(context_map(context))
             .send()
             .await
-            .map_err(|e| self.fail("Decrypt")(e.into()))?;
+            .map_err(self.fail("Decrypt"))?;
         out.plaintext
             .map(|p| SecretValue::new(p.into_inner()))
             .ok_or_else(|| missing("Decrypt"))
     }
 
     async fn generate_data_key(&self, context: &EncryptionContext) -> Result<DataKey> {
-        runtime::require(KMS, "KMS GenerateDataKey")?;
+        runtime::require(KMS_PROVIDER, "KMS GenerateDataKey")?;
         let out = self
             .client
             .generate_data_key()
@@ -183,7 +185,7 @@ impl CryptoProvider for AwsKmsProvider {
             .set_encryption_context(context_map(context))
             .send()
             .await
-            .map_err(|e| self.fail("GenerateDataKey")(e.into()))?;
+            .map_err(self.fail("GenerateDataKey"))?;
         match (out.plaintext, out.ciphertext_blob) {
             (Some(plaintext), Some(ciphertext)) if plaintext.as_ref().len() == 32 => Ok(DataKey {
                 plaintext: SecretValue::new(plaintext.into_inner()),
@@ -196,7 +198,7 @@ impl CryptoProvider for AwsKmsProvider {
                     plaintext.as_ref().len()
                 ),
             )
-            .with_backend(KMS)),
+            .with_backend(KMS_PROVIDER)),
             _ => Err(missing("GenerateDataKey")),
         }
     }

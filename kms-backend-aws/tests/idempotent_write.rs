@@ -1,4 +1,4 @@
-//! One logical write is one version (issue 15, item 1), against the moto server.
+//! One logical write is one version, against the moto server.
 //!
 //! A `store` through `Retry(Timeout(SecretsManager))` whose first `PutSecretValue` lands on
 //! the server but answers after the timeout: the retry sends the same `ClientRequestToken`
@@ -169,8 +169,9 @@ async fn versions(
         .collect()
 }
 
-/// The scenario of issue 15, item 1: `v1`, then one `store(v2)` whose first Put lands and
-/// answers late. Right: two versions, AWSCURRENT = v2, AWSPREVIOUS = v1.
+/// `v1`, then one `store(v2)` whose first Put lands and answers late (a rotation whose write
+/// timed out but was applied). Right: two versions, AWSCURRENT = v2, AWSPREVIOUS = v1, so a
+/// reader in the rotation's grace period still gets the old password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_put_that_landed_is_one_version_and_keeps_awsprevious() {
     let proxy = SlowProxy::start().await;
@@ -244,5 +245,35 @@ async fn a_retried_enveloped_put_that_landed_is_one_version() {
         b"password-1",
         "AWSPREVIOUS is v1"
     );
+    sm.remove(&k).await.unwrap();
+}
+
+/// The retry layer opens a `CallContext` around reads as well as writes. A read never sends a
+/// token, and each write through the layer gets a context (a token) of its own: two stores of
+/// different values with reads around them make two versions. A token shared with an earlier
+/// write would make AWS refuse the second value, and the store report the first as landed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_through_the_retry_layer_leave_each_write_its_own_token() {
+    let sm = common::store().await;
+    let k = KeyName::new(format!("{}/db", common::unique("read-contexts"))).unwrap();
+    let store = resilient(sm.clone()).build();
+    assert!(store.get(&k).await.unwrap_err().is_not_found());
+    let v1 = store.store(&k, "password-1".into()).await.unwrap();
+    assert_eq!(
+        store.get(&k).await.unwrap().value.expose_secret(),
+        b"password-1"
+    );
+    store.health().await.unwrap();
+    let v2 = store.store(&k, "password-2".into()).await.unwrap();
+    assert_ne!(v1.version, v2.version, "two writes, two tokens");
+
+    let all = versions(sm.client(), k.as_str()).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+    let current = sm.get(&k).await.unwrap();
+    assert_eq!(current.value.expose_secret(), b"password-2");
+    assert_eq!(current.meta.version, v2.version);
+    let previous = sm.get_stage(&k, &VersionStage::Previous).await.unwrap();
+    assert_eq!(previous.value.expose_secret(), b"password-1");
+    assert_eq!(previous.meta.version, v1.version);
     sm.remove(&k).await.unwrap();
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use keyring_core::CredentialStore;
 use kms_core::{DEFAULT_MAX_VALUE_LEN, Error, ErrorKind, Result};
 
-use crate::error_map::map_error;
+use crate::error_map::to_error;
 
 /// The largest payload of a kernel `user` key (`KEYCTL_MAX_PAYLOAD` for user keys is 32767).
 ///
@@ -126,7 +126,7 @@ impl KeyringBackend {
             Self::PlatformDefault => return self.clone().resolve()?.open(timeout, scope),
             #[cfg(all(feature = "keyutils", target_os = "linux"))]
             Self::KeyUtils => {
-                crate::keyutils_store::KeyutilsStore::new(scope).map(|s| s as Arc<CredentialStore>)
+                crate::keyutils::KeyutilsStore::new(scope).map(|s| s as Arc<CredentialStore>)
             }
             #[cfg(all(
                 feature = "secret-service",
@@ -145,7 +145,7 @@ impl KeyringBackend {
             }
             Self::Custom { store, .. } => Ok(store.clone()),
         };
-        opened.map_err(|e| map_error(e, &format!("opening the {} keyring", self.label())))
+        opened.map_err(|e| to_error(e, &format!("opening the {} keyring", self.label())))
     }
 }
 

@@ -13,6 +13,13 @@ use crate::offload::Offload;
 use crate::store::{Inner, KeyringStore};
 use crate::{BACKEND, KeyutilsScope};
 
+impl KeyringStore {
+    /// Starts configuring a store for entries under `service`.
+    pub fn builder(service: impl Into<String>) -> KeyringStoreBuilder {
+        KeyringStoreBuilder::new(service)
+    }
+}
+
 /// Configures a [`KeyringStore`]. Made by [`KeyringStore::builder`].
 ///
 /// Holds no secret; its `Debug` shows the service, backend, lock file, scope and timeouts.
@@ -36,7 +43,7 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_ABANDONED_CALLS: usize = 8;
 
 impl KeyringStoreBuilder {
-    pub(crate) fn new(service: impl Into<String>) -> Self {
+    fn new(service: impl Into<String>) -> Self {
         Self {
             service: service.into(),
             backend: KeyringBackend::PlatformDefault,
@@ -173,19 +180,17 @@ impl KeyringStoreBuilder {
             .with_list(true)
             .with_versions(false)
             .with_max_value_len(backend.max_value_len());
-        KeyringStore {
-            inner: Arc::new(Inner {
-                service: self.service,
-                label: backend.label(),
-                store,
-                lock_file,
-                capabilities,
-                index_budget: backend.max_value_len().min(KEYUTILS_MAX_VALUE_LEN),
-                timeout: self.timeout,
-                lock_timeout: self.lock_timeout,
-                offload,
-            }),
-        }
+        KeyringStore::new(Inner {
+            service: self.service,
+            label: backend.label(),
+            store,
+            lock_file,
+            capabilities,
+            index_budget: backend.max_value_len().min(KEYUTILS_MAX_VALUE_LEN),
+            timeout: self.timeout,
+            lock_timeout: self.lock_timeout,
+            offload,
+        })
     }
 }
 

@@ -22,7 +22,7 @@ use crate::BACKEND;
 /// | `NoDefaultStore` | [`ErrorKind::Configuration`] |
 /// | `NotSupportedByStore` | [`ErrorKind::Unsupported`] |
 /// | anything newer | [`ErrorKind::Backend`] |
-pub fn map_error(err: keyring_core::Error, what: &str) -> Error {
+pub fn to_error(err: keyring_core::Error, what: &str) -> Error {
     use keyring_core::Error as K;
     let (kind, message) = match err {
         K::NoEntry => (

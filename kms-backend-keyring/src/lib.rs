@@ -6,9 +6,7 @@ mod builder;
 mod error_map;
 pub mod index;
 #[cfg(all(feature = "keyutils", target_os = "linux"))]
-mod keyutils_store;
-#[cfg(all(feature = "keyutils", target_os = "linux"))]
-mod keyutils_walk;
+mod keyutils;
 mod lock;
 mod offload;
 mod scope;
@@ -24,10 +22,10 @@ pub use builder::{
     DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_ABANDONED_CALLS, DEFAULT_TIMEOUT, KEYUTILS_MAX_SERVICE_LEN,
     KeyringStoreBuilder,
 };
-pub use error_map::map_error;
+pub use error_map::to_error;
 pub use index::{INDEX_ACCOUNT, MAX_INDEX_SHARDS};
 #[cfg(all(feature = "keyutils", target_os = "linux"))]
-pub use keyutils_store::description as keyutils_description;
+pub use keyutils::description as keyutils_description;
 pub use scope::KeyutilsScope;
 pub use store::KeyringStore;
 

@@ -83,7 +83,7 @@ fn to_keyring(fail: Fail) -> keyring_core::Error {
         ) => keyring_core::Error::NoStorageAccess(Box::new(err)),
         Fail::Ss(other) => keyring_core::Error::PlatformFailure(Box::new(other)),
         Fail::NoEntry => keyring_core::Error::NoEntry,
-        // The entries are only counted by `map_error`.
+        // The entries are only counted by `to_error`.
         Fail::Ambiguous(n) => keyring_core::Error::Ambiguous(
             (0..n)
                 .map(|_| Entry::new_with_credential(Arc::new(Placeholder)))

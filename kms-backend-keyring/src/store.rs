@@ -15,8 +15,7 @@ use kms_core::{
 use zeroize::Zeroizing;
 
 use crate::BACKEND;
-use crate::builder::KeyringStoreBuilder;
-use crate::error_map::map_error;
+use crate::error_map::to_error;
 use crate::index::{Accounts, Index, is_index_account};
 use crate::lock::IndexLock;
 use crate::offload::{Cancel, Offload};
@@ -33,7 +32,7 @@ use crate::offload::{Cancel, Offload};
 /// `store` with [`ErrorKind::Unavailable`]. No versions are kept.
 #[derive(Clone)]
 pub struct KeyringStore {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
@@ -50,9 +49,11 @@ pub(crate) struct Inner {
 }
 
 impl KeyringStore {
-    /// Starts configuring a store for entries under `service`.
-    pub fn builder(service: impl Into<String>) -> KeyringStoreBuilder {
-        KeyringStoreBuilder::new(service)
+    /// The store over an opened credential store: what the builder's `build` makes.
+    pub(crate) fn new(inner: Inner) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     /// The service name entries live under.
@@ -88,7 +89,7 @@ impl Inner {
     fn entry(&self, account: &str, what: &str) -> Result<Entry> {
         self.store
             .build(&self.service, account, None)
-            .map_err(|e| map_error(e, what))
+            .map_err(|e| to_error(e, what))
     }
 
     fn read_index(&self) -> Result<Index> {
@@ -142,11 +143,11 @@ impl Inner {
         let entry = self.entry(key.as_str(), what)?;
         entry
             .set_secret(value.expose_secret())
-            .map_err(|e| map_error(e, what))?;
+            .map_err(|e| to_error(e, what))?;
         let read_back = match entry.get_secret() {
             Ok(bytes) => Zeroizing::new(bytes),
             Err(keyring_core::Error::NoEntry) => Zeroizing::new(Vec::new()),
-            Err(e) => return Err(map_error(e, &format!("reading back {key}"))),
+            Err(e) => return Err(to_error(e, &format!("reading back {key}"))),
         };
         if read_back.as_slice() != value.expose_secret() {
             return Err(Error::new(
@@ -177,7 +178,7 @@ impl Inner {
             }
             // Removed by hand: the stale name is gone from the index, the key was already.
             Err(keyring_core::Error::NoEntry) => {
-                let e = map_error(keyring_core::Error::NoEntry, &what);
+                let e = to_error(keyring_core::Error::NoEntry, &what);
                 Err(match undo {
                     None => e,
                     Some(_) => {
@@ -193,7 +194,7 @@ impl Inner {
                 })
             }
             Err(e) => {
-                let e = map_error(e, &what);
+                let e = to_error(e, &what);
                 Err(match undo.map(|u| index.undo(self, u)) {
                     None | Some(Ok(())) => e,
                     Some(Err(undo_err)) => annotate(
@@ -219,7 +220,7 @@ impl Inner {
             .downcast_ref::<crate::secret_service_store::SecretServiceStore>()
         {
             ss.health()
-                .map_err(|e| map_error(e, "checking the Secret Service"))?;
+                .map_err(|e| to_error(e, "checking the Secret Service"))?;
         }
         let index = self.read_index()?;
         if let Some(e) = index.corrupt() {
@@ -235,7 +236,7 @@ impl Accounts for Inner {
         match self.entry(account, what)?.get_secret() {
             Ok(bytes) => Ok(Some(bytes)),
             Err(keyring_core::Error::NoEntry) => Ok(None),
-            Err(e) => Err(map_error(e, what)),
+            Err(e) => Err(to_error(e, what)),
         }
     }
 
@@ -243,7 +244,7 @@ impl Accounts for Inner {
         let what = "writing the keyring index";
         self.entry(account, what)?
             .set_secret(bytes)
-            .map_err(|e| map_error(e, what))
+            .map_err(|e| to_error(e, what))
     }
 
     /// Deletes `account`: every entry of it when several claim it.
@@ -264,17 +265,17 @@ impl Accounts for Inner {
                     return ss
                         .delete_all(&self.service, account)
                         .map(drop)
-                        .map_err(|e| map_error(e, what));
+                        .map_err(|e| to_error(e, what));
                 }
                 for entry in entries {
                     match entry.delete_credential() {
                         Ok(()) | Err(keyring_core::Error::NoEntry) => {}
-                        Err(e) => return Err(map_error(e, what)),
+                        Err(e) => return Err(to_error(e, what)),
                     }
                 }
                 Ok(())
             }
-            Err(e) => Err(map_error(e, what)),
+            Err(e) => Err(to_error(e, what)),
         }
     }
 
@@ -284,7 +285,7 @@ impl Accounts for Inner {
         let found = match self.store.search(&spec) {
             Ok(found) => found,
             Err(keyring_core::Error::NotSupportedByStore(_)) => return Ok(None),
-            Err(e) => return Err(map_error(e, what)),
+            Err(e) => return Err(to_error(e, what)),
         };
         Ok(Some(
             found
@@ -321,7 +322,7 @@ impl KeyStore for KeyringStore {
             let bytes = inner
                 .entry(key.as_str(), &what)?
                 .get_secret()
-                .map_err(|e| map_error(e, &what))?;
+                .map_err(|e| to_error(e, &what))?;
             Ok(StoredSecret::new(SecretValue::new(bytes)))
         })
         .await

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use linux_keyutils::{Key, KeySerialId};
 
-use crate::keyutils_store::to_keyring;
+use super::key_error::to_keyring;
 
 /// `KEY_SPEC_SESSION_KEYRING`: the special id of the calling process's session keyring.
 pub(crate) const SESSION: i32 = -3;

@@ -3,22 +3,18 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
-use aws_sdk_secretsmanager::primitives::{Blob, DateTime};
-use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use kms_core::{
     Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Result, SecretMeta, SecretValue,
     StoredSecret, WriteOrder, async_trait,
 };
 
-use crate::error_map::{Call, Condition, Failure, Mapped, SECRETS_MANAGER, map, to_error};
+use crate::BACKEND;
+use crate::client::{Pick, SecretsClient, landed};
+use crate::error_map::{Condition, Mapped};
 use crate::namespace::Namespace;
 use crate::repeat_attempt::RunningWrites;
-use crate::secrets_manager_builder::{CreateOptions, Deletion, SecretsManagerStoreBuilder};
 use crate::version_stage::VersionStage;
 use crate::{request_token, runtime};
 
@@ -66,38 +62,28 @@ use crate::{request_token, runtime};
 /// response bodies) are freed without being zeroized, as in every AWS SDK.
 #[derive(Clone)]
 pub struct SecretsManagerStore {
-    client: Client,
+    client: SecretsClient,
     namespace: Namespace,
     stage: VersionStage,
-    create: CreateOptions,
-    deletion: Deletion,
     restore_deleted: bool,
-    page_size: i32,
     order: Arc<WriteOrder>,
     running: Arc<RunningWrites>,
 }
 
 impl SecretsManagerStore {
-    /// A builder over a client made from `config` (see
-    /// [`AwsConnection`](crate::AwsConnection)).
-    pub fn builder(config: &SdkConfig) -> SecretsManagerStoreBuilder {
-        SecretsManagerStoreBuilder::from_config(config)
-    }
-
-    /// A builder over a client the service already has.
-    pub fn builder_from_client(client: Client) -> SecretsManagerStoreBuilder {
-        SecretsManagerStoreBuilder::new(client)
-    }
-
-    pub(crate) fn from_builder(b: SecretsManagerStoreBuilder) -> Self {
+    /// The store over `client`, with a write order of its own (shared by its clones): what
+    /// the builder's `build` makes.
+    pub(crate) fn new(
+        client: SecretsClient,
+        namespace: Namespace,
+        stage: VersionStage,
+        restore_deleted: bool,
+    ) -> Self {
         Self {
-            client: b.client,
-            namespace: b.namespace,
-            stage: b.stage,
-            create: b.create,
-            deletion: b.deletion,
-            restore_deleted: b.restore_deleted,
-            page_size: b.page_size,
+            client,
+            namespace,
+            stage,
+            restore_deleted,
             order: Arc::new(WriteOrder::new()),
             running: Arc::default(),
         }
@@ -112,7 +98,7 @@ impl SecretsManagerStore {
 
     /// The SDK client, for calls this store does not make (rotation setup, policies).
     pub fn client(&self) -> &Client {
-        &self.client
+        self.client.sdk()
     }
 
     /// Reads the version of `key` that carries `stage`: [`VersionStage::Previous`] during a
@@ -122,118 +108,30 @@ impl SecretsManagerStore {
     /// [`ErrorKind::NotFound`].
     pub async fn get_stage(&self, key: &KeyName, stage: &VersionStage) -> Result<StoredSecret> {
         let name = self.namespace.secret_name(key)?;
-        runtime::require(SECRETS_MANAGER, "GetSecretValue")?;
-        let what = format!("GetSecretValue {name} ({stage})");
-        let out = self
-            .client
-            .get_secret_value()
-            .secret_id(&name)
-            .version_stage(stage.as_str())
-            .send()
-            .await
-            .map_err(sm_error(Call::Read, &what))?;
-        stored(out, &what)
-    }
-
-    /// `PutSecretValue` with `token` as its `ClientRequestToken` (the new version's id).
-    async fn put(
-        &self,
-        name: &str,
-        value: &SecretValue,
-        token: &str,
-    ) -> std::result::Result<SecretMeta, Mapped> {
-        let req = self
-            .client
-            .put_secret_value()
-            .secret_id(name)
-            .client_request_token(token);
-        let req = match secret_payload(value) {
-            Payload::Text(s) => req.secret_string(s),
-            Payload::Binary(b) => req.secret_binary(b),
-        };
-        let out = req
-            .send()
-            .await
-            .map_err(sm_mapped(Call::Write, &format!("PutSecretValue {name}")))?;
-        Ok(meta(out.version_id, None))
-    }
-
-    /// `CreateSecret` with `token` as the first version's `ClientRequestToken`.
-    async fn create(
-        &self,
-        name: &str,
-        value: &SecretValue,
-        token: &str,
-    ) -> std::result::Result<SecretMeta, Mapped> {
-        let mut req = self
-            .client
-            .create_secret()
-            .name(name)
-            .client_request_token(token);
-        req = match secret_payload(value) {
-            Payload::Text(s) => req.secret_string(s),
-            Payload::Binary(b) => req.secret_binary(b),
-        };
-        if let Some(kms) = &self.create.kms_key_id {
-            req = req.kms_key_id(kms);
-        }
-        if let Some(d) = &self.create.description {
-            req = req.description(d);
-        }
-        for (k, v) in &self.create.tags {
-            req = req.tags(Tag::builder().key(k).value(v).build());
-        }
-        let out = req
-            .send()
-            .await
-            .map_err(sm_mapped(Call::Create, &format!("CreateSecret {name}")))?;
-        Ok(meta(out.version_id, None))
-    }
-
-    /// `NotFound` unless the secret exists and is not scheduled for deletion.
-    async fn ensure_exists(&self, name: &str) -> Result<()> {
-        let out = self
-            .client
-            .describe_secret()
-            .secret_id(name)
-            .send()
-            .await
-            .map_err(sm_error(Call::Delete, &format!("DescribeSecret {name}")))?;
-        if out.deleted_date().is_some() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("DescribeSecret {name}: the secret is scheduled for deletion"),
-            )
-            .with_backend(SECRETS_MANAGER));
-        }
-        Ok(())
+        runtime::require(BACKEND, "GetSecretValue")?;
+        self.client.get(&name, Pick::Stage(stage)).await
     }
 
     /// `RestoreSecret`, for a `store`. A secret that is gone by now (a forced deletion still
     /// under way when the write began) is a [`ErrorKind::Conflict`], not `NotFound`: a
     /// `store` never says the key does not exist.
     async fn restore(&self, name: &str) -> Result<()> {
-        let what = format!("RestoreSecret {name}");
-        match self.client.restore_secret().secret_id(name).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let err = to_error(e.into(), Call::Other, SECRETS_MANAGER, &what);
-                if err.kind() != ErrorKind::NotFound {
-                    return Err(err);
-                }
+        match self.client.restore(name).await {
+            Err(err) if err.kind() == ErrorKind::NotFound => {
                 let mut conflict = Error::new(
                     ErrorKind::Conflict,
                     format!(
-                        "{what}: the secret was deleted while this write restored it (a \
-                         forced deletion still under way); write again once it is gone"
+                        "RestoreSecret {name}: the secret was deleted while this write restored \
+                         it (a forced deletion still under way); write again once it is gone"
                     ),
                 )
-                .with_backend(SECRETS_MANAGER);
+                .with_backend(BACKEND);
                 if let Some(code) = err.code() {
                     conflict = conflict.with_code(code.to_owned());
                 }
                 Err(conflict)
             }
+            other => other,
         }
     }
 
@@ -242,11 +140,11 @@ impl SecretsManagerStore {
     /// write at most once however often it is sent; an answer that the token is already a
     /// version means an earlier attempt of this write landed, and that version is the result.
     async fn write(&self, name: &str, value: &SecretValue, token: &str) -> Result<SecretMeta> {
-        match self.put(name, value, token).await {
+        match self.client.put(name, value, token).await {
             Ok(meta) => Ok(meta),
             Err(m) if m.condition == Some(Condition::TokenInUse) => Ok(landed(token)),
             Err(m) if m.error.kind() == ErrorKind::NotFound => {
-                match self.create(name, value, token).await {
+                match self.client.create(name, value, token).await {
                     Ok(meta) => Ok(meta),
                     Err(m) if m.condition == Some(Condition::TokenInUse) => Ok(landed(token)),
                     // Created by someone else between our put and create: put again.
@@ -270,27 +168,10 @@ impl SecretsManagerStore {
 
     /// A put after a create race or a restore.
     async fn put_again(&self, name: &str, value: &SecretValue, token: &str) -> Result<SecretMeta> {
-        match self.put(name, value, token).await {
+        match self.client.put(name, value, token).await {
             Err(m) if m.condition == Some(Condition::TokenInUse) => Ok(landed(token)),
             other => other.map_err(Error::from),
         }
-    }
-
-    /// `DeleteSecret` with the configured recovery window, or forced after a `DescribeSecret`.
-    async fn delete(&self, name: &str) -> Result<()> {
-        if self.deletion == Deletion::Force {
-            // A forced DeleteSecret of a missing secret succeeds silently, so ask first.
-            self.ensure_exists(name).await?;
-        }
-        let req = self.client.delete_secret().secret_id(name);
-        let req = match self.deletion {
-            Deletion::RecoveryWindowDays(days) => req.recovery_window_in_days(i64::from(days)),
-            Deletion::Force => req.force_delete_without_recovery(true),
-        };
-        req.send()
-            .await
-            .map_err(sm_error(Call::Delete, &format!("DeleteSecret {name}")))?;
-        Ok(())
     }
 
     fn restores(&self, m: &Mapped) -> bool {
@@ -331,74 +212,13 @@ fn task_failed(e: &tokio::task::JoinError) -> Error {
             "the write's task was cancelled (runtime shutting down)"
         },
     )
-    .with_backend(SECRETS_MANAGER)
-}
-
-/// What a write that already landed under `token` returns: AWS uses the token as the version id.
-fn landed(token: &str) -> SecretMeta {
-    meta(Some(token.to_owned()), None)
-}
-
-/// Maps a failed call of this store; `what` names the request and the full secret name.
-fn sm_error<F: Into<Failure>>(call: Call, what: &str) -> impl FnOnce(F) -> Error + '_ {
-    move |failure| to_error(failure.into(), call, SECRETS_MANAGER, what)
-}
-
-/// As [`sm_error`], keeping the condition the store acts on.
-fn sm_mapped<F: Into<Failure>>(call: Call, what: &str) -> impl FnOnce(F) -> Mapped + '_ {
-    move |failure| map(failure.into(), call, SECRETS_MANAGER, what)
-}
-
-/// What goes over the wire: text when the bytes are UTF-8, binary otherwise.
-enum Payload {
-    Text(String),
-    Binary(Blob),
-}
-
-/// The SDK takes owned buffers; they are freed (not zeroized) after the request is sent.
-fn secret_payload(value: &SecretValue) -> Payload {
-    match std::str::from_utf8(value.expose_secret()) {
-        Ok(text) => Payload::Text(text.to_owned()),
-        Err(_) => Payload::Binary(Blob::new(value.expose_secret().to_vec())),
-    }
-}
-
-fn system_time(at: Option<DateTime>) -> Option<SystemTime> {
-    at.and_then(|d| SystemTime::try_from(d).ok())
-}
-
-fn meta(version: Option<String>, created: Option<DateTime>) -> SecretMeta {
-    let mut meta = SecretMeta::default();
-    meta.version = version.map(Into::into);
-    if let Some(at) = system_time(created) {
-        meta = meta.created_at(at).updated_at(at);
-    }
-    meta
-}
-
-/// Moves the value out of the SDK's answer into a zeroizing [`SecretValue`].
-fn stored(mut out: GetSecretValueOutput, what: &str) -> Result<StoredSecret> {
-    let value = if let Some(text) = out.secret_string.take() {
-        SecretValue::new(text.into_bytes())
-    } else if let Some(blob) = out.secret_binary.take() {
-        SecretValue::new(blob.into_inner())
-    } else {
-        return Err(Error::new(
-            ErrorKind::InvalidData,
-            format!("{what}: answer has neither SecretString nor SecretBinary"),
-        )
-        .with_backend(SECRETS_MANAGER));
-    };
-    Ok(StoredSecret::with_meta(
-        value,
-        meta(out.version_id.take(), out.created_date.take()),
-    ))
+    .with_backend(BACKEND)
 }
 
 #[async_trait]
 impl KeyStore for SecretsManagerStore {
     fn backend(&self) -> &'static str {
-        SECRETS_MANAGER
+        BACKEND
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -415,17 +235,8 @@ impl KeyStore for SecretsManagerStore {
 
     async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
         let name = self.namespace.secret_name(key)?;
-        runtime::require(SECRETS_MANAGER, "GetSecretValue")?;
-        let what = format!("GetSecretValue {name} (version {version})");
-        let out = self
-            .client
-            .get_secret_value()
-            .secret_id(&name)
-            .version_id(version)
-            .send()
-            .await
-            .map_err(sm_error(Call::Read, &what))?;
-        stored(out, &what)
+        runtime::require(BACKEND, "GetSecretValue")?;
+        self.client.get(&name, Pick::Version(version)).await
     }
 
     /// Put, or create when missing; every request of one logical write carries the same
@@ -434,7 +245,7 @@ impl KeyStore for SecretsManagerStore {
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
         self.capabilities().check_value(&value)?;
         let name = self.namespace.secret_name(key)?;
-        runtime::require(SECRETS_MANAGER, "PutSecretValue")?;
+        runtime::require(BACKEND, "PutSecretValue")?;
         // The CallContext is task-local: read its id here, on the caller's task, before
         // the write moves to its own task.
         let token = request_token::for_this_write();
@@ -465,7 +276,7 @@ impl KeyStore for SecretsManagerStore {
     /// `DeleteSecret`; through the store's [`WriteOrder`] as [`store`](KeyStore::store).
     async fn remove(&self, key: &KeyName) -> Result<()> {
         let name = self.namespace.secret_name(key)?;
-        runtime::require(SECRETS_MANAGER, "DeleteSecret")?;
+        runtime::require(BACKEND, "DeleteSecret")?;
         // The id of this logical remove (every attempt of the retry layer shares it).
         let id = format!("remove {}", request_token::for_this_write());
         let this = self.clone();
@@ -474,7 +285,7 @@ impl KeyStore for SecretsManagerStore {
             // does (the retry layer reads a NotFound after a timeout as done), so it goes out
             // now; the running remove holds the key until this one is done.
             let repeat = tokio::spawn(async move {
-                let result = this.delete(&name).await;
+                let result = this.client.delete(&name).await;
                 drop(pass);
                 result
             });
@@ -483,7 +294,7 @@ impl KeyStore for SecretsManagerStore {
         let key_owned = key.clone();
         self.order
             .run(key, async move {
-                let delete = this.delete(&name);
+                let delete = this.client.delete(&name);
                 this.running.lead(&key_owned, &id, delete).await
             })
             .await
@@ -493,7 +304,7 @@ impl KeyStore for SecretsManagerStore {
     /// [`ErrorKind::InvalidData`] (a server that cycles pages would otherwise be asked forever);
     /// a name on two pages is listed once.
     async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
-        runtime::require(SECRETS_MANAGER, "ListSecrets")?;
+        runtime::require(BACKEND, "ListSecrets")?;
         let filter = self.namespace.filter(prefix);
         let what = match &filter {
             Some(f) => format!("ListSecrets {f}*"),
@@ -504,21 +315,10 @@ impl KeyStore for SecretsManagerStore {
         let mut names_seen = HashSet::new();
         let mut next_token: Option<String> = None;
         loop {
-            let mut req = self
+            let page = self
                 .client
-                .list_secrets()
-                .max_results(self.page_size)
-                .include_planned_deletion(false)
-                .set_next_token(next_token.take());
-            if let Some(filter) = &filter {
-                req = req.filters(
-                    Filter::builder()
-                        .key(FilterNameStringType::Name)
-                        .values(filter)
-                        .build(),
-                );
-            }
-            let page = req.send().await.map_err(sm_error(Call::Other, &what))?;
+                .list_page(filter.as_deref(), next_token.take(), &what)
+                .await?;
             for entry in page.secret_list() {
                 // Secrets scheduled for deletion are removed keys (older emulators list them).
                 if entry.deleted_date().is_some() {
@@ -542,7 +342,7 @@ impl KeyStore for SecretsManagerStore {
                                 tokens_seen.len() + 1
                             ),
                         )
-                        .with_backend(SECRETS_MANAGER));
+                        .with_backend(BACKEND));
                     }
                     next_token = Some(token);
                 }
@@ -555,22 +355,10 @@ impl KeyStore for SecretsManagerStore {
     /// accepted. An `AccessDenied` answer proves both too (the request was authenticated),
     /// so a role allowed only `GetSecretValue` on its own secrets is healthy.
     async fn health(&self) -> Result<()> {
-        runtime::require(SECRETS_MANAGER, "ListSecrets")?;
-        match self.client.list_secrets().max_results(1).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let err = to_error(
-                    e.into(),
-                    Call::Other,
-                    SECRETS_MANAGER,
-                    "ListSecrets (health)",
-                );
-                if err.kind() == ErrorKind::PermissionDenied {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            }
+        runtime::require(BACKEND, "ListSecrets")?;
+        match self.client.list_one().await {
+            Err(err) if err.kind() == ErrorKind::PermissionDenied => Ok(()),
+            other => other,
         }
     }
 }
@@ -597,10 +385,10 @@ impl fmt::Debug for SecretsManagerStore {
         f.debug_struct("SecretsManagerStore")
             .field("namespace", &self.namespace.as_str())
             .field("stage", &self.stage)
-            .field("create", &self.create)
-            .field("deletion", &self.deletion)
+            .field("create", self.client.create_options())
+            .field("deletion", &self.client.deletion())
             .field("restore_deleted", &self.restore_deleted)
-            .field("page_size", &self.page_size)
+            .field("page_size", &self.client.page_size())
             .finish_non_exhaustive()
     }
 }

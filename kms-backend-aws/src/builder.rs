@@ -1,56 +1,44 @@
 //! [`SecretsManagerStoreBuilder`]: how a [`SecretsManagerStore`] names, creates and deletes
-//! secrets.
+//! secrets, and [`SecretsManagerStore::builder`], where one starts.
 
 use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::Client;
 use kms_core::{Error, ErrorKind, Result};
 
+use crate::client::{CreateOptions, SecretsClient};
+use crate::deletion::Deletion;
 use crate::namespace::Namespace;
-use crate::secrets_manager::SecretsManagerStore;
+use crate::store::SecretsManagerStore;
 use crate::version_stage::VersionStage;
 
-/// What `remove` does to a secret.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Deletion {
-    /// Schedule deletion after this many days (7–30); until then the secret can be restored
-    /// and its name cannot be reused (a `store` fails with
-    /// [`ErrorKind::Conflict`] unless [`restore_deleted`](SecretsManagerStoreBuilder::restore_deleted)
-    /// is on).
-    RecoveryWindowDays(u8),
-    /// Delete at once, with no recovery (`ForceDeleteWithoutRecovery`).
-    Force,
-}
-
-impl Default for Deletion {
-    /// AWS's default: a 30-day recovery window.
-    fn default() -> Self {
-        Self::RecoveryWindowDays(30)
+impl SecretsManagerStore {
+    /// A builder over a client made from `config` (see
+    /// [`AwsConnection`](crate::AwsConnection)).
+    pub fn builder(config: &SdkConfig) -> SecretsManagerStoreBuilder {
+        SecretsManagerStoreBuilder::new(Client::new(config))
     }
-}
 
-/// Settings of secrets this store creates.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct CreateOptions {
-    pub(crate) kms_key_id: Option<String>,
-    pub(crate) description: Option<String>,
-    pub(crate) tags: Vec<(String, String)>,
+    /// A builder over a client the service already has.
+    pub fn builder_from_client(client: Client) -> SecretsManagerStoreBuilder {
+        SecretsManagerStoreBuilder::new(client)
+    }
 }
 
 /// Builds a [`SecretsManagerStore`]. Get one from [`SecretsManagerStore::builder`] or
 /// [`SecretsManagerStore::builder_from_client`].
 #[derive(Clone, Debug)]
 pub struct SecretsManagerStoreBuilder {
-    pub(crate) client: Client,
-    pub(crate) namespace: Namespace,
-    pub(crate) stage: VersionStage,
-    pub(crate) create: CreateOptions,
-    pub(crate) deletion: Deletion,
-    pub(crate) restore_deleted: bool,
-    pub(crate) page_size: i32,
+    client: Client,
+    namespace: Namespace,
+    stage: VersionStage,
+    create: CreateOptions,
+    deletion: Deletion,
+    restore_deleted: bool,
+    page_size: i32,
 }
 
 impl SecretsManagerStoreBuilder {
-    pub(crate) fn new(client: Client) -> Self {
+    fn new(client: Client) -> Self {
         Self {
             client,
             namespace: Namespace::default(),
@@ -60,10 +48,6 @@ impl SecretsManagerStoreBuilder {
             restore_deleted: false,
             page_size: 100,
         }
-    }
-
-    pub(crate) fn from_config(config: &SdkConfig) -> Self {
-        Self::new(Client::new(config))
     }
 
     /// Keeps every secret under `<namespace>/`, so services sharing an account cannot see or
@@ -156,6 +140,12 @@ impl SecretsManagerStoreBuilder {
     /// [`AwsConnection::region`](crate::AwsConnection::region).
     pub fn build(self) -> Result<SecretsManagerStore> {
         crate::connection::require_region(self.client.config().region(), "Secrets Manager store")?;
-        Ok(SecretsManagerStore::from_builder(self))
+        let client = SecretsClient::new(self.client, self.create, self.deletion, self.page_size);
+        Ok(SecretsManagerStore::new(
+            client,
+            self.namespace,
+            self.stage,
+            self.restore_deleted,
+        ))
     }
 }

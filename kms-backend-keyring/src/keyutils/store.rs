@@ -1,10 +1,5 @@
-//! The Linux kernel keyring (keyutils) as a `keyring_core` credential store, with an explicit
-//! scope (session or persistent keyring), typed quota errors and a search by service.
-//!
-//! An entry `(service, name)` is a `user` key whose description is `keyring:<name>@<service>`
-//! (the format of `linux-keyutils-keyring-store`, so entries written by the `keyring` crate
-//! and by `keyctl` are shared). See [`KeyutilsScope`] for where keys are written and how long
-//! they live; reads search the session keyring and every keyring linked into it.
+//! [`KeyutilsStore`]: the kernel keyring as a `keyring_core` credential store (the format and
+//! scope are described on the [module](super)).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,8 +8,8 @@ use keyring_core::api::{CredentialApi, CredentialPersistence, CredentialStoreApi
 use keyring_core::{Credential, Entry};
 use linux_keyutils::{Key, KeyError, KeyRing, KeyRingIdentifier};
 
-use crate::keyutils_walk as walk;
-
+use super::key_error::to_keyring;
+use super::walk;
 use crate::KeyutilsScope;
 
 /// The kernel keyring as a `keyring_core` credential store.
@@ -47,26 +42,6 @@ fn target(scope: KeyutilsScope) -> keyring_core::Result<KeyRing> {
         KeyutilsScope::Persistent => {
             KeyRing::get_persistent(KeyRingIdentifier::Session).map_err(to_keyring)
         }
-    }
-}
-
-/// Maps a keyutils error; quota errors keep their type for [`crate::map_error`].
-pub(crate) fn to_keyring(err: KeyError) -> keyring_core::Error {
-    use keyring_core::Error as K;
-    match err {
-        KeyError::KeyDoesNotExist | KeyError::KeyRevoked | KeyError::KeyExpired => K::NoEntry,
-        KeyError::AccessDenied | KeyError::PermissionDenied => K::NoStorageAccess(Box::new(err)),
-        KeyError::InvalidDescription => K::Invalid(
-            "description".into(),
-            "rejected by the kernel keyring".into(),
-        ),
-        // EINVAL: the kernel refused the arguments (a description or payload it cannot hold);
-        // retrying the same call cannot succeed.
-        KeyError::InvalidArguments => K::Invalid(
-            "argument".into(),
-            "rejected by the kernel keyring (EINVAL)".into(),
-        ),
-        other => K::PlatformFailure(Box::new(other)),
     }
 }
 
