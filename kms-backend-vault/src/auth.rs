@@ -7,7 +7,7 @@ use kms_core::{Error, ErrorKind, Result};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use crate::error_map::BACKEND;
+use crate::BACKEND;
 
 /// How a [`VaultClient`](crate::VaultClient) gets its token.
 ///

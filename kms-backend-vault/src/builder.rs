@@ -1,5 +1,10 @@
-//! [`VaultClientBuilder`]: address, auth, namespace, TLS and timing settings, validated at
-//! build; [`from_env`](VaultClientBuilder::from_env) reads the `vault` CLI's variables.
+//! The builders, each beside the `::builder()` that makes it:
+//!
+//! - [`VaultClientBuilder`] ([`VaultClient::builder`]): address, auth, namespace, TLS and
+//!   timing settings, validated at build; [`from_env`](VaultClientBuilder::from_env) reads
+//!   the `vault` CLI's variables.
+//! - [`VaultStoreBuilder`] ([`VaultStore::builder`]): mount, KV version, prefix, remove mode
+//!   and field of a [`VaultStore`], validated at build.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -9,10 +14,12 @@ use kms_core::{Error, ErrorKind, Result};
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::BACKEND;
 use crate::auth::VaultAuth;
-use crate::client::VaultClient;
-use crate::config_path::config_path;
-use crate::error_map::BACKEND;
+use crate::client::{VaultClient, require_runtime};
+use crate::config_path::{config_error, config_path};
+use crate::engine::KvVersion;
+use crate::store::{RemoveMode, VaultStore};
 
 /// The address the `vault` CLI uses when `VAULT_ADDR` is not set.
 pub const DEFAULT_ADDRESS: &str = "https://127.0.0.1:8200";
@@ -23,19 +30,19 @@ pub const DEFAULT_ADDRESS: &str = "https://127.0.0.1:8200";
 /// [`build_lazy`](Self::build_lazy)); a bad one is an [`ErrorKind::Configuration`] error
 /// naming it.
 pub struct VaultClientBuilder {
-    pub(crate) address: String,
-    pub(crate) auth: VaultAuth,
-    pub(crate) namespace: Option<String>,
-    pub(crate) timeout: Duration,
-    pub(crate) ca_pem: Vec<Vec<u8>>,
-    pub(crate) ca_files: Vec<(&'static str, PathBuf)>,
-    pub(crate) identity_pem: Option<SecretString>,
-    pub(crate) renew_fraction: f64,
-    pub(crate) min_relogin_interval: Duration,
+    address: String,
+    auth: VaultAuth,
+    namespace: Option<String>,
+    timeout: Duration,
+    ca_pem: Vec<Vec<u8>>,
+    ca_files: Vec<(&'static str, PathBuf)>,
+    identity_pem: Option<SecretString>,
+    renew_fraction: f64,
+    min_relogin_interval: Duration,
     /// A setting from the environment that could not be parsed, reported by `build`.
-    pub(crate) deferred: Option<Error>,
+    deferred: Option<Error>,
     /// Where the token came from when none was given (for the "no token" message).
-    pub(crate) token_source: &'static str,
+    token_source: &'static str,
 }
 
 impl fmt::Debug for VaultClientBuilder {
@@ -56,8 +63,15 @@ impl fmt::Debug for VaultClientBuilder {
     }
 }
 
+impl VaultClient {
+    /// A builder for the server at `address` (`https://vault.example:8200`, without `/v1`).
+    pub fn builder(address: impl Into<String>) -> VaultClientBuilder {
+        VaultClientBuilder::new(address.into())
+    }
+}
+
 impl VaultClientBuilder {
-    pub(crate) fn new(address: String) -> Self {
+    fn new(address: String) -> Self {
         Self {
             address,
             auth: VaultAuth::token(String::new()),
@@ -207,7 +221,7 @@ impl VaultClientBuilder {
     ///   (the message names the address and the cause). To start before Vault is up, use
     ///   [`build_lazy`](Self::build_lazy).
     pub async fn build(self) -> Result<VaultClient> {
-        crate::client::require_runtime("VaultClientBuilder::build")?;
+        require_runtime("VaultClientBuilder::build")?;
         let client = self.build_lazy()?;
         client.connect().await?;
         Ok(client)
@@ -287,10 +301,6 @@ impl VaultClientBuilder {
     }
 }
 
-pub(crate) fn config_error(what: String) -> Error {
-    Error::new(ErrorKind::Configuration, what).with_backend(BACKEND)
-}
-
 /// `raw` with any user info (`user:password@`, e.g. a proxy's basic auth) replaced by
 /// `[REDACTED]`, for messages and `Debug`; works on addresses that do not parse too.
 fn redacted(raw: &str) -> String {
@@ -350,7 +360,7 @@ fn parse_address(raw: &str) -> Result<(Url, String)> {
 
 /// The namespace header value, or `None` for the root namespace (see
 /// [`VaultClientBuilder::namespace`]).
-pub(crate) fn canonical_namespace(raw: &str) -> Result<Option<String>> {
+fn canonical_namespace(raw: &str) -> Result<Option<String>> {
     let trimmed = raw.trim().trim_matches('/');
     let trimmed = match trimmed.strip_prefix("root") {
         Some("") => "",
@@ -361,6 +371,117 @@ pub(crate) fn canonical_namespace(raw: &str) -> Result<Option<String>> {
         return Ok(None);
     }
     config_path("namespace", trimmed).map(Some)
+}
+
+impl VaultStore {
+    /// A builder over `client` for the KV v2 mount `secret`.
+    pub fn builder(client: VaultClient) -> VaultStoreBuilder {
+        VaultStoreBuilder {
+            client,
+            mount: "secret".into(),
+            prefix: None,
+            version: KvVersion::V2,
+            remove: RemoveMode::DestroyAll,
+            field: None,
+        }
+    }
+}
+
+/// Builds a [`VaultStore`]; settings are checked by [`build`](Self::build).
+#[derive(Debug)]
+pub struct VaultStoreBuilder {
+    client: VaultClient,
+    mount: String,
+    prefix: Option<String>,
+    version: KvVersion,
+    remove: RemoveMode,
+    field: Option<String>,
+}
+
+impl VaultStoreBuilder {
+    /// The KV mount (default `"secret"`), checked like a key name (`"../sys"` is rejected)
+    /// and, on first use, against what Vault has mounted there.
+    #[must_use]
+    pub fn mount(mut self, mount: impl Into<String>) -> Self {
+        self.mount = mount.into();
+        self
+    }
+
+    /// The KV version of the mount (default [`KvVersion::V2`]); checked against the mount on
+    /// first use.
+    #[must_use]
+    pub fn kv_version(mut self, version: KvVersion) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Keeps every key under `prefix/` inside the mount (names stay relative to it). The
+    /// prefix must itself be a valid [`KeyName`](kms_core::KeyName) (checked by `build`).
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// What `remove` does on KV v2 (default [`RemoveMode::DestroyAll`]).
+    #[must_use]
+    pub fn remove_mode(mut self, mode: RemoveMode) -> Self {
+        self.remove = mode;
+        self
+    }
+
+    /// Reads and writes one field of each secret: for secrets written with
+    /// `bao kv put secret/app/db username=app password=…`, `.field("password")` makes `get`
+    /// return the password.
+    ///
+    /// - `get` / `get_version`: the field's text (a non-string JSON value as its JSON text,
+    ///   `5432`); a secret without the field is [`ErrorKind::InvalidData`] naming the field.
+    /// - `store`: sets the field and keeps the others (read, then write; on KV v2 the write
+    ///   is a check-and-set against the version read, or against "no version yet" when it
+    ///   creates the secret, so a concurrent change is [`ErrorKind::Conflict`], never lost;
+    ///   KV v1 has no check-and-set: writers in other processes can overwrite each other's
+    ///   fields, writes through one store and its clones are ordered). Values must be UTF-8 text
+    ///   ([`ErrorKind::InvalidInput`] before any I/O otherwise).
+    /// - `remove`: removes the field; the secret itself goes (as [`RemoveMode`] says) when it
+    ///   was the last field. A secret without the field is [`ErrorKind::NotFound`].
+    /// - `list`: the secrets' names, as without a field.
+    #[must_use]
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// The store. No I/O: the mount is checked on first use (see [`VaultStore`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Configuration`] naming the setting: a mount or prefix that is not a
+    /// valid path (`"../sys"`, `""`), an empty field name.
+    pub fn build(self) -> Result<VaultStore> {
+        let mount = config_path("mount", &self.mount)?;
+        let prefix = self
+            .prefix
+            .as_deref()
+            .map(|p| config_path("prefix", p))
+            .transpose()?;
+        if let Some(f) = &self.field
+            && (f.is_empty() || f.chars().any(char::is_control))
+        {
+            return Err(Error::new(
+                ErrorKind::Configuration,
+                format!("field {f:?}: a field name must be non-empty text"),
+            )
+            .with_backend(BACKEND));
+        }
+        Ok(VaultStore::new(
+            self.client,
+            mount,
+            prefix,
+            self.version,
+            self.remove,
+            self.field,
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -490,5 +611,43 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Configuration);
         assert!(err.to_string().contains("VAULT_CACERT"), "{err}");
+    }
+
+    #[test]
+    fn builder_debug_hides_secrets() {
+        let b = VaultClient::builder("https://vault:8200")
+            .auth(VaultAuth::app_role("rid", "sid-very-secret"))
+            .client_identity_pem("-----BEGIN PRIVATE KEY-----abc");
+        let dbg = format!("{b:?}");
+        assert!(!dbg.contains("sid-very-secret"), "{dbg}");
+        assert!(!dbg.contains("PRIVATE KEY"), "{dbg}");
+        assert!(dbg.contains("vault:8200"), "{dbg}");
+    }
+
+    #[tokio::test]
+    async fn bad_addresses_are_configuration_errors() {
+        for addr in [
+            "not a url",
+            "ftp://x",
+            "mailto:a@b",
+            "http://127.0.0.1:8200/v1",
+        ] {
+            let err = VaultClient::builder(addr)
+                .auth(VaultAuth::token("t"))
+                .build()
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{addr}: {err}");
+        }
+    }
+
+    #[test]
+    fn auth_mounts_are_checked_like_key_names() {
+        let err = VaultClient::builder("http://127.0.0.1:1")
+            .auth(VaultAuth::app_role("r", "s").with_mount("../sys"))
+            .build_lazy()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(err.to_string().contains("auth mount"), "{err}");
     }
 }

@@ -1,13 +1,21 @@
-//! Path-like settings (mount, prefix, auth mount, Transit key, namespace) are checked like
-//! key names, so `mount("../sys")` can never turn into `/v1/sys/...`.
+//! Settings are checked when they are built, and a bad one is an
+//! [`ErrorKind::Configuration`] error naming it: [`config_error`] makes that error, and
+//! [`config_path`] checks path-like settings (mount, prefix, auth mount, Transit key,
+//! namespace) like key names, so `mount("../sys")` can never turn into `/v1/sys/...`.
 
-use kms_core::{KeyName, Result};
+use kms_core::{Error, ErrorKind, KeyName, Result};
 
-use crate::builder::config_error;
+use crate::BACKEND;
+
+/// An [`ErrorKind::Configuration`] error from this backend; `what` names the setting and what
+/// is wrong with it.
+pub(crate) fn config_error(what: String) -> Error {
+    Error::new(ErrorKind::Configuration, what).with_backend(BACKEND)
+}
 
 /// `value` without surrounding `/`, checked with [`KeyName`]'s rules (safe characters, no
-/// empty, `.` or `..` segment); an [`ErrorKind::Configuration`](kms_core::ErrorKind) error
-/// naming `setting` otherwise.
+/// empty, `.` or `..` segment); an [`ErrorKind::Configuration`] error naming `setting`
+/// otherwise.
 pub(crate) fn config_path(setting: &str, value: &str) -> Result<String> {
     let trimmed = value.trim_matches('/');
     KeyName::new(trimmed)
@@ -23,7 +31,6 @@ pub(crate) fn config_path(setting: &str, value: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kms_core::ErrorKind;
 
     #[test]
     fn traversal_and_empty_paths_are_configuration_errors() {

@@ -19,7 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 use kms_core::{Error, ErrorKind, Result, SecretValue};
 use serde_json::{Map, Value, json};
 
-use crate::error_map::BACKEND;
+use crate::BACKEND;
 
 /// The JSON map for `value`.
 pub(crate) fn encode(value: &SecretValue) -> Value {

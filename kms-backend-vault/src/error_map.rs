@@ -1,11 +1,12 @@
-//! The one place Vault failures become [`kms_core::Error`]s.
+//! The one place Vault failures become [`kms_core::Error`]s: [`to_error`] maps a [`Failure`]
+//! (Vault's status and `errors` strings, a transport error, an answer that is not Vault's)
+//! to an error kind and a message naming the request. Its helpers stay private.
 
 use std::error::Error as StdError;
 
 use kms_core::{Error, ErrorKind};
 
-/// The backend label on every error and in metrics.
-pub(crate) const BACKEND: &str = "vault";
+use crate::BACKEND;
 
 /// A failed Vault request, before it is mapped.
 #[derive(Debug)]
@@ -31,32 +32,6 @@ pub(crate) enum Failure {
     /// HTTP against an HTTPS listener), or Vault says the namespace does not exist: a wrong
     /// address or namespace. The string is the hint.
     NotVault(String),
-}
-
-/// How Vault classifies a 403, from its `errors` strings (Vault 1.16+ documents `"invalid
-/// token"` for a revoked, expired or unknown token; OpenBao and older Vault answer a bare
-/// `"permission denied"` for a bad token and a multi-error `"1 error occurred: * permission
-/// denied"` for a policy denial).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Denial {
-    /// The token itself is not accepted (expired, revoked, unknown).
-    TokenRejected,
-    /// A valid token whose policy does not allow this request.
-    Policy,
-    /// A bare `"permission denied"`: a rejected token on OpenBao and Vault before 1.16, but
-    /// not proof of it; the caller confirms with `lookup-self`.
-    Unclear,
-}
-
-/// Classifies a 403 by what Vault says (see [`Denial`]).
-pub(crate) fn classify_403(errors: &[String]) -> Denial {
-    if errors.iter().any(|e| e.contains("invalid token")) {
-        Denial::TokenRejected
-    } else if errors.len() == 1 && errors[0].trim() == "permission denied" {
-        Denial::Unclear
-    } else {
-        Denial::Policy
-    }
 }
 
 /// Maps a [`Failure`] to an [`Error`]; `what` names the request (`"get secret/data/app/db"`).
@@ -268,29 +243,6 @@ mod tests {
         assert!(msg.len() < 500, "{msg}");
         assert_eq!(err.backend(), Some("vault"));
         assert_eq!(err.code(), Some("503"));
-    }
-
-    #[test]
-    fn denials_are_classified_by_what_vault_says() {
-        let c = |e: &[&str]| classify_403(&e.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        // Vault 1.16+ for an expired/revoked token.
-        assert_eq!(
-            c(&["permission denied", "invalid token"]),
-            Denial::TokenRejected
-        );
-        // OpenBao / older Vault for a bad token.
-        assert_eq!(c(&["permission denied"]), Denial::Unclear);
-        // A policy denial (go-multierror wrapped), on both.
-        assert_eq!(
-            c(&["1 error occurred:\n\t* permission denied\n\n"]),
-            Denial::Policy
-        );
-        assert_eq!(
-            c(&[
-                "preflight capability check returned 403, please ensure client's policies grant access to path \"x/\""
-            ]),
-            Denial::Policy
-        );
     }
 
     #[test]

@@ -6,14 +6,19 @@ mod builder;
 mod client;
 mod config_path;
 mod encoding;
+mod engine;
 mod error_map;
 mod mount;
-mod renew;
 mod store;
 mod transit;
 
 pub use auth::VaultAuth;
-pub use builder::{DEFAULT_ADDRESS, VaultClientBuilder};
+pub use builder::{DEFAULT_ADDRESS, VaultClientBuilder, VaultStoreBuilder};
 pub use client::VaultClient;
-pub use store::{KvVersion, MAX_VALUE_LEN, RemoveMode, VaultStore, VaultStoreBuilder};
+pub use engine::KvVersion;
+pub use store::{MAX_VALUE_LEN, RemoveMode, VaultStore};
 pub use transit::VaultTransitProvider;
+
+/// The backend label: what [`VaultStore`]'s [`KeyStore::backend`](kms_core::KeyStore::backend)
+/// returns, and the backend named on every error this crate makes (and so in metrics and logs).
+pub const BACKEND: &str = "vault";

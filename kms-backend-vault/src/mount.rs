@@ -7,26 +7,13 @@
 //! mount (a "preflight capability check"); for a path where nothing is mounted it answers
 //! 403 with that message, even to a root token.
 
-use kms_core::{Error, ErrorKind, Result};
+use kms_core::{ErrorKind, Result};
 use reqwest::Method;
 use serde_json::Value;
 
 use crate::client::VaultClient;
-use crate::error_map::BACKEND;
-use crate::store::KvVersion;
-
-/// The engine a mount must be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Engine {
-    /// A KV mount of this version.
-    Kv(KvVersion),
-    /// A Transit mount.
-    Transit,
-}
-
-fn config(message: String) -> Error {
-    Error::new(ErrorKind::Configuration, message).with_backend(BACKEND)
-}
+use crate::config_path::config_error;
+use crate::engine::{Engine, KvVersion};
 
 /// Checks that `mount` is a mount of `want`; the error names the setting to fix.
 pub(crate) async fn check_mount(client: &VaultClient, mount: &str, want: Engine) -> Result<()> {
@@ -38,14 +25,14 @@ pub(crate) async fn check_mount(client: &VaultClient, mount: &str, want: Engine)
             if e.kind() == ErrorKind::PermissionDenied
                 && e.message().contains("preflight capability check") =>
         {
-            return Err(config(format!(
+            return Err(config_error(format!(
                 "mount {mount:?}: nothing is mounted at {mount}/ in this namespace, or the \
                  token's policies grant nothing under it (check the mount setting, the \
                  namespace and the policy)"
             )));
         }
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(config(format!(
+            return Err(config_error(format!(
                 "mount {mount:?}: {} cannot describe its mounts (sys/internal/ui/mounts): \
                  not a Vault server, or too old",
                 client.address()
@@ -54,13 +41,13 @@ pub(crate) async fn check_mount(client: &VaultClient, mount: &str, want: Engine)
         Err(e) => return Err(e),
     };
     let data = answer.as_ref().and_then(|a| a.get("data")).ok_or_else(|| {
-        config(format!(
+        config_error(format!(
             "{what}: no data in the answer: not a Vault server?"
         ))
     })?;
     let found_path = data.get("path").and_then(Value::as_str).unwrap_or("");
     if found_path.trim_matches('/') != mount {
-        return Err(config(format!(
+        return Err(config_error(format!(
             "mount {mount:?} is not a mount: it is a path inside the mount {:?} (set the \
              mount to {:?} and put the rest in the prefix)",
             found_path.trim_matches('/'),
@@ -78,7 +65,7 @@ pub(crate) async fn check_mount(client: &VaultClient, mount: &str, want: Engine)
         "kv" | "generic" => Engine::Kv(KvVersion::V1),
         "transit" => Engine::Transit,
         other => {
-            return Err(config(format!(
+            return Err(config_error(format!(
                 "mount {mount:?} is a {other:?} secrets engine, not {}",
                 describe(want)
             )));
@@ -91,7 +78,7 @@ pub(crate) async fn check_mount(client: &VaultClient, mount: &str, want: Engine)
         (Engine::Kv(_), Engine::Kv(v)) => format!(" (set kv_version(KvVersion::{v:?}))"),
         _ => String::new(),
     };
-    Err(config(format!(
+    Err(config_error(format!(
         "mount {mount:?} is {}, but the store is configured for {}{hint}",
         describe(found),
         describe(want)

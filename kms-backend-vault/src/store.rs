@@ -14,26 +14,17 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
+use crate::BACKEND;
 use crate::client::VaultClient;
-use crate::config_path::config_path;
 use crate::encoding::{decode, encode, with_field};
-use crate::error_map::{BACKEND, Failure, to_error};
-use crate::mount::{Engine, check_mount};
+use crate::engine::{Engine, KvVersion};
+use crate::error_map::{Failure, to_error};
+use crate::mount::check_mount;
 
 /// The largest value stored: 512 KiB. Base64 (binary values) grows it to ~683 KiB of JSON,
 /// far under Vault's default 32 MiB `max_request_size`, and keeps KV entries small enough for
 /// Vault's storage backends (Consul's 512 KiB entry limit applies to text values).
 pub const MAX_VALUE_LEN: usize = 512 * 1024;
-
-/// The KV secrets-engine version of the mount.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum KvVersion {
-    /// KV v1: one value per key, no versions, no metadata.
-    V1,
-    /// KV v2 (the default): versions, metadata, check-and-set.
-    #[default]
-    V2,
-}
 
 /// What [`KeyStore::remove`] does on KV v2 (KV v1 always deletes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -49,112 +40,13 @@ pub enum RemoveMode {
     SoftDelete,
 }
 
-/// Builds a [`VaultStore`]; settings are checked by [`build`](Self::build).
-#[derive(Debug)]
-pub struct VaultStoreBuilder {
-    client: VaultClient,
-    mount: String,
-    prefix: Option<String>,
-    version: KvVersion,
-    remove: RemoveMode,
-    field: Option<String>,
-}
-
-impl VaultStoreBuilder {
-    /// The KV mount (default `"secret"`), checked like a key name (`"../sys"` is rejected)
-    /// and, on first use, against what Vault has mounted there.
-    #[must_use]
-    pub fn mount(mut self, mount: impl Into<String>) -> Self {
-        self.mount = mount.into();
-        self
-    }
-
-    /// The KV version of the mount (default [`KvVersion::V2`]); checked against the mount on
-    /// first use.
-    #[must_use]
-    pub fn kv_version(mut self, version: KvVersion) -> Self {
-        self.version = version;
-        self
-    }
-
-    /// Keeps every key under `prefix/` inside the mount (names stay relative to it). The
-    /// prefix must itself be a valid [`KeyName`] (checked by `build`).
-    #[must_use]
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = Some(prefix.into());
-        self
-    }
-
-    /// What `remove` does on KV v2 (default [`RemoveMode::DestroyAll`]).
-    #[must_use]
-    pub fn remove_mode(mut self, mode: RemoveMode) -> Self {
-        self.remove = mode;
-        self
-    }
-
-    /// Reads and writes one field of each secret: for secrets written with
-    /// `bao kv put secret/app/db username=app password=…`, `.field("password")` makes `get`
-    /// return the password.
-    ///
-    /// - `get` / `get_version`: the field's text (a non-string JSON value as its JSON text,
-    ///   `5432`); a secret without the field is [`ErrorKind::InvalidData`] naming the field.
-    /// - `store`: sets the field and keeps the others (read, then write; on KV v2 the write
-    ///   is a check-and-set against the version read, or against "no version yet" when it
-    ///   creates the secret, so a concurrent change is [`ErrorKind::Conflict`], never lost;
-    ///   KV v1 has no check-and-set: writers in other processes can overwrite each other's
-    ///   fields, writes through one store and its clones are ordered). Values must be UTF-8 text
-    ///   ([`ErrorKind::InvalidInput`] before any I/O otherwise).
-    /// - `remove`: removes the field; the secret itself goes (as [`RemoveMode`] says) when it
-    ///   was the last field. A secret without the field is [`ErrorKind::NotFound`].
-    /// - `list`: the secrets' names, as without a field.
-    #[must_use]
-    pub fn field(mut self, field: impl Into<String>) -> Self {
-        self.field = Some(field.into());
-        self
-    }
-
-    /// The store. No I/O: the mount is checked on first use (see [`VaultStore`]).
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Configuration`] naming the setting: a mount or prefix that is not a
-    /// valid path (`"../sys"`, `""`), an empty field name.
-    pub fn build(self) -> Result<VaultStore> {
-        let mount = config_path("mount", &self.mount)?;
-        let prefix = self
-            .prefix
-            .as_deref()
-            .map(|p| config_path("prefix", p))
-            .transpose()?;
-        if let Some(f) = &self.field
-            && (f.is_empty() || f.chars().any(char::is_control))
-        {
-            return Err(Error::new(
-                ErrorKind::Configuration,
-                format!("field {f:?}: a field name must be non-empty text"),
-            )
-            .with_backend(BACKEND));
-        }
-        Ok(VaultStore {
-            client: self.client,
-            mount: mount.into(),
-            prefix: prefix.map(Into::into),
-            version: self.version,
-            remove: self.remove,
-            field: self.field.map(Into::into),
-            mount_checked: Arc::new(OnceCell::new()),
-            writes: Arc::new(WriteOrder::new()),
-        })
-    }
-}
-
 /// A [`KeyStore`] over a Vault/OpenBao KV mount.
 ///
 /// - Names map to paths under the mount (and the optional prefix): `app/db` on KV v2 mount
 ///   `secret` is `secret/data/app/db`.
 /// - Values map to a JSON map as the [crate docs](crate) describe (text as is, binary base64;
 ///   secrets written by other tools read as their whole JSON object, or one field with
-///   [`VaultStoreBuilder::field`]).
+///   [`VaultStoreBuilder::field`](crate::VaultStoreBuilder::field)).
 /// - Before its first operation the store checks its mount once (`sys/internal/ui/mounts`):
 ///   a missing mount, another engine, or the other KV version is
 ///   [`ErrorKind::Configuration`] on every operation, before anything is written.
@@ -202,15 +94,25 @@ struct Current {
 }
 
 impl VaultStore {
-    /// A builder over `client` for the KV v2 mount `secret`.
-    pub fn builder(client: VaultClient) -> VaultStoreBuilder {
-        VaultStoreBuilder {
+    /// The store over checked settings (what
+    /// [`VaultStoreBuilder::build`](crate::VaultStoreBuilder::build) makes). No I/O.
+    pub(crate) fn new(
+        client: VaultClient,
+        mount: String,
+        prefix: Option<String>,
+        version: KvVersion,
+        remove: RemoveMode,
+        field: Option<String>,
+    ) -> Self {
+        Self {
             client,
-            mount: "secret".into(),
-            prefix: None,
-            version: KvVersion::V2,
-            remove: RemoveMode::DestroyAll,
-            field: None,
+            mount: mount.into(),
+            prefix: prefix.map(Into::into),
+            version,
+            remove,
+            field: field.map(Into::into),
+            mount_checked: Arc::new(OnceCell::new()),
+            writes: Arc::new(WriteOrder::new()),
         }
     }
 
@@ -660,6 +562,8 @@ fn meta_of(meta: &Value, what: &str) -> Result<SecretMeta> {
     Ok(out)
 }
 
+/// Every method but `get_now` is implemented here. `get_now` keeps the trait's default
+/// (`None`, "call `get`"): the store holds no values in memory, so every read asks Vault.
 #[async_trait]
 impl KeyStore for VaultStore {
     fn backend(&self) -> &'static str {

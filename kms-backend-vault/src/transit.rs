@@ -11,10 +11,12 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
+use crate::BACKEND;
 use crate::client::VaultClient;
 use crate::config_path::config_path;
-use crate::error_map::{BACKEND, Failure, to_error};
-use crate::mount::{Engine, check_mount};
+use crate::engine::Engine;
+use crate::error_map::{Failure, to_error};
+use crate::mount::check_mount;
 
 /// Prepended to the context bytes so the Transit `context` is never empty (a derived key
 /// requires one) and is versioned.

@@ -1,5 +1,6 @@
-//! Issue 15 on a real OpenBao dev server: one logical write is one version on KV v2, even when
-//! the retry layer re-sends a `store` whose first attempt landed but answered too late.
+//! Retried writes, on a real OpenBao dev server: one logical write is one version on KV v2,
+//! even when the retry layer re-sends a `store` whose first attempt landed but answered too
+//! late.
 //!
 //! A TCP proxy in front of OpenBao holds back the answer to one armed `POST` (the write has
 //! reached Vault and is applied) past the timeout layer's deadline; `Retry(Timeout(Vault))`

@@ -1,4 +1,4 @@
-//! Issue 14 against a real OpenBao dev server: a wrong mount, engine or KV version is a
+//! Misconfiguration, against a real OpenBao dev server: a wrong mount, engine or KV version is a
 //! `Configuration` error naming the setting on every operation (health too), before anything
 //! is written; configuration strings are checked like key names; the namespace has one
 //! canonical form; KV v1 removes secrets written by other tools.

@@ -1,6 +1,6 @@
-//! Issue 21 against a real OpenBao: secrets written with `bao kv put` are readable (one field,
-//! or the whole JSON object), the client reads the CLI's environment, starts before Vault
-//! (lazy), and names the cause of a wrong address.
+//! Deployments as teams already run them, against a real OpenBao: secrets written with
+//! `bao kv put` are readable (one field, or the whole JSON object), the client reads the
+//! CLI's environment, starts before Vault (lazy), and names the cause of a wrong address.
 
 mod common;
 

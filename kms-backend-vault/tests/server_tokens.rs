@@ -1,4 +1,4 @@
-//! Issue 14 against a real OpenBao dev server: token state is classified by what Vault says.
+//! Tokens, against a real OpenBao dev server: token state is classified by what Vault says.
 //! An expired or revoked fixed token is `Unauthenticated` on every operation; a policy denial
 //! is `PermissionDenied` and never costs a login, even for a token that cannot look itself
 //! up; a rejected AppRole token costs exactly one login.
