@@ -1,672 +1,17 @@
-//! [`Cached`]: the caching decorator.
+//! [`Cached`]: the caching decorator, a [`KeyStore`] that hands every call to the engine.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::future::{Future, poll_fn};
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
-use std::time::Duration;
 
 use kms_core::{
-    Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Result, SecretMeta, SecretValue,
-    StoredSecret, async_trait,
+    Capabilities, KeyName, KeyPrefix, KeyStore, Result, SecretMeta, SecretValue, StoredSecret,
+    async_trait,
 };
-use parking_lot::Mutex;
-use quanta::{Clock, Instant};
-use tokio::runtime::Handle;
 
-use crate::config::CacheLayer;
-use crate::entry::{Answer, Entry};
-use crate::flight::{Flight, Wait};
-use crate::observer::{CacheStats, EvictionCause};
-use crate::policy::{Index, Policy, Slot};
-use crate::recorder::Recorder;
+use crate::engine::Core;
+use crate::handle::CacheHandle;
 
-/// The state shared by a [`Cached`] store and its [`CacheHandle`](crate::CacheHandle)s.
-pub(crate) struct Core {
-    inner: Arc<dyn KeyStore>,
-    /// The configuration error every call answers with, if the settings were invalid.
-    refused: Option<Error>,
-    /// What hits read: every cached entry, lock-free.
-    index: Arc<Index>,
-    /// What decides which entries stay (moka).
-    policy: Policy,
-    /// Loads in flight, by key. The lock also orders "insert a loaded value" against
-    /// "invalidate", so a load that started before a write can never re-insert the old value.
-    flights: Mutex<HashMap<KeyName, Arc<Flight>>>,
-    /// Keys whose last write through the cache failed or was dropped, until when (see
-    /// [`Core::unsettle`]): their loads are answered but not cached meanwhile. Locked only
-    /// under `flights`, so a load's insert and a write's end are ordered.
-    unsettled: Mutex<HashMap<KeyName, Instant>>,
-    recorder: Arc<Recorder>,
-    clock: Clock,
-    /// `clock` at creation: sweep times are kept as nanoseconds after it.
-    base: Instant,
-    /// The Tokio runtime the cache was built in: loads and refresh-ahead reloads run on it,
-    /// detached from their callers. `None` outside any runtime: loads then run in the caller.
-    runtime: Option<Handle>,
-    /// Whether that runtime has timers (the load timeout and the stale wait need them).
-    timers: bool,
-    next_id: AtomicU64,
-    /// When the next expiry sweep is due (nanoseconds after `base`).
-    next_sweep: AtomicU64,
-    sweep_every: Duration,
-    ttl: Duration,
-    tti: Option<Duration>,
-    jitter: f64,
-    refresh_ahead: Option<f64>,
-    max_stale: Option<Duration>,
-    negative_ttl: Option<Duration>,
-    load_timeout: Duration,
-    stale_wait: Duration,
-}
-
-/// The span field a `get` records its cache outcome into (see the crate docs).
-const SPAN_FIELD: &str = "cache";
-
-/// Records `outcome` into the current span's `cache` field; a no-op when no subscriber is
-/// installed or the span does not declare the field.
-#[inline]
-fn record_outcome(outcome: &'static str) {
-    if tracing::dispatcher::has_been_set() {
-        tracing::Span::current().record(SPAN_FIELD, outcome);
-    }
-}
-
-/// Whether `handle`'s runtime has its time driver enabled: creating a timer panics otherwise,
-/// and Tokio has no other way to ask.
-fn has_timers(handle: &Handle) -> bool {
-    let _entered = handle.enter();
-    catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
-}
-
-/// The longest duration the cache adds to its clock: 100 years. Longer settings (up to
-/// `Duration::MAX`, "never expire") mean the same and are capped to it, so an entry's times
-/// (load + TTL + stale window) stay well inside the clock's 584 years of nanoseconds.
-const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
-
-fn capped(d: Duration) -> Duration {
-    d.min(LONGEST)
-}
-
-/// How a miss's wait for a load ended.
-enum Loaded {
-    Done(Result<StoredSecret>),
-    /// Still loading after the stale-while-revalidate wait.
-    StillLoading,
-}
-
-/// Polls `load`, turning a panic into a typed [`ErrorKind::Backend`] error (the panic's
-/// payload is dropped unread: it could name anything).
-async fn unwind_safe(
-    load: impl Future<Output = Result<StoredSecret>>,
-    key: &KeyName,
-    backend: &'static str,
-) -> Result<StoredSecret> {
-    let mut load = pin!(load);
-    poll_fn(
-        |cx| match catch_unwind(AssertUnwindSafe(|| load.as_mut().poll(cx))) {
-            Ok(poll) => poll,
-            Err(_) => Poll::Ready(Err(Error::new(
-                ErrorKind::Backend,
-                format!("the load of '{key}' panicked; nothing was cached"),
-            )
-            .with_backend(backend))),
-        },
-    )
-    .await
-}
-
-/// Settles a flight exactly once: by [`Core::finish`], or, if the load is dropped before it
-/// ends (its caller left, without a runtime; its runtime shut down), by abandoning it so its
-/// bookkeeping is freed and a waiter starts another.
-struct LoadGuard {
-    core: Arc<Core>,
-    key: KeyName,
-    flight: Arc<Flight>,
-    settled: bool,
-}
-
-impl LoadGuard {
-    fn finish(mut self, result: Result<StoredSecret>) {
-        // Settled only once `finish` has returned: if it panics half-way (a user's observer),
-        // the drop below still releases the waiters and frees the bookkeeping.
-        self.core.finish(&self.key, &self.flight, result);
-        self.settled = true;
-    }
-}
-
-impl Drop for LoadGuard {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.core.retire(&self.key, &self.flight);
-            self.flight.abandon();
-        }
-    }
-}
-
-/// Invalidates a key once the write through the cache is over, whatever way it ends: created
-/// before the write's first await, so a write dropped by its caller (a timeout above, a
-/// `select!`, a disconnected client) invalidates too: it may have landed.
-struct WriteGuard<'a> {
-    core: &'a Core,
-    key: &'a KeyName,
-}
-
-impl WriteGuard<'_> {
-    /// The write ended with `result`: a write refused before it could reach the backend
-    /// ([`Error::never_reached_backend`]) changed nothing, so the cache keeps its entry (and
-    /// its stale fallback); a write that succeeded invalidates; a write that failed otherwise
-    /// may still land later (it was on the wire, or the backend runs it to completion), so it
-    /// also unsettles the key (see [`Core::unsettle`]).
-    fn settle<T>(self, result: &Result<T>) {
-        match result {
-            Err(e) if e.never_reached_backend() => {}
-            Ok(_) => self.core.invalidate(self.key),
-            Err(_) => self.core.unsettle(self.key),
-        }
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for WriteGuard<'_> {
-    /// Dropped by its caller: the write may have landed, or land later.
-    fn drop(&mut self) {
-        self.core.unsettle(self.key);
-    }
-}
-
-impl Core {
-    pub(crate) fn new(inner: Arc<dyn KeyStore>, config: &CacheLayer) -> Arc<Self> {
-        let recorder = Arc::new(Recorder::new(config.observer.clone()));
-        let clock = config.clock.clone().unwrap_or_default();
-        let index = Arc::new(
-            papaya::HashMap::builder()
-                .hasher(foldhash::fast::RandomState::default())
-                .build(),
-        );
-        let refused = config.validate().err();
-        let policy = Policy::new(config, index.clone(), recorder.clone());
-        let runtime = Handle::try_current().ok();
-        let timers = runtime.as_ref().is_some_and(has_timers);
-        Arc::new(Self {
-            inner,
-            refused,
-            index,
-            policy,
-            flights: Mutex::default(),
-            unsettled: Mutex::default(),
-            recorder,
-            base: clock.now(),
-            clock,
-            runtime,
-            timers,
-            next_id: AtomicU64::new(0),
-            next_sweep: AtomicU64::new(0),
-            sweep_every: config
-                .ttl
-                .clamp(Duration::from_secs(1), Duration::from_secs(60)),
-            ttl: capped(config.ttl),
-            tti: config.tti.map(capped),
-            jitter: config.jitter,
-            refresh_ahead: config.refresh_ahead,
-            max_stale: config.max_stale.map(capped),
-            negative_ttl: config.negative_ttl.map(capped),
-            load_timeout: capped(config.load_timeout),
-            stale_wait: config.stale_wait,
-        })
-    }
-
-    fn check(&self) -> Result<()> {
-        match &self.refused {
-            Some(err) => Err(err.clone()),
-            None => Ok(()),
-        }
-    }
-
-    /// The hit path, synchronous: one lock-free index read, one clock read, one per-thread
-    /// counter, and a clone of the answer. `Err` is a miss, saying whether stale-if-error has
-    /// a value to serve in the meantime; nothing is counted then.
-    #[inline]
-    fn lookup(self: &Arc<Self>, key: &KeyName) -> std::result::Result<Result<StoredSecret>, bool> {
-        let index = self.index.pin();
-        let Some(entry) = index.get(key) else {
-            return Err(false);
-        };
-        let now = self.clock.now();
-        if !entry.is_fresh(now, self.tti) {
-            return Err(self.max_stale.is_some() && self.servable(entry, now));
-        }
-        self.recorder.hit();
-        self.policy.on_hit(key);
-        record_outcome("hit");
-        if self.refresh_ahead.is_some() {
-            self.maybe_refresh_ahead(key, entry, now);
-        }
-        Ok(match &entry.answer {
-            Answer::Found(secret) => Ok(secret.clone()),
-            Answer::Missing => Err(Error::not_found(key)),
-        })
-    }
-
-    /// Whether stale-if-error may serve `entry` at `now`.
-    fn servable(&self, entry: &Entry, now: Instant) -> bool {
-        matches!(entry.answer, Answer::Found(_)) && now < entry.stale_until
-    }
-
-    /// What stale-if-error may serve for `key` now: read at decision time, not before the
-    /// load, so a value a write invalidated or the backend said is gone in the meantime is
-    /// never served.
-    fn stale(&self, key: &KeyName) -> Option<StoredSecret> {
-        self.max_stale?;
-        let index = self.index.pin();
-        let entry = index.get(key)?;
-        match &entry.answer {
-            Answer::Found(secret) if self.servable(entry, self.clock.now()) => Some(secret.clone()),
-            _ => None,
-        }
-    }
-
-    /// A hit, answered at once; `None` on anything else (see [`KeyStore::get_now`]).
-    #[inline]
-    pub(crate) fn get_now(self: &Arc<Self>, key: &KeyName) -> Option<Result<StoredSecret>> {
-        self.lookup(key).ok()
-    }
-
-    /// The read path: a fresh entry is a hit; anything else is a miss that joins or starts
-    /// one load.
-    #[inline]
-    async fn get(self: &Arc<Self>, key: &KeyName) -> Result<StoredSecret> {
-        match self.lookup(key) {
-            Ok(hit) => hit,
-            // Boxed so the hit path's future stays small.
-            Err(stale) => Box::pin(self.get_slow(key, stale)).await,
-        }
-    }
-
-    /// A miss: joins or starts the load of `key`; stale-if-error may serve a stale value when
-    /// the load fails, or (stale-while-revalidate) when it has not answered within the stale
-    /// wait and `stale` said there was one.
-    async fn get_slow(self: &Arc<Self>, key: &KeyName, stale: bool) -> Result<StoredSecret> {
-        self.check()?;
-        self.recorder.miss();
-        self.policy.on_miss(key);
-        let mut serve_stale = stale;
-        loop {
-            match self.load(key, serve_stale).await {
-                Loaded::Done(Ok(secret)) => {
-                    record_outcome("miss");
-                    return Ok(secret);
-                }
-                Loaded::Done(Err(err)) => {
-                    let result = self.stale_if_error(key, err);
-                    // `stale_if_error` answers `Ok` only when it serves a stale value.
-                    record_outcome(if result.is_ok() { "stale" } else { "miss" });
-                    return result;
-                }
-                Loaded::StillLoading => match self.stale(key) {
-                    Some(secret) => {
-                        self.recorder.stale_serve();
-                        record_outcome("stale");
-                        return Ok(secret);
-                    }
-                    // Gone in the meantime (invalidated): wait for the load itself.
-                    None => serve_stale = false,
-                },
-            }
-        }
-    }
-
-    fn stale_if_error(&self, key: &KeyName, err: Error) -> Result<StoredSecret> {
-        if err.kind().serves_stale()
-            && let Some(secret) = self.stale(key)
-        {
-            self.recorder.stale_serve();
-            return Ok(secret);
-        }
-        Err(err)
-    }
-
-    fn maybe_refresh_ahead(self: &Arc<Self>, key: &KeyName, entry: &Entry, now: Instant) {
-        let Some(fraction) = self.refresh_ahead else {
-            return;
-        };
-        let lifetime = entry.expires_at.saturating_duration_since(entry.loaded_at);
-        if now.saturating_duration_since(entry.loaded_at) < lifetime.mul_f64(fraction) {
-            return;
-        }
-        if entry.refreshing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        match &self.runtime {
-            // The result is cached by the load; a failure leaves the current entry to expire.
-            Some(runtime) => drop(self.join_or_start(key, Some(runtime))),
-            // No runtime to run it on: the hit is answered, the reload skipped and counted.
-            None => self.recorder.refresh_skipped(),
-        }
-    }
-
-    /// The flight of `key`, joined or started. A started flight runs detached on `runtime`;
-    /// without one, the returned guard is the caller's to run (see [`load`](Self::load)).
-    fn join_or_start(
-        self: &Arc<Self>,
-        key: &KeyName,
-        runtime: Option<&Handle>,
-    ) -> (Arc<Flight>, Option<LoadGuard>) {
-        let mut flights = self.flights.lock();
-        if let Some(flight) = flights.get(key) {
-            return (flight.clone(), None);
-        }
-        let flight = Arc::new(Flight::new());
-        flights.insert(key.clone(), flight.clone());
-        drop(flights);
-        let guard = LoadGuard {
-            core: self.clone(),
-            key: key.clone(),
-            flight: flight.clone(),
-            settled: false,
-        };
-        match runtime {
-            Some(runtime) => {
-                // The guard moves into the task: if the runtime drops the task unpolled (it is
-                // shutting down), the guard still abandons the flight.
-                drop(runtime.spawn(guard.core.clone().run_detached(guard)));
-                (flight, None)
-            }
-            None => (flight, Some(guard)),
-        }
-    }
-
-    /// Joins the load of `key` in flight, or starts one, and waits for it (with
-    /// `serve_stale`, at most the stale wait).
-    ///
-    /// With a runtime, the load runs detached: a caller that leaves changes nothing for it,
-    /// so its failure still reaches the breaker below and the stale decision, and its success
-    /// the cache. Without one, the first caller runs it; if that caller leaves, the flight
-    /// is abandoned (its bookkeeping freed) and a remaining waiter starts another.
-    async fn load(self: &Arc<Self>, key: &KeyName, serve_stale: bool) -> Loaded {
-        let mut runtime = self.runtime.as_ref();
-        loop {
-            let (flight, guard) = self.join_or_start(key, runtime);
-            if let Some(guard) = guard {
-                let result = unwind_safe(self.inner.get(key), key, self.inner.backend()).await;
-                guard.finish(result.clone());
-                return Loaded::Done(result);
-            }
-            match flight.wait(serve_stale).await {
-                Wait::Done(result) => return Loaded::Done(result),
-                Wait::StaleWaitOver => return Loaded::StillLoading,
-                // Its runner left (or the captured runtime has shut down and dropped the
-                // task): run the next one here, so a dead runtime cannot make this spin.
-                Wait::Abandoned => runtime = None,
-            }
-        }
-    }
-
-    /// A load on the captured runtime: bounded by the load timeout, and telling waiters with
-    /// a stale value when the stale wait is over (when the runtime has timers).
-    async fn run_detached(self: Arc<Self>, guard: LoadGuard) {
-        let (key, flight) = (guard.key.clone(), guard.flight.clone());
-        let (key, flight) = (&key, &flight);
-        let mut load = pin!(unwind_safe(self.inner.get(key), key, self.inner.backend()));
-        let result = if self.timers {
-            let mut deadline = pin!(tokio::time::sleep(self.load_timeout));
-            let mut stale_wait = self
-                .max_stale
-                .map(|_| Box::pin(tokio::time::sleep(self.stale_wait)));
-            poll_fn(|cx| {
-                if let Poll::Ready(result) = load.as_mut().poll(cx) {
-                    return Poll::Ready(result);
-                }
-                if let Some(wait) = &mut stale_wait
-                    && wait.as_mut().poll(cx).is_ready()
-                {
-                    stale_wait = None;
-                    flight.stale_wait_over();
-                }
-                match deadline.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "the cache's load of '{key}' did not finish within {:?}",
-                            self.load_timeout
-                        ),
-                    )
-                    .with_backend(self.inner.backend()))),
-                    Poll::Pending => Poll::Pending,
-                }
-            })
-            .await
-        } else {
-            load.await
-        };
-        guard.finish(result);
-    }
-
-    /// Removes `flight` from the map if it is still the one for `key`.
-    fn retire(&self, key: &KeyName, flight: &Arc<Flight>) {
-        let mut flights = self.flights.lock();
-        if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
-            flights.remove(key);
-        }
-    }
-
-    /// Caches a load's result (unless a write superseded it), retires its flight and hands
-    /// the result to its waiters.
-    fn finish(&self, key: &KeyName, flight: &Arc<Flight>, result: Result<StoredSecret>) {
-        self.recorder
-            .load(result.is_ok() || result.as_ref().is_err_and(Error::is_not_found));
-        let now = self.clock.now();
-        let answer = match &result {
-            Ok(secret) => Some((Answer::Found(secret.clone()), self.jittered_ttl())),
-            Err(e) if e.is_not_found() => self.negative_ttl.map(|ttl| (Answer::Missing, ttl)),
-            Err(_) => None,
-        };
-        // What the backend said last about a key wins: once it says the key is gone (or not
-        // ours to read), no older value stays to be served stale.
-        let gone = matches!(
-            &result,
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied)
-        );
-        let mut flights = self.flights.lock();
-        if !flight.is_superseded() {
-            if let Some((answer, fresh_for)) = answer.filter(|_| !self.is_unsettled(key, now)) {
-                self.insert(key, answer, now, fresh_for);
-            } else if gone && self.index.pin().remove(key).is_some() {
-                self.policy.remove(key);
-                self.recorder.eviction(EvictionCause::Explicit);
-            }
-        }
-        if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
-            flights.remove(key);
-        }
-        drop(flights);
-        flight.complete(result);
-        self.maybe_sweep(now);
-        self.push_size();
-    }
-
-    /// Inserts a loaded answer (under the flight lock).
-    fn insert(&self, key: &KeyName, answer: Answer, now: Instant, fresh_for: Duration) {
-        let max_stale = self.max_stale.unwrap_or_default();
-        let mut entry = Entry::new(answer, key, now, fresh_for, max_stale);
-        let index = self.index.pin();
-        let old = index.get(key);
-        if old.is_some_and(|old| now >= old.expires_at) {
-            // The reload of an expired entry is that entry expiring.
-            self.recorder.eviction(EvictionCause::Expired);
-        }
-        // A reload of the same weight keeps its policy slot (nothing to tell moka), but only
-        // while moka still holds that slot: one it evicted meanwhile must not be reused, or
-        // the new entry would be served without moka counting it against the capacity.
-        let kept = old
-            .filter(|old| old.weight == entry.weight)
-            .map(|old| old.id);
-        let id = kept.unwrap_or_else(|| self.next_id());
-        entry.id = id;
-        let slot = Slot::of(&entry);
-        // Index first: when moka hears of the entry, it is there to be evicted.
-        let again = kept.map(|_| Answer::clone(&entry.answer));
-        index.insert(key.clone(), entry);
-        match again {
-            None => self.policy.admit(key, slot),
-            // Checked after the insert (one moka read per reload). If moka dropped the kept
-            // slot, before the insert or during it, its eviction listener (which removes the
-            // entry with that key *and id*) may not have run yet: the entry is inserted again
-            // under a new id, which that listener cannot remove, and admitted. So hits never
-            // read an entry moka does not count, and moka never counts one hits cannot read.
-            Some(answer) if !self.policy.tracks(key, id) => {
-                let mut entry = Entry::new(answer, key, now, fresh_for, max_stale);
-                entry.id = self.next_id();
-                let slot = Slot::of(&entry);
-                index.insert(key.clone(), entry);
-                self.policy.admit(key, slot);
-            }
-            Some(_) => {}
-        }
-    }
-
-    fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Every `sweep_every` at most, on the miss path: removes the entries past any use (expired
-    /// and past their stale window), so a secret nobody reads again does not stay in memory.
-    fn maybe_sweep(&self, now: Instant) {
-        let at = now.saturating_duration_since(self.base).as_nanos() as u64;
-        let due = self.next_sweep.load(Ordering::Relaxed);
-        let next = at + self.sweep_every.as_nanos() as u64;
-        if at < due
-            || self
-                .next_sweep
-                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        // Under the flight lock, like every insert: a key swept here cannot have been
-        // reloaded in between, so its policy slot goes with it.
-        let _flights = self.flights.lock();
-        self.unsettled.lock().retain(|_, until| now < *until);
-        let index = self.index.pin();
-        let dead: Vec<KeyName> = index
-            .iter()
-            .filter(|(_, e)| now >= e.stale_until)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in dead {
-            if let Ok(Some(_)) = index.remove_if(&key, |_, e| now >= e.stale_until) {
-                self.policy.remove(&key);
-                self.recorder.eviction(EvictionCause::Expired);
-            }
-        }
-    }
-
-    fn jittered_ttl(&self) -> Duration {
-        if self.jitter <= 0.0 {
-            return self.ttl;
-        }
-        self.ttl.mul_f64(1.0 - self.jitter * fastrand::f64())
-    }
-
-    /// Whether `key` had a write fail or be dropped less than the load timeout ago (under the
-    /// flight lock); forgets the mark once it is over.
-    fn is_unsettled(&self, key: &KeyName, now: Instant) -> bool {
-        let mut unsettled = self.unsettled.lock();
-        match unsettled.get(key) {
-            Some(until) if now < *until => true,
-            Some(_) => {
-                unsettled.remove(key);
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// A write of `key` failed or was dropped after it may have reached the backend: it can
-    /// still land later (its request was on the wire, or the backend runs writes to completion
-    /// on their own task, as [`kms_core::WriteOrder`] does), after a load has read the older
-    /// value. So `key` is invalidated, and for the load timeout (the longest the cache lets a
-    /// platform call run) its loads are answered but not cached: the value read before the
-    /// write lands is never served for a whole TTL after it.
-    pub(crate) fn unsettle(&self, key: &KeyName) {
-        let flights = self.flights.lock();
-        let until = self.clock.now() + self.load_timeout;
-        self.unsettled.lock().insert(key.clone(), until);
-        drop(flights);
-        self.invalidate(key);
-        // The sweep forgets the marks that are over, so failed writes of ever new keys with no
-        // reads in between do not pile up.
-        self.maybe_sweep(self.clock.now());
-    }
-
-    /// Removes `key` and supersedes any load of it in flight.
-    pub(crate) fn invalidate(&self, key: &KeyName) {
-        let mut flights = self.flights.lock();
-        if let Some(flight) = flights.remove(key) {
-            flight.supersede();
-        }
-        if self.index.pin().remove(key).is_some() {
-            self.recorder.eviction(EvictionCause::Explicit);
-        }
-        self.policy.remove(key);
-        drop(flights);
-        self.push_size();
-    }
-
-    pub(crate) fn invalidate_all(&self) {
-        let mut flights = self.flights.lock();
-        for (_, flight) in flights.drain() {
-            flight.supersede();
-        }
-        let mut removed = 0;
-        self.index.pin().retain(|_, _| {
-            removed += 1;
-            false
-        });
-        for _ in 0..removed {
-            self.recorder.eviction(EvictionCause::Explicit);
-        }
-        self.policy.clear();
-        drop(flights);
-        self.push_size();
-    }
-
-    pub(crate) async fn refresh(self: &Arc<Self>, key: &KeyName) -> Result<StoredSecret> {
-        self.check()?;
-        self.invalidate(key);
-        match self.load(key, false).await {
-            Loaded::Done(result) => result,
-            Loaded::StillLoading => unreachable!("waited without serving stale"),
-        }
-    }
-
-    fn push_size(&self) {
-        if !self.recorder.has_observer() {
-            return;
-        }
-        // moka counts lazily; settle its pending work so the pushed size is exact (this runs on
-        // the miss and write paths only, never on a hit).
-        let (entries, bytes) = self.policy.settle();
-        self.recorder.size(entries, bytes);
-    }
-
-    /// Loads in flight now (the cache's in-flight bookkeeping).
-    pub(crate) fn loads_in_flight(&self) -> usize {
-        self.flights.lock().len()
-    }
-
-    pub(crate) fn stats(&self) -> CacheStats {
-        let (entries, bytes) = self.policy.settle();
-        self.recorder
-            .snapshot(entries, bytes, self.loads_in_flight() as u64)
-    }
-}
-
-/// The caching decorator [`CacheLayer`] builds; see the [crate docs](crate).
+/// The caching decorator [`CacheLayer`](crate::CacheLayer) builds; see the [crate docs](crate).
 ///
 /// `Display` is `Cache(<inner>)`; `backend()` and `capabilities()` are the inner store's.
 pub struct Cached {
@@ -679,106 +24,100 @@ impl Cached {
     }
 
     /// A handle to this cache (invalidate, refresh, stats).
-    pub fn handle(&self) -> crate::CacheHandle {
-        crate::CacheHandle::from_core(self.core.clone())
+    pub fn handle(&self) -> CacheHandle {
+        CacheHandle::from_core(self.core.clone())
     }
 }
 
 impl fmt::Display for Cached {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Cache({})", self.core.inner)
+        write!(f, "Cache({})", self.core.inner())
     }
 }
 
 impl fmt::Debug for Cached {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cached")
-            .field("inner", &format_args!("{}", self.core.inner))
-            .field("entries", &self.core.policy.approximate_len())
-            .field("ttl", &self.core.ttl)
+            .field("inner", &format_args!("{}", self.core.inner()))
+            .field("entries", &self.core.approximate_len())
+            .field("ttl", &self.core.ttl())
             .finish_non_exhaustive()
     }
 }
 
+/// Every method is answered on purpose (no trait default applies): reads of the current
+/// version go through the cache, versioned reads, listings and health checks pass through,
+/// writes pass through and invalidate.
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl KeyStore for Cached {
     fn backend(&self) -> &'static str {
-        self.core.inner.backend()
+        self.core.inner().backend()
     }
 
     fn capabilities(&self) -> Capabilities {
-        self.core.inner.capabilities()
+        self.core.inner().capabilities()
     }
 
+    /// The hit path without a future: a fresh entry is answered at once (counted as a hit);
+    /// anything else is `None`, and the backend is not called.
     fn get_now(&self, key: &KeyName) -> Option<Result<StoredSecret>> {
         self.core.get_now(key)
     }
 
+    /// A fresh entry is a hit; anything else joins or starts one load (see the crate docs).
     async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
         self.core.get(key).await
     }
 
-    /// Not cached: versioned reads are rare (rotation grace, audits) and go to the backend.
+    /// Passed through, never cached: versioned reads are rare (rotation grace, audits) and go
+    /// to the backend. The cache's own settings are still checked first.
     async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
         self.core.check()?;
-        self.core.inner.get_version(key, version).await
+        self.core.inner().get_version(key, version).await
     }
 
     /// Writes through, then invalidates `key`: also when the write fails or is dropped by its
     /// caller (it may still have landed), but not when it was refused before it could reach
-    /// the backend ([`Error::never_reached_backend`]: the cache stays as it was).
+    /// the backend ([`Error::never_reached_backend`](kms_core::Error::never_reached_backend):
+    /// the cache stays as it was).
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
-        self.core.check()?;
-        let guard = WriteGuard {
-            core: &self.core,
-            key,
-        };
-        let result = self.core.inner.store(key, value).await;
-        guard.settle(&result);
-        result
+        self.core
+            .write_through(key, |inner| inner.store(key, value))
+            .await
     }
 
+    /// Forwarded (the check and the write are the backend's one atomic step; the cache adds
+    /// no check of its own), then invalidates `key` exactly as [`store`](KeyStore::store)
+    /// does. A `Conflict` counts as a write that failed after reaching the backend.
     async fn store_if_version(
         &self,
         key: &KeyName,
         value: SecretValue,
         expected: Option<&str>,
     ) -> Result<SecretMeta> {
-        self.core.check()?;
-        let guard = WriteGuard {
-            core: &self.core,
-            key,
-        };
-        let result = self.core.inner.store_if_version(key, value, expected).await;
-        guard.settle(&result);
-        result
+        self.core
+            .write_through(key, |inner| inner.store_if_version(key, value, expected))
+            .await
     }
 
     /// Removes through, then invalidates `key`, as [`store`](KeyStore::store) does.
     async fn remove(&self, key: &KeyName) -> Result<()> {
-        self.core.check()?;
-        let guard = WriteGuard {
-            core: &self.core,
-            key,
-        };
-        let result = self.core.inner.remove(key).await;
-        guard.settle(&result);
-        result
+        self.core
+            .write_through(key, |inner| inner.remove(key))
+            .await
     }
 
     /// Passed through, never cached: a listing must reflect keys written by other processes,
     /// and caching it would need every write anywhere under a prefix to invalidate it.
     async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
         self.core.check()?;
-        self.core.inner.list(prefix).await
+        self.core.inner().list(prefix).await
     }
 
+    /// Passed through: the backend's health, not the cache's.
     async fn health(&self) -> Result<()> {
         self.core.check()?;
-        self.core.inner.health().await
+        self.core.inner().health().await
     }
 }
-
-#[cfg(test)]
-#[path = "cached_tests.rs"]
-mod tests;

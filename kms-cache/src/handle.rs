@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use kms_core::{Error, ErrorKind, KeyName, Result, StoredSecret};
 
-use crate::cached::Core;
+use crate::engine::Core;
 use crate::observer::CacheStats;
 
 /// Controls a cache: invalidate one key or all, force a refresh, read its stats. Cheap to

@@ -1,21 +1,22 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+// Imports run one way: `layer` (the builder users call) → `cached` (the decorator) and
+// `handle` → `engine` (the cache itself) → `settings` and `observer` (leaves).
 mod cached;
-mod config;
-mod entry;
-mod flight;
+mod engine;
 mod handle;
+mod layer;
 mod observer;
-mod policy;
-mod recorder;
+mod settings;
 
 pub use cached::Cached;
-pub use config::{
-    CacheLayer, Capacity, DEFAULT_JITTER, DEFAULT_LOAD_TIMEOUT, DEFAULT_MAX_ENTRIES,
-    DEFAULT_STALE_WAIT, DEFAULT_TTL,
-};
 pub use handle::CacheHandle;
+pub use layer::CacheLayer;
 pub use observer::{CacheObserver, CacheStats, EvictionCause};
 /// The clock crate [`CacheLayer::clock`] takes, re-exported so versions always match.
 pub use quanta;
+pub use settings::{
+    Capacity, DEFAULT_JITTER, DEFAULT_LOAD_TIMEOUT, DEFAULT_MAX_ENTRIES, DEFAULT_STALE_WAIT,
+    DEFAULT_TTL,
+};

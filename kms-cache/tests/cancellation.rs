@@ -1,5 +1,6 @@
-//! Issue 13: a cache that stays correct when a caller gives up (dropped writes and loads),
-//! under churn, without a runtime, and when a load panics.
+//! A cache that stays correct when a caller gives up (dropped writes and loads), under churn,
+//! without a runtime, and when a load panics: every `.await` is a point where the caller may
+//! leave, and the cache's state must hold whichever one it leaves at.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,9 +59,9 @@ impl KeyStore for ApplyThenWait {
     }
 }
 
-/// Issue 13, input 1: `Timeout(300 ms)` → `Cache` → a backend that applies a write and
-/// answers after 1 s. The caller gets a timeout; the next `get` must see what the backend
-/// holds (the new value, or not-found after a remove), not the cached old value.
+/// A write dropped by its caller: `Timeout(300 ms)` → `Cache` → a backend that applies a write and
+/// answers after 1 s. The caller gets a timeout; the next `get` must see what the backend holds
+/// (the new value, or not-found after a remove), not the cached old value.
 #[tokio::test(start_paused = true)]
 async fn a_write_dropped_by_its_caller_invalidates() {
     let backend = Arc::new(MemoryStore::new());
@@ -92,8 +93,9 @@ async fn a_write_dropped_by_its_caller_invalidates() {
     );
 }
 
-/// Issue 13, input 2: 300,000 `get`s of distinct keys against a backend that never answers,
-/// each dropped after its first poll. Loads run detached (issue 19) and are bounded by the
+/// Loads dropped by their callers: 300,000 `get`s of distinct keys against a backend that
+/// never answers, each dropped after its first poll. Loads run detached from their callers
+/// (so a caller leaving cannot hide a failure from the breaker below) and are bounded by the
 /// load timeout: once it has passed, the in-flight bookkeeping is back to zero. (The memory
 /// itself is measured by `tests/cancelled_loads_memory.rs`.)
 #[tokio::test(start_paused = true)]
@@ -114,8 +116,8 @@ async fn dropped_loads_free_their_bookkeeping() {
     assert_eq!((stats.entries, stats.load_failures), (0, 300_000));
 }
 
-/// Issue 13, input 2, without a runtime to detach loads on: the first caller runs the load,
-/// and when it leaves, the flight is freed at once (a remaining waiter starts another).
+/// Loads dropped by their callers, without a runtime to detach them on: the first caller runs the
+/// load, and when it leaves, the flight is freed at once (a remaining waiter starts another).
 #[test]
 fn without_a_runtime_a_dropped_load_is_freed_when_its_caller_leaves() {
     let backend = FaultStore::new(MemoryStore::new());
@@ -147,9 +149,9 @@ fn without_a_runtime_a_dropped_load_is_freed_when_its_caller_leaves() {
     });
 }
 
-/// Issue 13, input 3: capacity 8 entries, 24 keys, 4 threads, TTL 50 ms on a mock clock,
-/// constant expiry, reload and eviction, `stats()` read concurrently. After settling, the
-/// cache never serves more fresh entries than its capacity.
+/// Index and eviction policy under churn: capacity 8 entries, 24 keys, 4 threads, TTL 50 ms on a
+/// mock clock, constant expiry, reload and eviction, `stats()` read concurrently. After settling,
+/// the cache never serves more fresh entries than its capacity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn capacity_holds_under_churn() {
     let (clock, time) = kms_cache::quanta::Clock::mock();
@@ -213,8 +215,8 @@ async fn capacity_holds_under_churn() {
     assert!(served <= 8, "{served} served after a reload pass");
 }
 
-/// Issue 13, input 4: an entry past its refresh point, read with `get_now` from a plain
-/// thread and with `get` under `futures::executor::block_on`, from a cache built outside any
+/// Refresh-ahead without a runtime: an entry past its refresh point, read with `get_now` from a
+/// plain thread and with `get` under `futures::executor::block_on`, from a cache built outside any
 /// runtime: the hit is returned, the background reload skipped and counted (no panic).
 #[test]
 fn refresh_ahead_without_a_runtime_answers_and_counts_the_skip() {
@@ -244,7 +246,7 @@ fn refresh_ahead_without_a_runtime_answers_and_counts_the_skip() {
     assert_eq!(handle.stats().refreshes_skipped, 1);
 }
 
-/// Issue 13, input 4, with a runtime at build time: the reload runs on the captured handle,
+/// Refresh-ahead with a runtime at build time: the reload runs on the captured handle,
 /// even when the hit is read from a thread outside the runtime.
 #[test]
 fn refresh_ahead_runs_on_the_runtime_captured_at_build() {
@@ -474,7 +476,7 @@ impl KeyStore for LandsLater {
     }
 }
 
-/// Issue 13, input 1, with a write that lands *after* its caller gave up (it was on the wire,
+/// A dropped write that lands *after* its caller gave up (it was on the wire,
 /// or the backend runs it to completion): a `get` between the caller leaving and the write
 /// landing reads the old value from the backend, and that read must not be cached, or the
 /// old value is served for a whole TTL after the write landed.

@@ -1,6 +1,6 @@
-//! Issue 13, input 2, measured: `get`s of distinct keys against a backend that never answers,
-//! each dropped after its first poll, leave no memory behind once their loads have ended (at
-//! the load timeout). Counted by dhat's global allocator, in its own test binary.
+//! Loads dropped by their callers, measured: `get`s of distinct keys against a backend that
+//! never answers, each dropped after its first poll, leave no memory behind once their loads
+//! have ended (at the load timeout). Counted by dhat's global allocator, in its own test binary.
 
 use std::time::Duration;
 
@@ -50,7 +50,7 @@ fn memory_is_flat_after_dropped_loads() {
         let second = round().await;
         let third = round().await;
         let growth = third.saturating_sub(first).max(second.saturating_sub(first));
-        // Before the fix a dropped load leaked ~250 B: 1.2 MB per round here.
+        // A dropped load that kept its bookkeeping would leak ~250 B: 1.2 MB per round here.
         assert!(
             growth < 16 * 1024,
             "{growth} bytes more after {KEYS} dropped loads (first {first}, second {second}, third {third})"

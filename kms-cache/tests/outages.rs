@@ -1,4 +1,4 @@
-//! Issue 19: a hung, refusing or forgetful backend never reaches callers while a good value is
+//! Outages: a hung, refusing or forgetful backend never reaches callers while a good value is
 //! cached. The full stack in process (cache → breaker → retry → timeout → fault store), on
 //! tokio's paused clock and a mocked cache clock.
 

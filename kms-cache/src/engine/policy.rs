@@ -18,10 +18,10 @@ use std::sync::Arc;
 use kms_core::KeyName;
 use moka::notification::RemovalCause;
 
-use crate::config::{CacheLayer, Capacity};
-use crate::entry::Entry;
+use super::entry::Entry;
+use super::recorder::Recorder;
 use crate::observer::EvictionCause;
-use crate::recorder::Recorder;
+use crate::settings::{Capacity, Settings};
 
 /// The read index: every cached entry by key, read lock-free by hits.
 pub(crate) type Index = papaya::HashMap<KeyName, Entry, foldhash::fast::RandomState>;
@@ -54,7 +54,7 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
-    pub(crate) fn new(config: &CacheLayer, index: Arc<Index>, recorder: Arc<Recorder>) -> Self {
+    pub(crate) fn new(settings: &Settings, index: Arc<Index>, recorder: Arc<Recorder>) -> Self {
         // No moka TTL: freshness is decided on read and dead entries are swept by the cache
         // (on its own, injectable clock), so a reload can keep its slot without moka expiring
         // it from under the new entry.
@@ -68,7 +68,7 @@ impl Policy {
                 }
             },
         );
-        let (max, by_bytes) = match config.capacity {
+        let (max, by_bytes) = match settings.capacity {
             Capacity::Entries(n) => (n, false),
             Capacity::Bytes(n) => {
                 builder = builder.weigher(|_: &KeyName, slot: &Slot| slot.weight);

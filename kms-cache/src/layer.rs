@@ -1,34 +1,17 @@
-//! [`CacheLayer`]: the cache's configuration, and the [`Layer`] that builds it.
+//! [`CacheLayer`]: the builder users configure a cache with, and the [`Layer`] that builds the
+//! engine and wraps a store in its [`Cached`] decorator.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use kms_core::{Error, KeyStore, Layer, Result};
+use kms_core::{KeyStore, Layer, Result};
 
-use crate::cached::{Cached, Core};
+use crate::cached::Cached;
+use crate::engine::Core;
 use crate::handle::CacheHandle;
 use crate::observer::CacheObserver;
-
-/// Default time-to-live: 5 minutes.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
-/// Default downward TTL jitter: up to 10 % shorter.
-pub const DEFAULT_JITTER: f64 = 0.1;
-/// Default bound on entries.
-pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
-/// Default bound on one load from the inner store: 30 seconds.
-pub const DEFAULT_LOAD_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default stale-while-revalidate wait: 100 milliseconds.
-pub const DEFAULT_STALE_WAIT: Duration = Duration::from_millis(100);
-
-/// How the cache is bounded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Capacity {
-    /// At most this many entries.
-    Entries(u64),
-    /// At most this many bytes of key names and secret values (a weigher on secret size).
-    Bytes(u64),
-}
+use crate::settings::{Capacity, Settings};
 
 /// Configuration of the caching decorator, and the [`Layer`] that wraps a store in it.
 ///
@@ -45,18 +28,9 @@ pub enum Capacity {
 /// the first one it built.
 #[derive(Clone)]
 pub struct CacheLayer {
-    pub(crate) ttl: Duration,
-    pub(crate) tti: Option<Duration>,
-    pub(crate) jitter: f64,
-    pub(crate) capacity: Capacity,
-    pub(crate) refresh_ahead: Option<f64>,
-    pub(crate) max_stale: Option<Duration>,
-    pub(crate) negative_ttl: Option<Duration>,
-    pub(crate) observer: Option<Arc<dyn CacheObserver>>,
-    pub(crate) clock: Option<quanta::Clock>,
-    pub(crate) load_timeout: Duration,
-    pub(crate) stale_wait: Duration,
-    pub(crate) built: Arc<OnceLock<Arc<Core>>>,
+    settings: Settings,
+    /// The engine of the first store this layer built, for [`handle`](CacheLayer::handle)s.
+    built: Arc<OnceLock<Arc<Core>>>,
 }
 
 impl Default for CacheLayer {
@@ -69,17 +43,7 @@ impl CacheLayer {
     /// The defaults.
     pub fn new() -> Self {
         Self {
-            ttl: DEFAULT_TTL,
-            tti: None,
-            jitter: DEFAULT_JITTER,
-            capacity: Capacity::Entries(DEFAULT_MAX_ENTRIES),
-            refresh_ahead: None,
-            max_stale: None,
-            negative_ttl: None,
-            observer: None,
-            clock: None,
-            load_timeout: DEFAULT_LOAD_TIMEOUT,
-            stale_wait: DEFAULT_STALE_WAIT,
+            settings: Settings::default(),
             built: Arc::default(),
         }
     }
@@ -89,7 +53,7 @@ impl CacheLayer {
     /// the clock.
     #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.settings.ttl = ttl;
         self
     }
 
@@ -97,7 +61,7 @@ impl CacheLayer {
     /// its TTL.
     #[must_use]
     pub fn time_to_idle(mut self, tti: Duration) -> Self {
-        self.tti = Some(tti);
+        self.settings.tti = Some(tti);
         self
     }
 
@@ -106,14 +70,14 @@ impl CacheLayer {
     /// jitter.
     #[must_use]
     pub fn jitter(mut self, fraction: f64) -> Self {
-        self.jitter = fraction;
+        self.settings.jitter = fraction;
         self
     }
 
     /// How the cache is bounded (entries or bytes, more than zero).
     #[must_use]
     pub fn capacity(mut self, capacity: Capacity) -> Self {
-        self.capacity = capacity;
+        self.settings.capacity = capacity;
         self
     }
 
@@ -128,31 +92,32 @@ impl CacheLayer {
     /// still answered.
     #[must_use]
     pub fn refresh_ahead(mut self, fraction: f64) -> Self {
-        self.refresh_ahead = Some(fraction);
+        self.settings.refresh_ahead = Some(fraction);
         self
     }
 
-    /// Stale-if-error: when a reload fails with a transient error (unavailable, timeout, rate
-    /// limited, circuit open), serve the expired value if it expired less than `max_stale`
-    /// (longer than zero) ago. Never on not-found, permission or authentication errors, and
-    /// once the backend has answered not-found or permission denied for a key, its expired
-    /// value is gone. Off by default. See also
+    /// Stale-if-error: when a reload fails because the backend could not be asked (an error
+    /// whose kind [`serves_stale`](kms_core::ErrorKind::serves_stale)), serve the expired value
+    /// if it expired less than `max_stale` (longer than zero) ago. Never on an answer the
+    /// backend gave (not-found, permission or authentication errors …), and once the backend
+    /// has answered not-found or permission denied for a key, its expired value is gone. Off
+    /// by default. See also
     /// [`stale_while_revalidate`](Self::stale_while_revalidate).
     #[must_use]
     pub fn stale_if_error(mut self, max_stale: Duration) -> Self {
-        self.max_stale = Some(max_stale);
+        self.settings.max_stale = Some(max_stale);
         self
     }
 
     /// Stale-while-revalidate, with stale-if-error on: a `get` of an expired key whose reload
     /// has not answered within `wait` is served the stale value, while the reload carries on
     /// in the background (and updates the cache, or the breaker below, when it ends).
-    /// Default [`DEFAULT_STALE_WAIT`], 100 ms; `Duration::ZERO` serves the stale value at once.
-    /// Needs the Tokio runtime (with timers) the cache was built in; without one, a `get`
-    /// waits for the reload.
+    /// Default [`DEFAULT_STALE_WAIT`](crate::DEFAULT_STALE_WAIT), 100 ms; `Duration::ZERO`
+    /// serves the stale value at once. Needs the Tokio runtime (with timers) the cache was
+    /// built in; without one, a `get` waits for the reload.
     #[must_use]
     pub fn stale_while_revalidate(mut self, wait: Duration) -> Self {
-        self.stale_wait = wait;
+        self.settings.stale_wait = wait;
         self
     }
 
@@ -160,25 +125,25 @@ impl CacheLayer {
     /// by default.
     #[must_use]
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
-        self.negative_ttl = Some(ttl);
+        self.settings.negative_ttl = Some(ttl);
         self
     }
 
     /// The longest one load from the inner store may run (longer than zero; default
-    /// [`DEFAULT_LOAD_TIMEOUT`], 30 s). Loads run detached from the `get`s waiting for them
-    /// (see the crate docs), so this bounds how long a load nobody waits for any more keeps
-    /// its bookkeeping; it ends as an [`ErrorKind::Timeout`](kms_core::ErrorKind::Timeout)
-    /// failure. Set it above the time the layers below may take (retries included).
+    /// [`DEFAULT_LOAD_TIMEOUT`](crate::DEFAULT_LOAD_TIMEOUT), 30 s). Loads run detached from
+    /// the `get`s waiting for them (see the crate docs), so this bounds how long a load nobody
+    /// waits for any more keeps its bookkeeping; it ends as an
+    /// [`ErrorKind::Timeout`](kms_core::ErrorKind::Timeout) failure. Set it above the time the layers below may take (retries included).
     #[must_use]
     pub fn load_timeout(mut self, timeout: Duration) -> Self {
-        self.load_timeout = timeout;
+        self.settings.load_timeout = timeout;
         self
     }
 
     /// Push every cache event to `observer` (e.g. `kms-metrics`' Prometheus exporter).
     #[must_use]
     pub fn observer(mut self, observer: Arc<dyn CacheObserver>) -> Self {
-        self.observer = Some(observer);
+        self.settings.observer = Some(observer);
         self
     }
 
@@ -195,7 +160,7 @@ impl CacheLayer {
     /// ```
     #[must_use]
     pub fn clock(mut self, clock: quanta::Clock) -> Self {
-        self.clock = Some(clock);
+        self.settings.clock = Some(clock);
         self
     }
 
@@ -214,35 +179,7 @@ impl CacheLayer {
     /// [`ErrorKind::Configuration`](kms_core::ErrorKind::Configuration) naming the first bad
     /// setting.
     pub fn validate(&self) -> Result<()> {
-        let positive = |setting: &str, d: Option<Duration>| match d {
-            Some(d) if d.is_zero() => {
-                Err(Error::configuration(setting, "must be longer than zero"))
-            }
-            _ => Ok(()),
-        };
-        positive("ttl", Some(self.ttl))?;
-        positive("time_to_idle", self.tti)?;
-        positive("stale_if_error", self.max_stale)?;
-        positive("negative_ttl", self.negative_ttl)?;
-        positive("load_timeout", Some(self.load_timeout))?;
-        if !(0.0..=0.9).contains(&self.jitter) {
-            return Err(Error::configuration(
-                "jitter",
-                format!("{} is not in 0.0..=0.9", self.jitter),
-            ));
-        }
-        if let Some(fraction) = self.refresh_ahead
-            && !(fraction > 0.0 && fraction <= 1.0)
-        {
-            return Err(Error::configuration(
-                "refresh_ahead",
-                format!("{fraction} is not in (0, 1]"),
-            ));
-        }
-        if matches!(self.capacity, Capacity::Entries(0) | Capacity::Bytes(0)) {
-            return Err(Error::configuration("capacity", "must be more than zero"));
-        }
-        Ok(())
+        self.settings.validate()
     }
 
     /// Wraps `inner` directly (without a [`StoreBuilder`](kms_core::StoreBuilder)). With a
@@ -264,7 +201,7 @@ impl CacheLayer {
     }
 
     fn build(&self, inner: Arc<dyn KeyStore>) -> Cached {
-        let core = Core::new(inner, self);
+        let core = Core::new(inner, &self.settings);
         let _ = self.built.set(core.clone());
         Cached::from_core(core)
     }
@@ -282,21 +219,19 @@ impl Layer for CacheLayer {
 
 impl fmt::Debug for CacheLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.settings;
         f.debug_struct("CacheLayer")
-            .field("ttl", &self.ttl)
-            .field("tti", &self.tti)
-            .field("jitter", &self.jitter)
-            .field("capacity", &self.capacity)
-            .field("refresh_ahead", &self.refresh_ahead)
-            .field("max_stale", &self.max_stale)
-            .field("negative_ttl", &self.negative_ttl)
-            .field("stale_wait", &self.stale_wait)
-            .field("load_timeout", &self.load_timeout)
-            .field("observer", &self.observer.is_some())
-            .field(
-                "clock",
-                &self.clock.as_ref().map_or("default", |_| "custom"),
-            )
+            .field("ttl", &s.ttl)
+            .field("tti", &s.tti)
+            .field("jitter", &s.jitter)
+            .field("capacity", &s.capacity)
+            .field("refresh_ahead", &s.refresh_ahead)
+            .field("max_stale", &s.max_stale)
+            .field("negative_ttl", &s.negative_ttl)
+            .field("stale_wait", &s.stale_wait)
+            .field("load_timeout", &s.load_timeout)
+            .field("observer", &s.observer.is_some())
+            .field("clock", &s.clock.as_ref().map_or("default", |_| "custom"))
             .finish()
     }
 }

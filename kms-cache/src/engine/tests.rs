@@ -1,19 +1,22 @@
 //! The read index and the eviction policy (moka) agree, in the windows a thread interleaving
-//! can open between them (issue 13, input 3). moka calls its eviction listener right after it
-//! removed a slot, on whichever thread runs its housekeeping; these tests put the cache in the
-//! state that thread leaves between the two steps, deterministically.
+//! can open between them: moka calls its eviction listener right after it removed a slot, on
+//! whichever thread runs its housekeeping, so a reload may land in between. These tests put
+//! the cache in the state that thread leaves between the two steps, deterministically.
 
 use std::collections::BTreeMap;
 
 use kms_core::{MemoryStore, SecretValue};
 
 use super::*;
-use crate::config::Capacity;
+use crate::settings::Capacity;
 
 fn core() -> Arc<Core> {
     Core::new(
         Arc::new(MemoryStore::new()),
-        &CacheLayer::new().capacity(Capacity::Entries(8)),
+        &Settings {
+            capacity: Capacity::Entries(8),
+            ..Settings::default()
+        },
     )
 }
 
@@ -112,9 +115,11 @@ fn failed_write_marks_do_not_pile_up() {
     let (clock, time) = quanta::Clock::mock();
     let core = Core::new(
         Arc::new(MemoryStore::new()),
-        &CacheLayer::new()
-            .clock(clock)
-            .load_timeout(Duration::from_secs(30)),
+        &Settings {
+            clock: Some(clock),
+            load_timeout: Duration::from_secs(30),
+            ..Settings::default()
+        },
     );
     for i in 0..1000 {
         core.unsettle(&KeyName::new(format!("k/{i}")).unwrap());
