@@ -85,6 +85,13 @@ impl ErrorKind {
         self.is_retryable() || matches!(self, Self::CircuitOpen)
     }
 
+    /// Whether the backend's answer withdraws a value a cache may still hold for the key: the
+    /// key is gone, or this caller may no longer read it. A stale copy of it must not be
+    /// served again (no resurrection of a deleted secret, no leak past a revoked policy).
+    pub const fn withdraws_stale(self) -> bool {
+        matches!(self, Self::NotFound | Self::PermissionDenied)
+    }
+
     /// Every kind, in declaration order (for pre-registering metric label sets).
     pub const ALL: [ErrorKind; 13] = [
         Self::NotFound,

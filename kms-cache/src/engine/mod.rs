@@ -473,7 +473,7 @@ impl Core {
         // ours to read), no older value stays to be served stale.
         let gone = matches!(
             &result,
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied)
+            Err(e) if e.kind().withdraws_stale()
         );
         let mut flights = self.flights.lock();
         if !flight.is_superseded() {
