@@ -4,7 +4,7 @@
 //! - `open`: `kms::open("memory://?cache.ttl=5m&validate.max_value_len=4096")`, i.e.
 //!   `Validate(Cache(Memory))`;
 //! - `open_with_metrics`: the same URI with `metrics.*`, i.e.
-//!   `Instrumented(Validate(Cache(Memory)))`;
+//!   `Instrumented(Validate(Cache(Monitored(Memory))))`;
 //! - `builders`: `StoreBuilder` over a `MemoryStore` with a `kms_cache::CacheLayer` (TTL 5 min)
 //!   and no validation, i.e. `Cache(Memory)`.
 //!
@@ -106,7 +106,7 @@ fn open_hit(c: &mut Criterion) {
     );
     assert_eq!(
         open_with_metrics.to_string(),
-        "Instrumented(Validate(Cache(Memory)))"
+        "Instrumented(Validate(Cache(Monitored(Memory))))"
     );
     let builders = warmed(
         &rt,
