@@ -188,7 +188,7 @@ pub async fn copy_keys(
             } else {
                 copy_one(from, to, &key, options).await
             };
-            progress.advance(&key, &outcome);
+            progress.advance(&key, matches!(outcome, Outcome::Failed(_)));
             KeyOutcome { key, outcome }
         })
         .buffer_unordered(options.concurrency.max(1))

@@ -1,5 +1,6 @@
 //! Progress of commands over many keys: an indicatif bar on stderr when stderr is a
-//! terminal, nothing otherwise (scripts and logs get the summary only).
+//! terminal, nothing otherwise (scripts and logs get the summary only). A leaf: it knows keys
+//! and whether each failed, not what a command does with them.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -7,15 +8,13 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kms_core::KeyName;
 
-use crate::migrate::Outcome;
-
 /// Told about the keys of a run as they finish. Key names may be shown; values never are
 /// (the trait never sees one).
 pub trait Progress: Send + Sync {
     /// The run starts with `total` keys.
     fn start(&self, total: u64);
-    /// One key is done.
-    fn advance(&self, key: &KeyName, outcome: &Outcome);
+    /// One key is done; `failed` when it ended in an error.
+    fn advance(&self, key: &KeyName, failed: bool);
     /// The run is over.
     fn finish(&self);
 }
@@ -26,7 +25,7 @@ pub struct NoProgress;
 
 impl Progress for NoProgress {
     fn start(&self, _total: u64) {}
-    fn advance(&self, _key: &KeyName, _outcome: &Outcome) {}
+    fn advance(&self, _key: &KeyName, _failed: bool) {}
     fn finish(&self) {}
 }
 
@@ -58,8 +57,8 @@ impl Progress for Bar {
         self.0.set_length(total);
     }
 
-    fn advance(&self, _key: &KeyName, outcome: &Outcome) {
-        if matches!(outcome, Outcome::Failed(_)) {
+    fn advance(&self, _key: &KeyName, failed: bool) {
+        if failed {
             self.0.set_message("(some failed)");
         }
         self.0.inc(1);

@@ -39,3 +39,21 @@ pub(crate) fn while_applying(key: &str, err: Error) -> Error {
         out
     }
 }
+
+/// A configuration error for the table `table`, whose cargo feature `feature` is not compiled
+/// in (the options are still parsed, so a typo is reported the same way whatever the
+/// features).
+#[cfg(not(all(
+    feature = "cache",
+    feature = "metrics",
+    feature = "envelope",
+    feature = "vault",
+    feature = "aws",
+    feature = "keyring"
+)))]
+pub(crate) fn not_compiled(key: &str, table: &str, feature: &str) -> Error {
+    config_error(
+        key,
+        format_args!("`{table}` is not compiled in: enable the kms feature `{feature}`"),
+    )
+}

@@ -9,6 +9,7 @@ mod error;
 mod metrics_registry;
 mod scalar;
 mod secret_ref;
+mod tables;
 mod uri;
 
 use std::sync::Arc;

@@ -11,8 +11,8 @@ use kms_core::Result;
 use toml::{Table, Value};
 use url::Url;
 
-use crate::config::LAYERS;
 use crate::error::{config_error, config_error_at_top};
+use crate::tables::LAYERS;
 
 /// The accepted schemes, for error messages.
 pub(crate) const SCHEMES: &str =

@@ -116,10 +116,10 @@ impl AwsConfig {
     }
 }
 
+#[cfg(feature = "aws")]
+pub(crate) use build::AwsPlan;
 #[cfg(all(feature = "aws", feature = "envelope"))]
 pub(crate) use build::build_sdk_config;
-#[cfg(feature = "aws")]
-pub(crate) use build::build_store;
 
 #[cfg(feature = "aws")]
 mod build {
@@ -131,7 +131,7 @@ mod build {
     use secrecy::ExposeSecret;
 
     use super::{AwsConfig, AwsConnectionConfig, AwsDeletion};
-    use crate::config::At;
+    use crate::config::at::At;
     use crate::error::{config_error, while_applying};
 
     /// Resolves the connection into an `SdkConfig`; `base` is `aws` or `envelope.aws`.
@@ -210,87 +210,106 @@ mod build {
         conn.load().await
     }
 
-    /// Builds the Secrets Manager store; the `SdkConfig` is returned for AWS KMS.
-    pub(crate) async fn build_store(
-        a: &AwsConfig,
-        at: &At,
-    ) -> Result<(Arc<dyn KeyStore>, SdkConfig)> {
-        // The store's own options first: a typo never waits for the credential chain.
-        if a.deletion == Some(AwsDeletion::Force) && a.recovery_window_days.is_some() {
-            return Err(config_error(
-                &at.key("aws.recovery_window_days"),
-                "not used with `deletion = \"force\"`",
-            ));
+    /// A Secrets Manager store's options, its own checked (so a typo never waits for the
+    /// credential chain): the SDK configuration is loaded by [`connect`](Self::connect), the
+    /// store over it made by [`store`](Self::store).
+    pub(crate) struct AwsPlan {
+        options: AwsConfig,
+        at: At,
+    }
+
+    impl AwsPlan {
+        /// Checks the store's own options.
+        pub(crate) fn new(a: &AwsConfig, at: &At) -> Result<Self> {
+            if a.deletion == Some(AwsDeletion::Force) && a.recovery_window_days.is_some() {
+                return Err(config_error(
+                    &at.key("aws.recovery_window_days"),
+                    "not used with `deletion = \"force\"`",
+                ));
+            }
+            if let Some(days) = a.recovery_window_days
+                && !(7..=30).contains(&days)
+            {
+                return Err(config_error(
+                    &at.key("aws.recovery_window_days"),
+                    format_args!("recovery window of {days} days: AWS allows 7 to 30"),
+                ));
+            }
+            if let Some(n) = a.list_page_size
+                && !(1..=100).contains(&n)
+            {
+                return Err(config_error(
+                    &at.key("aws.list_page_size"),
+                    format_args!("list page size {n}: AWS allows 1 to 100"),
+                ));
+            }
+            Ok(Self {
+                options: a.clone(),
+                at: at.clone(),
+            })
         }
-        if let Some(days) = a.recovery_window_days
-            && !(7..=30).contains(&days)
-        {
-            return Err(config_error(
-                &at.key("aws.recovery_window_days"),
-                format_args!("recovery window of {days} days: AWS allows 7 to 30"),
-            ));
+
+        /// Resolves the connection (the credential chain, the region).
+        pub(crate) async fn connect(&self) -> Result<SdkConfig> {
+            build_sdk_config(&self.options.connection(), &self.at, "aws").await
         }
-        if let Some(n) = a.list_page_size
-            && !(1..=100).contains(&n)
-        {
-            return Err(config_error(
-                &at.key("aws.list_page_size"),
-                format_args!("list page size {n}: AWS allows 1 to 100"),
-            ));
-        }
-        let sdk = build_sdk_config(&a.connection(), at, "aws").await?;
-        let mut builder = SecretsManagerStore::builder(&sdk);
-        if let Some(ns) = &a.namespace {
-            builder = builder
-                .namespace(ns)
-                .map_err(|e| while_applying(&at.key("aws.namespace"), e))?;
-        }
-        if let Some(stage) = &a.version_stage {
-            builder = builder.version_stage(match stage.as_str() {
+
+        /// The Secrets Manager store over `sdk`.
+        pub(crate) fn store(&self, sdk: &SdkConfig) -> Result<Arc<dyn KeyStore>> {
+            let (a, at) = (&self.options, &self.at);
+            let mut builder = SecretsManagerStore::builder(sdk);
+            if let Some(ns) = &a.namespace {
+                builder = builder
+                    .namespace(ns)
+                    .map_err(|e| while_applying(&at.key("aws.namespace"), e))?;
+            }
+            if let Some(stage) = &a.version_stage {
+                builder = builder.version_stage(match stage.as_str() {
                 "AWSCURRENT" => VersionStage::Current,
                 "AWSPREVIOUS" => VersionStage::Previous,
                 "AWSPENDING" => VersionStage::Pending,
                 "" => return Err(config_error(&at.key("aws.version_stage"), "invalid value \"\": expected AWSCURRENT, AWSPREVIOUS, AWSPENDING or a custom label")),
                 other => VersionStage::Custom(other.to_owned()),
             });
-        }
-        if let Some(k) = &a.kms_key_id {
-            builder = builder.kms_key_id(k.clone());
-        }
-        if let Some(d) = &a.description {
-            builder = builder.description(d.clone());
-        }
-        for (k, v) in &a.tags {
-            builder = builder.tag(k.clone(), v.clone());
-        }
-        let deletion = match (a.deletion, a.recovery_window_days) {
-            (Some(AwsDeletion::Force), Some(_)) => {
-                return Err(config_error(
-                    &at.key("aws.recovery_window_days"),
-                    "not used with `deletion = \"force\"`",
-                ));
             }
-            (Some(AwsDeletion::Force), None) => Some(Deletion::Force),
-            (_, Some(days)) => Some(Deletion::RecoveryWindowDays(days)),
-            (Some(AwsDeletion::RecoveryWindow), None) => Some(Deletion::default()),
-            (None, None) => None,
-        };
-        if let Some(d) = deletion {
-            builder = builder
-                .deletion(d)
-                .map_err(|e| while_applying(&at.key("aws.recovery_window_days"), e))?;
+            if let Some(k) = &a.kms_key_id {
+                builder = builder.kms_key_id(k.clone());
+            }
+            if let Some(d) = &a.description {
+                builder = builder.description(d.clone());
+            }
+            for (k, v) in &a.tags {
+                builder = builder.tag(k.clone(), v.clone());
+            }
+            let deletion = match (a.deletion, a.recovery_window_days) {
+                (Some(AwsDeletion::Force), Some(_)) => {
+                    return Err(config_error(
+                        &at.key("aws.recovery_window_days"),
+                        "not used with `deletion = \"force\"`",
+                    ));
+                }
+                (Some(AwsDeletion::Force), None) => Some(Deletion::Force),
+                (_, Some(days)) => Some(Deletion::RecoveryWindowDays(days)),
+                (Some(AwsDeletion::RecoveryWindow), None) => Some(Deletion::default()),
+                (None, None) => None,
+            };
+            if let Some(d) = deletion {
+                builder = builder
+                    .deletion(d)
+                    .map_err(|e| while_applying(&at.key("aws.recovery_window_days"), e))?;
+            }
+            if let Some(on) = a.restore_deleted {
+                builder = builder.restore_deleted(on);
+            }
+            if let Some(n) = a.list_page_size {
+                builder = builder
+                    .list_page_size(n)
+                    .map_err(|e| while_applying(&at.key("aws.list_page_size"), e))?;
+            }
+            let store = builder
+                .build()
+                .map_err(|e| while_applying(&at.key("aws"), e))?;
+            Ok(Arc::new(store))
         }
-        if let Some(on) = a.restore_deleted {
-            builder = builder.restore_deleted(on);
-        }
-        if let Some(n) = a.list_page_size {
-            builder = builder
-                .list_page_size(n)
-                .map_err(|e| while_applying(&at.key("aws.list_page_size"), e))?;
-        }
-        let store = builder
-            .build()
-            .map_err(|e| while_applying(&at.key("aws"), e))?;
-        Ok((Arc::new(store), sdk))
     }
 }

@@ -52,7 +52,7 @@ pub struct CacheConfig {
 #[cfg(feature = "cache")]
 impl CacheConfig {
     /// The layer, validated.
-    pub(crate) fn layer(&self, at: &super::At) -> kms_core::Result<kms_cache::CacheLayer> {
+    pub(crate) fn layer(&self, at: &super::at::At) -> kms_core::Result<kms_cache::CacheLayer> {
         use kms_cache::{CacheLayer, Capacity};
 
         use crate::error::config_error;

@@ -66,17 +66,8 @@ pub struct KeyCacheConfig {
 #[cfg(feature = "envelope")]
 pub(crate) const PROVIDERS: &str = "`local`, `local-ephemeral`, `aws-kms`, `vault-transit`";
 
-/// What the backend hands the envelope builder so providers can share its connection.
-#[derive(Default)]
-pub(crate) struct Shared {
-    #[cfg(feature = "vault")]
-    pub(crate) vault: Option<kms_backend_vault::VaultClient>,
-    #[cfg(feature = "aws")]
-    pub(crate) aws: Option<kms_backend_aws::sdk::aws_config::SdkConfig>,
-}
-
 #[cfg(feature = "envelope")]
-pub(crate) use build::provider;
+pub(crate) use build::{EnvelopePlan, Shared};
 
 #[cfg(feature = "envelope")]
 mod build {
@@ -86,95 +77,273 @@ mod build {
     use kms_core::envelope::{DataKeyCachePolicy, EnvelopeLayer};
     use kms_core::{CryptoProvider, EncryptionContext, LocalKeyProvider, Result, SecretValue};
 
-    use super::{EnvelopeConfig, PROVIDERS, Shared};
-    use crate::config::At;
+    use super::{EnvelopeConfig, PROVIDERS};
+    use crate::config::at::At;
     use crate::error::config_error;
+    #[cfg(any(feature = "vault", feature = "aws"))]
+    use crate::error::while_applying;
 
-    /// The provider (unwrapped: the caller may instrument it) and a function that makes the
-    /// layer over it.
-    pub(crate) async fn provider(
-        e: &EnvelopeConfig,
-        shared: &Shared,
-        at: &At,
-    ) -> Result<(
-        Arc<dyn CryptoProvider>,
-        impl FnOnce(Arc<dyn CryptoProvider>) -> EnvelopeLayer,
-    )> {
-        let key = |k: &str| at.key(&format!("envelope.{k}"));
-        let name = e.provider.as_deref().ok_or_else(|| {
-            config_error(
-                &key("provider"),
-                format_args!("missing: expected one of {PROVIDERS}"),
-            )
-        })?;
-        let unused = |field: &str, set: bool| -> Result<()> {
-            if set {
-                Err(config_error(
-                    &key(field),
-                    format_args!("not used by provider `{name}`"),
-                ))
-            } else {
-                Ok(())
+    /// What the backend hands the envelope layer so that a provider of the same service
+    /// shares its connection (one login, one credential chain).
+    #[derive(Default)]
+    pub(crate) struct Shared {
+        #[cfg(feature = "vault")]
+        vault: Option<kms_backend_vault::VaultClient>,
+        #[cfg(feature = "aws")]
+        aws: Option<kms_backend_aws::sdk::aws_config::SdkConfig>,
+    }
+
+    impl Shared {
+        /// The Vault store's client.
+        #[cfg(feature = "vault")]
+        pub(crate) fn vault(client: kms_backend_vault::VaultClient) -> Self {
+            Self {
+                vault: Some(client),
+                #[cfg(feature = "aws")]
+                aws: None,
             }
-        };
-        unused("master_key", e.master_key.is_some() && name != "local")?;
-        unused(
-            "key",
-            e.key.is_some() && !matches!(name, "aws-kms" | "vault-transit"),
-        )?;
-        unused(
-            "transit_mount",
-            e.transit_mount.is_some() && name != "vault-transit",
-        )?;
-        unused(
-            "create_key",
-            e.create_key.is_some() && name != "vault-transit",
-        )?;
-        unused("aws", e.aws.is_some() && name != "aws-kms")?;
-        unused("vault", e.vault.is_some() && name != "vault-transit")?;
-        let provider: Arc<dyn CryptoProvider> = match name {
-            "local" => {
-                let k = e.master_key.as_ref().ok_or_else(|| {
-                    config_error(&key("master_key"), "missing: provider `local` needs a 32-byte master key (base64), e.g. `env:KMS_MASTER_KEY`")
-                })?;
-                Arc::new(
-                    LocalKeyProvider::from_key(master_key(k, &key("master_key"))?)
-                        .map_err(|e| config_error(&key("master_key"), e.message()))?,
-                )
+        }
+
+        /// The Secrets Manager store's SDK configuration.
+        #[cfg(feature = "aws")]
+        pub(crate) fn aws(sdk: kms_backend_aws::sdk::aws_config::SdkConfig) -> Self {
+            Self {
+                #[cfg(feature = "vault")]
+                vault: None,
+                aws: Some(sdk),
             }
-            "local-ephemeral" => Arc::new(LocalKeyProvider::generate()),
-            "aws-kms" => aws_kms(e, shared, at).await?,
-            "vault-transit" => vault_transit(e, shared, at).await?,
-            other => {
-                return Err(config_error(
+        }
+
+        /// Makes `plan`'s key provider: reads a local master key, or sets up AWS KMS or Vault
+        /// Transit over this connection unless `envelope.aws` / `envelope.vault` give one.
+        /// Unwrapped: the caller may instrument it.
+        pub(crate) async fn provider(
+            &self,
+            plan: &EnvelopePlan,
+        ) -> Result<Arc<dyn CryptoProvider>> {
+            let at = &plan.at;
+            Ok(match &plan.provider {
+                Provider::Local(k) => {
+                    let key = at.key("envelope.master_key");
+                    Arc::new(
+                        LocalKeyProvider::from_key(master_key(k, &key)?)
+                            .map_err(|e| config_error(&key, e.message()))?,
+                    )
+                }
+                Provider::LocalEphemeral => Arc::new(LocalKeyProvider::generate()),
+                #[cfg(feature = "aws")]
+                Provider::AwsKms { key, connection } => {
+                    let sdk = match (connection, &self.aws) {
+                        (Some(c), _) => {
+                            crate::config::aws::build_sdk_config(c, at, "envelope.aws").await?
+                        }
+                        (None, Some(sdk)) => sdk.clone(),
+                        (None, None) => {
+                            crate::config::aws::build_sdk_config(
+                                &Default::default(),
+                                at,
+                                "envelope.aws",
+                            )
+                            .await?
+                        }
+                    };
+                    let provider = kms_backend_aws::AwsKmsProvider::new(&sdk, key)
+                        .map_err(|e| while_applying(&at.key("envelope.key"), e))?;
+                    Arc::new(provider)
+                }
+                #[cfg(feature = "vault")]
+                Provider::VaultTransit {
+                    key,
+                    connection,
+                    mount,
+                    create_key,
+                } => {
+                    use kms_backend_vault::VaultTransitProvider;
+                    let client = match (connection, &self.vault) {
+                        (Some(c), _) => {
+                            crate::config::vault::build_client(c, at, "envelope.vault").await?
+                        }
+                        (None, Some(client)) => client.clone(),
+                        (None, None) => {
+                            return Err(config_error(
+                                &at.key("envelope.vault.address"),
+                                "missing: provider `vault-transit` over a non-Vault store needs `envelope.vault` (address, auth)",
+                            ));
+                        }
+                    };
+                    let mut provider = VaultTransitProvider::new(client, key)
+                        .map_err(|err| while_applying(&at.key("envelope.key"), err))?;
+                    if let Some(m) = mount {
+                        provider = provider.with_mount(m).map_err(|err| {
+                            while_applying(&at.key("envelope.transit_mount"), err)
+                        })?;
+                    }
+                    if *create_key {
+                        provider
+                            .ensure_key()
+                            .await
+                            .map_err(|err| while_applying(&at.key("envelope.create_key"), err))?;
+                    }
+                    Arc::new(provider)
+                }
+            })
+        }
+    }
+
+    /// The key provider, with its key.
+    enum Provider {
+        /// `local`: the master key (read when the provider is made).
+        Local(crate::SecretRef),
+        /// `local-ephemeral`.
+        LocalEphemeral,
+        /// `aws-kms`: the KMS key id, ARN or alias, and `envelope.aws`.
+        #[cfg(feature = "aws")]
+        AwsKms {
+            key: String,
+            connection: Option<super::AwsConnectionConfig>,
+        },
+        /// `vault-transit`: the Transit key name, `envelope.vault`, `transit_mount` and
+        /// `create_key`.
+        #[cfg(feature = "vault")]
+        VaultTransit {
+            key: String,
+            connection: Option<super::VaultConnectionConfig>,
+            mount: Option<String>,
+            create_key: bool,
+        },
+    }
+
+    /// The envelope options, validated (and where they came from): which provider, the
+    /// data-key policy and the encryption context. Making it reads no key and reaches no service; the provider is
+    /// made by [`Shared::provider`], once the backend (whose connection it may share) is
+    /// open.
+    pub(crate) struct EnvelopePlan {
+        at: At,
+        provider: Provider,
+        policy: DataKeyCachePolicy,
+        context: EncryptionContext,
+    }
+
+    impl EnvelopePlan {
+        /// Validates `e`.
+        pub(crate) fn new(e: &EnvelopeConfig, at: &At) -> Result<Self> {
+            let key = |k: &str| at.key(&format!("envelope.{k}"));
+            let name = e.provider.as_deref().ok_or_else(|| {
+                config_error(
                     &key("provider"),
-                    format_args!("unknown value {other:?}: expected one of {PROVIDERS}"),
-                ));
+                    format_args!("missing: expected one of {PROVIDERS}"),
+                )
+            })?;
+            let unused = |field: &str, set: bool| -> Result<()> {
+                if set {
+                    Err(config_error(
+                        &key(field),
+                        format_args!("not used by provider `{name}`"),
+                    ))
+                } else {
+                    Ok(())
+                }
+            };
+            unused("master_key", e.master_key.is_some() && name != "local")?;
+            unused(
+                "key",
+                e.key.is_some() && !matches!(name, "aws-kms" | "vault-transit"),
+            )?;
+            unused(
+                "transit_mount",
+                e.transit_mount.is_some() && name != "vault-transit",
+            )?;
+            unused(
+                "create_key",
+                e.create_key.is_some() && name != "vault-transit",
+            )?;
+            unused("aws", e.aws.is_some() && name != "aws-kms")?;
+            unused("vault", e.vault.is_some() && name != "vault-transit")?;
+            let provider = match name {
+                "local" => Provider::Local(e.master_key.clone().ok_or_else(|| {
+                    config_error(
+                        &key("master_key"),
+                        "missing: provider `local` needs a 32-byte master key (base64), e.g. `env:KMS_MASTER_KEY`",
+                    )
+                })?),
+                "local-ephemeral" => Provider::LocalEphemeral,
+                #[cfg(feature = "aws")]
+                "aws-kms" => Provider::AwsKms {
+                    key: e.key.clone().ok_or_else(|| {
+                        config_error(
+                            &key("key"),
+                            "missing: provider `aws-kms` needs the KMS key id, ARN or alias",
+                        )
+                    })?,
+                    connection: e.aws.clone(),
+                },
+                #[cfg(not(feature = "aws"))]
+                "aws-kms" => {
+                    return Err(config_error(
+                        &key("provider"),
+                        "`aws-kms` is not compiled in: enable the kms feature `aws`",
+                    ));
+                }
+                #[cfg(feature = "vault")]
+                "vault-transit" => Provider::VaultTransit {
+                    key: e.key.clone().ok_or_else(|| {
+                        config_error(
+                            &key("key"),
+                            "missing: provider `vault-transit` needs the Transit key name",
+                        )
+                    })?,
+                    connection: e.vault.clone(),
+                    mount: e.transit_mount.clone(),
+                    create_key: e.create_key == Some(true),
+                },
+                #[cfg(not(feature = "vault"))]
+                "vault-transit" => {
+                    return Err(config_error(
+                        &key("provider"),
+                        "`vault-transit` is not compiled in: enable the kms feature `vault`",
+                    ));
+                }
+                other => {
+                    return Err(config_error(
+                        &key("provider"),
+                        format_args!("unknown value {other:?}: expected one of {PROVIDERS}"),
+                    ));
+                }
+            };
+            let mut policy = DataKeyCachePolicy::default();
+            if let Some(a) = e.key_cache.max_age {
+                policy.max_age = a;
             }
-        };
-        let mut policy = DataKeyCachePolicy::default();
-        if let Some(a) = e.key_cache.max_age {
-            policy.max_age = a;
-        }
-        if let Some(n) = e.key_cache.max_uses {
-            if n == 0 {
-                return Err(config_error(
-                    &key("key_cache.max_uses"),
-                    "invalid value 0: expected at least 1",
-                ));
+            if let Some(n) = e.key_cache.max_uses {
+                if n == 0 {
+                    return Err(config_error(
+                        &key("key_cache.max_uses"),
+                        "invalid value 0: expected at least 1",
+                    ));
+                }
+                policy.max_uses = n;
             }
-            policy.max_uses = n;
+            if let Some(n) = e.key_cache.max_decrypted {
+                policy.max_decrypted = n;
+            }
+            let mut context = EncryptionContext::new();
+            for (k, v) in &e.context {
+                context.insert(k.clone(), v.clone());
+            }
+            Ok(Self {
+                at: at.clone(),
+                provider,
+                policy,
+                context,
+            })
         }
-        if let Some(n) = e.key_cache.max_decrypted {
-            policy.max_decrypted = n;
+
+        /// The layer over `provider`.
+        pub(crate) fn layer(self, provider: Arc<dyn CryptoProvider>) -> EnvelopeLayer {
+            EnvelopeLayer::new(provider)
+                .context(self.context)
+                .cache_policy(self.policy)
         }
-        let mut context = EncryptionContext::new();
-        for (k, v) in &e.context {
-            context.insert(k.clone(), v.clone());
-        }
-        Ok((provider, move |p: Arc<dyn CryptoProvider>| {
-            EnvelopeLayer::new(p).context(context).cache_policy(policy)
-        }))
     }
 
     /// A 32-byte key: base64 text, or (from a file) the raw bytes.
@@ -195,90 +364,6 @@ mod build {
         Err(config_error(
             key,
             "invalid master key (value not shown): expected 32 bytes, base64-encoded (`openssl rand -base64 32`)",
-        ))
-    }
-
-    #[cfg(feature = "aws")]
-    async fn aws_kms(
-        e: &EnvelopeConfig,
-        shared: &Shared,
-        at: &At,
-    ) -> Result<Arc<dyn CryptoProvider>> {
-        let key = e.key.as_deref().ok_or_else(|| {
-            config_error(
-                &at.key("envelope.key"),
-                "missing: provider `aws-kms` needs the KMS key id, ARN or alias",
-            )
-        })?;
-        let sdk = match (&e.aws, &shared.aws) {
-            (Some(c), _) => crate::config::aws::build_sdk_config(c, at, "envelope.aws").await?,
-            (None, Some(sdk)) => sdk.clone(),
-            (None, None) => {
-                crate::config::aws::build_sdk_config(&Default::default(), at, "envelope.aws")
-                    .await?
-            }
-        };
-        let provider = kms_backend_aws::AwsKmsProvider::new(&sdk, key)
-            .map_err(|e| crate::error::while_applying(&at.key("envelope.key"), e))?;
-        Ok(Arc::new(provider))
-    }
-
-    #[cfg(not(feature = "aws"))]
-    async fn aws_kms(_: &EnvelopeConfig, _: &Shared, at: &At) -> Result<Arc<dyn CryptoProvider>> {
-        Err(config_error(
-            &at.key("envelope.provider"),
-            "`aws-kms` is not compiled in: enable the kms feature `aws`",
-        ))
-    }
-
-    #[cfg(feature = "vault")]
-    async fn vault_transit(
-        e: &EnvelopeConfig,
-        shared: &Shared,
-        at: &At,
-    ) -> Result<Arc<dyn CryptoProvider>> {
-        use kms_backend_vault::VaultTransitProvider;
-        let key = e.key.as_deref().ok_or_else(|| {
-            config_error(
-                &at.key("envelope.key"),
-                "missing: provider `vault-transit` needs the Transit key name",
-            )
-        })?;
-        let client = match (&e.vault, &shared.vault) {
-            (Some(c), _) => crate::config::vault::build_client(c, at, "envelope.vault").await?,
-            (None, Some(client)) => client.clone(),
-            (None, None) => {
-                return Err(config_error(
-                    &at.key("envelope.vault.address"),
-                    "missing: provider `vault-transit` over a non-Vault store needs `envelope.vault` (address, auth)",
-                ));
-            }
-        };
-        let mut provider = VaultTransitProvider::new(client, key)
-            .map_err(|err| crate::error::while_applying(&at.key("envelope.key"), err))?;
-        if let Some(m) = &e.transit_mount {
-            provider = provider.with_mount(m).map_err(|err| {
-                crate::error::while_applying(&at.key("envelope.transit_mount"), err)
-            })?;
-        }
-        if e.create_key == Some(true) {
-            provider
-                .ensure_key()
-                .await
-                .map_err(|err| crate::error::while_applying(&at.key("envelope.create_key"), err))?;
-        }
-        Ok(Arc::new(provider))
-    }
-
-    #[cfg(not(feature = "vault"))]
-    async fn vault_transit(
-        _: &EnvelopeConfig,
-        _: &Shared,
-        at: &At,
-    ) -> Result<Arc<dyn CryptoProvider>> {
-        Err(config_error(
-            &at.key("envelope.provider"),
-            "`vault-transit` is not compiled in: enable the kms feature `vault`",
         ))
     }
 }

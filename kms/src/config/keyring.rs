@@ -25,67 +25,85 @@ pub struct KeyringConfig {
 pub(crate) const PLATFORM_STORES: &str =
     "`default`, `keyutils`, `secret-service`, `apple-keychain`, `windows`";
 
+/// A keyring store's options, checked (and where they came from): [`open`](Self::open)
+/// opens the platform store.
 #[cfg(feature = "keyring")]
-pub(crate) async fn build_store(
-    k: &KeyringConfig,
-    at: &super::At,
-) -> kms_core::Result<std::sync::Arc<dyn kms_core::KeyStore>> {
-    use kms_backend_keyring::{KeyringBackend, KeyringStore};
+pub(crate) struct KeyringPlan {
+    builder: kms_backend_keyring::KeyringStoreBuilder,
+    at: super::at::At,
+}
 
-    use crate::error::{config_error, while_applying};
+#[cfg(feature = "keyring")]
+impl KeyringPlan {
+    /// Checks the options.
+    pub(crate) fn new(k: &KeyringConfig, at: &super::at::At) -> kms_core::Result<Self> {
+        use kms_backend_keyring::{KeyringBackend, KeyringStore};
 
-    let service = k.service.as_deref().ok_or_else(|| {
-        config_error(
-            &at.key("keyring.service"),
-            "missing: the keyring service name is required",
-        )
-    })?;
-    let not_compiled = |name: &str, feature: &str| {
-        config_error(
-            &at.key("keyring.platform_store"),
-            format_args!(
-                "`{name}` is not compiled in: enable the kms feature `{feature}` (on a platform that has it)"
-            ),
-        )
-    };
-    let backend = match k.platform_store.as_deref().unwrap_or("default") {
-        "default" => KeyringBackend::PlatformDefault,
-        #[cfg(target_os = "linux")]
-        "keyutils" => KeyringBackend::KeyUtils,
-        #[cfg(not(target_os = "linux"))]
-        "keyutils" => return Err(not_compiled("keyutils", "keyring")),
-        #[cfg(all(
-            feature = "keyring-secret-service",
-            any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")
-        ))]
-        "secret-service" => KeyringBackend::SecretService,
-        #[cfg(not(all(
-            feature = "keyring-secret-service",
-            any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")
-        )))]
-        "secret-service" => return Err(not_compiled("secret-service", "keyring-secret-service")),
-        #[cfg(all(feature = "keyring-apple", target_os = "macos"))]
-        "apple-keychain" => KeyringBackend::AppleKeychain,
-        #[cfg(not(all(feature = "keyring-apple", target_os = "macos")))]
-        "apple-keychain" => return Err(not_compiled("apple-keychain", "keyring-apple")),
-        #[cfg(all(feature = "keyring-windows", windows))]
-        "windows" => KeyringBackend::WindowsCredentialManager,
-        #[cfg(not(all(feature = "keyring-windows", windows)))]
-        "windows" => return Err(not_compiled("windows", "keyring-windows")),
-        other => {
-            return Err(config_error(
+        use crate::error::config_error;
+
+        let service = k.service.as_deref().ok_or_else(|| {
+            config_error(
+                &at.key("keyring.service"),
+                "missing: the keyring service name is required",
+            )
+        })?;
+        let not_compiled = |name: &str, feature: &str| {
+            config_error(
                 &at.key("keyring.platform_store"),
-                format_args!("unknown value {other:?}: expected one of {PLATFORM_STORES}"),
-            ));
+                format_args!(
+                    "`{name}` is not compiled in: enable the kms feature `{feature}` (on a platform that has it)"
+                ),
+            )
+        };
+        let backend = match k.platform_store.as_deref().unwrap_or("default") {
+            "default" => KeyringBackend::PlatformDefault,
+            #[cfg(target_os = "linux")]
+            "keyutils" => KeyringBackend::KeyUtils,
+            #[cfg(not(target_os = "linux"))]
+            "keyutils" => return Err(not_compiled("keyutils", "keyring")),
+            #[cfg(all(
+                feature = "keyring-secret-service",
+                any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")
+            ))]
+            "secret-service" => KeyringBackend::SecretService,
+            #[cfg(not(all(
+                feature = "keyring-secret-service",
+                any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")
+            )))]
+            "secret-service" => {
+                return Err(not_compiled("secret-service", "keyring-secret-service"));
+            }
+            #[cfg(all(feature = "keyring-apple", target_os = "macos"))]
+            "apple-keychain" => KeyringBackend::AppleKeychain,
+            #[cfg(not(all(feature = "keyring-apple", target_os = "macos")))]
+            "apple-keychain" => return Err(not_compiled("apple-keychain", "keyring-apple")),
+            #[cfg(all(feature = "keyring-windows", windows))]
+            "windows" => KeyringBackend::WindowsCredentialManager,
+            #[cfg(not(all(feature = "keyring-windows", windows)))]
+            "windows" => return Err(not_compiled("windows", "keyring-windows")),
+            other => {
+                return Err(config_error(
+                    &at.key("keyring.platform_store"),
+                    format_args!("unknown value {other:?}: expected one of {PLATFORM_STORES}"),
+                ));
+            }
+        };
+        let mut builder = KeyringStore::builder(service).backend(backend);
+        if let Some(p) = &k.lock_file {
+            builder = builder.lock_file(p.clone());
         }
-    };
-    let mut builder = KeyringStore::builder(service).backend(backend);
-    if let Some(p) = &k.lock_file {
-        builder = builder.lock_file(p.clone());
+        Ok(Self {
+            builder,
+            at: at.clone(),
+        })
     }
-    let store = builder
-        .build()
-        .await
-        .map_err(|e| while_applying(&at.key("keyring.platform_store"), e))?;
-    Ok(std::sync::Arc::new(store))
+
+    /// Opens the platform store.
+    pub(crate) async fn open(self) -> kms_core::Result<std::sync::Arc<dyn kms_core::KeyStore>> {
+        let store =
+            self.builder.build().await.map_err(|e| {
+                crate::error::while_applying(&self.at.key("keyring.platform_store"), e)
+            })?;
+        Ok(std::sync::Arc::new(store))
+    }
 }

@@ -22,7 +22,7 @@ pub struct MemoryConfig {
 
 impl MemoryConfig {
     /// Builds the store.
-    pub(crate) fn build(&self, at: &super::At) -> kms_core::Result<Arc<dyn KeyStore>> {
+    pub(crate) fn build(&self, at: &super::at::At) -> kms_core::Result<Arc<dyn KeyStore>> {
         let mut builder = MemoryStore::builder();
         if let Some(n) = self.max_versions {
             if n == 0 {

@@ -1,7 +1,7 @@
 //! `metrics`: Prometheus instrumentation: the service-side layer
-//! (`kms_metrics::MetricsLayer`, outermost) and the backend monitor
-//! (`kms_metrics::BackendMonitor`, just above the timeout: backend up, backend latency,
-//! health probe, key age, circuit state).
+//! (`kms_metrics::MetricsLayer`: what callers see) and the backend monitor
+//! (`kms_metrics::BackendMonitor`: backend up, backend latency, health probe, key age, circuit
+//! state). Where each sits: see kms-core's `layers` module.
 
 use std::time::Duration;
 
@@ -111,11 +111,45 @@ fn operations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Strin
     Ok(Some(list))
 }
 
+/// The options of [`MetricsConfig`], validated, with the failure recorder built (and where
+/// they came from): what [`instruments`](MetricsPlan::instruments) turns into the instruments
+/// once the registry and the backend are known. Making it registers nothing.
 #[cfg(feature = "metrics")]
-impl MetricsConfig {
-    /// The metric name prefix, validated (Prometheus: `[a-zA-Z_:][a-zA-Z0-9_:]*`).
-    pub(crate) fn prefix(&self, at: &super::At) -> kms_core::Result<String> {
-        let prefix = self
+pub(crate) struct MetricsPlan {
+    options: MetricsConfig,
+    at: super::at::At,
+    prefix: String,
+    store: Option<String>,
+    recorder: Option<kms_metrics::FailureRecorder>,
+}
+
+/// What the stack keeps of its instruments, and what the cache and the envelope provider are
+/// observed through.
+#[cfg(feature = "metrics")]
+pub(crate) struct Instruments {
+    /// The metric families (the stack's handle).
+    pub(crate) families: kms_metrics::KmsMetrics,
+    /// The failure recorder, if configured (the stack's handle).
+    pub(crate) recorder: Option<kms_metrics::FailureRecorder>,
+    backend: &'static str,
+    store: Option<kms_metrics::StoreName>,
+    /// Whether the envelope provider's calls are audited too.
+    #[cfg(feature = "envelope")]
+    audit: bool,
+}
+
+#[cfg(feature = "metrics")]
+impl MetricsPlan {
+    /// Validates `options`; `default_store` is the `store` label when `store` is unset.
+    pub(crate) fn new(
+        options: &MetricsConfig,
+        default_store: Option<&str>,
+        at: &super::at::At,
+    ) -> kms_core::Result<Self> {
+        use crate::error::config_error;
+
+        // The prefix is a metric name's start (Prometheus: `[a-zA-Z_:][a-zA-Z0-9_:]*`).
+        let prefix = options
             .prefix
             .clone()
             .unwrap_or_else(|| kms_metrics::DEFAULT_PREFIX.to_owned());
@@ -124,120 +158,181 @@ impl MetricsConfig {
             && prefix
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
-        if valid {
-            Ok(prefix)
-        } else {
-            Err(crate::error::config_error(
+        if !valid {
+            return Err(config_error(
                 &at.key("metrics.prefix"),
                 format_args!(
                     "invalid metric prefix {prefix:?}: expected letters, digits, `_` or `:`, not starting with a digit"
                 ),
-            ))
+            ));
         }
+        if let Some(Some(probe)) = options.health_probe
+            && probe.is_zero()
+        {
+            return Err(config_error(
+                &at.key("metrics.health_probe"),
+                "invalid duration 0s: expected more than zero or \"off\"",
+            ));
+        }
+        for (key, value) in [
+            ("probe_timeout", options.probe_timeout),
+            ("key_age_window", options.key_age_window),
+        ] {
+            if value.is_some_and(|d| d.is_zero()) {
+                return Err(config_error(
+                    &at.key(&format!("metrics.{key}")),
+                    "invalid duration 0s: expected more than zero",
+                ));
+            }
+        }
+        let recorder = match &options.failure_recorder {
+            Some(fr) if fr.enabled != Some(false) => {
+                Some(kms_metrics::FailureRecorder::new(fr.recorder_config(at)?))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            store: options.store.clone().or(default_store.map(str::to_owned)),
+            options: options.clone(),
+            at: at.clone(),
+            prefix,
+            recorder,
+        })
     }
 
-    /// The service-side layer, the backend monitor and the failure recorder, validated.
-    /// `default_store` is the `store` label when `store` is unset.
-    pub(crate) fn layers(
-        &self,
-        metrics: &kms_metrics::KmsMetrics,
-        default_store: Option<&str>,
-        at: &super::At,
+    /// The service-side layer, the backend monitor and the rest of the instruments, their
+    /// families taken from (registered in) `registry`, their series labelled with `backend`.
+    ///
+    /// # Errors
+    ///
+    /// `metrics.store` when the registry refuses the store name (not a valid label value, or
+    /// one distinct name too many).
+    pub(crate) fn instruments(
+        self,
+        registry: &crate::MetricsRegistry,
+        backend: &'static str,
     ) -> kms_core::Result<(
         kms_metrics::MetricsLayer,
         kms_metrics::BackendMonitor,
-        Option<kms_metrics::FailureRecorder>,
+        Instruments,
     )> {
-        use crate::error::{config_error, while_applying};
-
-        let mut layer = metrics.layer();
-        let mut monitor = metrics.backend_monitor();
-        if let Some(name) = self.store.as_deref().or(default_store) {
-            let name = metrics
-                .store_name(name)
-                .map_err(|e| while_applying(&at.key("metrics.store"), e))?;
+        let at = &self.at;
+        let families = registry.families(&self.prefix);
+        let store = match self.store.as_deref() {
+            Some(name) => Some(
+                families
+                    .store_name(name)
+                    .map_err(|e| crate::error::while_applying(&at.key("metrics.store"), e))?,
+            ),
+            None => None,
+        };
+        let o = &self.options;
+        let mut layer = families.layer();
+        let mut monitor = families.backend_monitor();
+        if let Some(name) = &store {
             layer = layer.store(name.clone());
-            monitor = monitor.store(name);
+            monitor = monitor.store(name.clone());
         }
-        if let Some(on) = self.audit {
+        if let Some(on) = o.audit {
             layer = layer.audit(on);
         }
-        if let Some(probe) = self.health_probe {
-            if probe.is_some_and(|d| d.is_zero()) {
-                return Err(config_error(
-                    &at.key("metrics.health_probe"),
-                    "invalid duration 0s: expected more than zero or \"off\"",
-                ));
-            }
+        if let Some(probe) = o.health_probe {
             monitor = monitor.probe_interval(probe);
         }
-        if let Some(t) = self.probe_timeout {
-            if t.is_zero() {
-                return Err(config_error(
-                    &at.key("metrics.probe_timeout"),
-                    "invalid duration 0s: expected more than zero",
-                ));
-            }
+        if let Some(t) = o.probe_timeout {
             monitor = monitor.probe_timeout(t);
         }
-        if let Some(w) = self.key_age_window {
-            if w.is_zero() {
-                return Err(config_error(
-                    &at.key("metrics.key_age_window"),
-                    "invalid duration 0s: expected more than zero",
-                ));
-            }
+        if let Some(w) = o.key_age_window {
             monitor = monitor.key_age_window(w);
         }
-        if let Some(n) = self.max_tracked_keys {
+        if let Some(n) = o.max_tracked_keys {
             monitor = monitor.max_tracked_keys(n);
         }
-        let mut recorder = None;
-        if let Some(fr) = &self.failure_recorder
-            && fr.enabled != Some(false)
-        {
-            let key = |k: &str| at.key(&format!("metrics.failure_recorder.{k}"));
-            let mut c = kms_metrics::FailureRecorderConfig::default();
-            if let Some(w) = fr.window {
-                c.window = w;
-            }
-            if let Some(n) = fr.max_records {
-                if n == 0 {
-                    return Err(config_error(
-                        &key("max_records"),
-                        "invalid value 0: expected at least 1",
-                    ));
-                }
-                c.max_records = n;
-            }
-            if let Some(n) = fr.queue {
-                c.queue = n;
-            }
-            if let Some(n) = fr.min_operations {
-                c.min_operations = n;
-            }
-            if let Some(r) = fr.failure_rate_threshold_percent {
-                if !(0.0..=100.0).contains(&r) {
-                    return Err(config_error(
-                        &key("failure_rate_threshold_percent"),
-                        format_args!("invalid value {r}: expected a percentage from 0 to 100"),
-                    ));
-                }
-                c.failure_rate_threshold_percent = r;
-            }
-            if let Some(ops) = &fr.problematic_operations {
-                c.problematic_operations = ops
-                    .iter()
-                    .filter_map(|op| OPERATIONS.iter().find(|o| **o == op.as_str()).copied())
-                    .collect();
-            }
-            if let Some(n) = fr.top_failures {
-                c.top_failures = n;
-            }
-            let r = kms_metrics::FailureRecorder::new(c);
+        if let Some(r) = &self.recorder {
             layer = layer.failure_recorder(r.clone());
-            recorder = Some(r);
         }
-        Ok((layer, monitor, recorder))
+        let instruments = Instruments {
+            families,
+            recorder: self.recorder,
+            backend,
+            store,
+            // `metrics.audit` covers the envelope provider's calls too.
+            #[cfg(feature = "envelope")]
+            audit: o.audit.unwrap_or(true),
+        };
+        Ok((layer, monitor, instruments))
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl Instruments {
+    /// The observer feeding the cache series of this store.
+    pub(crate) fn cache_observer(&self) -> std::sync::Arc<dyn kms_cache::CacheObserver> {
+        self.families
+            .cache_observer_for(self.backend, self.store.as_ref())
+    }
+
+    /// `provider`, instrumented (and audited unless `metrics.audit` is off).
+    #[cfg(feature = "envelope")]
+    pub(crate) fn instrument_provider(
+        &self,
+        provider: std::sync::Arc<dyn kms_core::CryptoProvider>,
+    ) -> std::sync::Arc<dyn kms_core::CryptoProvider> {
+        std::sync::Arc::new(
+            self.families
+                .instrument_provider(provider)
+                .audit(self.audit),
+        )
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl FailureRecorderConfig {
+    /// kms-metrics' recorder settings, validated.
+    fn recorder_config(
+        &self,
+        at: &super::at::At,
+    ) -> kms_core::Result<kms_metrics::FailureRecorderConfig> {
+        use crate::error::config_error;
+
+        let key = |k: &str| at.key(&format!("metrics.failure_recorder.{k}"));
+        let mut c = kms_metrics::FailureRecorderConfig::default();
+        if let Some(w) = self.window {
+            c.window = w;
+        }
+        if let Some(n) = self.max_records {
+            if n == 0 {
+                return Err(config_error(
+                    &key("max_records"),
+                    "invalid value 0: expected at least 1",
+                ));
+            }
+            c.max_records = n;
+        }
+        if let Some(n) = self.queue {
+            c.queue = n;
+        }
+        if let Some(n) = self.min_operations {
+            c.min_operations = n;
+        }
+        if let Some(r) = self.failure_rate_threshold_percent {
+            if !(0.0..=100.0).contains(&r) {
+                return Err(config_error(
+                    &key("failure_rate_threshold_percent"),
+                    format_args!("invalid value {r}: expected a percentage from 0 to 100"),
+                ));
+            }
+            c.failure_rate_threshold_percent = r;
+        }
+        if let Some(ops) = &self.problematic_operations {
+            c.problematic_operations = ops
+                .iter()
+                .filter_map(|op| OPERATIONS.iter().find(|o| **o == op.as_str()).copied())
+                .collect();
+        }
+        if let Some(n) = self.top_failures {
+            c.top_failures = n;
+        }
+        Ok(c)
     }
 }

@@ -11,23 +11,24 @@ pub mod resilience;
 pub mod validate;
 pub mod vault;
 
+mod at;
+mod backend;
+mod opener;
+mod plan;
 mod stack;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use kms_core::{KeyStore, Result};
+use kms_core::Result;
 use serde::Deserialize;
 
+use self::at::At;
 use crate::error::{config_error, config_error_at_top};
 
-pub use stack::{Opener, Stack};
-
-/// The layers, as their table names.
-pub(crate) const LAYERS: [&str; 7] = [
-    "validate", "cache", "envelope", "breaker", "retry", "timeout", "metrics",
-];
+pub use opener::Opener;
+pub use stack::Stack;
 
 /// One store: exactly one backend table and any layers.
 ///
@@ -106,62 +107,6 @@ impl StoreConfig {
                     many.join(", ")
                 ),
             )),
-        }
-    }
-}
-
-/// Where a store's options came from, to name keys in errors: `stores.NAME.cache.ttl` in a
-/// file, `cache.ttl` (and `mount` for `vault.mount`) in a URI.
-#[derive(Clone, Debug)]
-pub(crate) struct At {
-    prefix: String,
-    implicit_backend: Option<&'static str>,
-}
-
-impl At {
-    pub(crate) fn store(name: &str) -> Self {
-        Self {
-            prefix: format!("stores.{name}."),
-            implicit_backend: None,
-        }
-    }
-
-    pub(crate) fn uri(backend: &'static str) -> Self {
-        Self {
-            prefix: String::new(),
-            implicit_backend: Some(backend),
-        }
-    }
-
-    /// The name of `path` (a dotted path inside the store) as the user wrote it.
-    pub(crate) fn key(&self, path: &str) -> String {
-        let path = match self.implicit_backend {
-            Some(b) => match path.strip_prefix(b) {
-                Some("") => "",
-                Some(rest) if rest.starts_with('.') => &rest[1..],
-                _ => path,
-            },
-            None => path,
-        };
-        if path.is_empty() {
-            return self.whole();
-        }
-        format!("{}{path}", self.prefix)
-    }
-
-    /// The store's name in a configuration file (none for a URI).
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) fn store_name(&self) -> Option<&str> {
-        self.prefix
-            .strip_prefix("stores.")
-            .and_then(|p| p.strip_suffix('.'))
-    }
-
-    /// The store itself.
-    pub(crate) fn whole(&self) -> String {
-        match self.prefix.strip_suffix('.') {
-            Some(p) => p.to_owned(),
-            None => "uri".to_owned(),
         }
     }
 }
@@ -386,42 +331,6 @@ impl Config {
             None if self.stores.len() == 1 => self.stores.keys().next().map(String::as_str),
             None => None,
         }
-    }
-
-    /// Builds the store `name` with its layers, metrics going to
-    /// [`MetricsRegistry::global`](crate::MetricsRegistry::global) (use an [`Opener`] to
-    /// choose a registry or to get the cache, breaker and metrics handles).
-    ///
-    /// # Errors
-    ///
-    /// [`Configuration`](kms_core::ErrorKind::Configuration) for an unknown name, an invalid
-    /// or missing option, or a backend or layer whose feature is not compiled in; whatever
-    /// the backend answers when it is reached at build (a Vault login, say).
-    pub async fn open(&self, name: &str) -> Result<std::sync::Arc<dyn KeyStore>> {
-        Opener::new()
-            .open_named(self, name)
-            .await
-            .map(Stack::into_store)
-    }
-
-    /// Builds the [`default_store`](Self::default_store).
-    ///
-    /// # Errors
-    ///
-    /// As [`open`](Self::open); [`Configuration`](kms_core::ErrorKind::Configuration) when
-    /// there is no default.
-    pub async fn open_default(&self) -> Result<std::sync::Arc<dyn KeyStore>> {
-        let name = self.require_default()?;
-        self.open(name).await
-    }
-
-    /// Builds every store, by name.
-    ///
-    /// # Errors
-    ///
-    /// As [`open`](Self::open), for the first store that fails.
-    pub async fn build(&self) -> Result<BTreeMap<String, Stack>> {
-        Opener::new().build(self).await
     }
 
     pub(crate) fn require_default(&self) -> Result<&str> {

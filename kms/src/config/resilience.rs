@@ -6,7 +6,7 @@ use std::time::Duration;
 use kms_core::{CircuitBreakerLayer, Operation, Result, RetryLayer, TimeoutLayer};
 use serde::Deserialize;
 
-use super::At;
+use super::at::At;
 use crate::error::config_error;
 use crate::{duration, scalar};
 

@@ -19,7 +19,7 @@ pub struct ValidateConfig {
 
 impl ValidateConfig {
     /// The layer, validated.
-    pub(crate) fn layer(&self, at: &super::At) -> kms_core::Result<kms_core::ValidateLayer> {
+    pub(crate) fn layer(&self, at: &super::at::At) -> kms_core::Result<kms_core::ValidateLayer> {
         let mut layer = kms_core::ValidateLayer::new();
         if let Some(n) = self.max_value_len {
             if n == 0 {

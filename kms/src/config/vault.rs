@@ -167,10 +167,10 @@ fn paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Erro
     }
 }
 
+#[cfg(feature = "vault")]
+pub(crate) use build::VaultPlan;
 #[cfg(all(feature = "vault", feature = "envelope"))]
 pub(crate) use build::build_client;
-#[cfg(feature = "vault")]
-pub(crate) use build::build_store;
 
 #[cfg(feature = "vault")]
 mod build {
@@ -181,7 +181,7 @@ mod build {
     use secrecy::ExposeSecret;
 
     use super::{VaultAuthMethod, VaultConfig, VaultConnectionConfig, VaultRemoveMode};
-    use crate::config::At;
+    use crate::config::at::At;
     use crate::error::{config_error, while_applying};
 
     /// Builds and logs in a client; `base` is the dotted path of the connection table
@@ -348,78 +348,106 @@ mod build {
         }
     }
 
-    /// Builds the client and the KV store; the client is returned for Vault Transit. The
-    /// store's own options are checked first, so a typo never costs a login.
-    pub(crate) async fn build_store(
-        v: &VaultConfig,
-        at: &At,
-    ) -> Result<(Arc<dyn KeyStore>, VaultClient)> {
-        let version = match v.kv_version {
-            None | Some(2) => KvVersion::V2,
-            Some(1) => KvVersion::V1,
-            Some(other) => {
-                return Err(config_error(
-                    &at.key("vault.kv_version"),
-                    format_args!("invalid value {other}: expected 1 or 2"),
-                ));
-            }
-        };
-        if v.field.as_deref() == Some("") {
-            return Err(config_error(
-                &at.key("vault.field"),
-                "invalid value \"\": expected a field name such as `password`",
-            ));
-        }
-        if let Some(m) = &v.mount
-            && m.trim_matches('/').is_empty()
-        {
-            return Err(config_error(
-                &at.key("vault.mount"),
-                "invalid value \"\": expected a mount path such as `secret`",
-            ));
-        }
-        let prefix = match &v.prefix {
-            Some(p) => {
-                let trimmed = p.trim_end_matches('/');
-                kms_core::KeyName::new(trimmed).map_err(|e| {
-                    config_error(
-                        &at.key("vault.prefix"),
-                        format_args!("invalid prefix {p:?}: {}", e.message()),
-                    )
-                })?;
-                Some(trimmed.to_owned())
-            }
-            None => None,
-        };
-        let remove = match v.remove_mode {
-            Some(VaultRemoveMode::SoftDelete) if version == KvVersion::V1 => {
-                return Err(config_error(
-                    &at.key("vault.remove_mode"),
-                    "`soft_delete` needs KV v2 (`kv_version = 2`)",
-                ));
-            }
-            Some(VaultRemoveMode::SoftDelete) => Some(RemoveMode::SoftDelete),
-            Some(VaultRemoveMode::DestroyAll) => Some(RemoveMode::DestroyAll),
-            None => None,
-        };
+    /// A Vault store's options, its own checked (so a typo never costs a login), and where they
+    /// came from: the client is
+    /// made by [`connect`](Self::connect), the store over it by [`store`](Self::store).
+    pub(crate) struct VaultPlan {
+        at: At,
+        connection: VaultConnectionConfig,
+        version: KvVersion,
+        mount: Option<String>,
+        prefix: Option<String>,
+        remove: Option<RemoveMode>,
+        field: Option<String>,
+    }
 
-        let client = build_client(&v.connection(), at, "vault").await?;
-        let mut builder = VaultStore::builder(client.clone()).kv_version(version);
-        if let Some(m) = &v.mount {
-            builder = builder.mount(m.clone());
+    impl VaultPlan {
+        /// Checks the store's own options.
+        pub(crate) fn new(v: &VaultConfig, at: &At) -> Result<Self> {
+            let version = match v.kv_version {
+                None | Some(2) => KvVersion::V2,
+                Some(1) => KvVersion::V1,
+                Some(other) => {
+                    return Err(config_error(
+                        &at.key("vault.kv_version"),
+                        format_args!("invalid value {other}: expected 1 or 2"),
+                    ));
+                }
+            };
+            if v.field.as_deref() == Some("") {
+                return Err(config_error(
+                    &at.key("vault.field"),
+                    "invalid value \"\": expected a field name such as `password`",
+                ));
+            }
+            if let Some(m) = &v.mount
+                && m.trim_matches('/').is_empty()
+            {
+                return Err(config_error(
+                    &at.key("vault.mount"),
+                    "invalid value \"\": expected a mount path such as `secret`",
+                ));
+            }
+            let prefix = match &v.prefix {
+                Some(p) => {
+                    let trimmed = p.trim_end_matches('/');
+                    kms_core::KeyName::new(trimmed).map_err(|e| {
+                        config_error(
+                            &at.key("vault.prefix"),
+                            format_args!("invalid prefix {p:?}: {}", e.message()),
+                        )
+                    })?;
+                    Some(trimmed.to_owned())
+                }
+                None => None,
+            };
+            let remove = match v.remove_mode {
+                Some(VaultRemoveMode::SoftDelete) if version == KvVersion::V1 => {
+                    return Err(config_error(
+                        &at.key("vault.remove_mode"),
+                        "`soft_delete` needs KV v2 (`kv_version = 2`)",
+                    ));
+                }
+                Some(VaultRemoveMode::SoftDelete) => Some(RemoveMode::SoftDelete),
+                Some(VaultRemoveMode::DestroyAll) => Some(RemoveMode::DestroyAll),
+                None => None,
+            };
+
+            Ok(Self {
+                at: at.clone(),
+                connection: v.connection(),
+                version,
+                mount: v.mount.clone(),
+                prefix,
+                remove,
+                field: v.field.clone(),
+            })
         }
-        if let Some(p) = prefix {
-            builder = builder.prefix(p);
+
+        /// Builds and logs in the client.
+        pub(crate) async fn connect(&self) -> Result<VaultClient> {
+            build_client(&self.connection, &self.at, "vault").await
         }
-        if let Some(mode) = remove {
-            builder = builder.remove_mode(mode);
+
+        /// The KV store over `client`.
+        pub(crate) fn store(&self, client: &VaultClient) -> Result<Arc<dyn KeyStore>> {
+            let mut builder = VaultStore::builder(client.clone()).kv_version(self.version);
+            if let Some(m) = &self.mount {
+                builder = builder.mount(m.clone());
+            }
+            if let Some(p) = &self.prefix {
+                builder = builder.prefix(p.clone());
+            }
+            if let Some(mode) = self.remove {
+                builder = builder.remove_mode(mode);
+            }
+            if let Some(f) = &self.field {
+                builder = builder.field(f.clone());
+            }
+            let store = builder
+                .build()
+                .map_err(|e| while_applying(&self.at.key("vault"), e))?;
+            Ok(Arc::new(store))
         }
-        if let Some(f) = &v.field {
-            builder = builder.field(f.clone());
-        }
-        let store = builder
-            .build()
-            .map_err(|e| while_applying(&at.key("vault"), e))?;
-        Ok((Arc::new(store), client))
     }
 }
