@@ -1,7 +1,7 @@
 //! `metrics`: Prometheus instrumentation: the service-side layer
 //! (`kms_metrics::MetricsLayer`: what callers see) and the backend monitor
 //! (`kms_metrics::BackendMonitor`: backend up, backend latency, health probe, key age, circuit
-//! state). Where each sits: see kms-core's `layers` module.
+//! state). Where each sits: see [`kms_core::layers`](crate::core::layers).
 
 use std::time::Duration;
 

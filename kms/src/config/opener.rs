@@ -95,7 +95,7 @@ impl Opener {
 
     /// Opens the backend, makes what needs it (the instruments are labelled with it, an
     /// envelope provider may share its connection), then stacks the planned layers over it in
-    /// one pass, outermost first (see kms-core's `layers` module for the order and why).
+    /// one pass, outermost first (see [`kms_core::layers`](crate::core::layers) for the order and why).
     async fn assemble(&self, plan: Plan) -> Result<Stack> {
         let backend = plan.backend.open().await?;
         #[cfg(feature = "metrics")]

@@ -7,7 +7,7 @@ use kms_core::{CircuitBreakerHandle, KeyStore};
 
 /// A built store and handles on its layers, made by an [`Opener`](crate::Opener).
 ///
-/// The layers are stacked in one order: see kms-core's `layers` module for the order and why.
+/// The layers are stacked in one order: see [`kms_core::layers`](crate::core::layers) for the order and why.
 pub struct Stack {
     pub(crate) store: Arc<dyn KeyStore>,
     pub(crate) breaker: Option<CircuitBreakerHandle>,
