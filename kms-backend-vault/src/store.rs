@@ -202,17 +202,22 @@ impl VaultStore {
             // Fields hold text: refuse before any I/O.
             with_field(None, field, &value)?;
         }
-        self.ensure_mount().await?;
+        // Every failure until the write request goes out proves nothing was written.
+        self.ensure_mount().await.map_err(Error::not_applied)?;
         let (data, cas) = match &self.field {
             None => (encode(&value), cas),
             Some(field) => {
-                let current = self.read_current(key).await?;
+                let current = self.read_current(key).await.map_err(Error::not_applied)?;
                 // Creating the secret is a check-and-set too (against the metadata's current
                 // version: 0, or a deleted latest version), so another client creating it in
                 // between is a Conflict, not a lost field.
                 let version = match (&current, self.version) {
                     (Some(c), _) => c.version,
-                    (None, KvVersion::V2) => Some(self.metadata_version(key).await?),
+                    (None, KvVersion::V2) => Some(
+                        self.metadata_version(key)
+                            .await
+                            .map_err(Error::not_applied)?,
+                    ),
                     (None, KvVersion::V1) => None,
                 };
                 let data = with_field(current.map(|c| c.data), field, &value)?;
@@ -246,15 +251,27 @@ impl VaultStore {
         started: SystemTime,
     ) -> Result<SecretMeta> {
         let what = format!("store {}", self.data_path(key));
-        let seen = self.read_current_raw(key).await?;
-        if let Some(meta) = landed(seen.as_ref(), &data, started, &what)? {
+        // This attempt writes nothing before `put`: a failure until then proves it.
+        let seen = self
+            .read_current_raw(key)
+            .await
+            .map_err(Error::not_applied)?;
+        if let Some(meta) =
+            landed(seen.as_ref(), &data, started, &what).map_err(Error::not_applied)?
+        {
             return Ok(meta);
         }
         let guard = cas.unwrap_or_else(|| seen.as_ref().map_or(0, |(_, _, v)| *v));
         match self.put(key, data.clone(), Some(guard)).await {
             Err(e) if e.kind() == ErrorKind::Conflict => {
-                let again = self.read_current_raw(key).await?;
-                if let Some(meta) = landed(again.as_ref(), &data, started, &what)? {
+                // The check-and-set write was refused: until the next write, nothing is.
+                let again = self
+                    .read_current_raw(key)
+                    .await
+                    .map_err(Error::not_applied)?;
+                if let Some(meta) =
+                    landed(again.as_ref(), &data, started, &what).map_err(Error::not_applied)?
+                {
                     return Ok(meta);
                 }
                 if again.is_none() && cas.is_none() {
@@ -431,15 +448,16 @@ impl VaultStore {
 
     /// `remove` itself (run through the write order).
     async fn remove_now(&self, key: &KeyName) -> Result<()> {
-        self.ensure_mount().await?;
+        // Every failure until the delete or write request goes out proves nothing changed.
+        self.ensure_mount().await.map_err(Error::not_applied)?;
         let Some(field) = &self.field else {
             return self.remove_secret(key).await;
         };
-        let Some(mut current) = self.read_current(key).await? else {
-            return Err(Error::not_found(key).with_backend(BACKEND));
+        let Some(mut current) = self.read_current(key).await.map_err(Error::not_applied)? else {
+            return Err(Error::not_found(key).with_backend(BACKEND).not_applied());
         };
         if current.data.remove(&**field).is_none() {
-            return Err(Error::not_found(key).with_backend(BACKEND));
+            return Err(Error::not_found(key).with_backend(BACKEND).not_applied());
         }
         if current.data.is_empty() {
             return self.remove_secret(key).await;
@@ -456,7 +474,7 @@ impl VaultStore {
             KvVersion::V1 => {
                 // KV v1 DELETE succeeds on a missing key; read first (any shape: a secret
                 // written by another tool is removed too) so a missing key is NotFound.
-                self.read_raw(key, None).await?;
+                self.read_raw(key, None).await.map_err(Error::not_applied)?;
                 let path = self.data_path(key);
                 self.client
                     .call(Method::DELETE, &path, &[], None, &format!("remove {path}"))
@@ -465,15 +483,17 @@ impl VaultStore {
             KvVersion::V2 => {
                 let meta_path = self.metadata_path(&rel);
                 let what = format!("remove {meta_path}");
+                // Only a read so far: a failure here proves nothing was removed.
                 let meta = self
                     .client
                     .call(Method::GET, &meta_path, &[], None, &what)
                     .await
-                    .map_err(|e| not_found_as(e, key))?
-                    .ok_or_else(|| malformed(&what, "empty answer"))?;
+                    .map_err(|e| not_found_as(e, key))
+                    .and_then(|m| m.ok_or_else(|| malformed(&what, "empty answer")))
+                    .map_err(Error::not_applied)?;
                 let data = meta
                     .get("data")
-                    .ok_or_else(|| malformed(&what, "no data"))?;
+                    .ok_or_else(|| malformed(&what, "no data").not_applied())?;
                 let current = data
                     .get("current_version")
                     .and_then(Value::as_u64)
@@ -496,7 +516,7 @@ impl VaultStore {
                     }
                     RemoveMode::SoftDelete => {
                         if !live {
-                            return Err(Error::not_found(key).with_backend(BACKEND));
+                            return Err(Error::not_found(key).with_backend(BACKEND).not_applied());
                         }
                         let path = self.data_path(key);
                         self.client
