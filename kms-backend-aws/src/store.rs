@@ -426,3 +426,42 @@ impl fmt::Debug for SecretsManagerStore {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taking_the_value_out_keeps_the_marks() {
+        let value = SecretValue::from("hunter2");
+        let refused = Error::new(ErrorKind::Unavailable, "refused hunter2")
+            .with_backend(BACKEND)
+            .not_applied();
+        let clean = without_value(refused, &value);
+        assert_eq!(clean.message(), "refused …");
+        assert!(clean.proves_not_applied(), "{clean:?}");
+        let unsent = Error::new(ErrorKind::Timeout, "hunter2").before_backend();
+        assert!(without_value(unsent, &value).never_reached_backend());
+        let unknown = Error::new(ErrorKind::Unavailable, "lost hunter2");
+        assert!(!without_value(unknown, &value).proves_not_applied());
+    }
+
+    #[test]
+    fn after_a_restore_a_failed_put_proves_nothing() {
+        let refused = Error::new(ErrorKind::Unavailable, "connection refused")
+            .with_backend(BACKEND)
+            .with_code("X")
+            .not_applied();
+        let err = after_restore(refused);
+        assert!(!err.proves_not_applied(), "{err:?}");
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert_eq!(err.message(), "connection refused");
+        assert_eq!(err.code(), Some("X"));
+        assert!(std::error::Error::source(&err).is_some());
+        // A refusal kind says what it says; an unmarked error stays as it is.
+        let denied = Error::new(ErrorKind::PermissionDenied, "no");
+        assert!(after_restore(denied).proves_not_applied());
+        let unknown = Error::new(ErrorKind::Timeout, "slow");
+        assert!(!after_restore(unknown).proves_not_applied());
+    }
+}
