@@ -198,8 +198,11 @@ impl SecretsClient {
     pub(crate) async fn delete(&self, name: &str) -> Result<()> {
         if self.deletion == Deletion::Force {
             // A forced DeleteSecret of a missing secret succeeds silently, so ask first. Only
-            // a read so far: its failure proves nothing was deleted.
-            self.ensure_exists(name).await.map_err(Error::not_applied)?;
+            // a read so far: its failure proves nothing was deleted (a `NotFound` is left
+            // unmarked: the secret is gone, so a value a cache above holds is not right).
+            self.ensure_exists(name)
+                .await
+                .map_err(|e| if e.is_not_found() { e } else { e.not_applied() })?;
         }
         let req = self.sdk.delete_secret().secret_id(name);
         let req = match self.deletion {

@@ -108,6 +108,22 @@ async fn a_failed_describe_before_a_forced_delete_proves_nothing_was_deleted() {
         })
         .count();
     assert_eq!(deletes, 0);
+
+    // A secret that does not exist: NotFound says it is gone, not "nothing changed".
+    let server = MockServer::start().await;
+    op("secretsmanager.DescribeSecret")
+        .respond_with(aws_error(400, "ResourceNotFoundException", "not found"))
+        .mount(&server)
+        .await;
+    let config = common::connection(&server.uri()).load().await.unwrap();
+    let store = SecretsManagerStore::builder(&config)
+        .deletion(Deletion::Force)
+        .unwrap()
+        .build()
+        .unwrap();
+    let err = store.remove(&key()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(!err.proves_not_applied(), "{err:?}");
 }
 
 #[tokio::test]

@@ -170,6 +170,21 @@ async fn a_read_before_the_write_that_fails_proves_nothing_was_written() {
 }
 
 #[tokio::test]
+async fn removing_a_missing_key_is_not_found_without_the_proof() {
+    // NotFound says the key is gone: a value a cache holds for it is not right either.
+    let server = server().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/secret/metadata/app/key"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(errors(&[])))
+        .mount(&server)
+        .await;
+    let store = VaultStore::builder(client(&server).await).build().unwrap();
+    let err = store.remove(&key()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(!err.proves_not_applied(), "{err:?}");
+}
+
+#[tokio::test]
 async fn vault_error_lists_and_multierror_text_are_joined_on_one_line() {
     let err = store_error(
         ResponseTemplate::new(403)
