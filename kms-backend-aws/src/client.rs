@@ -8,6 +8,7 @@
 use std::time::SystemTime;
 
 use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::SdkError;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use aws_sdk_secretsmanager::operation::list_secrets::ListSecretsOutput;
 use aws_sdk_secretsmanager::primitives::{Blob, DateTime};
@@ -16,7 +17,7 @@ use kms_core::{Error, ErrorKind, Result, SecretMeta, SecretValue, StoredSecret};
 
 use crate::BACKEND;
 use crate::deletion::Deletion;
-use crate::error_map::{Call, Mapped, to_error, to_error_and_condition};
+use crate::error_map::{Call, Failure, Mapped, makes_one_attempt, to_error_and_condition};
 use crate::version_stage::VersionStage;
 
 /// Settings of secrets this store creates.
@@ -44,6 +45,8 @@ pub(crate) struct SecretsClient {
     create: CreateOptions,
     deletion: Deletion,
     page_size: i32,
+    /// The SDK client makes one attempt per call (its retries are off).
+    one_attempt: bool,
 }
 
 impl SecretsClient {
@@ -53,12 +56,35 @@ impl SecretsClient {
         deletion: Deletion,
         page_size: i32,
     ) -> Self {
+        let one_attempt = makes_one_attempt(sdk.config().retry_config());
         Self {
             sdk,
             create,
             deletion,
             page_size,
+            one_attempt,
         }
+    }
+
+    /// Maps a failed request of this client (see [`error_map`](crate::error_map)).
+    fn mapped<E, R>(&self, err: SdkError<E, R>, call: Call, what: &str) -> Mapped
+    where
+        Failure: From<SdkError<E, R>>,
+    {
+        to_error_and_condition(
+            Failure::from(err).one_attempt(self.one_attempt),
+            call,
+            BACKEND,
+            what,
+        )
+    }
+
+    /// [`mapped`](Self::mapped), the error alone.
+    fn error<E, R>(&self, err: SdkError<E, R>, call: Call, what: &str) -> Error
+    where
+        Failure: From<SdkError<E, R>>,
+    {
+        self.mapped(err, call, what).error
     }
 
     /// The SDK client.
@@ -94,7 +120,7 @@ impl SecretsClient {
         let out = req
             .send()
             .await
-            .map_err(|e| to_error(e, Call::Read, BACKEND, &what))?;
+            .map_err(|e| self.error(e, Call::Read, &what))?;
         stored(out, &what)
     }
 
@@ -118,7 +144,7 @@ impl SecretsClient {
         let out = req
             .send()
             .await
-            .map_err(|e| to_error_and_condition(e, Call::Write, BACKEND, &what))?;
+            .map_err(|e| self.mapped(e, Call::Write, &what))?;
         Ok(meta(out.version_id, None))
     }
 
@@ -152,7 +178,7 @@ impl SecretsClient {
         let out = req
             .send()
             .await
-            .map_err(|e| to_error_and_condition(e, Call::Create, BACKEND, &what))?;
+            .map_err(|e| self.mapped(e, Call::Create, &what))?;
         Ok(meta(out.version_id, None))
     }
 
@@ -164,15 +190,19 @@ impl SecretsClient {
             .secret_id(name)
             .send()
             .await
-            .map_err(|e| to_error(e, Call::Other, BACKEND, &what))?;
+            .map_err(|e| self.error(e, Call::Other, &what))?;
         Ok(())
     }
 
     /// `DeleteSecret` with the configured recovery window, or forced after a `DescribeSecret`.
     pub(crate) async fn delete(&self, name: &str) -> Result<()> {
         if self.deletion == Deletion::Force {
-            // A forced DeleteSecret of a missing secret succeeds silently, so ask first.
-            self.ensure_exists(name).await?;
+            // A forced DeleteSecret of a missing secret succeeds silently, so ask first. Only
+            // a read so far: its failure proves nothing was deleted (a `NotFound` is left
+            // unmarked: the secret is gone, so a value a cache above holds is not right).
+            self.ensure_exists(name)
+                .await
+                .map_err(|e| if e.is_not_found() { e } else { e.not_applied() })?;
         }
         let req = self.sdk.delete_secret().secret_id(name);
         let req = match self.deletion {
@@ -182,7 +212,7 @@ impl SecretsClient {
         let what = format!("DeleteSecret {name}");
         req.send()
             .await
-            .map_err(|e| to_error(e, Call::Delete, BACKEND, &what))?;
+            .map_err(|e| self.error(e, Call::Delete, &what))?;
         Ok(())
     }
 
@@ -195,7 +225,7 @@ impl SecretsClient {
             .secret_id(name)
             .send()
             .await
-            .map_err(|e| to_error(e, Call::Delete, BACKEND, &what))?;
+            .map_err(|e| self.error(e, Call::Delete, &what))?;
         if out.deleted_date().is_some() {
             return Err(Error::new(
                 ErrorKind::NotFound,
@@ -230,7 +260,7 @@ impl SecretsClient {
         }
         req.send()
             .await
-            .map_err(|e| to_error(e, Call::Other, BACKEND, what))
+            .map_err(|e| self.error(e, Call::Other, what))
     }
 
     /// `ListSecrets` of one entry, the request a health check sends.
@@ -240,7 +270,7 @@ impl SecretsClient {
             .max_results(1)
             .send()
             .await
-            .map_err(|e| to_error(e, Call::Other, BACKEND, "ListSecrets (health)"))?;
+            .map_err(|e| self.error(e, Call::Other, "ListSecrets (health)"))?;
         Ok(())
     }
 }

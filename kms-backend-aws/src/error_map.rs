@@ -9,6 +9,8 @@
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use kms_core::{Error, ErrorKind};
 
+use crate::one_line::one_line;
+
 /// The call that failed, where the same AWS answer means different things.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Call {
@@ -153,6 +155,44 @@ pub(crate) struct Failure {
     /// The SDK's own description of a failure without a service answer (dispatch, timeout,
     /// construction, unparseable response). Never holds request bodies.
     detail: String,
+    /// The request never left this process: it could not be built or signed, or the
+    /// connection it needed could not be made (TCP, DNS, TLS handshake).
+    unsent: bool,
+    /// The SDK made one attempt (its retries are off), so `unsent` speaks for the whole call.
+    one_attempt: bool,
+}
+
+impl Failure {
+    /// Says whether the SDK client that failed makes one attempt per call (its retries are
+    /// off, this crate's default): only then does a request that was not sent prove the call
+    /// changed nothing; with SDK retries, an earlier attempt may have been sent. Without this,
+    /// a failure is taken to come from a client that may retry.
+    pub(crate) fn one_attempt(mut self, one_attempt: bool) -> Self {
+        self.one_attempt = one_attempt;
+        self
+    }
+}
+
+/// Whether a client with `retry` makes one attempt per call (`None`: the SDK's default,
+/// which retries).
+pub(crate) fn makes_one_attempt(retry: Option<&aws_config::retry::RetryConfig>) -> bool {
+    retry.is_some_and(|r| r.max_attempts() <= 1)
+}
+
+/// Whether `err`'s source chain holds hyper-util's connect error: the SDK's HTTP client
+/// failed to connect (TCP, DNS, TLS handshake), so nothing was written to the connection.
+/// A timeout or an I/O failure after connecting is not one.
+fn failed_to_connect(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// Why the credential chain gave no credentials.
@@ -237,12 +277,19 @@ where
             Class::Service => String::new(),
             _ => causes(&err),
         };
+        let unsent = match (&err, class) {
+            (_, Class::Construction | Class::Credentials(_)) => true,
+            (SdkError::DispatchFailure(_), _) => failed_to_connect(&err),
+            _ => false,
+        };
         Self {
             class,
             code,
             message,
             status,
             detail,
+            unsent,
+            one_attempt: false,
         }
     }
 }
@@ -375,6 +422,25 @@ fn needs_an_operator(code: &str) -> bool {
 /// | a credential provider timed out / failed / is misconfigured | `Timeout` / `Unavailable` / `Configuration` |
 /// | the request could not be built (no region, bad input) | `Configuration` |
 /// | anything else | `Backend`, with the AWS error code |
+///
+/// **Failures that prove nothing was applied.** The refusal kinds say so on their own
+/// (`RateLimited` for throttling, `PermissionDenied`, `Unauthenticated`, `Conflict`,
+/// `InvalidInput`, `Configuration` for a request that could not be built). Besides them, a
+/// request that never left this process is marked with [`Error::not_applied`]: the SDK's HTTP
+/// client failed to connect (connection refused, DNS, TLS handshake, a connect timeout:
+/// hyper-util's connect error, which comes before anything is written), or credentials could
+/// not be resolved to sign it. The SDK's own classes do not tell this: its
+/// `DispatchFailure` "MAY have been sent", and its connector calls both a refused connection
+/// and a connection lost after the request went out an I/O error (`is_io`), both a connect
+/// timeout and a read timeout a timeout (`is_timeout`). The mark is given only when the
+/// client makes one attempt per call ([`Failure::one_attempt`]): with the SDK's retries on,
+/// an earlier attempt may have been sent. Everything else leaves the outcome unknown: an SDK
+/// timeout, an I/O failure or read timeout after connecting, an unparseable answer, and a 5xx
+/// (`InternalServiceError`, `ServiceUnavailable`: AWS does not document them as "not
+/// applied").
+///
+/// Messages are one line: no control character of an AWS message or an SDK description
+/// reaches them.
 pub(crate) fn to_error(
     failure: impl Into<Failure>,
     call: Call,
@@ -398,10 +464,12 @@ pub(crate) fn to_error_and_condition(
         message,
         status,
         detail,
+        unsent,
+        one_attempt,
     } = failure.into();
     let (message, detail) = (
-        message.map(|m| cap(&redact_echoed_values(&m))),
-        cap(&redact_echoed_values(&detail)),
+        message.map(|m| cap(&one_line(&redact_echoed_values(&m)))),
+        cap(&one_line(&redact_echoed_values(&detail))),
     );
     let mut condition = None;
     let (kind, text) = match class {
@@ -508,12 +576,18 @@ pub(crate) fn to_error_and_condition(
             (kind, text)
         }
     };
-    let mut error = Error::new(kind, text).with_backend(backend);
-    if let Some(code) = code.or_else(|| status.map(|s| format!("HTTP {s}"))) {
+    let mut error = Error::new(kind, one_line(&text)).with_backend(backend);
+    if let Some(code) = code
+        .map(|c| one_line(&c))
+        .or_else(|| status.map(|s| format!("HTTP {s}")))
+    {
         error = error.with_code(code);
     }
     if error.code().is_some_and(needs_an_operator) {
         error = error.exhausted();
+    }
+    if unsent && one_attempt {
+        error = error.not_applied();
     }
     Mapped { error, condition }
 }
@@ -556,6 +630,8 @@ mod tests {
             message: Some(message.to_owned()),
             status: Some(status),
             detail: String::new(),
+            unsent: false,
+            one_attempt: true,
         }
     }
 
@@ -867,6 +943,8 @@ mod tests {
             message: None,
             status: None,
             detail: "dispatch failure: other: missing signing region".into(),
+            unsent: false,
+            one_attempt: true,
         };
         let err = to_error(failure, Call::Read, BACKEND, "GetSecretValue a");
         assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
@@ -915,5 +993,117 @@ mod tests {
         );
         assert!(err.message().len() < 400, "{}", err.message().len());
         assert_eq!(err.backend(), Some("aws"));
+    }
+
+    fn unanswered(class: Class, detail: &str, unsent: bool, one_attempt: bool) -> Error {
+        to_error(
+            Failure {
+                class,
+                code: None,
+                message: None,
+                status: None,
+                detail: detail.into(),
+                unsent,
+                one_attempt,
+            },
+            Call::Write,
+            BACKEND,
+            "PutSecretValue app/db",
+        )
+    }
+
+    #[test]
+    fn a_request_never_sent_proves_nothing_was_applied_only_after_one_attempt() {
+        let refused = "dispatch failure: io error: client error (Connect): tcp connect error";
+        let err = unanswered(Class::Dispatch { timeout: false }, refused, true, true);
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(err.proves_not_applied(), "{err:?}");
+        assert!(!err.never_reached_backend(), "{err:?}");
+        // A connect timeout: still never sent.
+        let err = unanswered(
+            Class::Dispatch { timeout: true },
+            "connect timeout",
+            true,
+            true,
+        );
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert!(err.proves_not_applied(), "{err:?}");
+        // With SDK retries an earlier attempt may have gone out.
+        let err = unanswered(Class::Dispatch { timeout: false }, refused, true, false);
+        assert!(!err.proves_not_applied(), "{err:?}");
+        // Sent, then lost: unknown.
+        for class in [
+            Class::Dispatch { timeout: false },
+            Class::Dispatch { timeout: true },
+            Class::Timeout,
+            Class::Response,
+        ] {
+            let err = unanswered(
+                class,
+                "connection closed before message completed",
+                false,
+                true,
+            );
+            assert!(!err.proves_not_applied(), "{class:?}: {err:?}");
+        }
+        // Could not be built: a refusal kind on its own.
+        let err = unanswered(Class::Construction, "bad input", true, false);
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(err.proves_not_applied());
+        // No credentials to sign with: never sent.
+        let err = unanswered(
+            Class::Credentials(CredentialsFailure::TimedOut),
+            "the credential provider timed out",
+            true,
+            true,
+        );
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert!(err.proves_not_applied(), "{err:?}");
+    }
+
+    #[test]
+    fn service_answers_prove_what_their_kind_proves() {
+        for (code, status, proves) in [
+            ("ThrottlingException", 400, true),
+            ("AccessDeniedException", 400, true),
+            ("ResourceExistsException", 400, true),
+            ("InvalidParameterException", 400, true),
+            ("InternalServiceError", 500, false),
+            ("ServiceUnavailable", 503, false),
+            ("SomethingNew", 503, false),
+        ] {
+            let err = to_error(
+                service(Some(code), "m", status),
+                Call::Write,
+                BACKEND,
+                "PutSecretValue a",
+            );
+            assert_eq!(err.proves_not_applied(), proves, "{code}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn control_characters_from_aws_or_the_sdk_never_reach_a_message() {
+        let hostile = "bad\r\ninput\t\u{1b}[31m\u{0}\u{7f}\u{85}\u{2028}\u{202E}end";
+        let service_err = to_error(
+            Failure {
+                code: Some("Weird\nCode".into()),
+                ..service(Some("x"), hostile, 400)
+            },
+            Call::Read,
+            BACKEND,
+            "GetSecretValue a",
+        );
+        let sdk_err = unanswered(Class::Response, hostile, false, true);
+        for err in [&service_err, &sdk_err] {
+            let text = err.to_string();
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+            assert!(
+                !text.contains('\u{2028}') && !text.contains('\u{202E}'),
+                "{text:?}"
+            );
+            assert!(text.contains("bad input [31m end"), "{text:?}");
+        }
+        assert_eq!(service_err.code(), Some("Weird Code"));
     }
 }

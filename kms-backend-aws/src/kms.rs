@@ -12,7 +12,7 @@ use kms_core::{
 };
 
 use crate::KMS_PROVIDER;
-use crate::error_map::{Call, Failure, to_error};
+use crate::error_map::{Call, Failure, makes_one_attempt, to_error};
 use crate::runtime;
 
 /// The largest plaintext KMS `Encrypt` takes.
@@ -101,7 +101,15 @@ impl AwsKmsProvider {
     /// Maps a failed KMS `call` of this provider (named with its key in the message).
     fn fail<F: Into<Failure>>(&self, call: &str) -> impl FnOnce(F) -> Error + '_ {
         let what = format!("KMS {call} under {}", self.key_id);
-        move |failure| to_error(failure, Call::Kms, KMS_PROVIDER, &what)
+        let one_attempt = makes_one_attempt(self.client.config().retry_config());
+        move |failure| {
+            to_error(
+                failure.into().one_attempt(one_attempt),
+                Call::Kms,
+                KMS_PROVIDER,
+                &what,
+            )
+        }
     }
 }
 

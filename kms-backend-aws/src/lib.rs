@@ -8,6 +8,7 @@ mod deletion;
 mod error_map;
 mod kms;
 mod namespace;
+mod one_line;
 mod repeat_attempt;
 mod request_token;
 mod runtime;

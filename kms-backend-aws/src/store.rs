@@ -14,6 +14,7 @@ use crate::BACKEND;
 use crate::client::{Pick, SecretsClient, landed};
 use crate::error_map::{Condition, Mapped};
 use crate::namespace::Namespace;
+use crate::one_line::one_line;
 use crate::repeat_attempt::RunningWrites;
 use crate::version_stage::VersionStage;
 use crate::{request_token, runtime};
@@ -153,14 +154,18 @@ impl SecretsManagerStore {
                     }
                     Err(m) if self.restores(&m) => {
                         self.restore(name).await?;
-                        self.put_again(name, value, token).await
+                        self.put_again(name, value, token)
+                            .await
+                            .map_err(after_restore)
                     }
                     Err(m) => Err(m.error),
                 }
             }
             Err(m) if self.restores(&m) => {
                 self.restore(name).await?;
-                self.put_again(name, value, token).await
+                self.put_again(name, value, token)
+                    .await
+                    .map_err(after_restore)
             }
             Err(m) => Err(m.error),
         }
@@ -181,7 +186,8 @@ impl SecretsManagerStore {
 
 /// `err` with every copy of `value`'s text in its message replaced by `…`: a server may
 /// echo the request in its answer in words [`error_map`](crate::error_map) does not know.
-/// The kind, code, backend and exhausted mark are kept.
+/// The kind, code, backend and the exhausted, never-reached-backend and not-applied marks
+/// are kept.
 fn without_value(err: Error, value: &SecretValue) -> Error {
     let Ok(text) = std::str::from_utf8(value.expose_secret()) else {
         return err;
@@ -199,7 +205,33 @@ fn without_value(err: Error, value: &SecretValue) -> Error {
     if err.is_exhausted() {
         clean = clean.exhausted();
     }
+    if err.never_reached_backend() {
+        clean = clean.before_backend();
+    }
+    if err.proves_not_applied() {
+        clean = clean.not_applied();
+    }
     clean
+}
+
+/// `err`, a failure after this write restored the secret (a change), without the mark that
+/// says the write changed nothing. Kind, message, code, backend and the exhausted mark are
+/// kept; `err` itself becomes the source.
+fn after_restore(err: Error) -> Error {
+    let refusal = Error::new(err.kind(), "").proves_not_applied();
+    if refusal || !err.proves_not_applied() {
+        // A refusal kind says so on its own; an unmarked error has nothing to take off.
+        return err;
+    }
+    let mut out =
+        Error::new(err.kind(), err.message()).with_backend(err.backend().unwrap_or(BACKEND));
+    if let Some(code) = err.code() {
+        out = out.with_code(code.to_owned());
+    }
+    if err.is_exhausted() {
+        out = out.exhausted();
+    }
+    out.with_source(err)
 }
 
 /// The error for a write whose task did not finish (the same words as `WriteOrder`'s).
@@ -363,11 +395,13 @@ impl KeyStore for SecretsManagerStore {
     }
 }
 
-/// The first characters of a page token, for an error message (tokens are opaque and long).
+/// The first characters of a page token, for an error message (tokens are opaque and long,
+/// and come from the server: on one line).
 fn shorten(token: &str) -> String {
+    let token = one_line(token);
     match token.char_indices().nth(16) {
         Some((end, _)) => format!("{}…", &token[..end]),
-        None => token.to_owned(),
+        None => token,
     }
 }
 
@@ -390,5 +424,44 @@ impl fmt::Debug for SecretsManagerStore {
             .field("restore_deleted", &self.restore_deleted)
             .field("page_size", &self.client.page_size())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taking_the_value_out_keeps_the_marks() {
+        let value = SecretValue::from("hunter2");
+        let refused = Error::new(ErrorKind::Unavailable, "refused hunter2")
+            .with_backend(BACKEND)
+            .not_applied();
+        let clean = without_value(refused, &value);
+        assert_eq!(clean.message(), "refused …");
+        assert!(clean.proves_not_applied(), "{clean:?}");
+        let unsent = Error::new(ErrorKind::Timeout, "hunter2").before_backend();
+        assert!(without_value(unsent, &value).never_reached_backend());
+        let unknown = Error::new(ErrorKind::Unavailable, "lost hunter2");
+        assert!(!without_value(unknown, &value).proves_not_applied());
+    }
+
+    #[test]
+    fn after_a_restore_a_failed_put_proves_nothing() {
+        let refused = Error::new(ErrorKind::Unavailable, "connection refused")
+            .with_backend(BACKEND)
+            .with_code("X")
+            .not_applied();
+        let err = after_restore(refused);
+        assert!(!err.proves_not_applied(), "{err:?}");
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert_eq!(err.message(), "connection refused");
+        assert_eq!(err.code(), Some("X"));
+        assert!(std::error::Error::source(&err).is_some());
+        // A refusal kind says what it says; an unmarked error stays as it is.
+        let denied = Error::new(ErrorKind::PermissionDenied, "no");
+        assert!(after_restore(denied).proves_not_applied());
+        let unknown = Error::new(ErrorKind::Timeout, "slow");
+        assert!(!after_restore(unknown).proves_not_applied());
     }
 }

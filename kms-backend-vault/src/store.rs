@@ -202,17 +202,20 @@ impl VaultStore {
             // Fields hold text: refuse before any I/O.
             with_field(None, field, &value)?;
         }
-        self.ensure_mount().await?;
+        // Every failure until the write request goes out proves nothing was written.
+        self.ensure_mount().await.map_err(unsent)?;
         let (data, cas) = match &self.field {
             None => (encode(&value), cas),
             Some(field) => {
-                let current = self.read_current(key).await?;
+                let current = self.read_current(key).await.map_err(unsent)?;
                 // Creating the secret is a check-and-set too (against the metadata's current
                 // version: 0, or a deleted latest version), so another client creating it in
                 // between is a Conflict, not a lost field.
                 let version = match (&current, self.version) {
                     (Some(c), _) => c.version,
-                    (None, KvVersion::V2) => Some(self.metadata_version(key).await?),
+                    (None, KvVersion::V2) => {
+                        Some(self.metadata_version(key).await.map_err(unsent)?)
+                    }
                     (None, KvVersion::V1) => None,
                 };
                 let data = with_field(current.map(|c| c.data), field, &value)?;
@@ -246,15 +249,17 @@ impl VaultStore {
         started: SystemTime,
     ) -> Result<SecretMeta> {
         let what = format!("store {}", self.data_path(key));
-        let seen = self.read_current_raw(key).await?;
-        if let Some(meta) = landed(seen.as_ref(), &data, started, &what)? {
+        // This attempt writes nothing before `put`: a failure until then proves it.
+        let seen = self.read_current_raw(key).await.map_err(unsent)?;
+        if let Some(meta) = landed(seen.as_ref(), &data, started, &what).map_err(unsent)? {
             return Ok(meta);
         }
         let guard = cas.unwrap_or_else(|| seen.as_ref().map_or(0, |(_, _, v)| *v));
         match self.put(key, data.clone(), Some(guard)).await {
             Err(e) if e.kind() == ErrorKind::Conflict => {
-                let again = self.read_current_raw(key).await?;
-                if let Some(meta) = landed(again.as_ref(), &data, started, &what)? {
+                // The check-and-set write was refused: until the next write, nothing is.
+                let again = self.read_current_raw(key).await.map_err(unsent)?;
+                if let Some(meta) = landed(again.as_ref(), &data, started, &what).map_err(unsent)? {
                     return Ok(meta);
                 }
                 if again.is_none() && cas.is_none() {
@@ -431,11 +436,12 @@ impl VaultStore {
 
     /// `remove` itself (run through the write order).
     async fn remove_now(&self, key: &KeyName) -> Result<()> {
-        self.ensure_mount().await?;
+        // Every failure until the delete or write request goes out proves nothing changed.
+        self.ensure_mount().await.map_err(unsent)?;
         let Some(field) = &self.field else {
             return self.remove_secret(key).await;
         };
-        let Some(mut current) = self.read_current(key).await? else {
+        let Some(mut current) = self.read_current(key).await.map_err(unsent)? else {
             return Err(Error::not_found(key).with_backend(BACKEND));
         };
         if current.data.remove(&**field).is_none() {
@@ -456,7 +462,7 @@ impl VaultStore {
             KvVersion::V1 => {
                 // KV v1 DELETE succeeds on a missing key; read first (any shape: a secret
                 // written by another tool is removed too) so a missing key is NotFound.
-                self.read_raw(key, None).await?;
+                self.read_raw(key, None).await.map_err(unsent)?;
                 let path = self.data_path(key);
                 self.client
                     .call(Method::DELETE, &path, &[], None, &format!("remove {path}"))
@@ -465,15 +471,17 @@ impl VaultStore {
             KvVersion::V2 => {
                 let meta_path = self.metadata_path(&rel);
                 let what = format!("remove {meta_path}");
+                // Only a read so far: a failure here proves nothing was removed.
                 let meta = self
                     .client
                     .call(Method::GET, &meta_path, &[], None, &what)
                     .await
-                    .map_err(|e| not_found_as(e, key))?
-                    .ok_or_else(|| malformed(&what, "empty answer"))?;
+                    .map_err(|e| not_found_as(e, key))
+                    .and_then(|m| m.ok_or_else(|| malformed(&what, "empty answer")))
+                    .map_err(unsent)?;
                 let data = meta
                     .get("data")
-                    .ok_or_else(|| malformed(&what, "no data"))?;
+                    .ok_or_else(|| unsent(malformed(&what, "no data")))?;
                 let current = data
                     .get("current_version")
                     .and_then(Value::as_u64)
@@ -531,6 +539,13 @@ fn landed(
     let meta = meta_of(meta, what)?;
     let after_start = meta.created_at.is_some_and(|at| at + CLOCK_SKEW >= started);
     Ok(after_start.then_some(meta))
+}
+
+/// `e`, a failure before the write or delete request was sent, marked as proof that nothing
+/// changed ([`Error::not_applied`]); except a `NotFound`, which says the key does not exist, so
+/// a value a cache above still holds for it is not right either.
+fn unsent(e: Error) -> Error {
+    if e.is_not_found() { e } else { e.not_applied() }
 }
 
 fn malformed(what: &str, why: &str) -> Error {

@@ -14,7 +14,7 @@ use super::denial::{Denial, classify_403};
 use super::{Inner, LoginState, VaultClient, Verdict, require_runtime};
 use crate::BACKEND;
 use crate::auth::VaultAuth;
-use crate::error_map::{Failure, to_error};
+use crate::error_map::{Failure, summarize, to_error};
 
 /// Restores the rate-limit timestamp if a forced login is cancelled before it finishes.
 struct ForcedLogin<'a> {
@@ -179,7 +179,7 @@ impl Inner {
             .map_err(|f| match f {
                 Failure::Status { status: 400, errors } => Error::new(
                     ErrorKind::Unauthenticated,
-                    format!("{what}: login rejected: {}", errors.join("; ")),
+                    format!("{what}: login rejected: {}", summarize(&errors)),
                 )
                 .with_backend(BACKEND)
                 .with_code("400"),

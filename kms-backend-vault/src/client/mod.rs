@@ -208,7 +208,8 @@ impl VaultClient {
         what: &str,
     ) -> Result<Option<Value>> {
         if !self.inner.connected.initialized() {
-            self.connect().await?;
+            // The request is sent only once connected: a failed connect changed nothing.
+            self.connect().await.map_err(Error::not_applied)?;
         } else {
             require_runtime("VaultClient")?;
         }
@@ -252,13 +253,15 @@ fn denied(errors: &[String], what: &str) -> Error {
     )
 }
 
-/// `e` with the request it happened in named first.
+/// `e`, a failure to log in again after Vault answered the request with a 403, with the
+/// request named first. Vault refused the request and it was not sent again, so nothing of it
+/// was applied, whatever the login failed with.
 fn prefixed(e: Error, what: &str) -> Error {
     let mut out = Error::new(e.kind(), format!("{what}: {}", e.message())).with_backend(BACKEND);
     if let Some(code) = e.code() {
         out = out.with_code(code.to_owned());
     }
-    out
+    out.not_applied()
 }
 
 impl Inner {
