@@ -9,7 +9,7 @@
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use kms_core::{Error, ErrorKind};
 
-use crate::one_line::one_line;
+use kms_core::one_line;
 
 /// The call that failed, where the same AWS answer means different things.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

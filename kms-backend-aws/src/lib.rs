@@ -8,7 +8,6 @@ mod deletion;
 mod error_map;
 mod kms;
 mod namespace;
-mod one_line;
 mod repeat_attempt;
 mod request_token;
 mod runtime;

@@ -14,10 +14,10 @@ use crate::BACKEND;
 use crate::client::{Pick, SecretsClient, landed};
 use crate::error_map::{Condition, Mapped};
 use crate::namespace::Namespace;
-use crate::one_line::one_line;
 use crate::repeat_attempt::RunningWrites;
 use crate::version_stage::VersionStage;
 use crate::{request_token, runtime};
+use kms_core::one_line;
 
 /// A [`KeyStore`] over AWS Secrets Manager: one secret per key, named `<namespace>/<key>`.
 ///

@@ -9,7 +9,7 @@ use std::error::Error as StdError;
 use kms_core::{Error, ErrorKind};
 
 use crate::BACKEND;
-use crate::one_line::one_line;
+use kms_core::one_line;
 
 /// What an HA standby answers when it has no active node to forward to and has not forwarded
 /// anything yet (OpenBao and Vault's `forwardRequest`, before `ForwardRequest` is called).

@@ -9,7 +9,6 @@ mod encoding;
 mod engine;
 mod error_map;
 mod mount;
-mod one_line;
 mod store;
 mod transit;
 

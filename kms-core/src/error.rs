@@ -145,8 +145,20 @@ pub struct Error {
     code: Option<Box<str>>,
     exhausted: bool,
     unsent: bool,
-    refused: bool,
+    /// What this error proves about the backend's state, beyond its kind.
+    outcome: Outcome,
     source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
+}
+
+/// What a failed call proves about whether it changed the backend, beyond what its kind says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// The kind decides ([`Error::proves_not_applied`]).
+    ByKind,
+    /// The backend refused before applying anything ([`Error::not_applied`]).
+    NotApplied,
+    /// An earlier attempt of the same call may have landed ([`Error::outcome_unknown`]).
+    Unknown,
 }
 
 /// `Result<T, kms_core::Error>`.
@@ -154,15 +166,23 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// An error of `kind` with a human-readable message (which must not contain secrets).
+    ///
+    /// The message is made one line ([`one_line`](crate::one_line)): control characters, line
+    /// separators and bidirectional overrides a server may have put in quoted text become one
+    /// space, so a log line is never split or disguised.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        if message.chars().any(crate::one_line::breaks_a_line) {
+            message = crate::one_line::one_line(&message);
+        }
         Self {
             kind,
-            message: message.into().into_boxed_str(),
+            message: message.into_boxed_str(),
             backend: None,
             code: None,
             exhausted: false,
             unsent: false,
-            refused: false,
+            outcome: Outcome::ByKind,
             source: None,
         }
     }
@@ -240,7 +260,20 @@ impl Error {
     /// written. [`proves_not_applied`](Error::proves_not_applied) returns `true` afterwards.
     #[must_use]
     pub fn not_applied(mut self) -> Self {
-        self.refused = true;
+        if self.outcome == Outcome::ByKind {
+            self.outcome = Outcome::NotApplied;
+        }
+        self
+    }
+
+    /// Marks the outcome of the call as unknown whatever this error's kind says: an earlier
+    /// attempt of the same call failed in a way that may have landed (a timeout, say), so a
+    /// later refusal proves nothing about the call as a whole. The retry layer marks its final
+    /// error this way; [`proves_not_applied`](Error::proves_not_applied) returns `false`
+    /// afterwards.
+    #[must_use]
+    pub fn outcome_unknown(mut self) -> Self {
+        self.outcome = Outcome::Unknown;
         self
     }
 
@@ -255,10 +288,15 @@ impl Error {
     /// - any error a backend marked with [`not_applied`](Error::not_applied).
     ///
     /// Everything else — a timeout, a connection lost after the request was sent, an
-    /// unexplained 5xx, a panic — leaves the outcome unknown: the write may have landed.
+    /// unexplained 5xx, a panic — leaves the outcome unknown: the write may have landed. So
+    /// does any error marked [`outcome_unknown`](Error::outcome_unknown), whatever its kind.
     pub fn proves_not_applied(&self) -> bool {
-        self.refused
-            || self.never_reached_backend()
+        match self.outcome {
+            Outcome::NotApplied => return true,
+            Outcome::Unknown => return false,
+            Outcome::ByKind => {}
+        }
+        self.never_reached_backend()
             || matches!(
                 self.kind,
                 ErrorKind::PermissionDenied
@@ -349,8 +387,14 @@ impl fmt::Debug for Error {
         if self.unsent {
             d.field("never_reached_backend", &true);
         }
-        if self.refused {
-            d.field("not_applied", &true);
+        match self.outcome {
+            Outcome::ByKind => {}
+            Outcome::NotApplied => {
+                d.field("not_applied", &true);
+            }
+            Outcome::Unknown => {
+                d.field("outcome_unknown", &true);
+            }
         }
         if let Some(source) = &self.source {
             d.field("source", &format_args!("{source}"));
@@ -398,6 +442,18 @@ mod tests {
         let sealed = Error::new(ErrorKind::Unavailable, "sealed").not_applied();
         assert!(!sealed.never_reached_backend());
         assert!(format!("{sealed:?}").contains("not_applied"));
+        // After an attempt that may have landed, no later refusal proves anything.
+        assert!(!sealed.clone().outcome_unknown().proves_not_applied());
+        let denied = Error::new(ErrorKind::PermissionDenied, "x").outcome_unknown();
+        assert!(!denied.proves_not_applied());
+        assert!(!denied.not_applied().proves_not_applied());
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        let e = Error::new(ErrorKind::Backend, "1 error occurred:\n\t* denied\n\n");
+        assert_eq!(e.message(), "1 error occurred: * denied");
+        assert_eq!(Error::new(ErrorKind::Backend, "plain").message(), "plain");
     }
     use super::*;
 

@@ -7,6 +7,7 @@ mod error;
 mod json_field;
 mod key_name;
 mod memory;
+mod one_line;
 mod secret;
 mod store;
 
@@ -41,6 +42,7 @@ pub use layers::retry::{Backoff, Retry, RetryLayer};
 pub use layers::timeout::{Timeout, TimeoutLayer};
 pub use layers::validate::{Validate, ValidateLayer};
 pub use memory::{DEFAULT_MAX_VERSIONS, MemoryStore, MemoryStoreBuilder};
+pub use one_line::one_line;
 pub use secret::{SecretMeta, SecretValue, StoredSecret};
 pub use store::{
     Capabilities, DEFAULT_MAX_VALUE_LEN, KeyStore, KeyStoreExt, Operation, check_value_len,

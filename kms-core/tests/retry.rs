@@ -253,3 +253,24 @@ async fn the_budget_counts_from_the_first_failure() {
     assert_eq!(faults.calls(Operation::Get), 3);
     assert_eq!(started.elapsed(), Duration::from_millis(3300));
 }
+
+/// A refusal proves a write changed nothing only if every attempt of the call was refused: after
+/// an attempt that timed out (and may have landed), the final error says the outcome is unknown.
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_an_attempt_that_may_have_landed_proves_nothing() {
+    let (store, faults) = retry_over_faults(RetryLayer::new());
+    faults.fail_next(Operation::Store, 1, ErrorKind::Timeout);
+    faults.fail_next(Operation::Store, 10, ErrorKind::RateLimited);
+    let err = store.put("app/k", "v").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited);
+    assert!(!err.proves_not_applied(), "{err:?}");
+
+    faults.clear();
+    faults.fail_next(Operation::Store, 10, ErrorKind::RateLimited);
+    let err = store.put("app/k", "v").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited);
+    assert!(
+        err.proves_not_applied(),
+        "every attempt was refused: {err:?}"
+    );
+}

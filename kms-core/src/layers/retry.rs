@@ -285,16 +285,27 @@ impl<S: KeyStore> Retry<S> {
         }
         let call = CallContext::current_or_new();
         let context = &call.clone();
+        // Whether an attempt failed in a way that may have landed: then a later refusal
+        // proves nothing about the call as a whole.
+        let maybe_landed = &AtomicBool::new(false);
         let counted = move || {
             context.begin_attempt();
             let fut = attempt();
             async move {
                 let result = fut.await;
-                context.end_attempt(result.as_ref().err().map(Error::kind));
+                if let Err(e) = &result {
+                    context.end_attempt(Some(e.kind()));
+                    if !e.proves_not_applied() {
+                        maybe_landed.store(true, Ordering::Relaxed);
+                    }
+                }
                 result
             }
         };
-        call.scope(self.attempts(enabled, counted)).await
+        match call.scope(self.attempts(enabled, counted)).await {
+            Err(e) if maybe_landed.load(Ordering::Relaxed) => Err(e.outcome_unknown()),
+            other => other,
+        }
     }
 
     async fn attempts<T, Fut>(&self, enabled: bool, mut attempt: impl FnMut() -> Fut) -> Result<T>

@@ -1,14 +1,16 @@
-//! Text a server sent, made fit for one log line before it goes into an error message.
+//! Text from outside this library, made fit for one log line before it goes into an error
+//! message. [`Error::new`](crate::Error::new) applies it to every message, so no error of any
+//! store carries a line break, whatever a server sent.
 //!
-//! Vault's answers hold text this crate does not control (error strings, a proxy's page, a
-//! malicious server's body). An error message is logged as one line, so none of it may carry
-//! a line break or anything else that splits or disguises a log line.
+//! Backends quote text they do not control (a service message, an emulator's or a proxy's
+//! answer, a malicious endpoint's body). An error message is logged as one line, so none of it
+//! may carry a line break or anything else that splits or disguises a log line.
 
 /// `text` with every run of characters that could break or disguise a log line replaced by
 /// one space, and the ends trimmed: C0 and C1 control characters (`\n`, `\r`, `\t`, ESC …),
 /// DEL, the Unicode line and paragraph separators, and the bidirectional formatting
 /// characters that can make a line read differently from what it holds.
-pub(crate) fn one_line(text: &str) -> String {
+pub fn one_line(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut gap = false;
     for c in text.chars() {
@@ -26,7 +28,7 @@ pub(crate) fn one_line(text: &str) -> String {
 }
 
 /// Whether `c` may split a log line or disguise what it says.
-fn breaks_a_line(c: char) -> bool {
+pub(crate) fn breaks_a_line(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
