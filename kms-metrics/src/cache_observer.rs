@@ -75,20 +75,20 @@ impl KmsMetrics {
 }
 
 /// Feeds the `<p>_key_cache_*` families of one store.
-pub(crate) struct CacheMetrics {
-    pub backend: &'static str,
-    pub store: Arc<str>,
-    pub hits: Counter,
-    pub misses: Counter,
-    pub stale_serves: Counter,
-    pub loads: Counter,
-    pub load_failures: Counter,
+struct CacheMetrics {
+    backend: &'static str,
+    store: Arc<str>,
+    hits: Counter,
+    misses: Counter,
+    stale_serves: Counter,
+    loads: Counter,
+    load_failures: Counter,
     /// Indexed like `EVICTION_CAUSES`: expired, size, explicit.
-    pub evictions: [Counter; 3],
-    pub size: Gauge,
+    evictions: [Counter; 3],
+    size: Gauge,
     /// Whether the cache is serving stale entries now (between the first stale serve and the
     /// next successful load): one warning per outage, not one per read.
-    pub serving_stale: AtomicBool,
+    serving_stale: AtomicBool,
 }
 
 impl CacheObserver for CacheMetrics {

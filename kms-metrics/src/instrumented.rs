@@ -26,7 +26,7 @@ use crate::store_name::{StoreName, store_label};
 
 /// One store's pre-resolved service-side series: the hot path increments atomics, never
 /// looks up labels.
-pub(crate) struct BackendMetrics {
+struct BackendMetrics {
     backend: &'static str,
     store: Arc<str>,
     /// Indexed by [`op_index`].

@@ -1,10 +1,13 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
-// Leaves: vocabulary and helpers every decorator shares.
+// Leaves: vocabulary, tools and reports that import no other file of this crate but leaves.
 mod audit;
 mod buckets;
 mod clock;
+pub mod exposition;
+mod failure_analysis;
+mod health;
 mod histogram;
 mod key_age;
 mod labels;
@@ -15,9 +18,8 @@ mod span;
 mod status;
 mod store_name;
 
-// The registry's families and the per-store series resolved from them.
+// The registry's families, and the series each decorator resolves from them.
 mod families;
-mod health;
 mod series;
 
 // The decorators, each beside its layer and the `KmsMetrics` factory that makes it.
@@ -27,9 +29,6 @@ mod metrics_layer;
 mod monitor;
 mod monitored;
 mod provider;
-
-pub mod exposition;
-mod failure_analysis;
 
 pub use audit::AUDIT_TARGET;
 pub use buckets::DURATION_BUCKETS;
