@@ -14,21 +14,81 @@ use kms_cache::{CacheObserver, EvictionCause};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
+use crate::families::KmsMetrics;
+use crate::labels::{BackendLabels, EvictionLabels, LoadLabels};
+use crate::store_name::{StoreName, store_label};
+
+/// The causes with their own `<p>_key_cache_evictions_total` series, in the order of
+/// [`CacheMetrics::evictions`].
+const EVICTION_CAUSES: [EvictionCause; 3] = [
+    EvictionCause::Expired,
+    EvictionCause::Size,
+    EvictionCause::Explicit,
+];
+
+impl KmsMetrics {
+    /// A [`CacheObserver`] feeding the `<p>_key_cache_*` families for `backend` (store label =
+    /// the backend label): pass it to `kms_cache::CacheLayer::observer`.
+    pub fn cache_observer(&self, backend: &'static str) -> Arc<dyn CacheObserver> {
+        self.cache_observer_for(backend, None)
+    }
+
+    /// [`cache_observer`](Self::cache_observer) for the store named `store`.
+    pub fn cache_observer_for(
+        &self,
+        backend: &'static str,
+        store: Option<&StoreName>,
+    ) -> Arc<dyn CacheObserver> {
+        let store = store_label(store, backend);
+        let b = BackendLabels {
+            backend,
+            store: store.clone(),
+        };
+        let f = &self.families;
+        let load = |status| {
+            f.cache_loads.get_or_create_owned(&LoadLabels {
+                backend,
+                store: store.clone(),
+                status,
+            })
+        };
+        f.health.set_cached(backend, &store);
+        Arc::new(CacheMetrics {
+            backend,
+            store: store.clone(),
+            hits: f.cache_hits.get_or_create_owned(&b),
+            misses: f.cache_misses.get_or_create_owned(&b),
+            stale_serves: f.cache_stale_serves.get_or_create_owned(&b),
+            loads: load("success"),
+            load_failures: load("failure"),
+            evictions: EVICTION_CAUSES.map(|cause| {
+                f.cache_evictions.get_or_create_owned(&EvictionLabels {
+                    backend,
+                    store: store.clone(),
+                    cause: cause.as_str(),
+                })
+            }),
+            size: f.cache_size.get_or_create_owned(&b),
+            serving_stale: Default::default(),
+        })
+    }
+}
+
 /// Feeds the `<p>_key_cache_*` families of one store.
-pub(crate) struct CacheMetrics {
-    pub backend: &'static str,
-    pub store: Arc<str>,
-    pub hits: Counter,
-    pub misses: Counter,
-    pub stale_serves: Counter,
-    pub loads: Counter,
-    pub load_failures: Counter,
+struct CacheMetrics {
+    backend: &'static str,
+    store: Arc<str>,
+    hits: Counter,
+    misses: Counter,
+    stale_serves: Counter,
+    loads: Counter,
+    load_failures: Counter,
     /// Indexed like `EVICTION_CAUSES`: expired, size, explicit.
-    pub evictions: [Counter; 3],
-    pub size: Gauge,
+    evictions: [Counter; 3],
+    size: Gauge,
     /// Whether the cache is serving stale entries now (between the first stale serve and the
     /// next successful load): one warning per outage, not one per read.
-    pub serving_stale: AtomicBool,
+    serving_stale: AtomicBool,
 }
 
 impl CacheObserver for CacheMetrics {

@@ -1,8 +1,9 @@
-//! [`FailureRecorder`]: an in-process, bounded record of operations that answers seed 000's
-//! failure-summary questions for any timeframe: counts and average duration per operation and
-//! status, failure rate per operation in percent, top failures by operation and reason, and
-//! problematic keys (at least 5 decrypts, at least 10 % of them failed). Key names appear in
-//! the summary (it is a report, not a metric label); values never do.
+//! [`FailureRecorder`]: an in-process, bounded record of operations that answers the
+//! questions of the encryption metrics summary report for any timeframe: counts and average
+//! duration per operation and status, failure rate per operation in percent, top failures by
+//! operation and reason, and problematic keys (at least 5 decrypts, at least 10 % of them
+//! failed). Key names appear in the summary (it is a report, not a metric label); values
+//! never do.
 //!
 //! # Not in the way of key operations
 //!
@@ -41,13 +42,14 @@ pub struct FailureRecorderConfig {
     /// Records waiting between two summaries before recording moves them itself (default
     /// 8,192).
     pub queue: usize,
-    /// A key is problematic with at least this many operations … (default 5, seed 000)
+    /// A key is problematic with at least this many operations … (default 5, as the report)
     pub min_operations: u64,
-    /// … of which at least this percentage failed (default 10, seed 000).
+    /// … of which at least this percentage failed (default 10, as the report).
     pub failure_rate_threshold_percent: f64,
-    /// The operations problematic keys are judged on (default `["decrypt"]`, seed 000).
+    /// The operations problematic keys are judged on (default `["decrypt"]`, as the
+    /// report).
     pub problematic_operations: Vec<&'static str>,
-    /// How many top failures a summary lists (default 10, seed 000).
+    /// How many top failures a summary lists (default 10, as the report).
     pub top_failures: usize,
 }
 
@@ -125,7 +127,8 @@ pub struct FailureRecorder {
     shared: Arc<Shared>,
 }
 
-/// Count and average duration of one operation with one status (seed 000's `metrics` rows).
+/// Count and average duration of one operation with one status (the summary report's
+/// `metrics` rows).
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct OperationStatusSummary {
     /// `get`, `store`, `remove`, `list`, `encrypt`, `decrypt`, `generate_data_key`.
@@ -138,7 +141,7 @@ pub struct OperationStatusSummary {
     pub avg_duration: f64,
 }
 
-/// The failure rate of one operation (seed 000's `failureRates` rows).
+/// The failure rate of one operation (the summary report's `failureRates` rows).
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct FailureRate {
     /// The operation.
@@ -148,20 +151,21 @@ pub struct FailureRate {
     pub failure_rate: f64,
 }
 
-/// One (operation, reason) pair of failures and how often it happened (seed 000's
-/// `topFailures` rows).
+/// One (operation, reason) pair of failures and how often it happened (the summary
+/// report's `topFailures` rows).
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct FailureReason {
     /// The operation.
     pub operation: &'static str,
     /// The error kind label (`timeout`, `permission_denied`, ...): bounded and never secret,
-    /// where seed 000 stores free-form messages.
+    /// where an SQL-backed report stores free-form messages.
     pub reason: &'static str,
     /// How many failures.
     pub count: u64,
 }
 
-/// A key with enough operations and a high failure rate (seed 000's `findProblematicKeys`).
+/// A key with enough operations and a high failure rate (the summary report's
+/// `findProblematicKeys`).
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ProblematicKey {
     /// The key name (or key id).
@@ -172,7 +176,7 @@ pub struct ProblematicKey {
     pub total_operations: u64,
 }
 
-/// Seed 000's failure summary over a timeframe, serialisable to its JSON.
+/// The encryption metrics summary over a timeframe, serialisable to the report's JSON.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct FailureSummary {
@@ -239,7 +243,7 @@ impl FailureRecorder {
     }
 
     /// Records one encrypt, decrypt or data-key generation, with the id of the key it used
-    /// (seed 000 records these with a `keyId`).
+    /// (the summary report records these with a `keyId`).
     pub fn record_crypto(
         &self,
         operation: CryptoOperation,

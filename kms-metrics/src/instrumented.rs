@@ -1,94 +1,56 @@
-//! [`Instrumented`]: the decorator that measures every operation, and [`MetricsLayer`].
+//! [`Instrumented`]: the service-side decorator that measures every operation. Its layer is
+//! [`MetricsLayer`](crate::MetricsLayer); where it goes in the stack is written once, in
+//! [`kms_core::layers`].
 
 use std::fmt;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use kms_core::{
-    Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Layer, Operation, Result,
-    SecretMeta, SecretValue, StoredSecret,
+    Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Operation, Result, SecretMeta,
+    SecretValue, StoredSecret,
 };
-use tracing::Instrument;
 use tracing::field::Empty;
 
+use crate::audit::{AUDIT_TARGET, unix_millis};
 use crate::clock::LatencyClock;
 use crate::failure_analysis::FailureRecorder;
-use crate::families::{BackendMetrics, KmsMetrics, op_index};
+use crate::families::{Families, KmsMetrics};
+use crate::operations::{OPERATIONS, op_index};
+use crate::series::OpSeries;
+use crate::span::record_span;
 use crate::status::Status;
-use crate::store_name::StoreName;
+use crate::store_name::{StoreName, store_label};
 
-/// The tracing target of audit events.
-pub const AUDIT_TARGET: &str = "kms::audit";
-
-/// Configuration of the service-side instrumentation decorator; a [`Layer`]. Get one from
-/// [`KmsMetrics::layer`] and put it outermost. What the backend itself does (`backend_up`,
-/// backend latency, the health probe, key age) is the [`BackendMonitor`](crate::BackendMonitor)'s.
-#[derive(Clone, Debug)]
-pub struct MetricsLayer {
-    metrics: KmsMetrics,
-    store: Option<StoreName>,
-    audit: bool,
-    recorder: Option<FailureRecorder>,
+/// One store's pre-resolved service-side series: the hot path increments atomics, never
+/// looks up labels.
+struct BackendMetrics {
+    backend: &'static str,
+    store: Arc<str>,
+    /// Indexed by [`op_index`].
+    ops: [OpSeries; 4],
+    families: Arc<Families>,
 }
 
-impl MetricsLayer {
-    pub(crate) fn new(metrics: KmsMetrics) -> Self {
+impl BackendMetrics {
+    /// Resolves the series of the store `backend` named `store` (unnamed: the backend label).
+    fn resolve(metrics: &KmsMetrics, backend: &'static str, store: Option<&StoreName>) -> Self {
+        let store = store_label(store, backend);
+        let families = metrics.families.clone();
         Self {
-            metrics,
-            store: None,
-            audit: true,
-            recorder: None,
+            backend,
+            ops: OPERATIONS.map(|o| OpSeries::resolve(&families, o.as_str(), backend, &store)),
+            store,
+            families,
         }
     }
 
-    /// The `store` label (default: the backend label); see [`StoreName`].
-    #[must_use]
-    pub fn store(mut self, name: StoreName) -> Self {
-        self.store = Some(name);
-        self
-    }
-
-    /// Has no effect; kept so that existing callers build. This layer used to probe the store
-    /// below it, which is the cache and the breaker, not the backend: the probe now belongs to
-    /// [`BackendMonitor::probe_interval`](crate::BackendMonitor::probe_interval).
-    #[must_use]
-    pub fn health_probe(self, interval: Option<Duration>) -> Self {
-        let _ = interval;
-        self
-    }
-
-    /// Whether to emit audit events on target [`AUDIT_TARGET`] (default on).
-    #[must_use]
-    pub fn audit(mut self, on: bool) -> Self {
-        self.audit = on;
-        self
-    }
-
-    /// Also record every operation in `recorder` (failure analysis). Off by default.
-    #[must_use]
-    pub fn failure_recorder(mut self, recorder: FailureRecorder) -> Self {
-        self.recorder = Some(recorder);
-        self
-    }
-
-    /// Wraps `inner` directly.
-    pub fn wrap<S: KeyStore>(&self, inner: S) -> Instrumented<S> {
-        let m = self.metrics.backend(inner.backend(), self.store.as_ref());
-        Instrumented {
-            inner,
-            m,
-            audit: self.audit,
-            recorder: self.recorder.clone(),
-            clock: LatencyClock::new(),
-        }
-    }
-}
-
-impl Layer for MetricsLayer {
-    fn layer(&self, inner: Arc<dyn KeyStore>) -> Arc<dyn KeyStore> {
-        Arc::new(self.wrap(inner))
+    /// Counts a failure by kind (the failure path may look up its label set).
+    fn error(&self, op: Operation, kind: ErrorKind) {
+        self.families
+            .count_error(op.as_str(), self.backend, &self.store, kind);
     }
 }
 
@@ -109,41 +71,23 @@ pub struct Instrumented<S> {
     clock: LatencyClock,
 }
 
-pub(crate) fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Fills the outcome fields of an enabled span.
-pub(crate) fn record_span(span: &tracing::Span, error: Option<ErrorKind>, nanos: u64) {
-    span.record("outcome", Status::of(error).as_str());
-    span.record("latency_us", nanos / 1_000);
-    if let Some(kind) = error {
-        span.record("error_kind", kind.as_str());
-    }
-}
-
-/// Runs `fut` between two clock reads, inside `span` only when a subscriber wants the span
-/// (a disabled span is neither cloned nor entered on every poll). Returns the result, the
-/// latency in nanoseconds, the raw end reading and the span if enabled.
-pub(crate) async fn timed<T>(
-    clock: &LatencyClock,
-    span: tracing::Span,
-    fut: impl Future<Output = T>,
-) -> (T, u64, u64, Option<tracing::Span>) {
-    if span.is_disabled() {
-        let start = clock.raw();
-        let result = fut.await;
-        let end = clock.raw();
-        (result, clock.nanos_between(start, end), end, None)
-    } else {
-        let start = clock.raw();
-        let mut fut = pin!(fut.instrument(span));
-        let result = fut.as_mut().await;
-        let end = clock.raw();
-        let span = fut.span().clone();
-        (result, clock.nanos_between(start, end), end, Some(span))
+impl<S: KeyStore> Instrumented<S> {
+    /// Wraps `inner`, resolving its series in `metrics` under the `store` label `store`
+    /// (unnamed: the backend label); see [`MetricsLayer`](crate::MetricsLayer) for the rest.
+    pub(crate) fn new(
+        inner: S,
+        metrics: &KmsMetrics,
+        store: Option<&StoreName>,
+        audit: bool,
+        recorder: Option<FailureRecorder>,
+    ) -> Self {
+        Self {
+            m: BackendMetrics::resolve(metrics, inner.backend(), store),
+            inner,
+            audit,
+            recorder,
+            clock: LatencyClock::new(),
+        }
     }
 }
 
@@ -191,6 +135,33 @@ impl<S: KeyStore> Instrumented<S> {
         if let Some(recorder) = &self.recorder {
             recorder.record(op, key, error, Duration::from_nanos(nanos));
         }
+    }
+
+    /// Asks the inner store for an answer at once (a cache hit), inside `span` when a
+    /// subscriber wants it, and records an answer as a `get` timed from the raw reading
+    /// `start`: `get`'s hit path and `get_now`.
+    #[inline(always)]
+    fn answer_now(
+        &self,
+        key: &KeyName,
+        span: &tracing::Span,
+        start: u64,
+    ) -> Option<Result<StoredSecret>> {
+        let enabled = !span.is_disabled();
+        let result = if enabled {
+            span.in_scope(|| self.inner.get_now(key))
+        } else {
+            self.inner.get_now(key)
+        }?;
+        let end = self.clock.raw();
+        self.record(
+            Operation::Get,
+            Some(key),
+            &result,
+            self.clock.nanos_between(start, end),
+            enabled.then_some(span),
+        );
+        Some(result)
     }
 
     #[inline(never)]
@@ -350,6 +321,7 @@ impl<S, T> Drop for Measured<'_, S, T> {
 // The data methods are written in the form `#[async_trait]` expands to, returning a boxed
 // `Measured`: one allocation per call, the same as an `async fn` under `#[async_trait]`, and
 // nothing else.
+#[deny(clippy::missing_trait_methods)]
 impl<S: KeyStore> KeyStore for Instrumented<S> {
     fn backend(&self) -> &'static str {
         self.inner.backend()
@@ -370,21 +342,7 @@ impl<S: KeyStore> KeyStore for Instrumented<S> {
         // here, synchronously, and handed back in a ready future, with no second boxed future
         // and no poll machinery.
         let start = self.clock.raw();
-        let now = if span.is_disabled() {
-            self.inner.get_now(key)
-        } else {
-            span.in_scope(|| self.inner.get_now(key))
-        };
-        if let Some(result) = now {
-            let end = self.clock.raw();
-            let span = (!span.is_disabled()).then_some(span);
-            self.record(
-                Operation::Get,
-                Some(key),
-                &result,
-                self.clock.nanos_between(start, end),
-                span.as_ref(),
-            );
+        if let Some(result) = self.answer_now(key, &span, start) {
             return Box::pin(std::future::ready(result));
         }
         Box::pin(Measured::started(
@@ -395,6 +353,16 @@ impl<S: KeyStore> KeyStore for Instrumented<S> {
             start,
             || self.inner.get(key),
         ))
+    }
+
+    fn get_now(&self, key: &KeyName) -> Option<Result<StoredSecret>> {
+        // Forwarded, and an answer counted exactly as the `get` it stands for (the hit path of
+        // `get` above: same counters, latency, span and audit; never in flight). Without an
+        // answer nothing is counted, but the `kms.get` span made for the inner call (so that a
+        // cache can record its `cache` field) closes empty: the caller's `get` opens its own.
+        let span = span_for!("kms.get", self, "get", cache);
+        let start = self.clock.raw();
+        self.answer_now(key, &span, start)
     }
 
     fn get_version<'s, 'k, 'v, 'f>(

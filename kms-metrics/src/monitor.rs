@@ -1,16 +1,13 @@
 //! [`BackendMonitor`]: what the backend itself does, measured below the cache and beside the
-//! circuit breaker.
+//! circuit breaker; the layer of the [`Monitored`] decorator, and
+//! [`KmsMetrics::backend_monitor`], which makes it.
 //!
 //! The service-side decorator ([`MetricsLayer`](crate::MetricsLayer)) sees what callers see:
 //! cache hits, stale serves, an open circuit's instant refusals. None of those say whether the
-//! backend answers. The monitor sits right above the timeout layer (below retry and breaker),
-//! so every call it sees is an attempt that reached the backend, and it probes the backend
-//! itself on an interval, not through the cache or the breaker:
-//!
-//! ```text
-//! metrics → cache → breaker → retry → BackendMonitor → timeout → backend
-//!                                          └── probe: backend.health() every 15 s
-//! ```
+//! backend answers. The monitor sits below retry (its position and why:
+//! [`kms_core::layers`]), so every call it sees is an attempt that reached the backend, and
+//! it probes the backend itself (`health()` every 15 s by default), not through the cache or
+//! the breaker.
 //!
 //! It feeds, per `{backend, store}`:
 //!
@@ -25,25 +22,31 @@
 //! - `<p>_key_age_seconds`: the age of the oldest current key version (see `key_age.rs`).
 //! - the health report's entry: up, probe latency, last error kind and message (cleared when
 //!   the backend answers again), circuit state;
-//! - with [`retry`](BackendMonitor::retry) (the monitor then holds the retry layer instead of
-//!   a separate one above it), `<p>_key_backend_retries_total` and a `DEBUG` event per retry.
+//! - `<p>_key_backend_retries_total{operation,kind}` and a `DEBUG` event on target
+//!   `kms::retry` per retry: kms-core's [`RetryLayer`](kms_core::RetryLayer) above counts each
+//!   attempt in the call's [`CallContext`](kms_core::CallContext), and an attempt after the
+//!   first is a retry of the previous attempt's error. The retry layer needs no hook and the
+//!   monitor does not hold it; calls that do not come through a retry layer (the health
+//!   probe, a stack without one) are never retries.
 
 use std::fmt;
-use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
-use kms_core::{
-    Capabilities, CircuitBreakerHandle, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Layer,
-    Operation, Result, Retry, RetryLayer, SecretMeta, SecretValue, StoredSecret, async_trait,
-};
+use kms_core::{CircuitBreakerHandle, KeyStore, Layer};
 
-use crate::clock::LatencyClock;
-use crate::families::{BackendSide, KmsMetrics, op_index};
-use crate::health::HealthBoard;
+use crate::families::KmsMetrics;
 use crate::key_age::{DEFAULT_MAX_KEYS, DEFAULT_WINDOW};
-use crate::retries::{Retries, end_attempt, start_attempt};
-use crate::status::Status;
+use crate::monitored::Monitored;
 use crate::store_name::StoreName;
+
+impl KmsMetrics {
+    /// A [`BackendMonitor`]: the backend-side instrumentation and health probe (just above the
+    /// timeout layer, below retry).
+    pub fn backend_monitor(&self) -> BackendMonitor {
+        BackendMonitor::new(self.clone())
+    }
+}
 
 /// Default probe interval.
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(15);
@@ -51,7 +54,8 @@ pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(15);
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The backend-side instrumentation and health probe; a [`Layer`]. Get one from
-/// [`KmsMetrics::backend_monitor`] and put it just above the timeout layer:
+/// [`KmsMetrics::backend_monitor`] and put it below the retry layer, just above the timeout
+/// layer (why: [`kms_core::layers`]):
 ///
 /// ```
 /// use std::time::Duration;
@@ -90,11 +94,10 @@ pub struct BackendMonitor {
     breaker: Option<CircuitBreakerHandle>,
     key_age_window: Duration,
     max_tracked_keys: usize,
-    retry: Option<RetryLayer>,
 }
 
 impl BackendMonitor {
-    pub(crate) fn new(metrics: KmsMetrics) -> Self {
+    fn new(metrics: KmsMetrics) -> Self {
         Self {
             metrics,
             store: None,
@@ -103,17 +106,7 @@ impl BackendMonitor {
             breaker: None,
             key_age_window: DEFAULT_WINDOW,
             max_tracked_keys: DEFAULT_MAX_KEYS,
-            retry: None,
         }
-    }
-
-    /// Puts `retry` inside this layer so every retry it makes is counted: the layer then
-    /// builds `Retries(Retry(Monitored(…)))` (see [`Retries`](crate::Retries)), and replaces a
-    /// separate `RetryLayer` in the stack.
-    #[must_use]
-    pub fn retry(mut self, retry: RetryLayer) -> Self {
-        self.retry = Some(retry);
-        self
     }
 
     /// The `store` label (default: the backend label). Give every store of one backend type
@@ -166,9 +159,14 @@ impl BackendMonitor {
     /// Wraps `inner` and starts the probe (if on, and a tokio runtime is running).
     pub fn wrap(&self, inner: Arc<dyn KeyStore>) -> Arc<Monitored> {
         let backend = inner.backend();
-        let side = self.metrics.backend_side(backend, self.store.as_ref());
-        side.key_age
-            .configure(self.key_age_window, self.max_tracked_keys);
+        let monitored = Arc::new(Monitored::new(
+            inner,
+            &self.metrics,
+            self.store.as_ref(),
+            self.probe_timeout,
+            self.key_age_window,
+            self.max_tracked_keys,
+        ));
         if let Some(handle) = &self.breaker {
             let record = self
                 .metrics
@@ -176,17 +174,8 @@ impl BackendMonitor {
             record(handle.state());
             handle.on_state_change(record);
         }
-        let monitored = Arc::new(Monitored {
-            inner,
-            metrics: self.metrics.clone(),
-            store_name: self.store.clone(),
-            side,
-            board: self.metrics.families.health.clone(),
-            clock: LatencyClock::new(),
-            probe_timeout: self.probe_timeout,
-        });
         if let Some(interval) = self.probe_interval {
-            spawn_probe(Arc::downgrade(&monitored), interval, self.probe_timeout);
+            monitored.spawn_probe(interval);
         }
         monitored
     }
@@ -206,233 +195,6 @@ impl fmt::Debug for BackendMonitor {
 
 impl Layer for BackendMonitor {
     fn layer(&self, inner: Arc<dyn KeyStore>) -> Arc<dyn KeyStore> {
-        let monitored: Arc<dyn KeyStore> = self.wrap(inner);
-        match self.retry {
-            None => monitored,
-            Some(retry) => Arc::new(Retries {
-                inner: Arc::new(Retry::new(monitored, retry)),
-            }),
-        }
-    }
-}
-
-fn spawn_probe(store: Weak<Monitored>, interval: Duration, timeout: Duration) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        tracing::warn!("no tokio runtime: the kms backend health probe is not running");
-        return;
-    };
-    runtime.spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let Some(store) = store.upgrade() else { break };
-            let _ = store.probe(timeout).await;
-        }
-    });
-}
-
-/// The decorator [`BackendMonitor`] makes. `Display` is `Monitored(<inner>)`.
-pub struct Monitored {
-    inner: Arc<dyn KeyStore>,
-    metrics: KmsMetrics,
-    store_name: Option<StoreName>,
-    side: BackendSide,
-    board: Arc<HealthBoard>,
-    clock: LatencyClock,
-    probe_timeout: Duration,
-}
-
-/// One backend call in progress: records `abandoned` if dropped before it finished.
-struct Call<'a> {
-    store: &'a Monitored,
-    op: Operation,
-    start: u64,
-    finished: bool,
-}
-
-impl Call<'_> {
-    fn finish<T>(mut self, result: &Result<T>) {
-        self.finished = true;
-        let error = result.as_ref().err();
-        let end = self
-            .store
-            .record(self.op, Status::of(error.map(Error::kind)), self.start);
-        end_attempt(error.map(Error::kind), end);
-        self.store.answered(error);
-    }
-}
-
-impl Drop for Call<'_> {
-    fn drop(&mut self) {
-        if !self.finished {
-            let _ = self.store.record(self.op, Status::Abandoned, self.start);
-        }
-    }
-}
-
-impl Monitored {
-    fn call(&self, op: Operation) -> Call<'_> {
-        let start = self.clock.raw();
-        if let Some(before) = start_attempt()
-            && before.started > 0
-        {
-            self.metrics.record_retry(
-                op,
-                self.side.backend,
-                self.store_name.as_ref(),
-                before.last_error.unwrap_or(ErrorKind::Unavailable),
-                before.started,
-                Duration::from_nanos(self.clock.nanos_between(before.last_end, start)),
-            );
-        }
-        Call {
-            store: self,
-            op,
-            start,
-            finished: false,
-        }
-    }
-
-    /// Counts one attempt; returns the raw clock reading at its end.
-    fn record(&self, op: Operation, status: Status, start: u64) -> u64 {
-        let end = self.clock.raw();
-        let nanos = self.clock.nanos_between(start, end);
-        let series = &self.side.requests[op_index(op)];
-        series.counts[status as usize].inc();
-        series.duration.observe_ns(nanos);
-        end
-    }
-
-    /// What a finished call says about the backend: it answered (even "not found"), or it
-    /// failed the way a circuit breaker counts.
-    fn answered(&self, error: Option<&Error>) {
-        match error {
-            Some(e) if e.kind().is_backend_unhealthy() => self.set_up(Err(e), None),
-            _ => self.set_up(Ok(()), None),
-        }
-    }
-
-    fn set_up(&self, outcome: std::result::Result<(), &Error>, probe: Option<Duration>) {
-        self.side.up.set(i64::from(outcome.is_ok()));
-        self.board
-            .record(self.side.backend, &self.side.store, outcome, probe);
-    }
-
-    /// Calls the backend's `health` once, bounded by `timeout`, and records the outcome.
-    async fn probe(&self, timeout: Duration) -> Result<()> {
-        let start = self.clock.raw();
-        let outcome = match tokio::time::timeout(timeout, self.inner.health()).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(Error::new(
-                ErrorKind::Timeout,
-                format!("the health probe did not answer within {timeout:?}"),
-            )
-            .with_backend(self.side.backend)),
-        };
-        let latency = Duration::from_nanos(self.clock.nanos_between(start, self.clock.raw()));
-        self.set_up(outcome.as_ref().map(|_| ()), Some(latency));
-        outcome
-    }
-}
-
-impl fmt::Display for Monitored {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Monitored({})", self.inner)
-    }
-}
-
-impl fmt::Debug for Monitored {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Monitored")
-            .field("inner", &self.inner)
-            .field("backend", &self.side.backend)
-            .field("store", &&*self.side.store)
-            .finish_non_exhaustive()
-    }
-}
-
-#[async_trait]
-impl KeyStore for Monitored {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
-        let call = self.call(Operation::Get);
-        let result = self.inner.get(key).await;
-        call.finish(&result);
-        match &result {
-            Ok(secret) => {
-                if let Some(created) = secret.meta.created_at {
-                    self.side.key_age.current(key, created, SystemTime::now());
-                }
-            }
-            Err(e) if e.is_not_found() => self.side.key_age.removed(key),
-            Err(_) => {}
-        }
-        result
-    }
-
-    async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
-        let call = self.call(Operation::Get);
-        let result = self.inner.get_version(key, version).await;
-        call.finish(&result);
-        result
-    }
-
-    async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
-        let call = self.call(Operation::Store);
-        let result = self.inner.store(key, value).await;
-        call.finish(&result);
-        if let Ok(meta) = &result {
-            let now = SystemTime::now();
-            self.side
-                .key_age
-                .current(key, meta.created_at.unwrap_or(now), now);
-        }
-        result
-    }
-    async fn store_if_version(
-        &self,
-        key: &KeyName,
-        value: SecretValue,
-        expected: Option<&str>,
-    ) -> Result<SecretMeta> {
-        let call = self.call(Operation::Store);
-        let result = self.inner.store_if_version(key, value, expected).await;
-        call.finish(&result);
-        if let Ok(meta) = &result {
-            let now = SystemTime::now();
-            self.side
-                .key_age
-                .current(key, meta.created_at.unwrap_or(now), now);
-        }
-        result
-    }
-
-    async fn remove(&self, key: &KeyName) -> Result<()> {
-        let call = self.call(Operation::Remove);
-        let result = self.inner.remove(key).await;
-        call.finish(&result);
-        if result.is_ok() || result.as_ref().is_err_and(Error::is_not_found) {
-            self.side.key_age.removed(key);
-        }
-        result
-    }
-
-    async fn list(&self, prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
-        let call = self.call(Operation::List);
-        let result = self.inner.list(prefix).await;
-        call.finish(&result);
-        result
-    }
-
-    async fn health(&self) -> Result<()> {
-        self.probe(self.probe_timeout).await
+        self.wrap(inner)
     }
 }

@@ -1,4 +1,5 @@
-//! [`InstrumentedProvider`]: the instrumentation decorator of a [`CryptoProvider`].
+//! [`InstrumentedProvider`]: the instrumentation decorator of a [`CryptoProvider`], and
+//! [`KmsMetrics::instrument_provider`], which makes it.
 
 use std::fmt;
 use std::sync::{Arc, Weak};
@@ -10,11 +11,73 @@ use kms_core::{
 };
 use tracing::field::Empty;
 
+use crate::audit::{AUDIT_TARGET, unix_millis};
 use crate::clock::LatencyClock;
 use crate::failure_analysis::FailureRecorder;
-use crate::families::{KmsMetrics, ProviderMetrics, crypto_index};
-use crate::instrumented::{AUDIT_TARGET, record_span, timed, unix_millis};
+use crate::families::{Families, KmsMetrics};
+use crate::health::HealthBoard;
+use crate::labels::BackendLabels;
+use crate::lazy_gauge::LazyGauge;
+use crate::operations::crypto_index;
+use crate::series::OpSeries;
+use crate::span::{record_span, timed};
 use crate::status::Status;
+
+impl KmsMetrics {
+    /// Wraps a [`CryptoProvider`] (AWS KMS, Vault Transit, `LocalKeyProvider`, ...) so that
+    /// every `encrypt`, `decrypt` and `generate_data_key` is counted in
+    /// `<p>_key_operations_total`, `<p>_key_operation_errors_total` and
+    /// `<p>_key_operation_duration_seconds` with `backend` = [`CryptoProvider::provider`], sets
+    /// `<p>_key_backend_up{backend}` from the outcomes, gets a `kms.<operation>` span and, on
+    /// failure, an audit event. The result is itself a `CryptoProvider`: hand it to the
+    /// envelope decorator in place of the bare provider. Put it in an `Arc` and call
+    /// [`InstrumentedProvider::spawn_probe`] for a health probe.
+    pub fn instrument_provider<P: CryptoProvider>(&self, provider: P) -> InstrumentedProvider<P> {
+        InstrumentedProvider::new(self, provider)
+    }
+}
+
+/// One provider's pre-resolved series.
+struct ProviderMetrics {
+    provider: &'static str,
+    store: Arc<str>,
+    /// Indexed by [`crypto_index`].
+    ops: [OpSeries; 3],
+    up: LazyGauge,
+    families: Arc<Families>,
+}
+
+impl ProviderMetrics {
+    /// Resolves the series of `provider` (its `store` label is the provider label).
+    fn resolve(metrics: &KmsMetrics, provider: &'static str) -> Self {
+        let store: Arc<str> = Arc::from(provider);
+        let families = metrics.families.clone();
+        Self {
+            provider,
+            ops: CryptoOperation::ALL
+                .map(|o| OpSeries::resolve(&families, o.as_str(), provider, &store)),
+            up: LazyGauge::new(
+                &families.backend_up,
+                BackendLabels {
+                    backend: provider,
+                    store: store.clone(),
+                },
+            ),
+            store,
+            families,
+        }
+    }
+
+    /// Counts a failure by kind (the failure path may look up its label set).
+    fn error(&self, op: CryptoOperation, kind: ErrorKind) {
+        self.families
+            .count_error(op.as_str(), self.provider, &self.store, kind);
+    }
+
+    fn board(&self) -> &HealthBoard {
+        &self.families.health
+    }
+}
 
 /// A [`CryptoProvider`] that measures every call of the provider it wraps; build one with
 /// [`KmsMetrics::instrument_provider`].
@@ -48,9 +111,9 @@ pub struct InstrumentedProvider<P> {
 }
 
 impl<P: CryptoProvider> InstrumentedProvider<P> {
-    pub(crate) fn new(metrics: &KmsMetrics, inner: P) -> Self {
+    fn new(metrics: &KmsMetrics, inner: P) -> Self {
         Self {
-            m: metrics.provider(inner.provider()),
+            m: ProviderMetrics::resolve(metrics, inner.provider()),
             inner,
             clock: LatencyClock::new(),
             audit: true,
@@ -58,10 +121,10 @@ impl<P: CryptoProvider> InstrumentedProvider<P> {
         }
     }
 
-    /// Also records every call in `recorder` (failure analysis, seed 000's encrypt / decrypt /
-    /// generate records), with the key id taken from the encryption-context entry named
-    /// `key_id_field` when there is one (the context is never exported as a metric label; the
-    /// summary is a report that names keys).
+    /// Also records every call in `recorder` (failure analysis: the encrypt, decrypt and
+    /// generate records of the encryption metrics summary), with the key id taken from the
+    /// encryption-context entry named `key_id_field` when there is one (the context is never
+    /// exported as a metric label; the summary is a report that names keys).
     #[must_use]
     pub fn failure_recorder(
         mut self,
@@ -100,7 +163,7 @@ impl<P: CryptoProvider> InstrumentedProvider<P> {
     }
 
     /// Starts a health probe that asks the provider for a data key every `interval` (as
-    /// seed 002's readiness check does: `generate_data_key` exercises credentials, key policy
+    /// a KMS readiness check does: `generate_data_key` exercises credentials, key policy
     /// and the network in one call), each bounded by `timeout`, feeding
     /// `<p>_key_backend_up{backend}` and the health report. The first probe runs at once; the
     /// probe stops when the last `Arc` is dropped. Needs a tokio runtime (warns and does
@@ -257,6 +320,7 @@ impl<P: CryptoProvider> fmt::Debug for InstrumentedProvider<P> {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl<P: CryptoProvider> CryptoProvider for InstrumentedProvider<P> {
     fn provider(&self) -> &'static str {
         self.inner.provider()

@@ -41,7 +41,7 @@ async fn operations_errors_and_durations_are_counted() {
         )
     };
     assert_eq!(ops("get", "success"), 3.0);
-    // Not found is an answer, not a failure (issue 20, input 2).
+    // Not found is an answer, not a failure.
     assert_eq!(ops("get", "not_found"), 1.0);
     assert_eq!(ops("get", "failure"), 0.0);
     assert_eq!(ops("store", "success"), 1.0);
@@ -249,7 +249,7 @@ async fn audit_events_name_keys_never_values() {
 }
 
 #[test]
-fn failure_summary_is_seed_000s_report() {
+fn failure_summary_answers_the_encryption_metrics_report() {
     let recorder = FailureRecorder::new(FailureRecorderConfig::default());
     let now = SystemTime::now();
     let hour = Duration::from_secs(3600);
@@ -261,7 +261,7 @@ fn failure_summary_is_seed_000s_report() {
         Some(ErrorKind::InvalidData),
         Duration::from_millis(8),
     );
-    // key-flaky: 10 decrypts, 1 failed (10 %: problematic, the seed's >= 10 %).
+    // key-flaky: 10 decrypts, 1 failed (10 %: problematic, the report's >= 10 %).
     for i in 0..10 {
         let failure = (i == 0).then_some(ErrorKind::InvalidData);
         recorder.record_at(
@@ -336,7 +336,7 @@ fn failure_summary_is_seed_000s_report() {
             .unwrap()
             .failure_rate
     };
-    // Percent, as the seed: 3 failed of 34 decrypts.
+    // Percent, as the report: 3 failed of 34 decrypts.
     assert!((rate("decrypt") - 300.0 / 34.0).abs() < 1e-9);
     assert_eq!(rate("generate_data_key"), 50.0);
     assert_eq!(rate("get"), 0.0, "not found is an answer");
@@ -434,5 +434,30 @@ async fn the_layer_feeds_the_failure_recorder() {
         !recorder
             .summary_json(Duration::from_secs(60))
             .contains("\"v\"")
+    );
+}
+
+/// The monitor declines `get_now`: every read that passes it is an attempt on the backend
+/// and is counted as one, so even a store below that could answer at once is sent to `get`.
+#[tokio::test]
+async fn the_monitor_counts_every_read_it_passes_and_answers_none_at_once() {
+    let mut registry = Registry::default();
+    let metrics = KmsMetrics::register(&mut registry);
+    let store = StoreBuilder::new(MemoryStore::new())
+        .layer(metrics.backend_monitor().probe_interval(None))
+        .layer(CacheLayer::new())
+        .build();
+    store.put("k", "v").await.unwrap();
+    store.get_value("k").await.unwrap(); // fills the cache below the monitor
+    let key = kms_core::KeyName::new("k").unwrap();
+    assert!(store.get_now(&key).is_none());
+    store.get_value("k").await.unwrap();
+    let text = scrape(&registry);
+    assert_eq!(
+        value(
+            &text,
+            r#"kms_key_backend_requests_total{operation="get",backend="memory",store="memory",status="success"}"#
+        ),
+        2.0
     );
 }

@@ -1,6 +1,5 @@
-//! Issue 20: what the metrics and the health report say during an outage, one test per failing
-//! input, on the recommended stack:
-//! metrics → cache → breaker → retry → BackendMonitor → timeout → FaultStore(Memory).
+//! What the metrics and the health report say during an outage, one test per situation, on
+//! the recommended stack (`kms_core::layers`) over a `FaultStore(Memory)`.
 
 mod common;
 
@@ -72,7 +71,7 @@ fn seal(faults: &FaultHandle) {
     }
 }
 
-/// Input 1 and 11: Vault sealed for 15 s while the cache answers every read. `backend_up` is 0
+/// Vault sealed for 15 s while the cache answers every read. `backend_up` is 0
 /// in every sample of the outage, the circuit opens, the health report is `degraded` and
 /// ready with the error's message, and all of it clears when the backend answers again.
 #[tokio::test(start_paused = true)]
@@ -148,7 +147,7 @@ async fn backend_up_is_the_backends_own_reachability_through_a_whole_outage() {
     assert_eq!(report.backends[0].last_error_kind, None);
 }
 
-/// Input 1: a cache hit never says anything about the backend.
+/// A cache hit never says anything about the backend.
 #[tokio::test(start_paused = true)]
 async fn cache_hits_do_not_mark_a_down_backend_up() {
     let s = stack();
@@ -164,7 +163,7 @@ async fn cache_hits_do_not_mark_a_down_backend_up() {
     assert_eq!(s.metrics.backend_up("memory"), Some(false));
 }
 
-/// Input 1: no sample before anything was learnt about the backend.
+/// No sample before anything was learnt about the backend.
 #[tokio::test]
 async fn backend_up_has_no_sample_until_the_backend_said_something() {
     let metrics = KmsMetrics::register(&mut Registry::default());
@@ -174,7 +173,7 @@ async fn backend_up_has_no_sample_until_the_backend_said_something() {
     assert_eq!(metrics.backend_up("memory"), None);
 }
 
-/// Input 2: 10 good reads and 1 read of a missing key: the not-found is counted as
+/// 10 good reads and 1 read of a missing key: the not-found is counted as
 /// `status="not_found"`, never as a failure, in the service and in the backend series.
 #[tokio::test(start_paused = true)]
 async fn not_found_and_conflicts_are_outcomes_not_failures() {
@@ -216,7 +215,7 @@ async fn not_found_and_conflicts_are_outcomes_not_failures() {
     assert_eq!(s.metrics.backend_up("memory"), Some(true));
 }
 
-/// Input 3: 2 slow backend fetches (120 ms) and 98 cache hits. The service-side p95 is a cache
+/// 2 slow backend fetches (120 ms) and 98 cache hits. The service-side p95 is a cache
 /// hit's; the backend series holds exactly the 2 fetches, both above 100 ms.
 #[tokio::test]
 async fn backend_latency_is_measured_apart_from_cache_hits() {
@@ -256,7 +255,7 @@ async fn backend_latency_is_measured_apart_from_cache_hits() {
     );
 }
 
-/// Input 6: every error kind and every status exists at 0 before the first failure.
+/// Every error kind and every status exists at 0 before the first failure.
 #[tokio::test]
 async fn error_series_exist_at_zero_before_the_first_error() {
     let s = stack();
@@ -308,7 +307,7 @@ async fn error_series_exist_at_zero_before_the_first_error() {
     );
 }
 
-/// Input 8: 20 gets given up after 50 ms are counted as `abandoned`, with their latency, in
+/// 20 gets given up after 50 ms are counted as `abandoned`, with their latency, in
 /// the service and the backend series; the in-flight gauge rises and falls back to 0.
 #[tokio::test(start_paused = true)]
 async fn abandoned_calls_are_counted_and_in_flight_is_exact() {
@@ -342,8 +341,9 @@ async fn abandoned_calls_are_counted_and_in_flight_is_exact() {
         )
     };
     assert_eq!(abandoned("kms_key_operations_total"), 20.0);
-    // Below the cache the loads outlive their callers (issue 19): nothing is abandoned there;
-    // each backend request ends with its own outcome, here the timeout layer's deadline.
+    // Below the cache the loads outlive their callers (the cache runs each load as a task of
+    // its own, detached from the `get`s waiting for it): nothing is abandoned there; each
+    // backend request ends with its own outcome, here the timeout layer's deadline.
     assert_eq!(abandoned("kms_key_backend_requests_total"), 0.0);
     tokio::time::sleep(Duration::from_secs(60)).await;
     let later = scrape(&s.registry);
@@ -417,7 +417,7 @@ impl KeyStore for RotatingStore {
     }
 }
 
-/// Input 9: after a rotation the key age follows the new current version, although nothing
+/// After a rotation the key age follows the new current version, although nothing
 /// reads the old one again.
 #[tokio::test(start_paused = true)]
 async fn key_age_follows_the_current_version_after_a_rotation() {
@@ -458,7 +458,7 @@ async fn key_age_follows_the_current_version_after_a_rotation() {
     );
 }
 
-/// Input 10: stale serves, load failures and evictions are exported; one warning per outage.
+/// Stale serves, load failures and evictions are exported; one warning per outage.
 #[tokio::test(start_paused = true)]
 async fn stale_serves_load_failures_and_evictions_are_exported_with_one_warning() {
     let captured = Captured::default();
@@ -522,7 +522,7 @@ async fn stale_serves_load_failures_and_evictions_are_exported_with_one_warning(
     assert_eq!(warnings, 2, "one warning per outage:\n{out}");
 }
 
-/// Input 12: two stores of one backend type, named by the service, keep separate series.
+/// Two stores of one backend type, named by the service, keep separate series.
 #[tokio::test(start_paused = true)]
 async fn two_stores_of_one_backend_type_keep_separate_series() {
     let mut registry = Registry::default();
@@ -596,7 +596,7 @@ async fn two_stores_of_one_backend_type_keep_separate_series() {
     assert_eq!(over.kind(), ErrorKind::Configuration);
 }
 
-/// "Also": a retry is counted by operation and error kind and logged at DEBUG on `kms::retry`.
+/// A retry is counted by operation and error kind and logged at DEBUG on `kms::retry`.
 #[test]
 fn retries_are_counted_and_logged() {
     let captured = Captured::default();
@@ -630,7 +630,7 @@ fn retries_are_counted_and_logged() {
     );
 }
 
-/// Input 1: wiring the breaker does not invent a `backend_up` sample either; its opening does
+/// Wiring the breaker does not invent a `backend_up` sample either; its opening does
 /// set 0.
 #[tokio::test(start_paused = true)]
 async fn the_breaker_hook_sets_backend_up_only_when_the_circuit_opens() {
@@ -659,11 +659,11 @@ async fn the_breaker_hook_sets_backend_up_only_when_the_circuit_opens() {
     assert_eq!(report.backends[0].circuit_state, Some("open"));
 }
 
-/// "Also": retries are counted by the monitor holding the retry layer: 2 failed attempts then
-/// a success is 2 retries of `unavailable`, one `DEBUG` event each; the health probe and
-/// first attempts are not retries.
+/// Retries made by the retry layer above the monitor are counted from the call context:
+/// 2 failed attempts then a success is 2 retries of `unavailable`, one `DEBUG` event each;
+/// the health probe and first attempts are not retries.
 #[tokio::test(start_paused = true)]
-async fn retries_made_by_the_monitors_retry_layer_are_counted() {
+async fn retries_made_by_the_retry_layer_above_the_monitor_are_counted() {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -678,17 +678,17 @@ async fn retries_made_by_the_monitors_retry_layer_are_counted() {
     let faults = backend.handle();
     let store = StoreBuilder::new(backend)
         .layer(metrics.layer())
+        .layer(RetryLayer::new())
         .layer(
             metrics
                 .backend_monitor()
-                .retry(RetryLayer::new())
                 .probe_interval(Some(Duration::from_secs(1))),
         )
         .layer(TimeoutLayer::new())
         .build();
     assert_eq!(
         store.to_string(),
-        "Instrumented(Retries(Retry(Monitored(Timeout(Fault(Memory))))))"
+        "Instrumented(Retry(Monitored(Timeout(Fault(Memory)))))"
     );
     store.put("k", "v").await.unwrap();
     faults.fail_next(Operation::Get, 2, ErrorKind::Unavailable);

@@ -234,7 +234,7 @@ impl CryptoProvider for Switchable {
     }
 }
 
-/// Issue 20, input 5: 50 failing generate-data-key/decrypt calls put the provider in the
+/// 50 failing generate-data-key/decrypt calls put the provider in the
 /// health report and `backend_up{backend="aws_kms"}` at 0; its probe (a data key generation)
 /// sees it come back.
 #[tokio::test(start_paused = true)]
@@ -305,7 +305,7 @@ async fn a_provider_outage_shows_in_backend_up_and_health() {
     );
 }
 
-/// Issue 20, input 8 for providers: a decrypt given up on is `abandoned`.
+/// As for stores, a decrypt given up on is `abandoned`.
 #[tokio::test(start_paused = true)]
 async fn an_abandoned_provider_call_is_counted() {
     #[derive(Debug)]

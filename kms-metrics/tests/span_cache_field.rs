@@ -162,7 +162,7 @@ async fn over_the_cache_hits_are_answered_at_once_and_still_measured() {
         assert!(has(hit, "outcome", "success"), "{hit:?}");
         assert!(hit.iter().any(|(n, _)| n == "latency_us"), "{hit:?}");
     }
-    // Not found is an answer, not a failure (issue 20, input 2).
+    // Not found is an answer, not a failure.
     assert!(has(&gets[3], "outcome", "not_found"), "{:?}", gets[3]);
 
     let mut text = String::new();
@@ -189,5 +189,68 @@ async fn over_the_cache_hits_are_answered_at_once_and_still_measured() {
             r#"kms_key_operation_duration_seconds_count{operation="get",backend="memory",store="memory"}"#
         ),
         "4"
+    );
+}
+
+/// `get_now` through the layer (what a decorator stacked above it calls first) answers a
+/// cache hit at once and counts it exactly as a `get` hit: the same series, latency and span
+/// with its cache outcome, never in flight. Without an answer at once nothing is counted.
+#[tokio::test]
+async fn get_now_through_the_layer_counts_a_hit_as_a_get() {
+    let spans = Spans::default();
+    let subscriber = tracing_subscriber::registry().with(spans.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut registry = Registry::default();
+    let metrics = KmsMetrics::register(&mut registry);
+    let backend = MemoryStore::new();
+    backend.put("db/password", "s3cret").await.unwrap();
+    let store = StoreBuilder::new(backend)
+        .layer(metrics.layer())
+        .layer(kms_cache::CacheLayer::new())
+        .build();
+    let key = KeyName::new("db/password").unwrap();
+    assert!(store.get_now(&key).is_none(), "not cached yet");
+    store.get(&key).await.unwrap(); // the miss fills the cache
+    let hit = store.get_now(&key).expect("a hit answers at once").unwrap();
+    assert_eq!(hit.value.expose_secret(), b"s3cret");
+
+    let answered: Vec<_> = spans
+        .named("kms.get")
+        .into_iter()
+        .filter(|s| s.iter().any(|(n, _)| n == "outcome"))
+        .collect();
+    assert_eq!(answered.len(), 2, "{answered:?}");
+    assert!(has(&answered[0], "cache", "miss"), "{:?}", answered[0]);
+    assert!(has(&answered[1], "cache", "hit"), "{:?}", answered[1]);
+    assert!(has(&answered[1], "outcome", "success"), "{:?}", answered[1]);
+    assert!(
+        answered[1].iter().any(|(n, _)| n == "latency_us"),
+        "{:?}",
+        answered[1]
+    );
+
+    let mut text = String::new();
+    kms_metrics::prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let line = |series: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert_eq!(
+        line(
+            r#"kms_key_operations_total{operation="get",backend="memory",store="memory",status="success"}"#
+        ),
+        "2"
+    );
+    assert_eq!(
+        line(
+            r#"kms_key_operation_duration_seconds_count{operation="get",backend="memory",store="memory"}"#
+        ),
+        "2"
+    );
+    assert_eq!(
+        line(r#"kms_key_operations_in_flight{operation="get",backend="memory",store="memory"}"#),
+        "0"
     );
 }
