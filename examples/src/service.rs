@@ -87,8 +87,7 @@ pub fn build_state(backend: impl KeyStore, options: &StackOptions) -> kms_core::
     let mut monitor = metrics
         .backend_monitor()
         .probe_interval(Some(options.probe_interval))
-        .circuit_breaker(&breaker.handle())
-        .retry(RetryLayer::new()); // the monitor holds the retry layer to count its retries
+        .circuit_breaker(&breaker.handle());
     if let Some(name) = &store_name {
         service_side = service_side.store(name.clone());
         monitor = monitor.store(name.clone());
@@ -103,6 +102,7 @@ pub fn build_state(backend: impl KeyStore, options: &StackOptions) -> kms_core::
                 .observer(metrics.cache_observer_for(label, store_name.as_ref())),
         )
         .layer(breaker.clone())
+        .layer(RetryLayer::new()) // opens the call context the monitor counts retries from
         .layer(monitor)
         .layer(TimeoutLayer::new())
         .build();
