@@ -4,8 +4,9 @@
 //! [`std::fs::File::try_lock`]) held for the whole read-modify-write of an entry and the
 //! index. The wait for it is bounded: it is retried with a short back-off until the store's
 //! lock timeout, then fails with [`ErrorKind::Timeout`]; a caller that left while waiting
-//! ([`Cancel`]) stops the wait at once. Opening the file never blocks either: a FIFO or
-//! another special file at its path (which `open` would wait on for ever) is refused.
+//! ([`Cancel`]) stops the wait at once. Opening the file never waits for another process
+//! either: a FIFO or another special file at its path (which `open` would wait on for ever)
+//! is refused.
 //!
 //! Every error is [marked](Error::not_applied): the lock is taken before anything is written,
 //! so a store or remove that could not take it changed nothing.
@@ -171,6 +172,7 @@ mod tests {
         };
         assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
         assert!(e.message().contains("lock timeout"), "{e}");
+        assert!(e.proves_not_applied(), "nothing was written: {e}");
         drop(held);
         IndexLock::acquire(&path, Duration::ZERO, &Cancel::default()).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
@@ -194,6 +196,7 @@ mod tests {
         };
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
         assert!(e.message().contains("x.lock"), "{e}");
+        assert!(e.proves_not_applied(), "{e}");
         assert!(!elsewhere.exists(), "the link was followed");
         std::fs::remove_file(&path).unwrap();
         drop(IndexLock::acquire(&path, Duration::ZERO, &Cancel::default()).unwrap());

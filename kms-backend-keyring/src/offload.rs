@@ -233,6 +233,7 @@ mod tests {
                 .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
         assert!(e.message().contains("still running"), "{e}");
+        assert!(e.proves_not_applied(), "nothing was started: {e}");
         release.send(()).unwrap();
         assert!(seen_rx.recv().unwrap(), "the work saw the cancellation");
         // Once the stuck call returns it no longer counts.

@@ -117,16 +117,9 @@ impl Inner {
         let mut index = self.index_for_update(cancel, &what)?;
         // Past this point the caller has not left: the writes run to the end (or are undone).
         cancel.check(&what)?;
-        let undo = index.add(self, key.as_str()).map_err(|e| {
-            if e.kind() == ErrorKind::Timeout {
-                annotate(
-                    e,
-                    &format!("{what}: the index write did not finish in time (it may still land; the value was not written)"),
-                )
-            } else {
-                annotate(e, &format!("{what}, nothing was written"))
-            }
-        })?;
+        let undo = index
+            .add(self, key.as_str())
+            .map_err(|e| index_write_failed(e, &what, "nothing was written"))?;
         let written = self.write_value(key, value, &what);
         if let Err(e) = written {
             return Err(match undo {
@@ -159,7 +152,7 @@ impl Inner {
             Err(e) => {
                 return Err(outcome_unknown(
                     to_error(e, &format!("reading back {key}")),
-                    &format!("{what}: the keyring accepted the value, but"),
+                    &format!("{what}: the keyring accepted the value but reading it back failed"),
                 ));
             }
         };
@@ -183,7 +176,7 @@ impl Inner {
         cancel.check(&what)?;
         let undo = index
             .remove(self, key.as_str())
-            .map_err(|e| annotate(e, &format!("{what}, nothing was removed")))?;
+            .map_err(|e| index_write_failed(e, &what, "nothing was removed"))?;
         let deleted = self.entry(key.as_str(), &what)?.delete_credential();
         match deleted {
             Ok(()) => {
@@ -393,6 +386,20 @@ impl KeyStore for KeyringStore {
             |inner, _| inner.health(),
         )
         .await
+    }
+}
+
+/// The error of the index write that comes first in a `store` or `remove`: `{what},
+/// {nothing}` ("nothing was written"), unless the write timed out and may still land.
+fn index_write_failed(e: Error, what: &str, nothing: &str) -> Error {
+    if e.kind() == ErrorKind::Timeout {
+        let note = format!(
+            "{what}: the index write did not answer in time and may still land; the entry was \
+             not touched"
+        );
+        annotate(e, &note)
+    } else {
+        annotate(e, &format!("{what}, {nothing}"))
     }
 }
 

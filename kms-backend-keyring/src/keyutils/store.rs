@@ -224,6 +224,11 @@ impl CredentialApi for Cred {
             ));
         }
         let description = self.description();
+        if self.scope == KeyutilsScope::Persistent {
+            // Links the persistent keyring into the session, so the search below sees a key
+            // there before `add_key` would replace it unseen.
+            target(self.scope)?;
+        }
         // An existing key is updated where it is (so a service never ends up with one copy
         // in the session and another in the persistent keyring); a new one goes to the scope.
         // (`add_key` on the keyring holding the key replaces its payload in place; unlike
