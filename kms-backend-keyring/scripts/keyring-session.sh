@@ -9,6 +9,9 @@
 # for tests that stop it in a private session of their own). Stops the daemon afterwards.
 # With KMS_KEYRING_NO_LOGIN_COLLECTION=1 the daemon starts without a login keyring (not
 # unlocked, no default collection), for the test of that case; the secret-tool probe is skipped.
+# With KMS_KEYRING_AUTOSTART=1 no daemon is started here: the first client call makes D-Bus
+# start one from its service file (as on a machine where nobody logged in to a desktop), with
+# this script's private directories; it is stopped afterwards like our own.
 set -euo pipefail
 if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ]; then
     echo "keyring-session.sh: no D-Bus session; run me under dbus-run-session --" >&2
@@ -18,6 +21,31 @@ state=$(mktemp -d "${TMPDIR:-/tmp}/kms-keyring.XXXXXX")
 chmod 700 "$state"
 export XDG_RUNTIME_DIR="$state/run" XDG_DATA_HOME="$state/data"
 mkdir -p -m 700 "$XDG_RUNTIME_DIR" "$XDG_DATA_HOME"
+# The daemon D-Bus started on a client's first call (KMS_KEYRING_AUTOSTART), if any.
+autostarted_pid() {
+    dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+        org.freedesktop.DBus.GetConnectionUnixProcessID string:org.freedesktop.secrets \
+        2>/dev/null | awk '/uint32/ { print $2 }'
+}
+if [ -n "${KMS_KEYRING_AUTOSTART:-}" ]; then
+    mkdir -p -m 700 "$state/home"
+    # What D-Bus hands to the services it starts: our private directories, never the real ones.
+    HOME="$state/home" dbus-update-activation-environment HOME XDG_RUNTIME_DIR XDG_DATA_HOME
+    cleanup() {
+        local pid
+        pid=$(autostarted_pid)
+        if [ -n "$pid" ]; then
+            kill -CONT "$pid" 2>/dev/null || true
+            kill "$pid" 2>/dev/null || true
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        fi
+        rm -rf "$state"
+    }
+    trap cleanup EXIT
+    export KMS_TEST_SECRET_SERVICE=1
+    keyctl session - env KMS_TEST_KEYUTILS=1 "$@"
+    exit $?
+fi
 # Foreground mode keeps the daemon our own child, so we stop exactly the one we started.
 if [ -n "${KMS_KEYRING_NO_LOGIN_COLLECTION:-}" ]; then
     gnome-keyring-daemon --foreground --components=secrets </dev/null >"$state/daemon.log" 2>&1 &

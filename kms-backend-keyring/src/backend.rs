@@ -27,7 +27,9 @@ pub enum KeyringBackend {
     PlatformDefault,
     /// The Linux kernel keyring; where keys go and how long they live is the builder's
     /// [`keyutils_scope`](crate::KeyringStoreBuilder::keyutils_scope) (default: the session
-    /// keyring of the calling process).
+    /// keyring of the calling process), who may use them its
+    /// [`keyutils_access`](crate::KeyringStoreBuilder::keyutils_access) (default: the owning
+    /// uid only).
     #[cfg(all(feature = "keyutils", target_os = "linux"))]
     KeyUtils,
     /// The freedesktop Secret Service over D-Bus (GNOME Keyring, KWallet).
@@ -120,14 +122,14 @@ impl KeyringBackend {
         &self,
         timeout: std::time::Duration,
         scope: crate::KeyutilsScope,
+        access: crate::KeyutilsAccess,
     ) -> Result<Arc<CredentialStore>> {
-        let _ = (timeout, scope);
+        let _ = (timeout, scope, access);
         let opened: keyring_core::Result<Arc<CredentialStore>> = match self {
-            Self::PlatformDefault => return self.clone().resolve()?.open(timeout, scope),
+            Self::PlatformDefault => return self.clone().resolve()?.open(timeout, scope, access),
             #[cfg(all(feature = "keyutils", target_os = "linux"))]
-            Self::KeyUtils => {
-                crate::keyutils::KeyutilsStore::new(scope).map(|s| s as Arc<CredentialStore>)
-            }
+            Self::KeyUtils => crate::keyutils::KeyutilsStore::new(scope, access)
+                .map(|s| s as Arc<CredentialStore>),
             #[cfg(all(
                 feature = "secret-service",
                 any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")

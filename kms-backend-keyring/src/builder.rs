@@ -11,7 +11,7 @@ use kms_core::{Capabilities, Error, ErrorKind, Result};
 use crate::backend::{KEYUTILS_MAX_VALUE_LEN, KeyringBackend};
 use crate::offload::Offload;
 use crate::store::{Inner, KeyringStore};
-use crate::{BACKEND, KeyutilsScope};
+use crate::{BACKEND, KeyutilsAccess, KeyutilsScope};
 
 impl KeyringStore {
     /// Starts configuring a store for entries under `service`.
@@ -22,13 +22,15 @@ impl KeyringStore {
 
 /// Configures a [`KeyringStore`]. Made by [`KeyringStore::builder`].
 ///
-/// Holds no secret; its `Debug` shows the service, backend, lock file, scope and timeouts.
+/// Holds no secret; its `Debug` shows the service, backend, lock file, scope, access and
+/// timeouts.
 #[derive(Clone)]
 pub struct KeyringStoreBuilder {
     service: String,
     backend: KeyringBackend,
     lock_file: Option<PathBuf>,
     scope: KeyutilsScope,
+    access: KeyutilsAccess,
     timeout: Duration,
     lock_timeout: Duration,
     max_abandoned_calls: usize,
@@ -49,6 +51,7 @@ impl KeyringStoreBuilder {
             backend: KeyringBackend::PlatformDefault,
             lock_file: None,
             scope: KeyutilsScope::default(),
+            access: KeyutilsAccess::default(),
             timeout: DEFAULT_TIMEOUT,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             max_abandoned_calls: DEFAULT_MAX_ABANDONED_CALLS,
@@ -68,6 +71,17 @@ impl KeyringStoreBuilder {
     #[must_use]
     pub fn keyutils_scope(mut self, scope: KeyutilsScope) -> Self {
         self.scope = scope;
+        self
+    }
+
+    /// Who may use the kernel keyring's ([`KeyringBackend::KeyUtils`]) keys: their owning uid
+    /// only (the default, [`KeyutilsAccess::Uid`]), or, as the kernel's defaults have it,
+    /// whoever possesses them ([`KeyutilsAccess::Possessor`]), which includes a process that
+    /// switched to another uid keeping the session keyring. See [`KeyutilsAccess`] for what
+    /// each costs. Other backends ignore it.
+    #[must_use]
+    pub fn keyutils_access(mut self, access: KeyutilsAccess) -> Self {
+        self.access = access;
         self
     }
 
@@ -125,12 +139,12 @@ impl KeyringStoreBuilder {
         let offload = Offload::new(self.max_abandoned_calls);
         let backend = self.backend.clone().resolve()?;
         validate_service_for(&backend, &self.service)?;
-        let (timeout, scope) = (self.timeout, self.scope);
+        let (timeout, scope, access) = (self.timeout, self.scope, self.access);
         let opened = {
             let backend = backend.clone();
             offload
                 .run("opening the keyring", timeout, move |_| {
-                    backend.open(timeout, scope)
+                    backend.open(timeout, scope, access)
                 })
                 .await?
         };
@@ -216,13 +230,15 @@ fn validate_service_for(backend: &KeyringBackend, service: &str) -> Result<()> {
         };
         if service.contains('@') {
             return config(
-                "it contains '@', which would make its keys' descriptions                  (keyring:<name>@<service>) equal to those of another service"
+                "it contains '@', which would make its keys' descriptions \
+                 (keyring:<name>@<service>) equal to those of another service"
                     .into(),
             );
         }
         if service.len() > KEYUTILS_MAX_SERVICE_LEN {
             return config(format!(
-                "it is {} bytes long, the longest is {KEYUTILS_MAX_SERVICE_LEN}                  (KEYUTILS_MAX_SERVICE_LEN: key descriptions hold at most 4095 bytes)",
+                "it is {} bytes long, the longest is {KEYUTILS_MAX_SERVICE_LEN} \
+                 (KEYUTILS_MAX_SERVICE_LEN: key descriptions hold at most 4095 bytes)",
                 service.len()
             ));
         }
@@ -258,6 +274,7 @@ impl fmt::Debug for KeyringStoreBuilder {
             .field("backend", &self.backend)
             .field("lock_file", &self.lock_file)
             .field("keyutils_scope", &self.scope)
+            .field("keyutils_access", &self.access)
             .field("timeout", &self.timeout)
             .field("lock_timeout", &self.lock_timeout)
             .field("max_abandoned_calls", &self.max_abandoned_calls)
@@ -276,5 +293,17 @@ mod tests {
             path.file_name().unwrap().to_str().unwrap(),
             "kms-keyring-my_app_.._x.lock"
         );
+    }
+
+    /// The refusals read as one sentence: no run of spaces where a string literal continues
+    /// on the next line.
+    #[cfg(all(feature = "keyutils", target_os = "linux"))]
+    #[test]
+    fn service_name_refusals_have_no_runs_of_spaces() {
+        for service in ["a@b".to_owned(), "s".repeat(KEYUTILS_MAX_SERVICE_LEN + 1)] {
+            let e = validate_service_for(&KeyringBackend::KeyUtils, &service).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Configuration, "{e}");
+            assert!(!e.message().contains("  "), "{e}");
+        }
     }
 }

@@ -11,8 +11,8 @@ use crate::BACKEND;
 /// | keyring error | kind |
 /// |---|---|
 /// | `NoEntry` | [`ErrorKind::NotFound`] |
-/// | `NoStorageAccess` from the kernel keyring's `EACCES`/`EPERM` | [`ErrorKind::PermissionDenied`] (not retryable) |
-/// | other `NoStorageAccess` | [`ErrorKind::Unavailable`] (locked collection, no session keyring, no D-Bus session) |
+/// | `NoStorageAccess` from the kernel keyring's `EACCES`/`EPERM`, or a kernel key of another uid | [`ErrorKind::PermissionDenied`] (not retryable) |
+/// | other `NoStorageAccess` | [`ErrorKind::Unavailable`], [marked](Error::not_applied) as a refusal that changed nothing (no or locked default collection, dismissed unlock prompt, no Secret Service on the bus, revoked or invalidated session keyring) |
 /// | `PlatformFailure` from a call that did not answer in time | [`ErrorKind::Timeout`] |
 /// | `PlatformFailure` from a full kernel key quota (`EDQUOT`) | [`ErrorKind::PermissionDenied`] (not retryable; names the quota) |
 /// | other `PlatformFailure` | [`ErrorKind::Unavailable`] |
@@ -48,13 +48,19 @@ pub fn to_error(err: keyring_core::Error, what: &str) -> Error {
                 ),
             )
         }
-        K::NoStorageAccess(e) => (
-            ErrorKind::Unavailable,
-            format!(
-                "{what}: the keyring cannot be accessed (locked collection, no session keyring \
-                 or no D-Bus session?): {e}"
-            ),
-        ),
+        #[cfg(all(feature = "keyutils", target_os = "linux"))]
+        K::NoStorageAccess(e) if e.downcast_ref::<crate::keyutils::ForeignKey>().is_some() => {
+            (ErrorKind::PermissionDenied, format!("{what}: {e}"))
+        }
+        // The platform refused the call before changing anything.
+        K::NoStorageAccess(e) => {
+            return Error::new(
+                ErrorKind::Unavailable,
+                format!("{what}: the keyring cannot be accessed: {e}"),
+            )
+            .with_backend(BACKEND)
+            .not_applied();
+        }
         K::PlatformFailure(e) if e.downcast_ref::<PlatformTimeout>().is_some() => {
             (ErrorKind::Timeout, format!("{what}: {e}"))
         }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod access;
 mod backend;
 mod builder;
 mod error_map;
@@ -17,6 +18,7 @@ mod scope;
 mod secret_service_store;
 mod store;
 
+pub use access::KeyutilsAccess;
 pub use backend::{KEYUTILS_MAX_VALUE_LEN, KeyringBackend};
 pub use builder::{
     DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_ABANDONED_CALLS, DEFAULT_TIMEOUT, KEYUTILS_MAX_SERVICE_LEN,

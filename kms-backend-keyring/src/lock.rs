@@ -4,7 +4,12 @@
 //! [`std::fs::File::try_lock`]) held for the whole read-modify-write of an entry and the
 //! index. The wait for it is bounded: it is retried with a short back-off until the store's
 //! lock timeout, then fails with [`ErrorKind::Timeout`]; a caller that left while waiting
-//! ([`Cancel`]) stops the wait at once.
+//! ([`Cancel`]) stops the wait at once. Opening the file never waits for another process
+//! either: a FIFO or another special file at its path (which `open` would wait on for ever)
+//! is refused.
+//!
+//! Every error is [marked](Error::not_applied): the lock is taken before anything is written,
+//! so a store or remove that could not take it changed nothing.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
@@ -27,9 +32,14 @@ impl IndexLock {
     ///
     /// [`ErrorKind::Timeout`] when another holder keeps the lock longer than `wait`, or the
     /// caller left; [`ErrorKind::PermissionDenied`] when the file may not be opened, is a
-    /// symbolic link or belongs to another uid; [`ErrorKind::Unavailable`] when it cannot be
-    /// opened or locked otherwise.
+    /// symbolic link or belongs to another uid; [`ErrorKind::Configuration`] when the path is
+    /// not a regular file (a directory, FIFO, socket or device); [`ErrorKind::Unavailable`] when it cannot
+    /// be opened or locked otherwise. All of them marked [`Error::not_applied`].
     pub(crate) fn acquire(path: &Path, wait: Duration, cancel: &Cancel) -> Result<Self> {
+        Self::wait_for(path, wait, cancel).map_err(Error::not_applied)
+    }
+
+    fn wait_for(path: &Path, wait: Duration, cancel: &Cancel) -> Result<Self> {
         let unavailable = |e: std::io::Error| {
             #[cfg(unix)]
             let link = e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error());
@@ -37,6 +47,11 @@ impl IndexLock {
             let link = false;
             let kind = if link || e.kind() == std::io::ErrorKind::PermissionDenied {
                 ErrorKind::PermissionDenied
+            } else if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::IsADirectory
+            ) {
+                ErrorKind::Configuration
             } else {
                 ErrorKind::Unavailable
             };
@@ -79,21 +94,32 @@ impl IndexLock {
     }
 }
 
-/// Opens (creating, mode 0600) the lock file. On Unix it never follows a symbolic link and
-/// refuses a file that another uid owns: in a shared directory such as `/tmp` (the default
-/// when `XDG_RUNTIME_DIR` is unset) another user could otherwise plant a link that makes this
-/// process create files elsewhere, or a lock file of their own that they hold for ever.
+/// Opens (creating, mode 0600) the lock file. On Unix it never follows a symbolic link,
+/// never blocks (`O_NONBLOCK`: opening a FIFO for writing would wait for a reader for ever;
+/// without one it fails with `ENXIO`), and refuses a file that another uid owns or that is
+/// not a regular file: in a shared directory such as `/tmp` (the default when
+/// `XDG_RUNTIME_DIR` is unset) another user could otherwise plant a link that makes this
+/// process create files elsewhere, a FIFO that stops every write, or a lock file of their own
+/// that they hold for ever.
 fn open(path: &Path) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
     options.create(true).truncate(false).write(true);
     #[cfg(unix)]
     {
+        use rustix::fs::OFlags;
         use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
         options
             .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
-        let file = options.open(path)?;
-        let owner = file.metadata()?.uid();
+            .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32);
+        let file = options.open(path).map_err(|e| {
+            if e.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error()) {
+                not_a_file()
+            } else {
+                e
+            }
+        })?;
+        let meta = file.metadata()?;
+        let owner = meta.uid();
         let me = rustix::process::geteuid().as_raw();
         if owner != me {
             return Err(std::io::Error::new(
@@ -104,10 +130,23 @@ fn open(path: &Path) -> std::io::Result<File> {
                 ),
             ));
         }
+        if !meta.file_type().is_file() {
+            return Err(not_a_file());
+        }
         Ok(file)
     }
     #[cfg(not(unix))]
     options.open(path)
+}
+
+/// The error of a lock path that is not a regular file.
+#[cfg(unix)]
+fn not_a_file() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        "it is not a regular file (a FIFO, socket or device); remove it or choose another lock \
+         file (KeyringStoreBuilder::lock_file)",
+    )
 }
 
 impl Drop for IndexLock {
@@ -133,6 +172,7 @@ mod tests {
         };
         assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
         assert!(e.message().contains("lock timeout"), "{e}");
+        assert!(e.proves_not_applied(), "nothing was written: {e}");
         drop(held);
         IndexLock::acquire(&path, Duration::ZERO, &Cancel::default()).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
@@ -156,6 +196,7 @@ mod tests {
         };
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
         assert!(e.message().contains("x.lock"), "{e}");
+        assert!(e.proves_not_applied(), "{e}");
         assert!(!elsewhere.exists(), "the link was followed");
         std::fs::remove_file(&path).unwrap();
         drop(IndexLock::acquire(&path, Duration::ZERO, &Cancel::default()).unwrap());

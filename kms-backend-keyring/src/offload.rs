@@ -8,8 +8,9 @@
 //! A keyring call cannot be interrupted once it runs (a D-Bus call, a syscall), so a call the
 //! caller stopped waiting for (deadline passed, or its future dropped) keeps its thread until
 //! it returns. Such *abandoned* calls are counted per store; once `max_abandoned`
-//! (the builder's `max_abandoned_calls`) of them are still running, new calls fail at once with [`ErrorKind::Unavailable`] instead
-//! of piling up more stuck threads.
+//! (the builder's `max_abandoned_calls`) of them are still running, new calls fail at once
+//! with [`ErrorKind::Unavailable`] (marked [`Error::not_applied`]: nothing was started)
+//! instead of piling up more stuck threads.
 //!
 //! The work receives a [`Cancel`] token that is set as soon as the caller stops waiting; the
 //! store checks it after waiting for the index lock and before its first write, so nothing is
@@ -34,14 +35,16 @@ impl Cancel {
         self.0.load(Ordering::SeqCst)
     }
 
-    /// [`ErrorKind::Timeout`] if the caller has left, naming `what` was not done.
+    /// [`ErrorKind::Timeout`] if the caller has left, naming `what` was not done, and
+    /// [marked](Error::not_applied) as such.
     pub(crate) fn check(&self, what: &str) -> Result<()> {
         if self.is_cancelled() {
             return Err(Error::new(
                 ErrorKind::Timeout,
                 format!("{what}: the caller stopped waiting before the write; nothing was written"),
             )
-            .with_backend(BACKEND));
+            .with_backend(BACKEND)
+            .not_applied());
         }
         Ok(())
     }
@@ -98,7 +101,8 @@ impl Offload {
                     self.max_abandoned
                 ),
             )
-            .with_backend(BACKEND));
+            .with_backend(BACKEND)
+            .not_applied());
         }
         let cancel = Cancel::default();
         let state = Arc::new(AtomicU8::new(RUNNING));
@@ -114,19 +118,21 @@ impl Offload {
                 let _ = tx.send(result);
             }
         };
-        // From here on, leaving early (deadline or drop) cancels and counts the call.
-        let _guard = Abandon {
-            cancel,
-            state,
-            abandoned: self.abandoned.clone(),
-        };
         spawn(job).map_err(|e| {
             Error::new(
                 ErrorKind::Unavailable,
                 format!("{what}: cannot start a thread for the keyring call: {e}"),
             )
             .with_backend(BACKEND)
+            .not_applied()
         })?;
+        // From here on (no await since the spawn), leaving early (deadline or drop) cancels and
+        // counts the call; a job that never started is not counted.
+        let _guard = Abandon {
+            cancel,
+            state,
+            abandoned: self.abandoned.clone(),
+        };
         let finished = async {
             rx.await.map_err(|_| {
                 Error::new(
@@ -227,6 +233,7 @@ mod tests {
                 .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
         assert!(e.message().contains("still running"), "{e}");
+        assert!(e.proves_not_applied(), "nothing was started: {e}");
         release.send(()).unwrap();
         assert!(seen_rx.recv().unwrap(), "the work saw the cancellation");
         // Once the stuck call returns it no longer counts.

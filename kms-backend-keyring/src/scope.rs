@@ -3,10 +3,12 @@
 /// Where the kernel keyring store writes its keys, which decides who can read them and how
 /// long they live. Chosen with [`KeyringStoreBuilder::keyutils_scope`](crate::KeyringStoreBuilder::keyutils_scope).
 ///
-/// In both scopes the kernel grants access to the *possessor* of a key (a process that can
-/// reach it from its own session keyring) and to processes of the key's uid: a process that
-/// inherits the session (a child, or a process that switched uid without `keyctl session`)
-/// possesses its keys. Keys vanish on reboot in both scopes.
+/// The scope decides where a key can be *found* by description (a search from the session
+/// keyring); who may *use* a key is the builder's
+/// [`keyutils_access`](crate::KeyringStoreBuilder::keyutils_access) (by default the owning
+/// uid only, so a process that inherits the session but switched to another uid cannot, and
+/// any process of the uid can read a key by its serial number). Keys vanish on reboot in both
+/// scopes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeyutilsScope {

@@ -7,6 +7,10 @@
 //! independently of the others (there is no mutex to queue behind), and the calling thread is
 //! released.
 //!
+//! An item that no search finds is reported as missing only when the default collection,
+//! where this store writes, exists and is unlocked: a daemon without a login keyring, or with
+//! a locked one, is "cannot be accessed" (`Unavailable`), never an empty store.
+//!
 //! An entry `(service, name)` is the item whose attributes are `service=<service>` and
 //! `username=<name>` (labelled `keyring:<name>@<service>`), in the default collection: the
 //! format of `zbus-secret-service-keyring-store` and the `keyring` crate, so
@@ -49,7 +53,10 @@ enum Fail {
     Ss(SsError),
     NoEntry,
     Ambiguous(usize),
+    /// There is no default collection (alias `default`): no login keyring.
     NoCollection,
+    /// The default collection is locked.
+    Locked,
 }
 
 impl From<SsError> for Fail {
@@ -70,18 +77,65 @@ fn bounded<T>(
             PlatformTimeout::new(what, timeout),
         )))
     };
-    async_io::block_on(async { fut.await.map_err(to_keyring) }.or(expired))
+    async_io::block_on(async { fut.await.map_err(|f| to_keyring(f, what, timeout)) }.or(expired))
 }
 
-fn to_keyring(fail: Fail) -> keyring_core::Error {
+/// D-Bus errors that are a refusal: nothing reached the daemon (no Secret Service on the bus)
+/// or the daemon refused before changing anything (a locked object).
+const REFUSALS: [&str; 3] = [
+    "org.freedesktop.DBus.Error.ServiceUnknown",
+    "org.freedesktop.DBus.Error.NameHasNoOwner",
+    "org.freedesktop.Secret.Error.IsLocked",
+];
+
+/// Whether `err` is zbus's own method timeout (`method_timeout`, the same bound as ours).
+fn timed_out(err: &SsError) -> bool {
+    matches!(err, SsError::Zbus(zbus::Error::InputOutput(io))
+        if io.kind() == std::io::ErrorKind::TimedOut)
+}
+
+/// Whether `err` is a refusal (see [`REFUSALS`]).
+fn refused(err: &SsError) -> bool {
+    let fdo_refusal = |e: &zbus::fdo::Error| {
+        matches!(
+            e,
+            zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_)
+        )
+    };
+    match err {
+        SsError::Zbus(zbus::Error::MethodError(name, _, _)) => REFUSALS.contains(&name.as_str()),
+        SsError::Zbus(zbus::Error::FDO(e)) => fdo_refusal(e),
+        SsError::ZbusFdo(e) => fdo_refusal(e),
+        _ => false,
+    }
+}
+
+fn to_keyring(fail: Fail, what: &'static str, timeout: Duration) -> keyring_core::Error {
     match fail {
-        Fail::Ss(
-            err @ (SsError::Locked
-            | SsError::NoResult
-            | SsError::Prompt
-            | SsError::PromptDisconnected),
-        ) => keyring_core::Error::NoStorageAccess(Box::new(err)),
-        Fail::Ss(other) => keyring_core::Error::PlatformFailure(Box::new(other)),
+        Fail::Ss(err) if timed_out(&err) => {
+            keyring_core::Error::PlatformFailure(Box::new(PlatformTimeout::new(what, timeout)))
+        }
+        Fail::Ss(err) => {
+            let hint = match err {
+                SsError::Locked => "the item or collection is locked",
+                SsError::NoResult => "the Secret Service does not have the object asked for",
+                SsError::Prompt => {
+                    "the collection is locked and unlocking it needs a password prompt, which \
+                     was dismissed (no desktop session to show it?): unlock the collection \
+                     first, e.g. with `gnome-keyring-daemon --unlock` and the password on its \
+                     standard input"
+                }
+                SsError::PromptDisconnected => {
+                    "the Secret Service went away while an unlock prompt was open"
+                }
+                _ if refused(&err) => {
+                    "the Secret Service refused the call (no Secret Service on the bus, or a \
+                     locked object)"
+                }
+                other => return keyring_core::Error::PlatformFailure(Box::new(other)),
+            };
+            keyring_core::Error::NoStorageAccess(format!("{hint}: {err}").into())
+        }
         Fail::NoEntry => keyring_core::Error::NoEntry,
         // The entries are only counted by `to_error`.
         Fail::Ambiguous(n) => keyring_core::Error::Ambiguous(
@@ -90,8 +144,12 @@ fn to_keyring(fail: Fail) -> keyring_core::Error {
                 .collect(),
         ),
         Fail::NoCollection => no_collection(
-            "the Secret Service has no default collection (no login keyring), so no entry can \
-             be written",
+            "the Secret Service has no default collection (no login keyring), where this store \
+             keeps its entries",
+        ),
+        Fail::Locked => no_collection(
+            "the Secret Service's default collection, where this store keeps its entries, is \
+             locked",
         ),
     }
 }
@@ -122,24 +180,15 @@ impl SecretServiceStore {
         Ok(Arc::new(Self(Arc::new(Shared { ss, timeout }))))
     }
 
-    /// Checks that a default collection exists and is unlocked, so that writes can succeed.
+    /// Checks that a default collection exists and is unlocked, so that reads can tell a
+    /// missing entry and writes can succeed.
     pub(crate) fn health(&self) -> keyring_core::Result<()> {
-        let ss = &self.0.ss;
-        let locked = bounded("probing the default collection", self.0.timeout, async {
-            match ss.get_default_collection().await {
-                Ok(c) => Ok(Some(c.is_locked().await?)),
-                Err(SsError::NoResult) => Ok(None),
-                Err(e) => Err(Fail::Ss(e)),
+        bounded("probing the default collection", self.0.timeout, async {
+            match self.0.absent().await {
+                Fail::NoEntry => Ok(()),
+                unusable => Err(unusable),
             }
-        })?;
-        match locked {
-            None => Err(no_collection(
-                "the Secret Service has no default collection (no login keyring), so every \
-                 store would fail",
-            )),
-            Some(true) => Err(no_collection("the default collection is locked")),
-            Some(false) => Ok(()),
-        }
+        })
     }
 }
 
@@ -166,6 +215,22 @@ impl SecretServiceStore {
 }
 
 impl Shared {
+    /// What a search that found no item means: [`Fail::NoEntry`] when the default collection,
+    /// where this store writes, exists and is unlocked; otherwise why the store cannot be
+    /// used ([`Fail::NoCollection`], [`Fail::Locked`]), so that an unusable keyring never
+    /// looks like an empty one.
+    async fn absent(&self) -> Fail {
+        match self.ss.get_default_collection().await {
+            Ok(collection) => match collection.is_locked().await {
+                Ok(false) => Fail::NoEntry,
+                Ok(true) => Fail::Locked,
+                Err(e) => Fail::Ss(e),
+            },
+            Err(SsError::NoResult) => Fail::NoCollection,
+            Err(e) => Fail::Ss(e),
+        }
+    }
+
     /// The one item of `(service, user)`, `None` if there is none.
     async fn unique_item(&self, service: &str, user: &str) -> Result<Option<Item<'_>>, Fail> {
         let attributes = HashMap::from([("service", service), ("username", user)]);
@@ -216,6 +281,12 @@ impl CredentialStoreApi for SecretServiceStore {
             for item in found.unlocked.iter().chain(found.locked.iter()) {
                 if let Some(user) = item.get_attributes().await?.remove("username") {
                     users.push(user);
+                }
+            }
+            if users.is_empty() {
+                match self.0.absent().await {
+                    Fail::NoEntry => {}
+                    unusable => return Err(unusable),
                 }
             }
             Ok(users)
@@ -302,7 +373,7 @@ impl CredentialApi for Cred {
         bounded("reading a Secret Service item", shared.timeout, async {
             match shared.unique_item(&self.service, &self.user).await? {
                 Some(item) => Ok(item.get_secret().await?),
-                None => Err(Fail::NoEntry),
+                None => Err(shared.absent().await),
             }
         })
     }
@@ -312,7 +383,7 @@ impl CredentialApi for Cred {
         bounded("deleting a Secret Service item", shared.timeout, async {
             match shared.unique_item(&self.service, &self.user).await? {
                 Some(item) => Ok(item.delete().await?),
-                None => Err(Fail::NoEntry),
+                None => Err(shared.absent().await),
             }
         })
     }

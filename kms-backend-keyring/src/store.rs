@@ -97,9 +97,10 @@ impl Inner {
     }
 
     /// Reads the index for a change, rebuilding it first if it is corrupt, or if it is missing
-    /// altogether while the keyring holds keys of the service.
+    /// altogether while the keyring holds keys of the service. A failed read has written
+    /// nothing: its error is [marked](Error::not_applied) so.
     fn index_for_update(&self, cancel: &Cancel, what: &str) -> Result<Index> {
-        let mut index = self.read_index()?;
+        let mut index = self.read_index().map_err(Error::not_applied)?;
         if index.corrupt().is_some() {
             cancel.check(what)?;
             index.repair(self, &self.service)?;
@@ -118,14 +119,14 @@ impl Inner {
         cancel.check(&what)?;
         let undo = index
             .add(self, key.as_str())
-            .map_err(|e| annotate(e, &format!("{what}, nothing was written")))?;
+            .map_err(|e| index_write_failed(e, &what, "nothing was written"))?;
         let written = self.write_value(key, value, &what);
         if let Err(e) = written {
             return Err(match undo {
                 None => e,
                 Some(undo) => match index.undo(self, undo) {
                     Ok(()) => e,
-                    Err(undo_err) => annotate(
+                    Err(undo_err) => outcome_unknown(
                         e,
                         &format!(
                             "{what}: the index now lists {key} without a value (undoing it failed: \
@@ -144,10 +145,16 @@ impl Inner {
         entry
             .set_secret(value.expose_secret())
             .map_err(|e| to_error(e, what))?;
+        // The write went through: no error from here on may claim that nothing changed.
         let read_back = match entry.get_secret() {
             Ok(bytes) => Zeroizing::new(bytes),
             Err(keyring_core::Error::NoEntry) => Zeroizing::new(Vec::new()),
-            Err(e) => return Err(to_error(e, &format!("reading back {key}"))),
+            Err(e) => {
+                return Err(outcome_unknown(
+                    to_error(e, &format!("reading back {key}")),
+                    &format!("{what}: the keyring accepted the value but reading it back failed"),
+                ));
+            }
         };
         if read_back.as_slice() != value.expose_secret() {
             return Err(Error::new(
@@ -169,7 +176,7 @@ impl Inner {
         cancel.check(&what)?;
         let undo = index
             .remove(self, key.as_str())
-            .map_err(|e| annotate(e, &format!("{what}, nothing was removed")))?;
+            .map_err(|e| index_write_failed(e, &what, "nothing was removed"))?;
         let deleted = self.entry(key.as_str(), &what)?.delete_credential();
         match deleted {
             Ok(()) => {
@@ -197,7 +204,7 @@ impl Inner {
                 let e = to_error(e, &what);
                 Err(match undo.map(|u| index.undo(self, u)) {
                     None | Some(Ok(())) => e,
-                    Some(Err(undo_err)) => annotate(
+                    Some(Err(undo_err)) => outcome_unknown(
                         e,
                         &format!(
                             "{what}: {key} is kept but no longer listed (putting its name back \
@@ -382,9 +389,40 @@ impl KeyStore for KeyringStore {
     }
 }
 
-/// `e` with `note` in front of its message.
+/// The error of the index write that comes first in a `store` or `remove`: `{what},
+/// {nothing}` ("nothing was written"), unless the write timed out and may still land.
+fn index_write_failed(e: Error, what: &str, nothing: &str) -> Error {
+    if e.kind() == ErrorKind::Timeout {
+        let note = format!(
+            "{what}: the index write did not answer in time and may still land; the entry was \
+             not touched"
+        );
+        annotate(e, &note)
+    } else {
+        annotate(e, &format!("{what}, {nothing}"))
+    }
+}
+
+/// `e` with `note` in front of its message, still [marked](Error::not_applied) if it was.
 fn annotate(e: Error, note: &str) -> Error {
-    Error::new(e.kind(), format!("{note}: {}", e.message())).with_backend(BACKEND)
+    let annotated = Error::new(e.kind(), format!("{note}: {}", e.message())).with_backend(BACKEND);
+    if e.proves_not_applied() {
+        annotated.not_applied()
+    } else {
+        annotated
+    }
+}
+
+/// `e` with `note` in front of its message, for a failure after something was written: it
+/// proves nothing about what changed, so it is neither marked nor of a kind that says
+/// "refused" (those become [`ErrorKind::Unavailable`]).
+fn outcome_unknown(e: Error, note: &str) -> Error {
+    let kind = if Error::new(e.kind(), "").proves_not_applied() {
+        ErrorKind::Unavailable
+    } else {
+        e.kind()
+    };
+    Error::new(kind, format!("{note}: {}", e.message())).with_backend(BACKEND)
 }
 
 impl fmt::Display for KeyringStore {

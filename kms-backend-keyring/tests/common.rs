@@ -221,3 +221,166 @@ pub fn require_env(var: &str, what: &str) {
         );
     }
 }
+
+/// A process that holds the exclusive lock on a file and is stuck (stopped with SIGSTOP):
+/// `flock(1)` sleeping with the lock (`--no-fork`: the process holding the lock is the one
+/// stopped and, on drop, killed).
+pub struct StuckLockHolder {
+    child: std::process::Child,
+}
+
+impl StuckLockHolder {
+    /// Takes the lock on `path` in a new process and stops that process.
+    pub fn hold(path: &std::path::Path) -> Self {
+        let child = std::process::Command::new("flock")
+            .args(["--exclusive", "--no-fork"])
+            .arg(path)
+            .args(["sleep", "120"])
+            .spawn()
+            .expect("flock runs");
+        let probe = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .unwrap();
+        for _ in 0..500 {
+            match probe.try_lock() {
+                Ok(()) => {
+                    probe.unlock().unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(_) => break,
+            }
+        }
+        assert!(probe.try_lock().is_err(), "flock never took the lock");
+        let stopped = std::process::Command::new("kill")
+            .args(["-STOP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(stopped.success());
+        Self { child }
+    }
+}
+
+impl Drop for StuckLockHolder {
+    fn drop(&mut self) {
+        // SIGKILL ends a stopped process too.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The index lock file held by a stuck process, then a FIFO at the lock path, for a store
+/// made by `builder` (a real backend; the test's service and cleanup are the caller's):
+///
+/// - `store` and `remove` fail with `Timeout` once the lock timeout has passed (not later),
+///   saying the lock file was held, marked as having changed nothing, and nothing changed;
+/// - a FIFO at the lock path (opening it for writing waits for a reader for ever) is refused
+///   at once with `Configuration`, long before the call's own bound, so no thread is left
+///   blocked in `open`;
+/// - once the holder is gone, writes work again.
+///
+/// Prints what each call took.
+pub async fn a_stuck_lock_holder_bounds_writes(
+    builder: kms_backend_keyring::KeyringStoreBuilder,
+    lock: PathBuf,
+) {
+    use kms_core::ErrorKind;
+    use std::time::{Duration, Instant};
+    const LOCK_TIMEOUT: Duration = Duration::from_millis(300);
+    let key = |n: &str| KeyName::new(n).unwrap();
+    let value = |v: &[u8]| SecretValue::copy_from_slice(v);
+    let store = builder
+        .clone()
+        .lock_file(&lock)
+        .lock_timeout(LOCK_TIMEOUT)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap();
+    store.store(&key("k"), value(b"old")).await.unwrap();
+    let holder = StuckLockHolder::hold(&lock);
+    for (op, result) in [
+        (
+            "store",
+            store.store(&key("k"), value(b"new")).await.map(drop),
+        ),
+        (
+            "store of a new key",
+            store.store(&key("n"), value(b"new")).await.map(drop),
+        ),
+        ("remove", store.remove(&key("k")).await),
+    ] {
+        let e = result.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{op}: {e}");
+        assert!(e.proves_not_applied(), "{op}: {e}");
+        assert!(e.message().contains("lock file"), "{op}: {e}");
+        assert!(!e.message().contains("  "), "{op}: {e}");
+    }
+    let started = Instant::now();
+    let e = store.store(&key("k"), value(b"new")).await.unwrap_err();
+    let took = started.elapsed();
+    println!(
+        "measured: store with the lock held by a stopped process -> {:?} in {took:?} (lock timeout {LOCK_TIMEOUT:?})",
+        e.kind()
+    );
+    assert!(
+        took >= LOCK_TIMEOUT && took < LOCK_TIMEOUT + Duration::from_secs(1),
+        "{took:?}"
+    );
+    assert_eq!(
+        store.get(&key("k")).await.unwrap().value.expose_secret(),
+        b"old"
+    );
+    assert_eq!(
+        store.get(&key("n")).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), vec![key("k")]);
+    drop(holder);
+    // A FIFO at the lock path, with bounds far away.
+    let fifo = lock.with_extension("fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let _fifo_cleanup = Cleanup::new("kms-test-unused-fifo", fifo.clone());
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let patient = builder
+        .lock_file(&fifo)
+        .lock_timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    for op in ["store", "remove"] {
+        let started = Instant::now();
+        let e = match op {
+            "store" => patient.store(&key("k"), value(b"new")).await.map(drop),
+            _ => patient.remove(&key("k")).await,
+        }
+        .unwrap_err();
+        let took = started.elapsed();
+        println!(
+            "measured: {op} with a FIFO at the lock path -> {:?} in {took:?}",
+            e.kind()
+        );
+        assert_eq!(e.kind(), ErrorKind::Configuration, "{op}: {e}");
+        assert!(e.proves_not_applied(), "{op}: {e}");
+        assert!(e.message().contains("not a regular file"), "{op}: {e}");
+        assert!(took < Duration::from_secs(1), "{op} took {took:?}");
+    }
+    assert_eq!(
+        store.get(&key("k")).await.unwrap().value.expose_secret(),
+        b"old"
+    );
+    store.store(&key("k"), value(b"new")).await.unwrap();
+    assert_eq!(
+        store.get(&key("k")).await.unwrap().value.expose_secret(),
+        b"new"
+    );
+}

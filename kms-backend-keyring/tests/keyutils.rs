@@ -6,9 +6,13 @@ mod common;
 
 use std::process::Command;
 
-use common::{Cleaned, Cleanup, kernel_keys, lock_file, require_env, unique_service};
+use common::{
+    Cleaned, Cleanup, a_stuck_lock_holder_bounds_writes, kernel_keys, lock_file, require_env,
+    unique_service,
+};
 use kms_backend_keyring::{
-    INDEX_ACCOUNT, KEYUTILS_MAX_VALUE_LEN, KeyringBackend, KeyringStore, KeyutilsScope,
+    INDEX_ACCOUNT, KEYUTILS_MAX_VALUE_LEN, KeyringBackend, KeyringStore, KeyutilsAccess,
+    KeyutilsScope,
 };
 use kms_core::{ErrorKind, KeyName, KeyPrefix, KeyStore, SecretValue};
 
@@ -425,8 +429,9 @@ struct ThrowawayUser {
 }
 
 impl ThrowawayUser {
-    fn create() -> Self {
-        let name = format!("kmsq{}", std::process::id());
+    /// The user `kms<tag><pid>`.
+    fn create(tag: &str) -> Self {
+        let name = format!("kms{tag}{}", std::process::id());
         let status = Command::new("useradd")
             .args([
                 "--system",
@@ -477,7 +482,7 @@ fn a_non_root_user_at_the_kernel_quota_gets_a_permanent_error_and_no_change() {
     let mut cmd;
     let _user;
     if current_uid() == 0 {
-        let user = ThrowawayUser::create();
+        let user = ThrowawayUser::create("q");
         cmd = Command::new("setpriv");
         cmd.args([
             &format!("--reuid={}", user.uid),
@@ -602,6 +607,7 @@ async fn service_names_the_kernel_keyring_cannot_keep_apart_are_configuration_er
         assert_eq!(e.kind(), ErrorKind::Configuration, "{e}");
         assert!(e.message().contains(names), "{e}");
         assert!(e.message().contains("service name"), "{e}");
+        assert!(!e.message().contains("  "), "{e}");
     }
     // The longest allowed service holds the longest key name, on the real keyring.
     let longest = &long[..kms_backend_keyring::KEYUTILS_MAX_SERVICE_LEN];
@@ -722,4 +728,325 @@ async fn a_foreign_key_with_a_long_description_breaks_nothing() {
     );
     assert_eq!(kernel_keys(&service).len(), 3, "two keys and the index");
     keyctl(&["unlink", &foreign, "@s"]);
+}
+
+/// The index lock file held by a stuck process (stopped while holding it) on the kernel
+/// keyring: see `a_stuck_lock_holder_bounds_writes` in tests/common.rs.
+#[tokio::test]
+async fn a_lock_file_held_by_a_stuck_process_bounds_every_write() {
+    require_env(
+        "KMS_TEST_KEYUTILS",
+        "a kernel session keyring (keyctl session -)",
+    );
+    let service = unique_service("stuck-lock");
+    let _cleanup = Cleanup::new(&service, lock_file("stuck-lock"));
+    a_stuck_lock_holder_bounds_writes(
+        KeyringStore::builder(&service).backend(KeyringBackend::KeyUtils),
+        lock_file("stuck-lock"),
+    )
+    .await;
+}
+
+/// The kernel key id of `description`, searched from the session keyring.
+fn id_of(description: &str) -> String {
+    keyctl(&["search", "@s", "user", description])
+}
+
+/// The permission mask of key `id` (`keyctl rdescribe`: `type;uid;gid;perm;description`).
+fn perm_of(id: &str) -> String {
+    keyctl(&["rdescribe", id])
+        .split(';')
+        .nth(3)
+        .unwrap()
+        .to_owned()
+}
+
+/// A process that switches to another uid but keeps the session keyring (`setpriv` without
+/// a new session) possesses every key in it. With the default access (`KeyutilsAccess::Uid`)
+/// the keys grant possessors nothing (`0x003f0000`): that process can neither read nor find
+/// them, through the store (`PermissionDenied`, for the key and for the index alike) or
+/// `keyctl`; a key it planted in the shared keyring under one of our descriptions is neither
+/// read, overwritten nor removed (`PermissionDenied`), so no secret of ours lands in a key it
+/// owns. The documented opposite, `KeyutilsAccess::Possessor`, keeps the kernel's defaults
+/// (`0x3f010000`): the other uid reads those keys, and the store reads its planted key. And
+/// the documented cost of the default: a fresh session of the same uid reads a key by its
+/// serial number, which it cannot under `Possessor`.
+#[test]
+fn another_uid_keeping_the_session_keyring_can_neither_read_nor_plant() {
+    const TEST: &str = "another_uid_keeping_the_session_keyring_can_neither_read_nor_plant";
+    if let Ok(service) = std::env::var("KMS_KEYRING_OTHER_UID") {
+        return futures_lite::future::block_on(other_uid_child(&service));
+    }
+    require_env(
+        "KMS_TEST_KEYUTILS",
+        "a kernel session keyring (keyctl session -)",
+    );
+    assert_eq!(
+        current_uid(),
+        0,
+        "this test changes uid with setpriv and needs root (the suite runs as root)"
+    );
+    let service = unique_service("other-uid");
+    let _cleanup = Cleanup::new(&service, lock_file("other-uid"));
+    let description = |name: &str| kms_backend_keyring::keyutils_description(&service, name);
+    futures_lite::future::block_on(async {
+        let strict = keyutils(&service, "other-uid");
+        strict.store(&key("k"), value(b"uid-only")).await.unwrap();
+        let possessed = KeyringStore::builder(&service)
+            .backend(KeyringBackend::KeyUtils)
+            .keyutils_access(KeyutilsAccess::Possessor)
+            .lock_file(lock_file("other-uid"))
+            .build()
+            .await
+            .unwrap();
+        possessed
+            .store(&key("p"), value(b"possessed"))
+            .await
+            .unwrap();
+        let (k, p) = (id_of(&description("k")), id_of(&description("p")));
+        assert_eq!(perm_of(&k), "003f0000");
+        assert_eq!(perm_of(&id_of(&description(INDEX_ACCOUNT))), "003f0000");
+        assert_eq!(perm_of(&p), "3f010000");
+        // The cost of the default: the uid, not the session, is the boundary.
+        let out = in_fresh_session(&format!("keyctl pipe {k}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, b"uid-only");
+        assert!(
+            !in_fresh_session(&format!("keyctl pipe {p}"))
+                .status
+                .success()
+        );
+
+        let user = ThrowawayUser::create("u");
+        let as_user = |args: &[&str]| {
+            Command::new("setpriv")
+                .args([
+                    &format!("--reuid={}", user.uid),
+                    &format!("--regid={}", user.gid),
+                    "--clear-groups",
+                    "--",
+                ])
+                .args(args)
+                .output()
+                .expect("setpriv runs")
+        };
+        // Straight through the kernel.
+        let out = as_user(&["keyctl", "pipe", &k]);
+        assert!(!out.status.success(), "the other uid read the key");
+        assert!(out.stdout.is_empty());
+        let out = as_user(&["keyctl", "search", "@s", "user", &description("k")]);
+        assert!(!out.status.success(), "the other uid found the key");
+        let out = as_user(&["keyctl", "pipe", &p]);
+        assert_eq!(
+            out.stdout, b"possessed",
+            "Possessor keeps the kernel's defaults"
+        );
+        // Through the store, in a process of the other uid.
+        let out = Command::new("setpriv")
+            .args([
+                &format!("--reuid={}", user.uid),
+                &format!("--regid={}", user.gid),
+                "--clear-groups",
+                "--",
+            ])
+            .arg(std::env::current_exe().unwrap())
+            .args([TEST, "--exact", "--nocapture"])
+            .env("KMS_KEYRING_OTHER_UID", &service)
+            .output()
+            .expect("the test binary re-runs itself");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in stdout.lines().filter(|l| l.starts_with("measured:")) {
+            println!("{line}");
+        }
+        // A key the other uid planted under one of our descriptions.
+        let out = as_user(&[
+            "keyctl",
+            "add",
+            "user",
+            &description("planted"),
+            "theirs",
+            "@s",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let planted = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let refused = |op: &str, e: kms_core::Error| {
+            println!(
+                "measured: {op} of a key planted by uid {} -> {:?}",
+                user.uid,
+                e.kind()
+            );
+            assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{op}: {e}");
+            assert!(
+                e.message().contains(&format!("uid {}", user.uid)),
+                "{op}: {e}"
+            );
+            assert!(!e.message().contains("theirs"), "{op}: {e}");
+        };
+        refused("get", strict.get(&key("planted")).await.unwrap_err());
+        refused(
+            "store",
+            strict
+                .store(&key("planted"), value(b"ours"))
+                .await
+                .unwrap_err(),
+        );
+        refused("remove", strict.remove(&key("planted")).await.unwrap_err());
+        assert_eq!(
+            keyctl(&["pipe", &planted]),
+            "theirs",
+            "our value went into their key"
+        );
+        assert!(
+            !strict
+                .list(&KeyPrefix::all())
+                .await
+                .unwrap()
+                .contains(&key("planted"))
+        );
+        assert_eq!(
+            possessed
+                .get(&key("planted"))
+                .await
+                .unwrap()
+                .value
+                .expose_secret(),
+            b"theirs"
+        );
+        keyctl(&["unlink", &planted, "@s"]);
+    });
+}
+
+/// The other uid's half: the store finds no way into the keys of the uid-only store; a
+/// possessor-mode store reads the possessor-mode key (and a uid-only store refuses it: it
+/// belongs to another uid).
+async fn other_uid_child(service: &str) {
+    assert_ne!(current_uid(), 0, "the child runs as the throwaway user");
+    let store = keyutils(service, "other-uid");
+    let e = store.get(&key("k")).await.unwrap_err();
+    println!(
+        "measured: get by another uid keeping the session -> {:?}",
+        e.kind()
+    );
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert!(!e.message().contains("uid-only"), "{e}");
+    let e = store.list(&KeyPrefix::all()).await.unwrap_err();
+    println!(
+        "measured: list by another uid keeping the session -> {:?}",
+        e.kind()
+    );
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    let e = store.get(&key("p")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert!(e.message().contains("belongs to uid 0"), "{e}");
+    let possessor = KeyringStore::builder(service)
+        .backend(KeyringBackend::KeyUtils)
+        .keyutils_access(KeyutilsAccess::Possessor)
+        .lock_file(lock_file("other-uid"))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        possessor
+            .get(&key("p"))
+            .await
+            .unwrap()
+            .value
+            .expose_secret(),
+        b"possessed"
+    );
+}
+
+/// A session keyring that can no longer be used (revoked, invalidated or expired after the
+/// store was built): every operation fails with `Unavailable` naming the session keyring,
+/// for a key that was stored and one that never was alike, never `NotFound` or an empty
+/// list (the kernel answers a search of a dead keyring with the same errors as a miss); the
+/// failed writes are marked as having changed nothing; a store built afterwards does not
+/// open. Each case runs in a session keyring of its own (`keyctl session -`).
+#[test]
+fn an_unusable_session_keyring_is_unavailable_never_not_found() {
+    const TEST: &str = "an_unusable_session_keyring_is_unavailable_never_not_found";
+    if let Ok(how) = std::env::var("KMS_KEYRING_BREAK_SESSION") {
+        return futures_lite::future::block_on(broken_session_child(&how));
+    }
+    require_env(
+        "KMS_TEST_KEYUTILS",
+        "a kernel session keyring (keyctl session -)",
+    );
+    let _lock = Cleanup::new("unused", lock_file("broken-session"));
+    for how in ["revoke", "invalidate", "expire"] {
+        let out = Command::new("keyctl")
+            .args(["session", "-"])
+            .arg(std::env::current_exe().unwrap())
+            .args([TEST, "--exact", "--nocapture"])
+            .env("KMS_KEYRING_BREAK_SESSION", how)
+            .env("KMS_KEYRING_LOCK_PID", std::process::id().to_string())
+            .output()
+            .expect("the test binary re-runs itself");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{how}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in stdout.lines().filter(|l| l.starts_with("measured:")) {
+            println!("{line}");
+        }
+    }
+}
+
+/// The child half: breaks its own session keyring, then checks every operation.
+async fn broken_session_child(how: &str) {
+    let service = unique_service("broken-session");
+    let store = keyutils(&service, "broken-session");
+    store.store(&key("k"), value(b"v")).await.unwrap();
+    match how {
+        "revoke" => drop(keyctl(&["revoke", "@s"])),
+        "invalidate" => drop(keyctl(&["invalidate", "@s"])),
+        _ => {
+            keyctl(&["timeout", "@s", "1"]);
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+        }
+    }
+    let check = |op: &str, e: kms_core::Error| {
+        println!(
+            "measured: {op} with a session keyring that was made to {how} -> {:?}",
+            e.kind()
+        );
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{how} {op}: {e}");
+        assert!(e.message().contains("session keyring"), "{how} {op}: {e}");
+        assert!(!e.message().contains("  "), "{how} {op}: {e}");
+    };
+    check("get", store.get(&key("k")).await.unwrap_err());
+    check(
+        "get of a key never stored",
+        store.get(&key("never")).await.unwrap_err(),
+    );
+    check("list", store.list(&KeyPrefix::all()).await.unwrap_err());
+    check("health", store.health().await.unwrap_err());
+    let e = store.store(&key("n"), value(b"v")).await.unwrap_err();
+    assert!(e.proves_not_applied(), "{e}");
+    check("store", e);
+    let e = store.remove(&key("k")).await.unwrap_err();
+    assert!(e.proves_not_applied(), "{e}");
+    check("remove", e);
+    let e = KeyringStore::builder(&service)
+        .backend(KeyringBackend::KeyUtils)
+        .lock_file(lock_file("broken-session"))
+        .build()
+        .await
+        .unwrap_err();
+    check("build", e);
 }

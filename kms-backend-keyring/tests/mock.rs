@@ -704,6 +704,7 @@ async fn lock_waits_are_bounded_and_an_abandoned_store_never_lands() {
     let e = store.store(&key("k"), value(b"v")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert!(e.message().contains("lock"), "{e}");
+    assert!(e.proves_not_applied(), "the lock was never taken: {e}");
     assert!(started.elapsed() < Duration::from_secs(5));
     // A caller that gives up while the lock is held (lock timeout far away).
     let (patient, _cleanup2) = custom(mock.clone(), 4096, "held-lock", |b| {

@@ -8,7 +8,9 @@ use std::process::Command;
 
 use std::time::{Duration, Instant};
 
-use common::{Cleaned, Cleanup, lock_file, require_env, unique_service};
+use common::{
+    Cleaned, Cleanup, a_stuck_lock_holder_bounds_writes, lock_file, require_env, unique_service,
+};
 use kms_backend_keyring::{INDEX_ACCOUNT, KeyringBackend, KeyringStore};
 use kms_core::{ErrorKind, KeyName, KeyPrefix, KeyStore, SecretValue};
 
@@ -241,20 +243,45 @@ async fn a_corrupt_index_is_rebuilt_from_the_service_items() {
     store.health().await.unwrap();
 }
 
+/// The gnome-keyring-daemon of a private session (see scripts/keyring-session.sh).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Daemon {
+    /// Started with an unlocked login keyring (the default collection).
+    Unlocked,
+    /// Started without a login keyring: no default collection.
+    NoLoginCollection,
+    /// Not started: D-Bus starts one from its service file on the first client call, as on a
+    /// machine where nobody logged in to a desktop.
+    AutoStarted,
+}
+
 /// Runs this binary's test `test` (exactly) inside a private D-Bus session with its own
-/// gnome-keyring-daemon (see scripts/keyring-session.sh; `unlocked: false` starts it without
-/// a login keyring), with `KMS_KEYRING_CHILD=1` so that the test runs its child half.
-fn in_private_session(test: &str, unlocked: bool) {
+/// gnome-keyring-daemon, with `KMS_KEYRING_CHILD=1` so that the test runs its child half.
+fn in_private_session(test: &str, daemon: Daemon) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/keyring-session.sh");
     let mut cmd = Command::new("dbus-run-session");
     cmd.args(["--", "bash", script])
         .arg(std::env::current_exe().unwrap())
-        .args([test, "--exact"])
+        .args([test, "--exact", "--nocapture"])
         .env("KMS_KEYRING_CHILD", "1");
-    if !unlocked {
-        cmd.env("KMS_KEYRING_NO_LOGIN_COLLECTION", "1");
+    match daemon {
+        Daemon::Unlocked => {}
+        Daemon::NoLoginCollection => {
+            cmd.env("KMS_KEYRING_NO_LOGIN_COLLECTION", "1");
+        }
+        Daemon::AutoStarted => {
+            cmd.env("KMS_KEYRING_AUTOSTART", "1");
+        }
     }
     let out = cmd.output().expect("dbus-run-session runs");
+    // What the child measured (lines starting with "measured:"), for the test's own output.
+    for line in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&out.stderr).lines())
+        .filter(|l| l.starts_with("measured:"))
+    {
+        println!("{line}");
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("1 passed"),
@@ -278,7 +305,7 @@ fn no_login_collection_fails_health_with_what_to_set_up() {
         );
         return in_private_session(
             "no_login_collection_fails_health_with_what_to_set_up",
-            false,
+            Daemon::NoLoginCollection,
         );
     }
     futures_lite::future::block_on(async {
@@ -299,7 +326,117 @@ fn no_login_collection_fails_health_with_what_to_set_up() {
         );
         let e = store.store(&key("k"), value(b"v")).await.unwrap_err();
         assert!(e.message().contains("login"), "{e}");
-        assert!(store.list(&KeyPrefix::all()).await.unwrap().is_empty());
+        // Nothing can be stored, so nothing can be said to be missing: never an empty list
+        // or NotFound.
+        unusable_everywhere(&store, "no default collection").await;
+    });
+}
+
+/// Every operation of `store`, whose keyring cannot be used, fails with `Unavailable` saying
+/// `why` (never `NotFound`, never an empty list), in far less than the timeout; the failed
+/// writes are marked as having changed nothing. Prints what each call took.
+async fn unusable_everywhere(store: &KeyringStore, why: &str) {
+    let check = |op: &str, e: kms_core::Error, took: Duration| {
+        println!("measured: {op} -> {:?} in {took:?}", e.kind());
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{op}: {e}");
+        assert!(e.message().contains(why), "{op}: {e}");
+        assert!(!e.message().contains("  "), "{op}: {e}");
+        assert!(took < Duration::from_secs(2), "{op} took {took:?}");
+    };
+    let timed = Instant::now();
+    let e = store.get(&key("k")).await.unwrap_err();
+    check("get", e, timed.elapsed());
+    let timed = Instant::now();
+    let e = store.get(&key("never/stored")).await.unwrap_err();
+    check("get of a key never stored", e, timed.elapsed());
+    let timed = Instant::now();
+    let e = store.list(&KeyPrefix::all()).await.unwrap_err();
+    check("list", e, timed.elapsed());
+    let timed = Instant::now();
+    let e = store.remove(&key("never/stored")).await.unwrap_err();
+    assert!(e.proves_not_applied(), "{e}");
+    check("remove", e, timed.elapsed());
+    let timed = Instant::now();
+    let e = store.store(&key("new"), value(b"v")).await.unwrap_err();
+    assert!(e.proves_not_applied(), "{e}");
+    check("store", e, timed.elapsed());
+    let timed = Instant::now();
+    let e = store.health().await.unwrap_err();
+    check("health", e, timed.elapsed());
+}
+
+/// A Secret Service that D-Bus starts on the first call (no desktop login: no unlocked login
+/// collection) is `Unavailable` for every operation, saying what to set up; `get` used to
+/// answer `NotFound` and `list` an empty list, as if the store were empty.
+#[test]
+fn an_auto_started_daemon_without_an_unlocked_collection_is_unavailable_never_empty() {
+    const TEST: &str =
+        "an_auto_started_daemon_without_an_unlocked_collection_is_unavailable_never_empty";
+    if !is_child() {
+        require_env(
+            "KMS_TEST_SECRET_SERVICE",
+            "gnome-keyring-daemon and dbus-run-session",
+        );
+        return in_private_session(TEST, Daemon::AutoStarted);
+    }
+    futures_lite::future::block_on(async {
+        let service = unique_service("autostart");
+        let _cleanup = Cleanup::new(&service, lock_file("autostart"));
+        let store = KeyringStore::builder(&service)
+            .backend(KeyringBackend::SecretService)
+            .lock_file(lock_file("autostart"))
+            .build()
+            .await
+            .expect("the auto-started daemon answers");
+        unusable_everywhere(&store, "no default collection").await;
+        let e = store.health().await.unwrap_err();
+        assert!(e.message().contains("gnome-keyring-daemon --unlock"), "{e}");
+    });
+}
+
+/// The default collection locked after the store wrote a key (`Lock` over D-Bus, as a screen
+/// locker does): every operation is `Unavailable`, for the key that exists and for one that
+/// does not alike; a key that is not there is not reported missing while the collection
+/// cannot be read.
+#[test]
+fn a_locked_collection_is_unavailable_never_not_found() {
+    if !is_child() {
+        require_env(
+            "KMS_TEST_SECRET_SERVICE",
+            "gnome-keyring-daemon and dbus-run-session",
+        );
+        return in_private_session(
+            "a_locked_collection_is_unavailable_never_not_found",
+            Daemon::Unlocked,
+        );
+    }
+    futures_lite::future::block_on(async {
+        let service = unique_service("locked");
+        let _cleanup = Cleanup::new(&service, lock_file("locked"));
+        let store = KeyringStore::builder(&service)
+            .backend(KeyringBackend::SecretService)
+            .lock_file(lock_file("locked"))
+            .build()
+            .await
+            .unwrap();
+        store.store(&key("k"), value(b"v")).await.unwrap();
+        let out = Command::new("dbus-send")
+            .args([
+                "--session",
+                "--print-reply",
+                "--dest=org.freedesktop.secrets",
+                "/org/freedesktop/secrets",
+                "org.freedesktop.Secret.Service.Lock",
+                "array:objpath:/org/freedesktop/secrets/collection/login",
+            ])
+            .output()
+            .expect("dbus-send runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        unusable_everywhere(&store, "locked").await;
     });
 }
 
@@ -315,7 +452,7 @@ fn a_stopped_daemon_makes_every_call_time_out_without_queueing() {
         );
         return in_private_session(
             "a_stopped_daemon_makes_every_call_time_out_without_queueing",
-            true,
+            Daemon::Unlocked,
         );
     }
     let pid = std::env::var("KMS_TEST_SECRET_SERVICE_PID").expect("the daemon's pid");
@@ -360,10 +497,9 @@ fn a_stopped_daemon_makes_every_call_time_out_without_queueing() {
             listed.unwrap_err(),
             removed.unwrap_err(),
         ] {
-            assert!(
-                matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Unavailable),
-                "{e}"
-            );
+            // A bound that ran out (a D-Bus call, the lock wait or the whole call) is always
+            // a Timeout.
+            assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
         }
         // Five calls of at most ~1 s each ran side by side, not one after another.
         assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
@@ -378,6 +514,123 @@ fn a_stopped_daemon_makes_every_call_time_out_without_queueing() {
         }
         assert!(ok, "the store recovers once the daemon continues");
     });
+}
+
+/// The daemon stopped (SIGSTOP) after build, each operation alone: every one, `remove`
+/// included, fails with `Timeout` within its bound (the timeout, or the lock wait plus the
+/// timeout for writes) instead of hanging; the writes, whose first D-Bus call (reading the
+/// index) did not answer, are marked as having changed nothing. More calls than
+/// `max_abandoned_calls` in a row all time out the same way, so no call leaves a thread stuck
+/// behind it: each D-Bus call inside is bounded too. `build` against the stopped daemon times
+/// out as well. Prints what each call took.
+#[test]
+fn a_stopped_daemon_bounds_every_call_remove_included() {
+    const TEST: &str = "a_stopped_daemon_bounds_every_call_remove_included";
+    if !is_child() {
+        require_env(
+            "KMS_TEST_SECRET_SERVICE",
+            "gnome-keyring-daemon and dbus-run-session",
+        );
+        return in_private_session(TEST, Daemon::Unlocked);
+    }
+    let pid = std::env::var("KMS_TEST_SECRET_SERVICE_PID").expect("the daemon's pid");
+    let signal = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    const TIMEOUT: Duration = Duration::from_millis(500);
+    const LOCK_TIMEOUT: Duration = Duration::from_millis(300);
+    futures_lite::future::block_on(async {
+        let service = unique_service("sigstop-each");
+        let _cleanup = Cleanup::new(&service, lock_file("sigstop-each"));
+        let builder = KeyringStore::builder(&service)
+            .backend(KeyringBackend::SecretService)
+            .lock_file(lock_file("sigstop-each"))
+            .timeout(TIMEOUT)
+            .lock_timeout(LOCK_TIMEOUT)
+            .max_abandoned_calls(2);
+        let store = builder.clone().build().await.unwrap();
+        store.store(&key("k"), value(b"v")).await.unwrap();
+        signal("-STOP");
+        // Dropped before the cleanup (which needs the daemon), even when a check fails.
+        let _continue = Continue(pid.clone());
+        let slack = Duration::from_millis(400);
+        let check = |op: &str, e: kms_core::Error, took: Duration, bound: Duration| {
+            println!(
+                "measured: {op} -> {:?} in {took:?} (bound {bound:?})",
+                e.kind()
+            );
+            assert_eq!(e.kind(), ErrorKind::Timeout, "{op}: {e}");
+            assert!(took < bound + slack, "{op} took {took:?}");
+        };
+        let write_bound = TIMEOUT + LOCK_TIMEOUT;
+        for round in 0..2 {
+            let timed = Instant::now();
+            let e = store.remove(&key("k")).await.unwrap_err();
+            assert!(e.proves_not_applied(), "{e}");
+            check(
+                &format!("remove (round {round})"),
+                e,
+                timed.elapsed(),
+                write_bound,
+            );
+            let timed = Instant::now();
+            let e = store.remove(&key("missing")).await.unwrap_err();
+            check("remove of a missing key", e, timed.elapsed(), write_bound);
+            let timed = Instant::now();
+            let e = store.get(&key("k")).await.unwrap_err();
+            check("get", e, timed.elapsed(), TIMEOUT);
+            let timed = Instant::now();
+            let e = store.store(&key("k"), value(b"w")).await.unwrap_err();
+            assert!(e.proves_not_applied(), "{e}");
+            check("store", e, timed.elapsed(), write_bound);
+            let timed = Instant::now();
+            let e = store.list(&KeyPrefix::all()).await.unwrap_err();
+            check("list", e, timed.elapsed(), TIMEOUT);
+            let timed = Instant::now();
+            let e = store.health().await.unwrap_err();
+            check("health", e, timed.elapsed(), TIMEOUT);
+        }
+        // Not a platform call: answered at once.
+        let timed = Instant::now();
+        let e = store.get_version(&key("k"), "1").await.unwrap_err();
+        println!(
+            "measured: get_version -> {:?} in {:?}",
+            e.kind(),
+            timed.elapsed()
+        );
+        assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+        let timed = Instant::now();
+        let e = builder.clone().build().await.unwrap_err();
+        check("build", e, timed.elapsed(), TIMEOUT);
+        signal("-CONT");
+        // The daemon answers again, and so does the store; nothing was written or removed.
+        let mut value_now = None;
+        for _ in 0..50 {
+            if let Ok(got) = store.get(&key("k")).await {
+                value_now = Some(got.value.expose_secret().to_vec());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(value_now.as_deref(), Some(&b"v"[..]));
+        assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), vec![key("k")]);
+        store.remove(&key("k")).await.unwrap();
+    });
+}
+
+/// Sends SIGCONT to the daemon `.0` when dropped.
+struct Continue(String);
+
+impl Drop for Continue {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.0]).status();
+    }
 }
 
 trait Flat<A, B, C, D, E> {
@@ -473,4 +726,21 @@ async fn an_index_cleared_with_secret_tool_is_rebuilt_by_the_next_store() {
         store.list(&KeyPrefix::all()).await.unwrap(),
         vec![key("a/1"), key("a/2"), key("a/3")]
     );
+}
+
+/// The index lock file held by a stuck process (stopped while holding it) on the Secret
+/// Service: see `a_stuck_lock_holder_bounds_writes` in tests/common.rs.
+#[tokio::test]
+async fn a_lock_file_held_by_a_stuck_process_bounds_every_write() {
+    require_env(
+        "KMS_TEST_SECRET_SERVICE",
+        "an unlocked Secret Service (gnome-keyring-daemon) on a D-Bus session",
+    );
+    let service = unique_service("stuck-lock");
+    let _cleanup = Cleanup::new(&service, lock_file("stuck-lock"));
+    a_stuck_lock_holder_bounds_writes(
+        KeyringStore::builder(&service).backend(KeyringBackend::SecretService),
+        lock_file("stuck-lock"),
+    )
+    .await;
 }

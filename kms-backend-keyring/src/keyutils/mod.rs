@@ -7,8 +7,10 @@
 //! they live; reads search the session keyring and every keyring linked into it.
 
 mod key_error;
+mod owner;
 mod store;
 mod walk;
 
+pub(crate) use key_error::ForeignKey;
 pub(crate) use store::KeyutilsStore;
 pub use store::description;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use linux_keyutils::{Key, KeySerialId};
 
-use super::key_error::to_keyring;
+use super::key_error::ring_error;
 
 /// `KEY_SPEC_SESSION_KEYRING`: the special id of the calling process's session keyring.
 pub(crate) const SESSION: i32 = -3;
@@ -32,6 +32,10 @@ pub(crate) struct Described {
     /// (An invalidated key stays linked, and listed in `/proc/keys`, until the kernel's
     /// garbage collector runs.)
     pub(crate) live: bool,
+    /// The owning uid.
+    pub(crate) uid: u32,
+    /// The permission mask (`KEY_POS_*`, `KEY_USR_*`, `KEY_GRP_*`, `KEY_OTH_*`).
+    pub(crate) perm: u32,
 }
 
 /// Every key `/proc/keys` shows this process, by serial.
@@ -53,6 +57,8 @@ pub(crate) fn parse_line(line: &str) -> Option<(i32, Described)> {
         rest = &rest[end..];
     }
     let serial = u32::from_str_radix(fields[0], 16).ok()? as i32;
+    let perm = u32::from_str_radix(fields[4], 16).ok()?;
+    let uid = fields[5].parse().ok()?;
     // `I` instantiated, `R` revoked, `D` dead, `N` negative, `i` invalidated (`proc_keys_show`).
     let flags = fields[1];
     let live = flags.contains('I') && !flags.contains(['R', 'D', 'N', 'i']);
@@ -72,6 +78,8 @@ pub(crate) fn parse_line(line: &str) -> Option<(i32, Described)> {
             kind: fields[7].to_owned(),
             description: description.to_owned(),
             live,
+            uid,
+            perm,
         },
     ))
 }
@@ -98,7 +106,7 @@ pub(crate) fn reachable() -> keyring_core::Result<(Rings, HashMap<i32, Described
     // Fails (rather than walking nothing) when the session keyring cannot be read.
     Key::from_id(KeySerialId::new(SESSION))
         .read_to_vec()
-        .map_err(to_keyring)?;
+        .map_err(|e| ring_error("the session keyring", e))?;
     let table = described()?;
     let mut todo = vec![SESSION];
     let mut seen: Rings = Vec::new();
@@ -131,6 +139,7 @@ mod tests {
         assert_eq!(d.kind, "user");
         assert_eq!(d.description, "keyring:a: b@svc");
         assert!(d.live);
+        assert_eq!((d.uid, d.perm), (0, 0x3f01_0000));
         let (_, d) = parse_line(
             "30c83ae3 I-----i     1 perm 3f010000     0     0 user      keyring:gone@svc: 1",
         )
@@ -147,6 +156,7 @@ mod tests {
             parse_line("0349e469 I--Q---     2 perm 1f030000     0 65534 keyring   _uid.0: empty")
                 .unwrap();
         assert_eq!(d.description, "_uid.0");
+        assert_eq!((d.uid, d.perm), (0, 0x1f03_0000));
         assert!(parse_line("garbage").is_none());
     }
 }
