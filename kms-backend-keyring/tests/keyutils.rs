@@ -217,7 +217,7 @@ fn key_id(service: &str, account: &str) -> String {
     ])
 }
 
-/// Issue 16 item 1 on the real kernel keyring, with writes refused by key permissions
+/// On the real kernel keyring, with writes refused by key permissions
 /// (possessor may view/read/search/link/setattr, not write): a store whose index write fails
 /// writes no value; a store whose value write fails leaves the old value and the index.
 #[tokio::test]
@@ -255,7 +255,7 @@ async fn a_failed_store_on_the_kernel_keyring_changes_nothing() {
     keyctl(&["setperm", &a1, "0x3f010000"]);
 }
 
-/// Issue 16 item 2 on the real kernel keyring: 300 keys with 256-byte names (the old single
+/// On the real kernel keyring: 300 keys with 256-byte names (the old single
 /// 32767-byte index entry failed at the 127th) are all stored and listed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_holds_more_than_126_keys_with_long_names() {
@@ -275,7 +275,7 @@ async fn a_service_holds_more_than_126_keys_with_long_names() {
     assert_eq!(store.list(&KeyPrefix::all()).await.unwrap(), names[150..]);
 }
 
-/// Issue 16 item 6 on the real kernel keyring: garbage in the index makes `list` and `health`
+/// On the real kernel keyring: garbage in the index makes `list` and `health`
 /// fail with InvalidData; the next store rebuilds the index from the service's keys.
 #[tokio::test]
 async fn a_corrupt_kernel_index_is_rebuilt_from_the_keyring() {
@@ -306,7 +306,7 @@ async fn a_corrupt_kernel_index_is_rebuilt_from_the_keyring() {
     store.health().await.unwrap();
 }
 
-/// Issue 21 item 9: a secret put in from outside with `keyctl add`, under the documented
+/// A secret put in from outside with `keyctl add`, under the documented
 /// description `keyring:<name>@<service>`, is read by the store.
 #[tokio::test]
 async fn a_secret_added_with_keyctl_is_read_by_the_store() {
@@ -337,7 +337,7 @@ fn in_fresh_session(script: &str) -> std::process::Output {
         .expect("keyctl runs")
 }
 
-/// Issue 16 item 8: the scope is what the README says. Session keys are not in the persistent
+/// The scope is what the README says. Session keys are not in the persistent
 /// keyring and a fresh session of the same uid cannot find them; persistent keys are, and it
 /// can (after `keyctl get_persistent`).
 #[tokio::test]
@@ -398,7 +398,7 @@ async fn the_scope_decides_who_sees_a_key() {
     );
 }
 
-/// Issue 16 "Also": the fixture removes every key and the lock file a test created, in the
+/// The fixture removes every key and the lock file a test created, in the
 /// session and the persistent keyring.
 #[tokio::test]
 async fn the_cleanup_fixture_leaves_nothing_behind() {
@@ -464,7 +464,7 @@ fn current_uid() -> u32 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// Issue 16 items 5 and 1 (a) on the real kernel keyring, as a non-root user (a throwaway user
+/// On the real kernel keyring, as a non-root user (a throwaway user
 /// when the suite runs as root): a value over the byte quota and a store at the key quota fail
 /// with PermissionDenied naming the quota, not "retry later", and change nothing.
 #[test]

@@ -238,7 +238,7 @@ async fn index_errors_surface_on_list_and_health() {
     );
 }
 
-/// Issue 16 item 6: garbage in the index fails `list` and `health` with InvalidData; the
+/// Garbage in the index fails `list` and `health` with InvalidData; the
 /// next store rebuilds it from every key the keyring holds for the service (here through the
 /// mock's search), so keys written before the corruption are listed again.
 #[tokio::test]
@@ -463,7 +463,7 @@ fn custom(
     (store, Cleanup::new(SVC, lock_file(tag)))
 }
 
-/// Issue 16 item 1: the index is written before the value. When the index write fails (a
+/// The index is written before the value. When the index write fails (a
 /// full quota) nothing is written; when the value write fails the index change is undone. A
 /// second index item is a corrupt index, rebuilt by the next store.
 #[tokio::test]
@@ -549,7 +549,7 @@ async fn a_store_that_fails_leaves_the_key_as_it_was() {
     );
 }
 
-/// Issue 16 item 5 (mocked: the kernel only returns EDQUOT to non-root users, and the tests
+/// Mocked (the kernel only returns EDQUOT to non-root users, and the tests
 /// run as root): a full kernel key quota is PermissionDenied, not retryable, naming the quota,
 /// and the failed store leaves nothing behind.
 #[cfg(target_os = "linux")]
@@ -584,7 +584,7 @@ async fn a_full_kernel_quota_is_a_permanent_error_naming_the_quota() {
     );
 }
 
-/// Issue 16 item 2: the index is chained over several entries, each within the backend's
+/// The index is chained over several entries, each within the backend's
 /// value limit, so a service is not capped at ~126 keys of 256-byte names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_index_shards_instead_of_capping_the_service() {
@@ -666,7 +666,7 @@ async fn a_full_index_is_an_error_naming_the_limit() {
     );
 }
 
-/// Issue 16 item 4: a held lock file makes `store` wait at most the lock timeout, with a typed
+/// A held lock file makes `store` wait at most the lock timeout, with a typed
 /// error; a caller that gives up leaves nothing to land later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_waits_are_bounded_and_an_abandoned_store_never_lands() {
@@ -793,7 +793,7 @@ impl CredentialStoreApi for Hanging {
     }
 }
 
-/// Issue 16 item 3, over a keyring that never answers: every call fails with Timeout after
+/// Over a keyring that never answers, every call fails with Timeout after
 /// the configured timeout, concurrent calls time out together (none queues behind another),
 /// the abandoned threads are bounded, and the store works again once the keyring answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -852,7 +852,7 @@ async fn a_keyring_that_never_answers_times_out_without_queueing() {
     assert!(last.is_none(), "{last:?}");
 }
 
-/// Issue 21 item 8: outside any Tokio runtime, building and every call work (on a plain
+/// Outside any Tokio runtime, building and every call work (on a plain
 /// executor), no panic.
 #[test]
 fn the_store_works_outside_a_tokio_runtime() {

@@ -92,7 +92,7 @@ async fn a_value_stored_from_rust_is_read_by_secret_tool() {
 
 #[tokio::test]
 async fn a_value_stored_by_secret_tool_is_read_from_rust() {
-    // Issue 21 item 9: the README's entry format, used from outside.
+    // The README's entry format, used from outside.
     let (store, _cleanup) = fresh("interop-in");
     secret_tool_store(
         &["service", store.service(), "username", "from/cli"],
@@ -146,7 +146,7 @@ fn no_dbus_session_is_unavailable_with_a_clear_message() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
 }
 
-/// Issue 16 item 1 (b): a second index item (written by another program) makes the index
+/// A second index item (written by another program) makes the index
 /// ambiguous. It used to fail every later store with Conflict for good; now it is a corrupt
 /// index: `list` and `health` say so (InvalidData), and the next store deletes both items and
 /// rebuilds the index from the service's items, then writes its value.
@@ -186,7 +186,7 @@ async fn a_second_index_item_is_a_corrupt_index_rebuilt_by_the_next_store() {
     );
 }
 
-/// Issue 16 item 1 on the Secret Service, the value write failing: two items already match
+/// On the Secret Service, the value write failing: two items already match
 /// the new key, so writing it is ambiguous; the name added to the index is taken out again.
 #[tokio::test]
 async fn a_failed_value_write_takes_the_name_out_of_the_index_again() {
@@ -216,7 +216,7 @@ async fn a_failed_value_write_takes_the_name_out_of_the_index_again() {
     );
 }
 
-/// Issue 16 item 6 on the Secret Service: garbage in the index; `health` and `list` report it,
+/// On the Secret Service: garbage in the index; `health` and `list` report it,
 /// and the next store rebuilds the index from every item with the service attribute.
 #[tokio::test]
 async fn a_corrupt_index_is_rebuilt_from_the_service_items() {
@@ -294,7 +294,7 @@ fn is_child() -> bool {
     std::env::var_os("KMS_KEYRING_CHILD").is_some()
 }
 
-/// Issue 16 item 7: a Secret Service without a login (default) collection: `health` fails with
+/// A Secret Service without a login (default) collection: `health` fails with
 /// a message that says what to set up, and so does a store.
 #[test]
 fn no_login_collection_fails_health_with_what_to_set_up() {
@@ -440,7 +440,7 @@ fn a_locked_collection_is_unavailable_never_not_found() {
     });
 }
 
-/// Issue 16 item 3: the daemon is stopped (SIGSTOP) after build. Every call fails with
+/// The daemon is stopped (SIGSTOP) after build. Every call fails with
 /// Timeout/Unavailable after the configured timeout, concurrent calls do not queue behind one
 /// another, and the store works again once the daemon continues.
 #[test]
@@ -644,7 +644,7 @@ impl<A, B, C, D, E> Flat<A, B, C, D, E> for ((A, B), (C, (D, E))) {
     }
 }
 
-/// Issue 16 item 3: a bus that accepts connections but never answers makes `build` fail
+/// A bus that accepts connections but never answers makes `build` fail
 /// with Timeout after the configured timeout instead of hanging. The child runs with
 /// `DBUS_SESSION_BUS_ADDRESS` pointing at a socket this test accepts on and never answers.
 #[test]
