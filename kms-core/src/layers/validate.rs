@@ -116,6 +116,10 @@ impl<S: KeyStore> KeyStore for Validate<S> {
     }
     async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
         self.check()?;
+        // A cache directly below answers a hit at once: one boxed future for the pair, not two.
+        if let Some(answer) = self.inner.get_now(key) {
+            return answer;
+        }
         self.inner.get(key).await
     }
     fn get_now(&self, key: &KeyName) -> Option<Result<StoredSecret>> {
@@ -155,5 +159,73 @@ impl<S: KeyStore> KeyStore for Validate<S> {
     async fn health(&self) -> Result<()> {
         self.check()?;
         self.inner.health().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::memory::MemoryStore;
+
+    /// A store that answers every read at once with `answer` (as a cache hit does) and counts
+    /// the `get`s that reach it.
+    #[derive(Debug)]
+    struct Ready {
+        answer: StoredSecret,
+        gets: AtomicUsize,
+    }
+
+    impl fmt::Display for Ready {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("Ready")
+        }
+    }
+
+    #[async_trait]
+    impl KeyStore for Ready {
+        fn backend(&self) -> &'static str {
+            "ready"
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::new()
+        }
+        async fn get(&self, _key: &KeyName) -> Result<StoredSecret> {
+            self.gets.fetch_add(1, Ordering::SeqCst);
+            Ok(self.answer.clone())
+        }
+        fn get_now(&self, _key: &KeyName) -> Option<Result<StoredSecret>> {
+            Some(Ok(self.answer.clone()))
+        }
+        async fn store(&self, _key: &KeyName, _value: SecretValue) -> Result<SecretMeta> {
+            Err(Error::unsupported("writes"))
+        }
+        async fn remove(&self, _key: &KeyName) -> Result<()> {
+            Err(Error::unsupported("writes"))
+        }
+        async fn list(&self, _prefix: &KeyPrefix) -> Result<Vec<KeyName>> {
+            Ok(Vec::new())
+        }
+        async fn health(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn get_and_get_now_take_the_synchronous_answer_below() {
+        let key = KeyName::new("app/k").unwrap();
+        let memory = MemoryStore::new();
+        memory.store(&key, SecretValue::from("v")).await.unwrap();
+        let ready = Ready {
+            answer: memory.get(&key).await.unwrap(),
+            gets: AtomicUsize::new(0),
+        };
+        let store = Validate::new(ready, ValidateLayer::new());
+        let got = store.get(&key).await.unwrap();
+        assert_eq!(got.value.expose_secret(), b"v");
+        let now = store.get_now(&key).expect("forwarded").unwrap();
+        assert_eq!(now.value.expose_secret(), b"v");
+        assert_eq!(store.inner().gets.load(Ordering::SeqCst), 0);
     }
 }
