@@ -95,5 +95,5 @@ pub async fn run(ctx: &Ctx, args: ImportArgs) -> CliResult {
         &ctx.stop,
     )
     .await;
-    report(&summary, ctx.json, "import")
+    report(&summary, ctx, "import")
 }

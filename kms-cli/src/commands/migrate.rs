@@ -33,7 +33,7 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> CliResult {
         &ctx.stop,
     )
     .await?;
-    report(&summary, ctx.json, "migrate")
+    report(&summary, ctx, "migrate")
 }
 
 /// The policy the flags choose.
