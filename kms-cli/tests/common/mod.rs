@@ -548,3 +548,62 @@ pub fn write_file(path: &std::path::Path, bytes: &[u8]) {
         .write_all(bytes)
         .unwrap();
 }
+
+/// The `kms` binary as a plain `std::process::Command`, with the environment of [`kms`].
+pub fn kms_std() -> StdCommand {
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("kms"));
+    for (k, _) in std::env::vars() {
+        if (k.starts_with("KMS_") && !k.starts_with("KMS_TEST_")) || k.starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs `cmd` with a stdout whose reader has already gone (as `kms … | head -1` once head
+/// exits): every write to stdout fails with EPIPE. Returns the exit code and stderr.
+pub fn run_with_closed_stdout(mut cmd: StdCommand) -> (i32, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = cmd
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Asserts that the run printed exactly one JSON document, on exactly one of stdout and
+/// stderr, and returns it with the stream's name.
+#[track_caller]
+pub fn one_json_document(out: &Out) -> (&'static str, serde_json::Value) {
+    let (name, text, other) = if out.stdout.trim().is_empty() {
+        ("stderr", &out.stderr, &out.stdout)
+    } else {
+        ("stdout", &out.stdout, &out.stderr)
+    };
+    assert!(
+        other.trim().is_empty(),
+        "both streams written:\nstdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    let mut docs = serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>();
+    let doc = docs
+        .next()
+        .unwrap_or_else(|| panic!("no JSON document on {name}: {text}"))
+        .unwrap_or_else(|e| panic!("not JSON on {name} ({e}): {text}"));
+    assert!(
+        docs.next().is_none(),
+        "more than one document on {name}: {text}"
+    );
+    (name, doc)
+}
