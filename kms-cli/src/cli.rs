@@ -421,4 +421,21 @@ mod tests {
         };
         assert_eq!(get.at_version.as_deref(), Some("3"));
     }
+
+    #[test]
+    fn debug_never_shows_a_uri_credential_or_a_value() {
+        let uri = "vault+http://u:T0P@h:8200/secret?auth.token=T0P";
+        for args in [
+            &["kms", "--store", uri, "put", "k", "--value", "s3cret"][..],
+            &["kms", "migrate", uri, uri],
+            &["kms", "diff", uri, uri],
+            &["kms", "copy", "a", "b", "--to", uri],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let debug = format!("{cli:?}");
+            assert!(!debug.contains("T0P"), "{debug}");
+            assert!(!debug.contains("s3cret"), "{debug}");
+            assert!(debug.contains("auth.token="), "{debug}");
+        }
+    }
 }
