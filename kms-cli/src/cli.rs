@@ -341,8 +341,9 @@ pub struct ProtectionArgs {
     pub plaintext: bool,
 }
 
-/// `export`.
-#[derive(Debug, Args)]
+/// `export`. `Debug` shows a `--recipient` only when it looks like one (`age1…`): a pasted
+/// identity is a secret key.
+#[derive(Args)]
 pub struct ExportArgs {
     /// The bundle file to create (never overwritten; mode 0600).
     pub file: PathBuf,
@@ -355,6 +356,28 @@ pub struct ExportArgs {
     /// How the bundle is protected.
     #[command(flatten)]
     pub protection: ProtectionArgs,
+}
+
+impl fmt::Debug for ExportArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let recipients: Vec<&str> = self
+            .recipient
+            .iter()
+            .map(|r| {
+                if r.starts_with("age1") {
+                    r.as_str()
+                } else {
+                    "<not a recipient: hidden>"
+                }
+            })
+            .collect();
+        f.debug_struct("ExportArgs")
+            .field("file", &self.file)
+            .field("prefix", &self.prefix)
+            .field("recipient", &recipients)
+            .field("protection", &self.protection)
+            .finish()
+    }
 }
 
 /// `import`.
@@ -430,12 +453,16 @@ mod tests {
             &["kms", "migrate", uri, uri],
             &["kms", "diff", uri, uri],
             &["kms", "copy", "a", "b", "--to", uri],
+            &["kms", "export", "f", "--recipient", "AGE-SECRET-KEY-1T0P"],
         ] {
             let cli = Cli::try_parse_from(args).unwrap();
             let debug = format!("{cli:?}");
             assert!(!debug.contains("T0P"), "{debug}");
             assert!(!debug.contains("s3cret"), "{debug}");
-            assert!(debug.contains("auth.token="), "{debug}");
+            assert!(
+                debug.contains("auth.token=") || debug.contains("hidden"),
+                "{debug}"
+            );
         }
     }
 }

@@ -147,12 +147,14 @@ fn text(
             "KEY", "STATUS"
         ));
         for k in rows {
-            out.push_str(&format!(
-                "{:<width$}  {:<status_width$}  {}\n",
+            let row = format!(
+                "{:<width$}  {:<status_width$}  {}",
                 k.key.as_str(),
                 status(k),
                 k.outcome.reason().unwrap_or_default()
-            ));
+            );
+            out.push_str(row.trim_end());
+            out.push('\n');
         }
     }
     if summary.interrupted {
