@@ -1,32 +1,48 @@
 //! The command line, as clap derive types.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::redact::{Hidden, OptSpec, Spec};
 
 /// Inspect, copy, migrate, rotate, export and import keys in any store the `kms` facade opens
 /// (Vault / OpenBao, AWS Secrets Manager, the OS keyring, memory).
 ///
 /// Secrets are never printed unless you ask (`--reveal`), never taken from the command line
 /// unless you insist (`put --value`), and files holding them are created with mode 0600.
-#[derive(Debug, Parser)]
+///
+/// `Debug` shows store URIs without their query values or user-info (see
+/// [`crate::redact::store_spec`]) and never a `--value`.
+#[derive(Parser)]
 #[command(name = "kms", version, after_help = EXAMPLES)]
 pub struct Cli {
     /// The store, as a URI (`vault+https://vault:8200/secret?auth.token=env:VAULT_TOKEN`,
     /// `aws-sm://eu-west-1/app`, `keyring://my-service`, `memory://`).
-    #[arg(long, global = true, env = "KMS_STORE", conflicts_with = "name")]
+    ///
+    /// The variable's value is never shown in help or errors: it may hold a token.
+    #[arg(
+        long,
+        global = true,
+        env = "KMS_STORE",
+        hide_env_values = true,
+        conflicts_with = "name"
+    )]
     pub store: Option<String>,
 
     /// A kms configuration file (TOML, `[stores.NAME]` tables); `KMS_STORES__…` variables
     /// override it.
-    #[arg(long, global = true, env = "KMS_CONFIG")]
+    #[arg(long, global = true, env = "KMS_CONFIG", hide_env_values = true)]
     pub config: Option<PathBuf>,
 
     /// The store's name in the configuration file (default: its `default` store).
     #[arg(long, global = true)]
     pub name: Option<String>,
 
-    /// Machine-readable JSON on stdout (and errors as JSON on stderr).
+    /// Machine-readable JSON: every run prints exactly one JSON document, the result on
+    /// stdout, or `{"error":{…}}` on stderr when the command fails without a result (usage
+    /// errors too).
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -37,6 +53,19 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl fmt::Debug for Cli {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cli")
+            .field("store", &OptSpec(self.store.as_deref()))
+            .field("config", &self.config)
+            .field("name", &self.name)
+            .field("json", &self.json)
+            .field("verbose", &self.verbose)
+            .field("command", &self.command)
+            .finish()
+    }
 }
 
 const EXAMPLES: &str = "\
@@ -96,10 +125,14 @@ pub struct GetArgs {
     /// Write the raw value to this new file, created with mode 0600 (never overwritten).
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Only this field of a JSON-object secret (as `bao kv get -field=NAME`): a string
+    /// field's text, any other field's JSON.
+    #[arg(long, value_name = "NAME")]
+    pub field: Option<String>,
 }
 
-/// `put`.
-#[derive(Debug, Args)]
+/// `put`. `Debug` never shows `--value`.
+#[derive(Args)]
 pub struct PutArgs {
     /// The key.
     pub key: String,
@@ -114,6 +147,22 @@ pub struct PutArgs {
     /// does not exist). Vault KV v2 and memory; other stores answer Unsupported (exit 8).
     #[arg(long, value_name = "VERSION")]
     pub cas: Option<String>,
+    /// Set only this field of a JSON-object secret to the value (text), keeping the other
+    /// fields; a secret that does not exist is created as `{"NAME": value}`.
+    #[arg(long, value_name = "NAME")]
+    pub field: Option<String>,
+}
+
+impl fmt::Debug for PutArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PutArgs")
+            .field("key", &self.key)
+            .field("file", &self.file)
+            .field("value", &Hidden(self.value.is_some()))
+            .field("cas", &self.cas)
+            .field("field", &self.field)
+            .finish()
+    }
 }
 
 /// `ls`.
@@ -165,19 +214,24 @@ pub enum Encoding {
 pub struct RotateArgs {
     /// The key (must exist).
     pub key: String,
-    /// Random bytes in the new value (from the OS CSPRNG).
+    /// Random bytes in the new value (from the OS CSPRNG), 1 to 65536.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub bytes: u32,
-    /// How the random bytes are stored.
-    #[arg(long, value_enum, default_value_t = Encoding::Raw)]
-    pub encoding: Encoding,
+    /// How the random bytes are stored: raw (the default), or with --field hex (a field
+    /// holds text).
+    #[arg(long, value_enum)]
+    pub encoding: Option<Encoding>,
     /// Take the new value from stdin instead of generating one.
     #[arg(long, conflicts_with_all = ["bytes", "encoding"])]
     pub stdin: bool,
+    /// Rotate only this field of a JSON-object secret (it must exist), keeping the other
+    /// fields.
+    #[arg(long, value_name = "NAME")]
+    pub field: Option<String>,
 }
 
-/// `copy`.
-#[derive(Debug, Args)]
+/// `copy`. `Debug` shows `--to` as [`crate::redact::store_spec`] does.
+#[derive(Args)]
 pub struct CopyArgs {
     /// The key to read.
     pub src_key: String,
@@ -191,8 +245,19 @@ pub struct CopyArgs {
     pub overwrite: bool,
 }
 
-/// `migrate`.
-#[derive(Debug, Args)]
+impl fmt::Debug for CopyArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CopyArgs")
+            .field("src_key", &self.src_key)
+            .field("dst_key", &self.dst_key)
+            .field("to", &OptSpec(self.to.as_deref()))
+            .field("overwrite", &self.overwrite)
+            .finish()
+    }
+}
+
+/// `migrate`. `Debug` shows the stores as [`crate::redact::store_spec`] does.
+#[derive(Args)]
 pub struct MigrateArgs {
     /// The source store (URI or configured name).
     pub from: String,
@@ -207,9 +272,22 @@ pub struct MigrateArgs {
     /// What to do with keys already in the destination.
     #[command(flatten)]
     pub existing: ExistingArgs,
-    /// Keys in flight at once.
+    /// Keys in flight at once, 1 to 256.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+}
+
+impl fmt::Debug for MigrateArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MigrateArgs")
+            .field("from", &Spec(&self.from))
+            .field("to", &Spec(&self.to))
+            .field("prefix", &self.prefix)
+            .field("dry_run", &self.dry_run)
+            .field("existing", &self.existing)
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
 }
 
 /// What to do with keys that exist in the destination with a different value (equal values
@@ -225,8 +303,8 @@ pub struct ExistingArgs {
     pub overwrite: bool,
 }
 
-/// `diff`.
-#[derive(Debug, Args)]
+/// `diff`. `Debug` shows the stores as [`crate::redact::store_spec`] does.
+#[derive(Args)]
 pub struct DiffArgs {
     /// The first store (URI or configured name).
     pub a: String,
@@ -238,6 +316,17 @@ pub struct DiffArgs {
     /// Exit 1 when the stores differ (like diff(1)).
     #[arg(long)]
     pub exit_code: bool,
+}
+
+impl fmt::Debug for DiffArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiffArgs")
+            .field("a", &Spec(&self.a))
+            .field("b", &Spec(&self.b))
+            .field("prefix", &self.prefix)
+            .field("exit_code", &self.exit_code)
+            .finish()
+    }
 }
 
 /// How export and import protect the bundle.
@@ -252,8 +341,9 @@ pub struct ProtectionArgs {
     pub plaintext: bool,
 }
 
-/// `export`.
-#[derive(Debug, Args)]
+/// `export`. `Debug` shows a `--recipient` only when it looks like one (`age1…`): a pasted
+/// identity is a secret key.
+#[derive(Args)]
 pub struct ExportArgs {
     /// The bundle file to create (never overwritten; mode 0600).
     pub file: PathBuf,
@@ -266,6 +356,28 @@ pub struct ExportArgs {
     /// How the bundle is protected.
     #[command(flatten)]
     pub protection: ProtectionArgs,
+}
+
+impl fmt::Debug for ExportArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let recipients: Vec<&str> = self
+            .recipient
+            .iter()
+            .map(|r| {
+                if r.starts_with("age1") {
+                    r.as_str()
+                } else {
+                    "<not a recipient: hidden>"
+                }
+            })
+            .collect();
+        f.debug_struct("ExportArgs")
+            .field("file", &self.file)
+            .field("prefix", &self.prefix)
+            .field("recipient", &recipients)
+            .field("protection", &self.protection)
+            .finish()
+    }
 }
 
 /// `import`.
@@ -285,7 +397,7 @@ pub struct ImportArgs {
     /// What to do with keys already in the destination.
     #[command(flatten)]
     pub existing: ExistingArgs,
-    /// Keys in flight at once.
+    /// Keys in flight at once, 1 to 256.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 }
@@ -331,5 +443,26 @@ mod tests {
             panic!()
         };
         assert_eq!(get.at_version.as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn debug_never_shows_a_uri_credential_or_a_value() {
+        let uri = "vault+http://u:T0P@h:8200/secret?auth.token=T0P";
+        for args in [
+            &["kms", "--store", uri, "put", "k", "--value", "s3cret"][..],
+            &["kms", "migrate", uri, uri],
+            &["kms", "diff", uri, uri],
+            &["kms", "copy", "a", "b", "--to", uri],
+            &["kms", "export", "f", "--recipient", "AGE-SECRET-KEY-1T0P"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let debug = format!("{cli:?}");
+            assert!(!debug.contains("T0P"), "{debug}");
+            assert!(!debug.contains("s3cret"), "{debug}");
+            assert!(
+                debug.contains("auth.token=") || debug.contains("hidden"),
+                "{debug}"
+            );
+        }
     }
 }

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use kms_core::{Error, ErrorKind};
+use serde_json::{Value, json};
 
 /// Why `kms` exits non-zero. [`code`](Exit::code) is the process exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +29,9 @@ pub enum Exit {
     Partial,
     /// 130: interrupted by SIGINT (Ctrl-C); the summary says what was done.
     Interrupted,
+    /// 141: stdout was closed by its reader (`kms ls | head -1`): the command stops quietly,
+    /// with the status a shell reports for a process ended by SIGPIPE, as coreutils do.
+    BrokenPipe,
 }
 
 impl Exit {
@@ -44,6 +48,7 @@ impl Exit {
             Self::Unsupported => 8,
             Self::Partial => 9,
             Self::Interrupted => 130,
+            Self::BrokenPipe => 141,
         }
     }
 
@@ -60,6 +65,7 @@ impl Exit {
             Self::Unsupported => "unsupported",
             Self::Partial => "partial",
             Self::Interrupted => "interrupted",
+            Self::BrokenPipe => "broken_pipe",
         }
     }
 
@@ -91,6 +97,10 @@ pub struct Failure {
     pub kind: Option<ErrorKind>,
     /// What went wrong, for people.
     pub message: String,
+    /// The command's result already reports this failure (a `health` report, a `migrate`
+    /// summary): with `--json` that result is the run's one document, so nothing more is
+    /// printed; without, the message still goes to stderr.
+    pub reported: bool,
 }
 
 impl Failure {
@@ -100,7 +110,27 @@ impl Failure {
             exit,
             kind: None,
             message: message.into(),
+            reported: false,
         }
+    }
+
+    /// The same failure, marked as already in the command's result (see
+    /// [`reported`](Self::reported)).
+    #[must_use]
+    pub fn reported(mut self) -> Self {
+        self.reported = true;
+        self
+    }
+
+    /// The failure as JSON: `{"exit_code", "exit", "kind", "message"}` (`kind` is the store
+    /// error's kind, or `null`).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "exit_code": self.exit.code(),
+            "exit": self.exit.as_str(),
+            "kind": self.kind.map(|k| k.as_str()),
+            "message": self.message,
+        })
     }
 
     /// A usage error (exit 2).
@@ -127,6 +157,7 @@ impl From<Error> for Failure {
             exit: Exit::for_kind(err.kind()),
             kind: Some(err.kind()),
             message: err.to_string(),
+            reported: false,
         }
     }
 }
@@ -180,6 +211,7 @@ mod tests {
             Exit::Unsupported,
             Exit::Partial,
             Exit::Interrupted,
+            Exit::BrokenPipe,
         ] {
             let row = format!("| {} | `{}` |", exit.code(), exit.as_str());
             assert!(readme.contains(&row), "README lacks the row {row}");

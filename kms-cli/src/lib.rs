@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+// Every byte goes through `output`, which handles a closed pipe; the print macros panic.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod bundle;
 pub mod cli;
@@ -8,13 +10,17 @@ pub mod compare;
 pub mod context;
 pub mod diff;
 pub mod exit;
+pub mod field;
+pub mod held;
 pub mod input;
 pub mod migrate;
 pub mod open;
 pub mod output;
 pub mod progress;
+pub mod redact;
 pub mod stop;
 pub mod summary;
+pub mod usage;
 
 use clap::CommandFactory;
 
@@ -53,8 +59,10 @@ pub async fn run(cli: Cli, ctx: Ctx) -> CliResult {
         Command::Health => commands::health::run(&ctx).await,
         Command::Watch(a) => commands::watch::run(&ctx, a).await,
         Command::Completions(a) => {
-            clap_complete::generate(a.shell, &mut Cli::command(), "kms", &mut std::io::stdout());
-            Ok(())
+            // Into memory first: clap_complete panics when its writer fails.
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut Cli::command(), "kms", &mut script);
+            output::stdout(&String::from_utf8_lossy(&script))
         }
     }
 }
@@ -68,6 +76,8 @@ pub fn context(cli: &Cli) -> Ctx {
             name: cli.name.clone(),
         },
         json: cli.json,
+        verbose: cli.verbose,
         stop: stop::Stop::new(),
+        warnings: context::Warnings::default(),
     }
 }

@@ -1,15 +1,37 @@
 //! The `kms` binary: parses the command line, sets up tracing and SIGINT, runs the command,
 //! and exits with the code of [`kms_cli::exit::Exit`].
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser;
-use kms_cli::cli::Cli;
-use kms_cli::exit::Exit;
+use kms_cli::exit::{Exit, Failure};
+use kms_cli::output::{eline, stdout};
+use kms_cli::usage::{Parsed, json_requested, parse};
 use serde_json::json;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let cli = match parse(&argv) {
+        Parsed::Run(cli) => *cli,
+        Parsed::Show(text) => {
+            return match stdout(&text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(failure) => ExitCode::from(failure.exit.code()),
+            };
+        }
+        Parsed::Usage(usage) => {
+            if json_requested(&argv) {
+                eline(format_args!(
+                    "{}",
+                    json!({ "error": usage.failure.to_json() })
+                ));
+            } else {
+                kms_cli::output::eprompt(&usage.text());
+            }
+            return ExitCode::from(usage.failure.exit.code());
+        }
+    };
     if cli.verbose > 0 {
         let level = match cli.verbose {
             1 => "info",
@@ -34,6 +56,9 @@ fn main() -> ExitCode {
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            // A log line that cannot be written is dropped: the default reports it with
+            // `eprintln!`, which panics when stderr is a closed pipe.
+            .log_internal_errors(false)
             .init();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -42,14 +67,21 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("kms: cannot start the async runtime: {e}");
-            return ExitCode::from(Exit::Other.code());
+            return finish(
+                Err(Failure::new(
+                    Exit::Other,
+                    format!("cannot start the async runtime: {e}"),
+                )),
+                cli.json,
+                &[],
+            );
         }
     };
     let json = cli.json;
     let graceful = kms_cli::stops_gracefully(&cli.command);
     let ctx = kms_cli::context(&cli);
     let stop = ctx.stop.clone();
+    let warnings = ctx.warnings.clone();
     let result = runtime.block_on(async move {
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_err() {
@@ -59,7 +91,11 @@ fn main() -> ExitCode {
                 std::process::exit(i32::from(Exit::Interrupted.code()));
             }
             stop.set();
-            eprintln!("kms: interrupted: finishing the keys in flight, starting no new one (Ctrl-C again quits at once)");
+            if !json {
+                eline(format_args!(
+                    "kms: interrupted: finishing the keys in flight, starting no new one (Ctrl-C again quits at once)"
+                ));
+            }
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(i32::from(Exit::Interrupted.code()));
             }
@@ -67,23 +103,29 @@ fn main() -> ExitCode {
         kms_cli::run(cli, ctx).await
     });
     runtime.shutdown_background();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            if json {
-                eprintln!(
-                    "{}",
-                    json!({ "error": {
-                        "exit_code": failure.exit.code(),
-                        "exit": failure.exit.as_str(),
-                        "kind": failure.kind.map(|k| k.as_str()),
-                        "message": failure.message,
-                    }})
-                );
-            } else {
-                eprintln!("kms: {failure}");
-            }
-            ExitCode::from(failure.exit.code())
-        }
+    finish(result, json, &warnings.take())
+}
+
+/// Reports a failure (unless the command's result already did, or stdout is gone) and
+/// returns the exit status.
+fn finish(result: Result<(), Failure>, json: bool, warnings: &[String]) -> ExitCode {
+    let failure = match result {
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(f) => f,
+    };
+    if failure.exit == Exit::BrokenPipe {
+        return ExitCode::from(failure.exit.code());
     }
+    if json {
+        if !failure.reported {
+            let mut doc = json!({ "error": failure.to_json() });
+            if !warnings.is_empty() {
+                doc["warnings"] = json!(warnings);
+            }
+            eline(format_args!("{doc}"));
+        }
+    } else {
+        eline(format_args!("kms: {failure}"));
+    }
+    ExitCode::from(failure.exit.code())
 }

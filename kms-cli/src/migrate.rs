@@ -4,10 +4,11 @@
 use std::fmt;
 
 use futures::StreamExt;
-use kms_core::{Error, ErrorKind, KeyName, KeyPrefix, KeyStore, KeyStoreExt};
+use kms_core::{Error, ErrorKind, KeyName, KeyPrefix, KeyStore};
 use serde::Serialize;
 
 use crate::compare::values_equal;
+use crate::held::read_held;
 use crate::progress::Progress;
 use crate::stop::Stop;
 
@@ -52,22 +53,47 @@ impl Default for MigrateOptions {
 /// What happened to one key.
 #[derive(Clone, Debug)]
 pub enum Outcome {
-    /// Written to the destination (in a dry run: would be written).
+    /// Written to the destination, which did not hold the key (in a dry run: would be).
     Copied,
-    /// Left alone, and why.
-    Skipped(&'static str),
-    /// Not written, and the error (the destination is as it was for this key).
+    /// Written over a different value, as `--overwrite` asks (in a dry run: would be).
+    Overwritten,
+    /// Left alone: the destination already holds this value.
+    Unchanged,
+    /// Left alone: the destination holds a different value and `--skip-existing` keeps it.
+    Kept,
+    /// Listed by the source but not held by it (reads as not found: deleted, or a
+    /// soft-deleted Vault KV v2 version; see [`crate::held`]): nothing to copy.
+    NotHeld,
+    /// Not written, and the error (the destination is as it was for this key); a
+    /// different destination value is a [`ErrorKind::Conflict`].
     Failed(Error),
     /// Not attempted: the run was interrupted first.
     NotStarted,
 }
 
 impl Outcome {
-    /// `"copied"`, `"skipped"`, `"failed"` or `"not_started"`.
+    /// `"copied"` (copied or overwritten), `"skipped"` (unchanged or kept), `"failed"`,
+    /// `"not_held"` or `"not_started"`.
     pub const fn status(&self) -> &'static str {
         match self {
-            Self::Copied => "copied",
-            Self::Skipped(_) => "skipped",
+            Self::Copied | Self::Overwritten => "copied",
+            Self::Unchanged | Self::Kept => "skipped",
+            Self::NotHeld => "not_held",
+            Self::Failed(_) => "failed",
+            Self::NotStarted => "not_started",
+        }
+    }
+
+    /// The finer word: `"new"`, `"overwritten"`, `"unchanged"`, `"kept"`, `"not_held"`,
+    /// `"conflict"`, `"failed"` or `"not_started"`.
+    pub fn detail(&self) -> &'static str {
+        match self {
+            Self::Copied => "new",
+            Self::Overwritten => "overwritten",
+            Self::Unchanged => "unchanged",
+            Self::Kept => "kept",
+            Self::NotHeld => "not_held",
+            Self::Failed(e) if e.kind() == ErrorKind::Conflict => "conflict",
             Self::Failed(_) => "failed",
             Self::NotStarted => "not_started",
         }
@@ -77,7 +103,16 @@ impl Outcome {
     pub fn reason(&self) -> Option<String> {
         match self {
             Self::Copied => None,
-            Self::Skipped(why) => Some((*why).to_owned()),
+            Self::Overwritten => {
+                Some("replaced a different destination value (--overwrite)".to_owned())
+            }
+            Self::Unchanged => Some("destination already holds this value".to_owned()),
+            Self::Kept => {
+                Some("the destination holds a different value, kept (--skip-existing)".to_owned())
+            }
+            Self::NotHeld => {
+                Some("listed by the source, but reading it answers not found (deleted)".to_owned())
+            }
             Self::Failed(err) => Some(err.to_string()),
             Self::NotStarted => Some("interrupted before this key".to_owned()),
         }
@@ -104,17 +139,35 @@ pub struct Summary {
     pub interrupted: bool,
 }
 
-/// Counts of a [`Summary`].
+/// Counts of a [`Summary`]: every key listed in the source is in exactly one of them, except
+/// keys the source lists but does not hold ([`Outcome::NotHeld`], counted in
+/// [`Details::not_held`] only).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
-    /// Keys written (or, in a dry run, that would be).
+    /// Keys written (or, in a dry run, that would be), overwritten ones included.
     pub copied: usize,
-    /// Keys left alone.
+    /// Keys left alone: unchanged, or kept by `--skip-existing`.
     pub skipped: usize,
-    /// Keys that failed.
+    /// Keys that failed, conflicts included.
     pub failed: usize,
     /// Keys not attempted because of an interruption.
     pub not_started: usize,
+}
+
+/// The finer counts of a [`Summary`], inside the [`Counts`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Details {
+    /// Of the copied keys, those written over a different value (`--overwrite`).
+    pub overwritten: usize,
+    /// Of the skipped keys, those whose destination already held the same value.
+    pub unchanged: usize,
+    /// Of the skipped keys, those whose different destination value was kept
+    /// (`--skip-existing`).
+    pub kept: usize,
+    /// Of the failed keys, those whose destination holds a different value.
+    pub conflicts: usize,
+    /// Keys the source lists but does not hold (not in [`Counts`]).
+    pub not_held: usize,
 }
 
 impl Summary {
@@ -123,13 +176,30 @@ impl Summary {
         let mut counts = Counts::default();
         for k in &self.keys {
             match k.outcome {
-                Outcome::Copied => counts.copied += 1,
-                Outcome::Skipped(_) => counts.skipped += 1,
+                Outcome::Copied | Outcome::Overwritten => counts.copied += 1,
+                Outcome::Unchanged | Outcome::Kept => counts.skipped += 1,
                 Outcome::Failed(_) => counts.failed += 1,
                 Outcome::NotStarted => counts.not_started += 1,
+                Outcome::NotHeld => {}
             }
         }
         counts
+    }
+
+    /// The finer counts.
+    pub fn details(&self) -> Details {
+        let mut details = Details::default();
+        for k in &self.keys {
+            match k.outcome.detail() {
+                "overwritten" => details.overwritten += 1,
+                "unchanged" => details.unchanged += 1,
+                "kept" => details.kept += 1,
+                "conflict" => details.conflicts += 1,
+                "not_held" => details.not_held += 1,
+                _ => {}
+            }
+        }
+        details
     }
 
     /// No key failed and the run was not interrupted.
@@ -206,44 +276,50 @@ pub async fn copy_keys(
     }
 }
 
-/// Copies one key: one read of the source, one of the destination, at most one write.
+/// Copies one key: one read of the source, one of the destination, at most one write. Both
+/// reads follow [`crate::held`]: a key either store lists but reads as not found is not held
+/// there.
 pub async fn copy_one(
     from: &dyn KeyStore,
     to: &dyn KeyStore,
     key: &KeyName,
     options: &MigrateOptions,
 ) -> Outcome {
-    let source = match from.get(key).await {
-        Ok(secret) => secret,
-        Err(e) if e.is_not_found() => return Outcome::Skipped("removed from the source meanwhile"),
+    let source = match read_held(from, key).await {
+        Ok(Some(secret)) => secret,
+        Ok(None) => return Outcome::NotHeld,
         Err(e) => return Outcome::Failed(e),
     };
-    match to.get_opt(key).await {
+    let mut replaces = false;
+    match read_held(to, key).await {
         Ok(Some(existing)) => {
             if values_equal(&existing.value, &source.value) {
-                return Outcome::Skipped("destination already holds this value");
+                return Outcome::Unchanged;
             }
             match options.existing {
-                Existing::Skip => {
-                    return Outcome::Skipped("exists in the destination (--skip-existing)");
-                }
+                Existing::Skip => return Outcome::Kept,
                 Existing::Compare => {
                     return Outcome::Failed(Error::new(
                         ErrorKind::Conflict,
                         "the destination holds a different value; --overwrite replaces it, --skip-existing keeps it",
                     ));
                 }
-                Existing::Overwrite => {}
+                Existing::Overwrite => replaces = true,
             }
         }
         Ok(None) => {}
         Err(e) => return Outcome::Failed(e),
     }
+    let done = if replaces {
+        Outcome::Overwritten
+    } else {
+        Outcome::Copied
+    };
     if options.dry_run {
-        return Outcome::Copied;
+        return done;
     }
     match to.store(key, source.value).await {
-        Ok(_) => Outcome::Copied,
+        Ok(_) => done,
         Err(e) => Outcome::Failed(e),
     }
 }
@@ -252,7 +328,7 @@ pub async fn copy_one(
 mod tests {
     use super::*;
     use crate::progress::NoProgress;
-    use kms_core::MemoryStore;
+    use kms_core::{KeyStoreExt, MemoryStore};
 
     async fn seeded(n: usize) -> MemoryStore {
         let store = MemoryStore::new();
@@ -456,5 +532,81 @@ mod tests {
         };
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
         assert!(to.get_value("app/big").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_details_say_why_keys_were_skipped_or_failed() {
+        let from = seeded(4).await;
+        let to = MemoryStore::new();
+        to.put("app/k000", "value-0").await.unwrap();
+        to.put("app/k001", "changed").await.unwrap();
+        let summary = migrate(&from, &to, &opts(), &NoProgress, &Stop::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            summary.details(),
+            Details {
+                unchanged: 1,
+                conflicts: 1,
+                ..Details::default()
+            }
+        );
+        let kinds: Vec<_> = summary.keys.iter().map(|k| k.outcome.detail()).collect();
+        assert_eq!(kinds, ["unchanged", "conflict", "new", "new"]);
+        let skip = MigrateOptions {
+            existing: Existing::Skip,
+            ..opts()
+        };
+        let summary = migrate(&from, &to, &skip, &NoProgress, &Stop::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            summary.details(),
+            Details {
+                unchanged: 3,
+                kept: 1,
+                ..Details::default()
+            }
+        );
+        let over = MigrateOptions {
+            existing: Existing::Overwrite,
+            dry_run: true,
+            ..opts()
+        };
+        let summary = migrate(&from, &to, &over, &NoProgress, &Stop::new())
+            .await
+            .unwrap();
+        assert_eq!(summary.details().overwritten, 1);
+        assert_eq!(summary.counts().copied, 1);
+        assert_eq!(
+            to.get_value("app/k001")
+                .await
+                .unwrap()
+                .expose_str()
+                .unwrap(),
+            "changed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_the_source_lists_but_does_not_hold_is_not_copied_and_diff_agrees() {
+        let from = crate::held::ListsDeleted::new(seeded(3).await, &["app/soft-deleted"]);
+        let to = MemoryStore::new();
+        let summary = migrate(&from, &to, &opts(), &NoProgress, &Stop::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            summary.counts(),
+            Counts {
+                copied: 3,
+                ..Counts::default()
+            }
+        );
+        assert_eq!(summary.details().not_held, 1);
+        assert!(summary.is_complete());
+        let report = crate::diff::diff(&from, &to, &opts().prefix, 4)
+            .await
+            .unwrap();
+        assert!(report.is_same(), "{report:?}");
     }
 }

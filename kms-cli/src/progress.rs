@@ -36,7 +36,13 @@ pub struct Bar(ProgressBar);
 impl Bar {
     /// A bar on stderr if stderr is a terminal, else [`NoProgress`].
     pub fn for_stderr(label: &'static str) -> Box<dyn Progress> {
-        if !std::io::stderr().is_terminal() {
+        Self::unless(false, label)
+    }
+
+    /// [`for_stderr`](Self::for_stderr), or [`NoProgress`] when `quiet` (`--json`: the run
+    /// prints its one document and nothing else).
+    pub fn unless(quiet: bool, label: &'static str) -> Box<dyn Progress> {
+        if quiet || !std::io::stderr().is_terminal() {
             return Box::new(NoProgress);
         }
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());

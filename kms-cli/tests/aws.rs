@@ -22,3 +22,8 @@ fn put_cas_is_unsupported_on_secrets_manager() {
     // Nothing was written.
     expect(kms_on(&aws_uri(&prefix), &["get", "k"]), b"", 3);
 }
+
+#[test]
+fn field_reads_and_writes_one_field_of_a_json_secret_string() {
+    field_on_whole_values(&aws_uri(&unique("field")), 8);
+}

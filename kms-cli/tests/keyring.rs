@@ -47,3 +47,9 @@ fn migrate_keyring_to_vault_and_back_is_equal() {
         expect(kms_on(uri, &args), b"", 0);
     }
 }
+
+#[test]
+fn field_reads_and_writes_one_field_of_a_json_value() {
+    require_session();
+    field_on_whole_values(&keyring_uri(&unique("field")), 8);
+}

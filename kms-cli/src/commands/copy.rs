@@ -7,7 +7,7 @@ use crate::cli::CopyArgs;
 use crate::compare::values_equal;
 use crate::context::Ctx;
 use crate::exit::CliResult;
-use crate::output::{meta_json, print_json};
+use crate::output::{meta_json, outln};
 
 /// Copies SRC_KEY to DST_KEY (in the same store, or `--to` another): one read, one read of
 /// the destination, at most one write. An equal destination value is left alone; a different
@@ -46,15 +46,14 @@ pub async fn run(ctx: &Ctx, args: CopyArgs) -> CliResult {
         out["from"] = json!(src_key.as_str());
         out["to"] = json!(dst_key.as_str());
         out["status"] = json!(status);
-        print_json(&out);
+        ctx.print_json(out)
     } else if status == "copied" {
         let version = meta.as_ref().and_then(|m| m.version.as_deref());
         match version {
-            Some(v) => println!("copied {src_key} -> {dst_key} (version {v})"),
-            None => println!("copied {src_key} -> {dst_key}"),
+            Some(v) => outln!("copied {src_key} -> {dst_key} (version {v})"),
+            None => outln!("copied {src_key} -> {dst_key}"),
         }
     } else {
-        println!("{dst_key} already holds the same value; nothing written");
+        outln!("{dst_key} already holds the same value; nothing written")
     }
-    Ok(())
 }

@@ -85,7 +85,7 @@ pub async fn run(ctx: &Ctx, args: ImportArgs) -> CliResult {
         ..MigrateOptions::default()
     };
     let store = ctx.target.open().await?;
-    let progress = Bar::for_stderr("import");
+    let progress = Bar::unless(ctx.json, "import");
     let summary = copy_keys(
         &source,
         store.as_ref(),
@@ -95,5 +95,5 @@ pub async fn run(ctx: &Ctx, args: ImportArgs) -> CliResult {
         &ctx.stop,
     )
     .await;
-    report(&summary, ctx.json, "import")
+    report(&summary, ctx, "import")
 }

@@ -7,10 +7,13 @@ use serde_json::json;
 use crate::cli::LsArgs;
 use crate::context::Ctx;
 use crate::exit::CliResult;
-use crate::output::{meta_json, print_json, time};
+use crate::held::read_held;
+use crate::output::{meta_json, stdout, time};
 
-/// Lists names under a prefix, sorted; with `--long`, each key's version and updated time
-/// (read with one `get` per key, eight at a time; values dropped unread).
+/// Lists names under a prefix, sorted: the names the store lists. With `--long`, each key's
+/// version and updated time (read with one `get` per key, eight at a time; values dropped
+/// unread), and a listed key the store does not hold (see [`crate::held`]: a soft-deleted
+/// Vault KV v2 key) marked as deleted.
 ///
 /// # Errors
 ///
@@ -22,18 +25,23 @@ pub async fn run(ctx: &Ctx, args: LsArgs) -> CliResult {
     names.sort();
     if !args.long {
         if ctx.json {
-            print_json(&json!({ "keys": names.iter().map(|k| k.as_str()).collect::<Vec<_>>() }));
-        } else {
-            for name in &names {
-                println!("{name}");
-            }
+            return ctx.print_json(
+                json!({ "keys": names.iter().map(|k| k.as_str()).collect::<Vec<_>>() }),
+            );
         }
-        return Ok(());
+        let mut text = String::new();
+        for name in &names {
+            text.push_str(name.as_str());
+            text.push('\n');
+        }
+        return stdout(&text);
     }
     let store = &store;
     let rows: Vec<_> = futures::stream::iter(names)
         .map(|key| async move {
-            let meta = store.get(&key).await.map(|s| s.meta);
+            let meta = read_held(store.as_ref(), &key)
+                .await
+                .map(|s| s.map(|s| s.meta));
             (key, meta)
         })
         .buffered(8)
@@ -43,16 +51,16 @@ pub async fn run(ctx: &Ctx, args: LsArgs) -> CliResult {
         let keys: Vec<_> = rows
             .iter()
             .map(|(key, meta)| match meta {
-                Ok(meta) => {
+                Ok(Some(meta)) => {
                     let mut v = meta_json(meta);
                     v["key"] = json!(key.as_str());
                     v
                 }
+                Ok(None) => json!({ "key": key.as_str(), "deleted": true }),
                 Err(e) => json!({ "key": key.as_str(), "error": e.to_string() }),
             })
             .collect();
-        print_json(&json!({ "keys": keys }));
-        return Ok(());
+        return ctx.print_json(json!({ "keys": keys }));
     }
     let width = rows
         .iter()
@@ -60,20 +68,27 @@ pub async fn run(ctx: &Ctx, args: LsArgs) -> CliResult {
         .max()
         .unwrap_or(4)
         .max(4);
-    println!("{:<width$}  {:<12}  UPDATED", "NAME", "VERSION");
+    let mut text = format!("{:<width$}  {:<12}  UPDATED\n", "NAME", "VERSION");
     for (key, meta) in &rows {
-        match meta {
-            Ok(meta) => {
+        let row = match meta {
+            Ok(Some(meta)) => {
                 let version = meta.version.as_deref().unwrap_or("-");
                 let short: String = version.chars().take(12).collect();
-                println!(
+                format!(
                     "{:<width$}  {short:<12}  {}",
                     key.as_str(),
                     time(meta.updated_at.or(meta.created_at))
-                );
+                )
             }
-            Err(e) => println!("{:<width$}  error: {e}", key.as_str()),
-        }
+            Ok(None) => format!(
+                "{:<width$}  {:<12}  (deleted: listed, not readable)",
+                key.as_str(),
+                "-"
+            ),
+            Err(e) => format!("{:<width$}  error: {e}", key.as_str()),
+        };
+        text.push_str(&row);
+        text.push('\n');
     }
-    Ok(())
+    stdout(&text)
 }

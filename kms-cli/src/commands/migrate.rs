@@ -24,7 +24,7 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> CliResult {
     };
     let from = ctx.target.open_spec(&args.from).await?;
     let to = ctx.target.open_spec(&args.to).await?;
-    let progress = Bar::for_stderr("migrate");
+    let progress = Bar::unless(ctx.json, "migrate");
     let summary = migrate(
         from.as_ref(),
         to.as_ref(),
@@ -33,7 +33,7 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> CliResult {
         &ctx.stop,
     )
     .await?;
-    report(&summary, ctx.json, "migrate")
+    report(&summary, ctx, "migrate")
 }
 
 /// The policy the flags choose.

@@ -1,16 +1,23 @@
 //! `kms put`.
 
-use kms_core::{KeyName, KeyStore, SecretValue};
+use kms_core::{KeyName, KeyStore, SecretMeta, SecretValue};
 use serde_json::json;
 use zeroize::Zeroize;
 
 use crate::cli::PutArgs;
 use crate::context::Ctx;
 use crate::exit::CliResult;
+use crate::field::{self, Expect};
 use crate::input::read_value;
-use crate::output::{meta_json, print_json};
+use crate::open::FieldStore;
+use crate::output::{meta_json, outln};
 
 /// Writes a key from stdin, `--file` or (with a warning) `--value`; prints the new version.
+///
+/// With `--field NAME` only that field of a JSON-object secret is set (as text) and the
+/// others are kept: on Vault by its own field selector (a check-and-set against the version
+/// it reads, in Vault's shape, so `bao kv get -field=NAME` still reads it); elsewhere by a
+/// read-modify-write of the whole value (see [`crate::field`]).
 ///
 /// # Errors
 ///
@@ -21,7 +28,11 @@ use crate::output::{meta_json, print_json};
 /// oversized value: exit 7).
 pub async fn run(ctx: &Ctx, mut args: PutArgs) -> CliResult {
     let key = KeyName::new(&args.key)?;
-    let store = ctx.target.open().await?;
+    // Opened before the value is asked for: a store that cannot be opened fails first.
+    let dest = match &args.field {
+        None => FieldStore::Native(ctx.target.open().await?),
+        Some(name) => ctx.target.open_field(name).await?,
+    };
     // `--cas 0`: only if the key does not exist (Vault's convention).
     let cas = args
         .cas
@@ -29,8 +40,8 @@ pub async fn run(ctx: &Ctx, mut args: PutArgs) -> CliResult {
         .map(|v| if v == "0" { None } else { Some(v) });
     let value = match args.value.take() {
         Some(mut text) => {
-            eprintln!(
-                "warning: --value puts the secret in argv, visible to every user in `ps` and kept in shell history; prefer stdin or --file"
+            ctx.warn(
+                "--value puts the secret in argv, visible to every user in `ps` and kept in shell history; prefer stdin or --file",
             );
             let value = SecretValue::copy_from_slice(text.as_bytes());
             text.zeroize();
@@ -38,19 +49,44 @@ pub async fn run(ctx: &Ctx, mut args: PutArgs) -> CliResult {
         }
         None => read_value(args.file.as_deref(), key.as_str())?,
     };
-    let meta = match cas {
-        Some(expected) => store.store_if_version(&key, value, expected).await?,
-        None => store.store(&key, value).await?,
+    let meta = match (&dest, &args.field) {
+        (FieldStore::Whole(store), Some(name)) => {
+            let expect = cas.map_or(Expect::Read, Expect::Version);
+            field::write(store.as_ref(), &key, name, &value, expect, false)
+                .await?
+                .0
+        }
+        (FieldStore::Native(store) | FieldStore::Whole(store), _) => {
+            write(store.as_ref(), &key, value, cas).await?
+        }
     };
     if ctx.json {
         let mut out = meta_json(&meta);
         out["key"] = json!(key.as_str());
-        print_json(&out);
-    } else {
-        match meta.version.as_deref() {
-            Some(v) => println!("stored {key} (version {v})"),
-            None => println!("stored {key}"),
+        if let Some(name) = &args.field {
+            out["field"] = json!(name);
         }
+        return ctx.print_json(out);
     }
-    Ok(())
+    let what = match &args.field {
+        Some(name) => format!("field {name} of {key}"),
+        None => key.to_string(),
+    };
+    match meta.version.as_deref() {
+        Some(v) => outln!("stored {what} (version {v})"),
+        None => outln!("stored {what}"),
+    }
+}
+
+/// `store`, or `store_if_version` with `--cas`.
+async fn write(
+    store: &dyn KeyStore,
+    key: &KeyName,
+    value: SecretValue,
+    cas: Option<Option<&str>>,
+) -> kms_core::Result<SecretMeta> {
+    match cas {
+        Some(expected) => store.store_if_version(key, value, expected).await,
+        None => store.store(key, value).await,
+    }
 }

@@ -1,6 +1,6 @@
 //! `kms rm`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 
 use kms_core::{KeyName, KeyStore};
 use serde_json::json;
@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::cli::RmArgs;
 use crate::context::Ctx;
 use crate::exit::{CliResult, Exit, Failure};
-use crate::output::print_json;
+use crate::output::{eprompt, stdout};
 
 /// Removes keys, after asking on the terminal unless `--yes`.
 ///
@@ -31,12 +31,11 @@ pub async fn run(ctx: &Ctx, args: RmArgs) -> CliResult {
             ));
         }
         let list: Vec<&str> = keys.iter().map(KeyName::as_str).collect();
-        eprint!(
+        eprompt(&format!(
             "remove {} key(s) from {store}: {}? [y/N] ",
             keys.len(),
             list.join(", ")
-        );
-        let _ = std::io::stderr().flush();
+        ));
         let mut answer = String::new();
         std::io::stdin()
             .lock()
@@ -53,6 +52,18 @@ pub async fn run(ctx: &Ctx, args: RmArgs) -> CliResult {
     for key in &keys {
         results.push((key, store.remove(key).await));
     }
+    let errors: Vec<_> = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err())
+        .collect();
+    let failure = match (errors.len(), keys.len()) {
+        (0, _) => None,
+        (_, 1) => errors.first().map(|e| Failure::from((*e).clone())),
+        (n, total) => Some(Failure::new(
+            Exit::Partial,
+            format!("{n} of {total} keys were not removed"),
+        )),
+    };
     if ctx.json {
         let out: Vec<_> = results
             .iter()
@@ -61,26 +72,19 @@ pub async fn run(ctx: &Ctx, args: RmArgs) -> CliResult {
                 Err(e) => json!({ "key": k.as_str(), "removed": false, "error": e.to_string() }),
             })
             .collect();
-        print_json(&json!({ "keys": out }));
+        ctx.print_json(json!({ "keys": out, "error": failure.as_ref().map(Failure::to_json) }))?;
     } else {
+        let mut text = String::new();
         for (key, result) in &results {
             match result {
-                Ok(()) => println!("removed {key}"),
-                Err(e) => println!("failed  {key}: {e}"),
+                Ok(()) => text.push_str(&format!("removed {key}\n")),
+                Err(e) => text.push_str(&format!("failed  {key}: {e}\n")),
             }
         }
+        stdout(&text)?;
     }
-    let failed: Vec<_> = results.into_iter().filter_map(|(_, r)| r.err()).collect();
-    match (failed.len(), keys.len()) {
-        (0, _) => Ok(()),
-        (_, 1) => Err(failed
-            .into_iter()
-            .next()
-            .map(Failure::from)
-            .unwrap_or_else(|| Failure::usage(""))),
-        (n, total) => Err(Failure::new(
-            Exit::Partial,
-            format!("{n} of {total} keys were not removed"),
-        )),
+    match failure {
+        Some(f) => Err(f.reported()),
+        None => Ok(()),
     }
 }

@@ -8,21 +8,30 @@ use zeroize::Zeroizing;
 use crate::cli::{Encoding, RotateArgs};
 use crate::context::Ctx;
 use crate::exit::CliResult;
+use crate::field::{self, Expect};
 use crate::input::read_value;
-use crate::output::print_json;
+use crate::open::FieldStore;
+use crate::output::outln;
 
 /// Replaces an existing key's value with `--bytes N` fresh bytes from the OS CSPRNG
 /// (`getrandom`, i.e. `getrandom(2)` on Linux), encoded as `--encoding` says, or with stdin's
 /// bytes (`--stdin`). Prints the old and new version ids, never a value.
 ///
+/// With `--field NAME` only that field of a JSON-object secret is replaced (it must exist;
+/// the other fields are kept, as `put --field` keeps them), and fresh bytes are hex unless
+/// `--encoding` says otherwise: a field holds text.
+///
 /// # Errors
 ///
 /// Not found (exit 3) if the key does not exist: rotate replaces, it never creates (use
-/// `put`); what `store` returns.
+/// `put`); a missing field (exit 1); what `store` returns.
 pub async fn run(ctx: &Ctx, args: RotateArgs) -> CliResult {
     let key = KeyName::new(&args.key)?;
-    let store = ctx.target.open().await?;
-    let old = store.get(&key).await.map_err(|e| {
+    let dest = match &args.field {
+        None => FieldStore::Native(ctx.target.open().await?),
+        Some(name) => ctx.target.open_field(name).await?,
+    };
+    let not_found = |e: Error| {
         if e.is_not_found() {
             Error::new(
                 ErrorKind::NotFound,
@@ -31,27 +40,55 @@ pub async fn run(ctx: &Ctx, args: RotateArgs) -> CliResult {
         } else {
             e
         }
-    })?;
-    let value = if args.stdin {
-        read_value(None, key.as_str())?
-    } else {
-        random_value(args.bytes as usize, args.encoding)?
     };
-    let meta = store.store(&key, value).await?;
-    let old_version = old.meta.version.as_deref();
+    let new_value = || -> CliResult<SecretValue> {
+        if args.stdin {
+            return read_value(None, key.as_str());
+        }
+        let default = if args.field.is_some() {
+            Encoding::Hex
+        } else {
+            Encoding::Raw
+        };
+        Ok(random_value(
+            args.bytes as usize,
+            args.encoding.unwrap_or(default),
+        )?)
+    };
+    let (old_version, meta) = match (&dest, &args.field) {
+        (FieldStore::Whole(store), Some(name)) => {
+            let value = new_value()?;
+            let (meta, before) =
+                field::write(store.as_ref(), &key, name, &value, Expect::Read, true)
+                    .await
+                    .map_err(not_found)?;
+            (before.and_then(|m| m.version), meta)
+        }
+        (FieldStore::Native(store) | FieldStore::Whole(store), _) => {
+            let old = store.get(&key).await.map_err(not_found)?;
+            let meta = store.store(&key, new_value()?).await?;
+            (old.meta.version, meta)
+        }
+    };
+    let old_version = old_version.as_deref();
     let new_version = meta.version.as_deref();
     if ctx.json {
-        print_json(
-            &json!({ "key": key.as_str(), "old_version": old_version, "new_version": new_version }),
-        );
-    } else {
-        println!(
-            "rotated {key}: version {} -> {}",
-            old_version.unwrap_or("(none: the store keeps no version ids)"),
-            new_version.unwrap_or("(none)")
-        );
+        let mut out =
+            json!({ "key": key.as_str(), "old_version": old_version, "new_version": new_version });
+        if let Some(name) = &args.field {
+            out["field"] = json!(name);
+        }
+        return ctx.print_json(out);
     }
-    Ok(())
+    let what = match &args.field {
+        Some(name) => format!("field {name} of {key}"),
+        None => key.to_string(),
+    };
+    outln!(
+        "rotated {what}: version {} -> {}",
+        old_version.unwrap_or("(none: the store keeps no version ids)"),
+        new_version.unwrap_or("(none)")
+    )
 }
 
 /// `len` bytes from the OS CSPRNG, encoded.

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::cli::VersionsArgs;
 use crate::context::Ctx;
 use crate::exit::CliResult;
-use crate::output::{meta_json, print_json, print_pairs, time};
+use crate::output::{meta_json, outln, print_pairs, time};
 
 /// Shows what the `KeyStore` trait can tell about a key's versions: the current one always;
 /// earlier ones only where the store keeps versions (`capabilities().versions`) *and* its
@@ -57,8 +57,7 @@ pub async fn run(ctx: &Ctx, args: VersionsArgs) -> CliResult {
         cur["current"] = json!(true);
         let mut all = vec![cur];
         all.extend(earlier.into_iter().map(|(_, v)| v));
-        print_json(&json!({ "key": key.as_str(), "versions": all, "note": note }));
-        return Ok(());
+        return ctx.print_json(json!({ "key": key.as_str(), "versions": all, "note": note }));
     }
     let mut rows = vec![(
         "current",
@@ -81,9 +80,9 @@ pub async fn run(ctx: &Ctx, args: VersionsArgs) -> CliResult {
         };
         rows.push(("earlier", text));
     }
-    print_pairs(&rows);
-    if let Some(note) = note {
-        println!("note: {note}");
+    print_pairs(&rows)?;
+    match note {
+        Some(note) => outln!("note: {note}"),
+        None => Ok(()),
     }
-    Ok(())
 }

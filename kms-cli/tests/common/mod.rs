@@ -548,3 +548,155 @@ pub fn write_file(path: &std::path::Path, bytes: &[u8]) {
         .write_all(bytes)
         .unwrap();
 }
+
+/// The `kms` binary as a plain `std::process::Command`, with the environment of [`kms`].
+pub fn kms_std() -> StdCommand {
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("kms"));
+    for (k, _) in std::env::vars() {
+        if (k.starts_with("KMS_") && !k.starts_with("KMS_TEST_")) || k.starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs `cmd` with a stdout whose reader has already gone (as `kms … | head -1` once head
+/// exits): every write to stdout fails with EPIPE. Returns the exit code and stderr.
+pub fn run_with_closed_stdout(mut cmd: StdCommand) -> (i32, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = cmd
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Asserts that the run printed exactly one JSON document, on exactly one of stdout and
+/// stderr, and returns it with the stream's name.
+#[track_caller]
+pub fn one_json_document(out: &Out) -> (&'static str, serde_json::Value) {
+    let (name, text, other) = if out.stdout.trim().is_empty() {
+        ("stderr", &out.stderr, &out.stdout)
+    } else {
+        ("stdout", &out.stdout, &out.stderr)
+    };
+    assert!(
+        other.trim().is_empty(),
+        "both streams written:\nstdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    let mut docs = serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>();
+    let doc = docs
+        .next()
+        .unwrap_or_else(|| panic!("no JSON document on {name}: {text}"))
+        .unwrap_or_else(|e| panic!("not JSON on {name} ({e}): {text}"));
+    assert!(
+        docs.next().is_none(),
+        "more than one document on {name}: {text}"
+    );
+    (name, doc)
+}
+
+/// `get`/`put`/`rotate --field` on a store that holds whole values (AWS, the keyrings): the
+/// value is a JSON object read and written back with one field changed, the others kept.
+/// `cas_exit` is what `put --field --cas` answers (8 where the store has no check-and-set).
+pub fn field_on_whole_values(uri: &str, cas_exit: i32) {
+    let secret = unique("pw");
+    let doc = format!(r#"{{"username":"app","password":"{secret}","port":5432}}"#);
+    expect(kms_on(uri, &["put", "db"]), doc.as_bytes(), 0);
+    let out = expect(
+        kms_on(
+            uri,
+            &["get", "db", "--field", "password", "--json", "--reveal"],
+        ),
+        b"",
+        0,
+    );
+    assert_eq!(json(&out)["value"], secret.as_str());
+    assert_eq!(json(&out)["field"], "password");
+    let out = expect(kms_on(uri, &["get", "db", "--field", "password"]), b"", 0);
+    assert!(out.stdout.contains("field    password"), "{}", out.stdout);
+    assert_hidden(&out, &secret);
+    let out = expect(
+        kms_on(uri, &["get", "db", "--field", "port", "--json", "--reveal"]),
+        b"",
+        0,
+    );
+    assert_eq!(json(&out)["value"], "5432");
+    let out = expect(kms_on(uri, &["get", "db", "--field", "nope"]), b"", 1);
+    assert!(out.stderr.contains("'nope'"), "{}", out.stderr);
+    assert_hidden(&out, &secret);
+
+    // put --field: that field only, the others kept.
+    let new = unique("new");
+    let out = expect(
+        kms_on(uri, &["put", "db", "--field", "password"]),
+        new.as_bytes(),
+        0,
+    );
+    assert!(
+        out.stdout.starts_with("stored field password of db"),
+        "{}",
+        out.stdout
+    );
+    assert_hidden(&out, &new);
+    let whole = |uri: &str| {
+        let out = expect(kms_on(uri, &["get", "db", "--json", "--reveal"]), b"", 0);
+        serde_json::from_str::<serde_json::Value>(json(&out)["value"].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(
+        whole(uri),
+        serde_json::json!({"username": "app", "password": new, "port": 5432})
+    );
+    expect(
+        kms_on(uri, &["put", "db", "--field", "password", "--cas", "1"]),
+        b"never",
+        cas_exit,
+    );
+    assert_eq!(whole(uri)["password"], new.as_str());
+
+    // rotate --field: fresh hex text in that field, the others kept; the field must exist.
+    let out = expect(
+        kms_on(uri, &["rotate", "db", "--field", "password"]),
+        b"",
+        0,
+    );
+    assert!(
+        out.stdout.starts_with("rotated field password of db"),
+        "{}",
+        out.stdout
+    );
+    let after = whole(uri);
+    let pw = after["password"].as_str().unwrap();
+    assert_eq!(pw.len(), 64);
+    assert!(pw.bytes().all(|b| b.is_ascii_hexdigit()), "{pw}");
+    assert_eq!(after["username"], "app");
+    assert_eq!(after["port"], 5432);
+    expect(kms_on(uri, &["rotate", "db", "--field", "nope"]), b"", 1);
+    assert_eq!(whole(uri), after);
+    expect(kms_on(uri, &["rotate", "none", "--field", "x"]), b"", 3);
+
+    // A new key is created as one field; a value that is not a JSON object is refused.
+    expect(kms_on(uri, &["put", "one", "--field", "f"]), b"v", 0);
+    let out = expect(kms_on(uri, &["get", "one", "--json", "--reveal"]), b"", 0);
+    assert_eq!(json(&out)["value"], r#"{"f":"v"}"#);
+    expect(kms_on(uri, &["put", "plain"]), secret.as_bytes(), 0);
+    let out = expect(kms_on(uri, &["put", "plain", "--field", "f"]), b"v", 1);
+    assert!(out.stderr.contains("not a JSON object"), "{}", out.stderr);
+    assert_hidden(&out, &secret);
+    let out = expect(kms_on(uri, &["get", "plain", "--field", "f"]), b"", 1);
+    assert_hidden(&out, &secret);
+
+    expect(kms_on(uri, &["rm", "--yes", "db", "one", "plain"]), b"", 0);
+}
