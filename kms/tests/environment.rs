@@ -114,7 +114,7 @@ fn from_file_reads_a_file_and_names_it_in_errors() {
 /// this test binary with the variables set (tests never change their own environment).
 #[test]
 fn from_env_reads_the_file_named_by_kms_config_then_the_overrides() {
-    const CHILD: &str = "KMS_FACADE_FROM_ENV_CHILD";
+    const CHILD: &str = "KMS_TEST_FROM_ENV_CHILD";
     if std::env::var_os(CHILD).is_some() {
         let config = Config::from_env().unwrap();
         let cache = config.store("payments").unwrap().cache.clone().unwrap();
