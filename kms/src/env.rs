@@ -48,7 +48,9 @@ impl Leftovers {
             let what = if !name.starts_with("KMS_") {
                 "variable names are upper-case: this one is not read".to_owned()
             } else if name.starts_with("KMS_STORES_") || name.starts_with("KMS_STORE_") {
-                format!("sets no option: overrides are `{STORES_PREFIX}<NAME>__<KEY>[__<KEY>…]`, with `__` between segments")
+                format!(
+                    "sets no option: overrides are `{STORES_PREFIX}<NAME>__<KEY>[__<KEY>…]`, with `__` between segments"
+                )
             } else {
                 format!(
                     "sets no option: overrides are `{STORES_PREFIX}<NAME>__<KEY>[__<KEY>…]` \

@@ -329,7 +329,9 @@ mod tests {
             assert!(SecretRef::parse(inline).unwrap().is_inline(), "{inline:?}");
         }
         assert_eq!(
-            SecretRef::parse("file:///run/secrets/t").unwrap().to_string(),
+            SecretRef::parse("file:///run/secrets/t")
+                .unwrap()
+                .to_string(),
             "file:/run/secrets/t"
         );
     }

@@ -50,7 +50,12 @@ async fn connection(proxy: &Server, base: &str, query: &str, region: &str) -> km
 }
 
 /// As [`connection`], to the endpoint `endpoint`.
-async fn connection_to(endpoint: &str, base: &str, query: &str, region: &str) -> kms::Result<Stack> {
+async fn connection_to(
+    endpoint: &str,
+    base: &str,
+    query: &str,
+    region: &str,
+) -> kms::Result<Stack> {
     let uri = if base == "aws" {
         let ns = common::unique("fx").replace('/', "-");
         format!(
@@ -175,7 +180,10 @@ async fn region_endpoint_and_static_credentials_sign_every_request() {
                 "{base}: {auth}"
             );
             assert_eq!(r.header("x-amz-security-token"), Some("tok-fx"), "{base}");
-            assert!(signed_with(r, "secret-A"), "{base}: not signed with the secret");
+            assert!(
+                signed_with(r, "secret-A"),
+                "{base}: not signed with the secret"
+            );
             assert!(!signed_with(r, "secret-B"), "{base}: the check checks");
         }
     }
@@ -270,7 +278,11 @@ async fn the_connect_timeout_bounds_the_handshake() {
             let started = Instant::now();
             assert!(s.store().put("k", "v").await.is_err(), "{base}");
             let took = started.elapsed();
-            assert_eq!(took < Duration::from_millis(1500), quick, "{base} {timeout}: {took:?}");
+            assert_eq!(
+                took < Duration::from_millis(1500),
+                quick,
+                "{base} {timeout}: {took:?}"
+            );
         }
     }
 }
@@ -342,7 +354,10 @@ async fn deletion_recovery_and_restore() {
     p.clear();
     let forced = open("deletion=force").await;
     forced.store().delete("k").await.unwrap();
-    assert_eq!(body_of(&p, "DeleteSecret")["ForceDeleteWithoutRecovery"], true);
+    assert_eq!(
+        body_of(&p, "DeleteSecret")["ForceDeleteWithoutRecovery"],
+        true
+    );
 }
 
 /// `profile` is read from the shared config files, which the SDK finds through the process

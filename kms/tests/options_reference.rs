@@ -148,6 +148,8 @@ fn observed() -> BTreeSet<String> {
         &mut files,
     );
     let mut keys = BTreeSet::new();
+    // This file and the macro's definition mention the mark without using it.
+    files.retain(|f| !f.ends_with("options_reference.rs") && !f.ends_with("common/mod.rs"));
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         for (start, _) in text.match_indices("observes!(") {
@@ -166,7 +168,11 @@ fn observed() -> BTreeSet<String> {
 fn every_documented_option_has_an_effect_test() {
     let documented: BTreeSet<String> = documented().into_iter().map(|(k, _)| k).collect();
     let observed = observed();
-    assert!(observed.len() > 50, "only {} observed keys found", observed.len());
+    assert!(
+        observed.len() > 50,
+        "only {} observed keys found",
+        observed.len()
+    );
     let unobserved: Vec<&String> = documented.difference(&observed).collect();
     assert!(
         unobserved.is_empty(),

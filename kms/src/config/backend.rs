@@ -94,9 +94,9 @@ impl BackendPlan {
     /// same way; the metrics registry lets only those share a label set.
     pub(crate) fn identity(c: &StoreConfig) -> String {
         if let Some(v) = &c.vault {
-            let connection =
-                v.connection()
-                    .with_vault_variables(super::vault::process_env);
+            let connection = v
+                .connection()
+                .with_vault_variables(super::vault::process_env);
             return format!(
                 "vault {connection:?} mount={:?} kv_version={:?} prefix={:?} remove_mode={:?} field={:?}",
                 v.mount, v.kv_version, v.prefix, v.remove_mode, v.field

@@ -72,7 +72,9 @@ impl Stack {
     /// probe never waits on the backend.
     #[cfg(feature = "metrics")]
     pub fn health_report(&self) -> Option<kms_metrics::HealthReport> {
-        self.metrics.as_ref().map(kms_metrics::KmsMetrics::health_report)
+        self.metrics
+            .as_ref()
+            .map(kms_metrics::KmsMetrics::health_report)
     }
 
     /// The OpenMetrics text of the registry this store's metrics went to (every family in

@@ -87,10 +87,7 @@ impl FakeVault {
     /// The data at `mount/key`, if present and not deleted.
     pub fn data(&self, path: &str) -> Option<Value> {
         let st = self.state.lock();
-        st.kv
-            .get(path)
-            .filter(|e| !e.2)
-            .map(|e| e.0.clone())
+        st.kv.get(path).filter(|e| !e.2).map(|e| e.0.clone())
     }
 
     /// Requests whose path (after `/v1/`) starts with `prefix`.
@@ -225,8 +222,14 @@ fn answer(state: &Mutex<State>, logins: &AtomicU64, r: &Request) -> Response {
         return match r.method.as_str() {
             _ if list => listing(&st.kv, &full),
             "GET" => match st.kv.get(&full) {
-                Some((_, version, _)) => {
-                    Response::json(200, json!({ "data": { "current_version": version } }))
+                Some((_, version, deleted)) => {
+                    let deletion_time = if *deleted { "2026-01-02T00:00:00Z" } else { "" };
+                    Response::json(
+                        200,
+                        json!({ "data": { "current_version": version, "versions": {
+                            version.to_string(): { "deletion_time": deletion_time, "destroyed": false }
+                        } } }),
+                    )
                 }
                 None => errors(404, &[]),
             },
