@@ -175,7 +175,7 @@ async fn region_endpoint_and_static_credentials_sign_every_request() {
         for r in &requests {
             let auth = r.header("authorization").unwrap();
             assert!(
-                auth.contains(&format!("Credential=AKIDFX/"))
+                auth.contains("Credential=AKIDFX/")
                     && auth.contains(&format!("/eu-west-1/{service}/aws4_request")),
                 "{base}: {auth}"
             );

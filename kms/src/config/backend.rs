@@ -92,6 +92,7 @@ impl BackendPlan {
     /// as their references, inline ones redacted), with the Vault options the `vault` CLI's
     /// variables fill in. Two configurations with the same identity reach the same data the
     /// same way; the metrics registry lets only those share a label set.
+    #[cfg(feature = "metrics")]
     pub(crate) fn identity(c: &StoreConfig) -> String {
         if let Some(v) = &c.vault {
             let connection = v

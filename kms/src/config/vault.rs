@@ -152,6 +152,7 @@ impl VaultConfig {
     }
 }
 
+#[cfg(any(feature = "vault", feature = "metrics"))]
 impl VaultConnectionConfig {
     /// These options with the unset ones taken from the `vault` CLI's variables, which
     /// `lookup` reads (the process environment, in a build): `VAULT_ADDR` (address),
@@ -181,7 +182,8 @@ impl VaultConnectionConfig {
     }
 }
 
-/// The process environment, as [`VaultConnectionConfig::with_vault_variables`] reads it.
+/// The process environment, as `VaultConnectionConfig::with_vault_variables` reads it.
+#[cfg(any(feature = "vault", feature = "metrics"))]
 pub(crate) fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
