@@ -4,10 +4,11 @@
 //! are lower-cased: `KMS_STORES__PAYMENTS__CACHE__TTL=10m` sets `stores.payments.cache.ttl`.
 //! Values are text, read as any URI query value is.
 //!
-//! A `KMS_` variable is never ignored in silence: one that is neither an override, nor one of
+//! A `KMS_` variable is never ignored in silence. One that is neither an override, nor one of
 //! the [`OTHERS`] this workspace reads, nor named by an `env:` reference, is an error naming
-//! it (`KMS_CACHE_TTL`, `KMS_CACHE__TTL`, `KMS_=x`, a mis-cased `kms_stores__…`), since it
-//! looks like configuration and would otherwise change nothing.
+//! it when it looks like configuration ([`looks_like_configuration`]: `KMS_CACHE_TTL`,
+//! `KMS_CACHE__TTL`, `KMS_=x`, a mis-cased `kms_stores__…`), since it would change nothing;
+//! any other is a warning naming it (on target `kms::config`).
 
 use kms_core::Result;
 use toml::{Table, Value};
@@ -18,11 +19,40 @@ use crate::error::config_error;
 pub(crate) const STORES_PREFIX: &str = "KMS_STORES__";
 
 /// `KMS_` variables read elsewhere, so not overrides and not mistakes: the configuration file
-/// (read by `Config::from_env`), the `kms` CLI's store URI and passphrase.
-pub(crate) const OTHERS: [&str; 3] = ["KMS_CONFIG", "KMS_STORE", "KMS_PASSPHRASE"];
+/// (read by `Config::from_env`), the `kms` CLI's store URI and passphrase, and this
+/// workspace's scripts (the test tools' directory, lint skipping, the keyring session, the
+/// CLI's benchmark size).
+pub(crate) const OTHERS: [&str; 7] = [
+    "KMS_CONFIG",
+    "KMS_STORE",
+    "KMS_PASSPHRASE",
+    "KMS_TOOLS",
+    "KMS_SKIP_LINT",
+    "KMS_KEYRING_NO_LOGIN_COLLECTION",
+    "KMS_BENCH_KEYS",
+];
 
 /// The prefix of the variables this workspace's test suite reads (its peers' addresses).
 pub(crate) const TEST_PREFIX: &str = "KMS_TEST_";
+
+/// The words after `KMS_` that make a variable look like configuration: the top-level keys,
+/// a store, the backends and the layers (`KMS_CACHE_TTL`, `KMS_VAULT_ADDR`, `KMS_DEFAULTS`).
+const CONFIGURATION_WORDS: [&str; 16] = [
+    "STORE", "DEFAULT", "CONFIG", "URI", "MEMORY", "VAULT", "AWS", "KEYRING", "VALIDATE", "CACHE",
+    "ENVELOPE", "BREAKER", "RETRY", "TIMEOUT", "METRICS", "OPTION",
+];
+
+/// Whether an unexplained `KMS_`-like variable looks like an attempt at configuration: not
+/// upper-case `KMS_`, nothing after `KMS_`, a `__` (only overrides use it), or a first word
+/// from [`CONFIGURATION_WORDS`].
+pub(crate) fn looks_like_configuration(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("KMS_") else {
+        return true;
+    };
+    rest.is_empty()
+        || rest.contains("__")
+        || CONFIGURATION_WORDS.iter().any(|w| rest.starts_with(w))
+}
 
 /// What the overrides among a set of variables left unexplained.
 #[derive(Default)]
@@ -43,6 +73,14 @@ impl Leftovers {
         collect_references_in_table(raw, &mut referenced);
         for name in self.unknown {
             if referenced.contains(&name) {
+                continue;
+            }
+            if !looks_like_configuration(&name) {
+                tracing::warn!(
+                    target: "kms::config",
+                    variable = name.as_str(),
+                    "a KMS_ variable that sets no option and no `env:` reference names: ignored"
+                );
                 continue;
             }
             let what = if !name.starts_with("KMS_") {

@@ -404,9 +404,19 @@ const CASES: &[(Input, &str, &[&str])] = &[
         &["sets no option"],
     ),
     (
-        Env(&[("KMS_TOKEN", "S3CRET")]),
-        "KMS_TOKEN",
+        Env(&[("KMS_VAULT_TOKEN", "S3CRET")]),
+        "KMS_VAULT_TOKEN",
         &["sets no option", "`env:` reference"],
+    ),
+    (
+        Env(&[("KMS_VAULT_ADDR", "http://127.0.0.1:8200")]),
+        "KMS_VAULT_ADDR",
+        &["sets no option"],
+    ),
+    (
+        Env(&[("KMS_CONFIG_FILE", "/etc/kms.toml")]),
+        "KMS_CONFIG_FILE",
+        &["sets no option"],
     ),
     // URI decoding (RFC 3986): a malformed escape names the key, never the value
     (

@@ -229,15 +229,18 @@ impl Config {
     /// Applies these variables (name, value) on top, as [`with_env`](Self::with_env) does with
     /// the process environment. Variables not starting with `KMS_` (in any case) are ignored;
     /// of the rest, `KMS_STORES__…` and `KMS_DEFAULT` are overrides, and `KMS_CONFIG`, the
-    /// CLI's `KMS_STORE` and `KMS_PASSPHRASE`, `KMS_TEST_…` and variables named by an `env:`
-    /// reference (in the configuration or in those variables) are read elsewhere.
+    /// CLI's `KMS_STORE` and `KMS_PASSPHRASE`, this workspace's scripts' variables
+    /// (`KMS_TEST_…`, `KMS_TOOLS`, …) and variables named by an `env:` reference (in the
+    /// configuration or in those variables) are read elsewhere.
     ///
     /// # Errors
     ///
     /// [`Configuration`](kms_core::ErrorKind::Configuration) for a malformed variable name,
     /// a key that is not a table where the variable needs one, any invalid option, and any
-    /// other `KMS_` variable (`KMS_CACHE_TTL`, `KMS_=x`, a lower-case `kms_stores__…`),
-    /// naming it: it looks like configuration but would change nothing.
+    /// other `KMS_` variable that looks like configuration (`KMS_CACHE_TTL`, `KMS_CACHE__TTL`,
+    /// `KMS_VAULT_ADDR`, `KMS_=x`, a lower-case `kms_stores__…`), naming it: it would change
+    /// nothing. Any other unexplained `KMS_` variable (`KMS_MASTER_KEY` that no `env:` names)
+    /// is a warning naming it, on the tracing target `kms::config`.
     pub fn with_vars<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Result<Self>
     where
         K: AsRef<str>,
