@@ -11,7 +11,12 @@ use parking_lot::Mutex;
 
 /// A Prometheus [`Registry`] and the metric families registered in it, one set per prefix:
 /// stores with the same `metrics.prefix` share families (their series differ by the
-/// `backend` label), so opening many stores never registers a family twice.
+/// `backend` and `store` labels), so opening many stores never registers a family twice.
+///
+/// Two stores never share a label set: a store whose `{backend, store}` labels under one
+/// prefix are already held by a store with other backend options is refused (a
+/// `Configuration` error naming `metrics.store`); the same configuration opened again
+/// shares its labels.
 ///
 /// Cheap to clone (shared). [`global`](Self::global) is the one [`crate::open`] and
 /// [`Config::open`](crate::Config::open) use; serve it from `/metrics` with
@@ -25,6 +30,8 @@ pub struct MetricsRegistry {
 struct Inner {
     registry: Registry,
     families: HashMap<String, KmsMetrics>,
+    /// (prefix, backend label, store label) → the identity of the store holding it.
+    label_sets: HashMap<(String, &'static str, String), String>,
 }
 
 impl fmt::Debug for MetricsRegistry {
@@ -53,11 +60,32 @@ impl MetricsRegistry {
     /// The families registered under `prefix`, registering them on first use.
     pub fn families(&self, prefix: &str) -> KmsMetrics {
         let mut inner = self.inner.lock();
-        let Inner { registry, families } = &mut *inner;
+        let Inner {
+            registry, families, ..
+        } = &mut *inner;
         families
             .entry(prefix.to_owned())
             .or_insert_with(|| KmsMetrics::register_with_prefix(registry, prefix))
             .clone()
+    }
+
+    /// Claims the label set `{backend, store}` under `prefix` for the store whose backend
+    /// identity is `identity`: true when it is free or already held by the same identity
+    /// (the same configuration opened again), false when another store holds it, whose
+    /// series would merge with this one's. A claim lasts as long as the registry.
+    pub(crate) fn claim(
+        &self,
+        prefix: &str,
+        backend: &'static str,
+        store: &str,
+        identity: &str,
+    ) -> bool {
+        let mut inner = self.inner.lock();
+        let holder = inner
+            .label_sets
+            .entry((prefix.to_owned(), backend, store.to_owned()))
+            .or_insert_with(|| identity.to_owned());
+        holder == identity
     }
 
     /// Runs `f` on the registry (to register the service's own metrics beside these).

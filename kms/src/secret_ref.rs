@@ -12,11 +12,18 @@ use crate::error::config_error;
 
 /// A credential-bearing option (a token, a secret id, a private key, a master key).
 ///
-/// Written as text in any configuration source:
+/// Written as text in any configuration source, by this exact rule:
 ///
-/// - `env:NAME`: the value of the environment variable `NAME`, read when the store is built;
-/// - `file:/path`: the contents of the file (one trailing newline removed), read when the
-///   store is built, as Vault Agent and the AWS credential process hand secrets over;
+/// - `env:NAME`: the value of the environment variable `NAME` (letters, digits and `_`, not
+///   starting with a digit), read when the store is built;
+/// - `file:/path` (or the file URL `file:///path`): the contents of the file at that absolute
+///   path (one trailing newline removed), read when the store is built, as Vault Agent and
+///   the AWS credential process hand secrets over;
+/// - text shaped like a reference but not one of those two is an error, so a typo never
+///   becomes the secret: a scheme-shaped word (a letter, then letters, digits, `+`, `-`, `.`)
+///   and a colon at the start, after any whitespace: `ENV:SID`, `Env:x`, `vault:secret/x`,
+///   `https://…`, ` env:X`; also `file://host/…` and `file:relative`. A secret that itself
+///   has that shape is given by reference;
 /// - anything else: the secret itself, inline. It is held as a [`SecretString`] (zeroized on
 ///   drop) and shown as `[REDACTED]` by `Debug`, `Display` and every error.
 ///
@@ -47,20 +54,51 @@ impl SecretRef {
         Self(Source::Inline(SecretString::from(secret.into())))
     }
 
-    /// Parses the text form (`env:NAME`, `file:/path`, or an inline secret).
+    /// Parses the text form (`env:NAME`, `file:/path`, or an inline secret); see
+    /// [`SecretRef`] for the exact rule. Errors never hold the text.
     fn parse(text: &str) -> std::result::Result<Self, &'static str> {
         if let Some(name) = text.strip_prefix("env:") {
-            if name.is_empty() || name.contains('=') || name.contains('\0') {
+            if name.is_empty() {
                 return Err("an `env:` reference needs a variable name (`env:VAULT_TOKEN`)");
+            }
+            if !is_variable_name(name) {
+                return Err(
+                    "an `env:` reference names a variable: letters, digits and `_`, not starting \
+                     with a digit (`env:VAULT_TOKEN`; no `$`, braces or spaces)",
+                );
             }
             Ok(Self::env(name))
         } else if let Some(path) = text.strip_prefix("file:") {
             if path.is_empty() {
                 return Err("a `file:` reference needs a path (`file:/run/secrets/token`)");
             }
+            // `file:///abs` is the file URL of `/abs`; `file://host/…` names a host, which a
+            // reference cannot reach.
+            let path = match path.strip_prefix("//") {
+                Some(rest) if rest.starts_with('/') => rest,
+                Some(_) => {
+                    return Err(
+                        "a `file:` reference is a path, not a URL with a host: write \
+                         `file:/run/secrets/token` (or `file:///run/secrets/token`)",
+                    );
+                }
+                None => path,
+            };
+            if !std::path::Path::new(path).is_absolute() {
+                return Err(
+                    "a `file:` reference needs an absolute path (`file:/run/secrets/token`), \
+                     so that it does not depend on the working directory",
+                );
+            }
             Ok(Self::file(path))
         } else if text.is_empty() {
             Err("an empty secret; give `env:NAME`, `file:/path` or the value")
+        } else if looks_like_reference(text) {
+            Err(
+                "looks like a reference but is not one (value not shown): the references are \
+                 `env:NAME` and `file:/path`, lower-case, with nothing before them; a secret \
+                 that itself starts with `word:` must be given by reference",
+            )
         } else {
             Ok(Self::inline(text))
         }
@@ -139,6 +177,29 @@ impl SecretRef {
         }
         Ok(SecretValue::new(bytes))
     }
+}
+
+/// An environment variable name as shells write one: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether `text` (after any leading whitespace) starts with a URI-scheme-shaped word and a
+/// colon: a letter, then letters, digits, `+`, `-` or `.` (RFC 3986's scheme), then `:`.
+/// `ENV:SID`, `Env:x`, `vault:secret/x`, `https://…` and ` env:X` do; a Vault token
+/// (`hvs.…`), an AppRole id (a UUID), a base64 key and a PEM block do not.
+fn looks_like_reference(text: &str) -> bool {
+    let trimmed = text.trim_start();
+    let Some((scheme, _)) = trimmed.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 impl fmt::Debug for SecretRef {
@@ -228,6 +289,51 @@ mod tests {
         assert!(SecretRef::parse("env:").is_err());
         assert!(SecretRef::parse("file:").is_err());
         assert!(SecretRef::parse("").is_err());
+    }
+
+    #[test]
+    fn reference_look_alikes_are_errors_that_do_not_show_the_text() {
+        for bad in [
+            "ENV:SID",
+            "Env:x",
+            "eNv:VAULT_TOKEN",
+            "FILE:/var/tok",
+            "vault:secret/data/x",
+            "aws-sm:payments",
+            "https://vault.example/token",
+            " env:VAULT_TOKEN",
+            "\tfile:/var/tok",
+            "env: MY_TOKEN",
+            "env:$MY_TOKEN",
+            "env:${MY_TOKEN}",
+            "env:1ABC",
+            "file:var/tok",
+            "file://var/tok",
+            "file:./token",
+        ] {
+            let err = SecretRef::parse(bad).err();
+            let err = err.unwrap_or_else(|| panic!("{bad:?} was accepted"));
+            let secretish = bad.trim().split_once(':').map_or(bad, |(_, r)| r);
+            assert!(!err.contains(secretish.trim()), "{bad:?}: {err}");
+        }
+        for inline in [
+            "hvs.CAESIJ-abc_def",
+            "s.abcdef",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----",
+            "1234:5678",
+            "ab+cd",
+        ] {
+            assert!(SecretRef::parse(inline).unwrap().is_inline(), "{inline:?}");
+        }
+        assert_eq!(
+            SecretRef::parse("file:///run/secrets/t")
+                .unwrap()
+                .to_string(),
+            "file:/run/secrets/t"
+        );
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! option bare (`kv_version=1`, `auth.token=env:VAULT_TOKEN`), a layer option with its layer
 //! (`cache.ttl=5m`, `retry.max_retries=5`). Unknown keys, duplicate keys and fragments are
 //! errors; the URI itself never appears in an error (it may hold an inline secret).
+//!
+//! Every component is decoded as RFC 3986 says, not as an HTML form: `%XX` is the byte `XX`,
+//! `+` is a plus (an AppRole id `ab+cd` stays `ab+cd`), and a `%` not followed by two hex
+//! digits, or escapes that do not decode to UTF-8, are errors naming the key (never showing
+//! the value, which may be a credential).
 
 use kms_core::Result;
 use toml::{Table, Value};
@@ -18,12 +23,70 @@ use crate::tables::LAYERS;
 pub(crate) const SCHEMES: &str =
     "`memory`, `vault` (https), `vault+https`, `vault+http`, `aws-sm`, `keyring`";
 
-/// Percent-decodes a URI component (host or path segment).
-fn decode(s: &str) -> Option<String> {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8()
-        .ok()
-        .map(|c| c.into_owned())
+/// Why a URI component does not decode.
+#[derive(Debug, PartialEq, Eq)]
+enum BadEscape {
+    /// A `%` not followed by two hex digits.
+    Malformed,
+    /// Escapes that decode to bytes that are not UTF-8.
+    NotUtf8,
+}
+
+impl BadEscape {
+    /// What the error message says (never the value).
+    fn describe(&self) -> &'static str {
+        match self {
+            Self::Malformed => {
+                "malformed percent-escape (value not shown): every `%` must start `%XX` with two \
+                 hex digits; write a literal `%` as `%25`"
+            }
+            Self::NotUtf8 => "percent-escapes that are not UTF-8 text (value not shown)",
+        }
+    }
+}
+
+/// Percent-decodes one URI component as RFC 3986 defines it: `%XX` is a byte, every other
+/// character (`+` included) is itself.
+fn decode(s: &str) -> std::result::Result<String, BadEscape> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+            match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+                (Some(hi), Some(lo)) => {
+                    out.push(u8::try_from(hi * 16 + lo).expect("two hex digits make a byte"));
+                    i += 3;
+                }
+                _ => return Err(BadEscape::Malformed),
+            }
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|e| {
+        zeroize::Zeroize::zeroize(&mut e.into_bytes());
+        BadEscape::NotUtf8
+    })
+}
+
+/// The query's `key=value` pairs, split on `&` and the first `=`, each side decoded with
+/// [`decode`]; empty pieces (`a=1&&b=2`) are skipped, and a key without `=` has the value
+/// `""`.
+fn query_pairs(query: &str) -> Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for piece in query.split('&').filter(|p| !p.is_empty()) {
+        let (raw_key, raw_value) = piece.split_once('=').unwrap_or((piece, ""));
+        // A malformed key is not shown: it may be the tail of a secret value holding an
+        // unescaped `&`.
+        let key = decode(raw_key)
+            .map_err(|e| config_error("query", format_args!("a query key: {}", e.describe())))?;
+        let value = decode(raw_value).map_err(|e| config_error(&key, e.describe()))?;
+        pairs.push((key, value));
+    }
+    Ok(pairs)
 }
 
 /// Parses `uri` into a store table; returns it with the backend's table name.
@@ -64,7 +127,7 @@ pub(crate) fn to_table(uri: &str) -> Result<(Table, &'static str)> {
     }
     let host = match url.host_str() {
         None | Some("") => None,
-        Some(h) => Some(decode(h).ok_or_else(|| config_error("host", "not valid UTF-8"))?),
+        Some(h) => Some(decode(h).map_err(|e| config_error("host", e.describe()))?),
     };
     let mut segments = Vec::new();
     if let Some(parts) = url.path_segments() {
@@ -77,10 +140,11 @@ pub(crate) fn to_table(uri: &str) -> Result<(Table, &'static str)> {
                 }
                 return Err(config_error("path", "empty path segment (`//`)"));
             }
-            segments.push(decode(p).ok_or_else(|| config_error("path", "not valid UTF-8"))?);
+            segments.push(decode(p).map_err(|e| config_error("path", e.describe()))?);
         }
     }
 
+    let query = query_pairs(url.query().unwrap_or_default())?;
     let mut b = Table::new();
     let path_given =
         |what: &str| config_error("path", format_args!("a {scheme}:// URI takes no {what}"));
@@ -113,6 +177,8 @@ pub(crate) fn to_table(uri: &str) -> Result<(Table, &'static str)> {
                 None => format!("{http}://{host}"),
             };
             b.insert("address".into(), Value::String(address));
+            let kv1 = query.iter().any(|(k, v)| k == "kv_version" && v == "1");
+            check_vault_path(&segments, kv1, &scheme, &url)?;
             let mut segments = segments.into_iter();
             if let Some(mount) = segments.next() {
                 b.insert("mount".into(), Value::String(mount));
@@ -156,8 +222,8 @@ pub(crate) fn to_table(uri: &str) -> Result<(Table, &'static str)> {
 
     let mut table = Table::new();
     let mut seen = std::collections::HashSet::new();
-    for (k, v) in url.query_pairs() {
-        if !seen.insert(k.to_string()) {
+    for (k, v) in query {
+        if !seen.insert(k.clone()) {
             return Err(config_error(&k, "given more than once"));
         }
         let path: Vec<&str> = k.split('.').collect();
@@ -169,10 +235,54 @@ pub(crate) fn to_table(uri: &str) -> Result<(Table, &'static str)> {
         } else {
             &mut b
         };
-        insert(target, &path, Value::String(v.into_owned()), &k)?;
+        insert(target, &path, Value::String(v), &k)?;
     }
     table.insert(backend.into(), Value::Table(b));
     Ok((table, backend))
+}
+
+/// Refuses a Vault URI path copied from Vault's HTTP API (`/v1/secret/…`, or on KV v2
+/// `/secret/data/…` and `/secret/metadata/…`): the client adds `/v1/` and the store adds
+/// `/data/` or `/metadata/` itself, so the copy would make `v1` the mount or `data` part of the
+/// prefix and every read `not found`. The error gives the URI to write (its query elided: it
+/// may hold a credential). A KV v2 folder that really is named `data` is reachable with
+/// `prefix=data/…`.
+fn check_vault_path(segments: &[String], kv1: bool, scheme: &str, url: &Url) -> Result<()> {
+    let (corrected, why) = match segments {
+        [first, rest @ ..] if first == "v1" => {
+            let mut rest = rest.to_vec();
+            if !kv1 && rest.len() >= 2 && matches!(rest[1].as_str(), "data" | "metadata") {
+                rest.remove(1);
+            }
+            (
+                rest,
+                "`/v1/` is the HTTP API's prefix, which the client adds itself",
+            )
+        }
+        [mount, api, rest @ ..] if !kv1 && matches!(api.as_str(), "data" | "metadata") => (
+            std::iter::once(mount.clone())
+                .chain(rest.iter().cloned())
+                .collect(),
+            "`/data/` and `/metadata/` are KV v2's HTTP API paths, which the store adds itself \
+             (a folder really named `data`: `prefix=data/…`; a KV v1 mount: `kv_version=1`)",
+        ),
+        _ => return Ok(()),
+    };
+    let mut shown = format!("{scheme}://{}", url.host_str().unwrap_or_default());
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    for segment in &corrected {
+        shown.push('/');
+        shown.push_str(segment);
+    }
+    if url.query().is_some_and(|q| !q.is_empty()) {
+        shown.push_str("?…");
+    }
+    Err(config_error(
+        "path",
+        format_args!("the path copies Vault's HTTP API: {why}; use `{shown}`"),
+    ))
 }
 
 /// Sets `path` in `table` to `value`, creating tables; a key already set is an error.

@@ -127,6 +127,7 @@ aws.secret_access_key = "testing"
 
 #[tokio::test]
 async fn the_stack_and_the_namespace_reach_secrets_manager() {
+    observes!("aws.namespace");
     let ns = common::unique("facade-ns");
     let store = Config::from_toml_str(&toml(&ns))
         .unwrap()

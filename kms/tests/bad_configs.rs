@@ -9,9 +9,14 @@ enum Input {
     Toml(&'static str),
     /// A URI.
     Uri(&'static str),
+    /// Environment variables applied (`Config::with_vars`) to a file with a memory store `t`.
+    Env(&'static [(&'static str, &'static str)]),
 }
 
-use Input::{Toml, Uri};
+use Input::{Env, Toml, Uri};
+
+/// A value standing for a credential: no error may show it (every case is checked).
+const SECRET: &str = "S3CRET";
 
 /// (input, the key the error must name, fragments the message must contain).
 const CASES: &[(Input, &str, &[&str])] = &[
@@ -365,6 +370,209 @@ const CASES: &[(Input, &str, &[&str])] = &[
         "host",
         &["missing", "Vault server"],
     ),
+    // environment look-alikes: a KMS_ variable that sets nothing is named, never ignored
+    (
+        Env(&[("KMS_CACHE_TTL", "5m")]),
+        "KMS_CACHE_TTL",
+        &["sets no option", "KMS_STORES__<NAME>__CACHE__TTL"],
+    ),
+    (
+        Env(&[("KMS_CACHE__TTL", "5m")]),
+        "KMS_CACHE__TTL",
+        &["sets no option"],
+    ),
+    (Env(&[("KMS_", "x")]), "KMS_", &["sets no option"]),
+    (
+        Env(&[("KMS_STORES_T__CACHE__TTL", "5m")]),
+        "KMS_STORES_T__CACHE__TTL",
+        &["sets no option", "`__` between segments"],
+    ),
+    (
+        Env(&[("KMS_STORE__T__URI", "memory://")]),
+        "KMS_STORE__T__URI",
+        &["sets no option"],
+    ),
+    (
+        Env(&[("kms_stores__t__cache__ttl", "5m")]),
+        "kms_stores__t__cache__ttl",
+        &["upper-case"],
+    ),
+    (Env(&[("Kms_Default", "t")]), "Kms_Default", &["upper-case"]),
+    (
+        Env(&[("KMS_DEFAULTS", "t")]),
+        "KMS_DEFAULTS",
+        &["sets no option"],
+    ),
+    (
+        Env(&[("KMS_VAULT_TOKEN", "S3CRET")]),
+        "KMS_VAULT_TOKEN",
+        &["sets no option", "`env:` reference"],
+    ),
+    (
+        Env(&[("KMS_VAULT_ADDR", "http://127.0.0.1:8200")]),
+        "KMS_VAULT_ADDR",
+        &["sets no option"],
+    ),
+    (
+        Env(&[("KMS_CONFIG_FILE", "/etc/kms.toml")]),
+        "KMS_CONFIG_FILE",
+        &["sets no option"],
+    ),
+    // URI decoding (RFC 3986): a malformed escape names the key, never the value
+    (
+        Uri(
+            "vault+http://127.0.0.1:1/secret?auth.method=approle&auth.role_id=ab%zzS3CRET&auth.secret_id=x",
+        ),
+        "auth.role_id",
+        &["malformed percent-escape", "value not shown", "%25"],
+    ),
+    (
+        Uri("vault+http://127.0.0.1:1/secret?auth.token=S3CRET%"),
+        "auth.token",
+        &["malformed percent-escape"],
+    ),
+    (
+        Uri("vault+http://127.0.0.1:1/secret?auth.token=S3CRET%4"),
+        "auth.token",
+        &["malformed percent-escape"],
+    ),
+    (
+        Uri("vault+http://127.0.0.1:1/secret?auth.token=%ffS3CRET"),
+        "auth.token",
+        &["not UTF-8"],
+    ),
+    (
+        Uri("memory://?cache.ttl=5%m"),
+        "cache.ttl",
+        &["malformed percent-escape"],
+    ),
+    (
+        Uri("memory://?cache.t%zzl=5m"),
+        "query",
+        &["a query key", "malformed percent-escape"],
+    ),
+    (
+        Uri("vault+http://127.0.0.1:1/sec%zzret?auth.token=t"),
+        "path",
+        &["malformed percent-escape"],
+    ),
+    (
+        Uri("keyring://my%zzservice"),
+        "host",
+        &["malformed percent-escape"],
+    ),
+    // reference look-alikes in credential fields are errors, not the secret
+    (
+        Uri(
+            "vault+http://127.0.0.1:1/secret?auth.method=approle&auth.role_id=r&auth.secret_id=ENV:SID",
+        ),
+        "auth.secret_id",
+        &["looks like a reference", "`env:NAME`", "lower-case"],
+    ),
+    (
+        Toml(
+            "[stores.t.vault]\naddress = \"http://127.0.0.1:1\"\nauth.token = \"Env:VAULT_TOKEN\"",
+        ),
+        "stores.t.vault.auth.token",
+        &["looks like a reference"],
+    ),
+    (
+        Toml(
+            "[stores.t.vault]\naddress = \"http://127.0.0.1:1\"\nauth.token = \"vault:secret/data/S3CRET\"",
+        ),
+        "stores.t.vault.auth.token",
+        &["looks like a reference"],
+    ),
+    (
+        Toml(
+            "[stores.t.vault]\naddress = \"http://127.0.0.1:1\"\nauth.token = \" env:VAULT_TOKEN\"",
+        ),
+        "stores.t.vault.auth.token",
+        &["looks like a reference"],
+    ),
+    (
+        Toml("[stores.t.aws]\naccess_key_id = \"FILE:/run/secrets/id\"\nsecret_access_key = \"x\""),
+        "stores.t.aws.access_key_id",
+        &["looks like a reference"],
+    ),
+    (
+        Toml(
+            "[stores.t.memory]\n[stores.t.envelope]\nprovider = \"local\"\nmaster_key = \"https://keys.example/S3CRET\"",
+        ),
+        "stores.t.envelope.master_key",
+        &["looks like a reference"],
+    ),
+    (
+        Toml(
+            "[stores.t.vault]\naddress = \"http://127.0.0.1:1\"\nauth.token = \"file://run/secrets/token\"",
+        ),
+        "stores.t.vault.auth.token",
+        &["not a URL with a host"],
+    ),
+    (
+        Toml(
+            "[stores.t.vault]\naddress = \"http://127.0.0.1:1\"\nauth.token = \"file:run/secrets/token\"",
+        ),
+        "stores.t.vault.auth.token",
+        &["absolute path"],
+    ),
+    (
+        Toml(
+            "[stores.t.vault]\naddress = \"http://127.0.0.1:1\"\nauth.token = \"env:$VAULT_TOKEN\"",
+        ),
+        "stores.t.vault.auth.token",
+        &["names a variable"],
+    ),
+    (
+        Uri(
+            "vault+http://127.0.0.1:1/secret?envelope.provider=vault-transit&envelope.key=k&envelope.vault.address=http://127.0.0.1:1&envelope.vault.auth.token=Env:T",
+        ),
+        "envelope.vault.auth.token",
+        &["looks like a reference"],
+    ),
+    // a path copied from Vault's HTTP API, with the URI to write instead
+    (
+        Uri("vault+http://127.0.0.1:8200/secret/data?auth.token=S3CRET"),
+        "path",
+        &[
+            "copies Vault's HTTP API",
+            "use `vault+http://127.0.0.1:8200/secret?…`",
+        ],
+    ),
+    (
+        Uri("vault+http://127.0.0.1:8200/secret/data/app/db?auth.token=t"),
+        "path",
+        &[
+            "`/data/`",
+            "use `vault+http://127.0.0.1:8200/secret/app/db?…`",
+        ],
+    ),
+    (
+        Uri("vault+https://vault.example/kv/metadata/team"),
+        "path",
+        &["`/metadata/`", "use `vault+https://vault.example/kv/team`"],
+    ),
+    (
+        Uri("vault+http://127.0.0.1:8200/v1/secret/data/app?auth.token=t"),
+        "path",
+        &["`/v1/`", "use `vault+http://127.0.0.1:8200/secret/app?…`"],
+    ),
+    (
+        Uri("vault://vault.example:8200/v1/secret"),
+        "path",
+        &["`/v1/`", "use `vault://vault.example:8200/secret`"],
+    ),
+    (
+        Uri("vault+http://127.0.0.1:8200/v1/kv1/data/x?kv_version=1&auth.token=t"),
+        "path",
+        &["`/v1/`", "use `vault+http://127.0.0.1:8200/kv1/data/x?…`"],
+    ),
+    // options that would change nothing
+    (
+        Toml("[stores.t.memory]\n[stores.t.cache]\nstale_while_revalidate = \"0s\""),
+        "stores.t.cache.stale_while_revalidate",
+        &["needs `stale_if_error`"],
+    ),
 ];
 
 async fn error_of(input: &Input) -> kms::Error {
@@ -381,11 +589,52 @@ async fn error_of(input: &Input) -> kms::Error {
             .await
             .err()
             .unwrap_or_else(|| panic!("{uri:?} built a store")),
+        Env(vars) => match Config::from_toml_str("[stores.t.memory]")
+            .unwrap()
+            .with_vars(vars.iter().copied())
+        {
+            Err(e) => e,
+            Ok(config) => config
+                .open("t")
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{vars:?} built a store")),
+        },
     }
 }
 
+/// The `vault` CLI's variables, which fill unset Vault options: the corpus runs without them
+/// (in a child process when the environment has them) so that "missing" stays missing.
+const VAULT_VARIABLES: [&str; 4] = [
+    "VAULT_ADDR",
+    "VAULT_TOKEN",
+    "VAULT_NAMESPACE",
+    "VAULT_CACERT",
+];
+
 #[tokio::test]
 async fn every_bad_configuration_fails_with_a_configuration_error_naming_its_key() {
+    if VAULT_VARIABLES
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+    {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child.args([
+            "--exact",
+            "every_bad_configuration_fails_with_a_configuration_error_naming_its_key",
+        ]);
+        for v in VAULT_VARIABLES {
+            child.env_remove(v);
+        }
+        let out = child.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
     assert!(CASES.len() >= 30, "the corpus has {} cases", CASES.len());
     let mut failures = Vec::new();
     for (input, key, fragments) in CASES {
@@ -404,10 +653,14 @@ async fn every_bad_configuration_fails_with_a_configuration_error_naming_its_key
                 problems.push(format!("lacks {f:?}"));
             }
         }
+        if format!("{shown} {err:?}").contains(SECRET) {
+            problems.push("shows the credential".to_owned());
+        }
         if !problems.is_empty() {
             let what = match input {
                 Toml(t) => format!("TOML {t:?}"),
                 Uri(u) => format!("URI {u:?}"),
+                Env(v) => format!("variables {v:?}"),
             };
             failures.push(format!(
                 "{what}\n  -> {shown}\n  problems: {}",

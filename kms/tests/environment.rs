@@ -114,7 +114,7 @@ fn from_file_reads_a_file_and_names_it_in_errors() {
 /// this test binary with the variables set (tests never change their own environment).
 #[test]
 fn from_env_reads_the_file_named_by_kms_config_then_the_overrides() {
-    const CHILD: &str = "KMS_FACADE_FROM_ENV_CHILD";
+    const CHILD: &str = "KMS_TEST_FROM_ENV_CHILD";
     if std::env::var_os(CHILD).is_some() {
         let config = Config::from_env().unwrap();
         let cache = config.store("payments").unwrap().cache.clone().unwrap();
@@ -144,4 +144,84 @@ fn from_env_reads_the_file_named_by_kms_config_then_the_overrides() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Counts warnings on `kms::config` naming `variable` while `f` runs on this thread.
+fn warnings_naming<R>(variable: &str, f: impl FnOnce() -> R) -> (usize, R) {
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    struct Capture(Arc<Mutex<Vec<String>>>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+        fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            struct Fields(String);
+            impl tracing::field::Visit for Fields {
+                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                    self.0.push_str(&format!("{}={v:?} ", f.name()));
+                }
+                fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+                    self.0.push_str(&format!("{}={v} ", f.name()));
+                }
+            }
+            if e.metadata().target() == "kms::config"
+                && *e.metadata().level() == tracing::Level::WARN
+            {
+                let mut fields = Fields(String::new());
+                e.record(&mut fields);
+                self.0.lock().unwrap().push(fields.0);
+            }
+        }
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::registry().with(Capture(seen.clone()));
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let n = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.contains(&format!("variable={variable} ")))
+        .count();
+    (n, out)
+}
+
+#[test]
+fn other_kms_variables_are_named_in_a_warning_unless_a_reference_reads_them() {
+    // Not configuration-shaped and not referenced: accepted, with a warning naming it.
+    let (n, config) = warnings_naming("KMS_MASTER_KEY", || {
+        Config::from_toml_str(FILE)
+            .unwrap()
+            .with_vars([("KMS_MASTER_KEY", "AAEC")])
+    });
+    assert!(config.is_ok());
+    assert_eq!(n, 1);
+    // Named by an `env:` reference of the configuration: read, so no warning.
+    let (n, config) = warnings_naming("KMS_MASTER_KEY", || {
+        Config::from_toml_str(
+            "[stores.s.memory]\n[stores.s.envelope]\nprovider = \"local\"\nmaster_key = \"env:KMS_MASTER_KEY\"\n",
+        )
+        .unwrap()
+        .with_vars([("KMS_MASTER_KEY", "AAEC")])
+    });
+    assert!(config.is_ok());
+    assert_eq!(n, 0);
+    // Named by a reference inside the CLI's store URI: read too.
+    let (n, config) = warnings_naming("KMS_VAULT_SECRET", || {
+        Config::from_toml_str(FILE).unwrap().with_vars([
+            (
+                "KMS_STORE",
+                "vault+https://v.example/secret?auth.token=env:KMS_VAULT_SECRET",
+            ),
+            ("KMS_VAULT_SECRET", "S3CRET"),
+        ])
+    });
+    assert!(config.is_ok(), "{config:?}");
+    assert_eq!(n, 0);
+    // The workspace's own variables are read elsewhere: no warning.
+    let (n, _) = warnings_naming("KMS_TOOLS", || {
+        Config::from_toml_str(FILE)
+            .unwrap()
+            .with_vars([("KMS_TOOLS", "/root/.cache/kms-test-tools")])
+            .unwrap()
+    });
+    assert_eq!(n, 0);
 }

@@ -90,6 +90,7 @@ mod secret_service_from_toml {
 
 #[tokio::test]
 async fn values_land_in_the_kernel_keyring_under_the_service() {
+    observes!("keyring.service", "keyring.platform_store");
     let uri = uri();
     let store = kms::open(&uri).await.unwrap();
     assert!(store.to_string().contains("Keyring"), "{store}");
@@ -104,4 +105,24 @@ async fn values_land_in_the_kernel_keyring_under_the_service() {
         "{shown}"
     );
     store.delete("db/password").await.unwrap();
+}
+
+#[tokio::test]
+async fn the_lock_file_is_where_it_is_configured() {
+    observes!("keyring.lock_file");
+    require("KMS_TEST_KEYUTILS", "a kernel session keyring");
+    let lock = lock_file("effect");
+    let _ = std::fs::remove_file(&lock);
+    let store = kms::open(&format!(
+        "keyring://{}?platform_store=keyutils&lock_file={lock}",
+        service("lock")
+    ))
+    .await
+    .unwrap();
+    store.put("k", "v").await.unwrap();
+    assert!(
+        std::path::Path::new(&lock).exists(),
+        "an index update took the lock file {lock}"
+    );
+    store.delete("k").await.unwrap();
 }

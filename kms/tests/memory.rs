@@ -79,6 +79,7 @@ async fn the_stack_is_the_documented_order_and_metrics_are_registered() {
 
 #[tokio::test]
 async fn options_reach_the_builders() {
+    observes!("memory.max_versions", "memory.max_value_len");
     // max_versions = 1 keeps only the current version.
     let store = kms::open("memory://?max_versions=1").await.unwrap();
     store.put("k", "one").await.unwrap();

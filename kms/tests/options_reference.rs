@@ -129,3 +129,58 @@ fn the_probe_sees_nested_tables() {
     assert!(accepted_fields("metrics.failure_recorder").contains(&"top_failures".to_owned()));
     assert!(accepted_fields("envelope.vault.auth").contains(&"jwt_path".to_owned()));
 }
+
+/// The options the tests mark with `observes!("key", …)`, read from the test sources.
+fn observed() -> BTreeSet<String> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests"),
+        &mut files,
+    );
+    let mut keys = BTreeSet::new();
+    // This file and the macro's definition mention the mark without using it.
+    files.retain(|f| !f.ends_with("options_reference.rs") && !f.ends_with("common/mod.rs"));
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (start, _) in text.match_indices("observes!(") {
+            let args = &text[start + "observes!(".len()..];
+            let args = &args[..args.find(')').expect("a closing parenthesis")];
+            keys.extend(args.split('"').skip(1).step_by(2).map(str::to_owned));
+        }
+    }
+    keys
+}
+
+/// Parsing is not applying: every documented option is observed by a test that checks what
+/// it changes (`observes!` in `effects.rs`, `aws.rs`, `keyring.rs`, `memory.rs`), and every
+/// observed key is a documented one.
+#[test]
+fn every_documented_option_has_an_effect_test() {
+    let documented: BTreeSet<String> = documented().into_iter().map(|(k, _)| k).collect();
+    let observed = observed();
+    assert!(
+        observed.len() > 50,
+        "only {} observed keys found",
+        observed.len()
+    );
+    let unobserved: Vec<&String> = documented.difference(&observed).collect();
+    assert!(
+        unobserved.is_empty(),
+        "documented options no test observes the effect of: {unobserved:?}"
+    );
+    let undocumented: Vec<&String> = observed.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "`observes!` names options the README does not document: {undocumented:?}"
+    );
+}

@@ -88,6 +88,24 @@ impl BackendPlan {
         }
     }
 
+    /// What tells this store's backend apart from another's: every backend option (secrets
+    /// as their references, inline ones redacted), with the Vault options the `vault` CLI's
+    /// variables fill in. Two configurations with the same identity reach the same data the
+    /// same way; the metrics registry lets only those share a label set.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn identity(c: &StoreConfig) -> String {
+        if let Some(v) = &c.vault {
+            let connection = v
+                .connection()
+                .with_vault_variables(super::vault::process_env);
+            return format!(
+                "vault {connection:?} mount={:?} kv_version={:?} prefix={:?} remove_mode={:?} field={:?}",
+                v.mount, v.kv_version, v.prefix, v.remove_mode, v.field
+            );
+        }
+        format!("{:?} {:?} {:?}", c.memory, c.aws, c.keyring)
+    }
+
     /// Opens the backend: this is where it is first reached.
     pub(crate) async fn open(self) -> Result<Opened> {
         match self {

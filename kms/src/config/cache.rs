@@ -38,7 +38,8 @@ pub struct CacheConfig {
     #[serde(default, deserialize_with = "duration::opt")]
     pub stale_if_error: Option<Duration>,
     /// Stale-while-revalidate: serve the stale value to a `get` whose reload has not answered
-    /// within this long (turns stale-if-error on; `0s`: at once).
+    /// within this long (default 100 ms once `stale_if_error` is set, which it needs; `0s`: at
+    /// once).
     #[serde(default, deserialize_with = "duration::opt")]
     pub stale_while_revalidate: Option<Duration>,
     /// Negative caching: remember a missing key for this long.
@@ -124,6 +125,14 @@ impl CacheConfig {
             layer = layer.stale_if_error(t);
         }
         if let Some(t) = self.stale_while_revalidate {
+            // Without stale-if-error no expired value is kept, so there would be nothing to
+            // serve: the option would change nothing.
+            if self.stale_if_error.is_none() {
+                return Err(config_error(
+                    &key("stale_while_revalidate"),
+                    "needs `stale_if_error` (how long after expiry a value may still be served)",
+                ));
+            }
             layer = layer.stale_while_revalidate(t);
         }
         if let Some(t) = self.load_timeout {

@@ -201,22 +201,44 @@ impl MetricsPlan {
     }
 
     /// The service-side layer, the backend monitor and the rest of the instruments, their
-    /// families taken from (registered in) `registry`, their series labelled with `backend`.
+    /// families taken from (registered in) `registry`, their series labelled with `backend`
+    /// and the store label, which `identity` (the backend's, see `BackendPlan::identity`)
+    /// claims in the registry.
     ///
     /// # Errors
     ///
     /// `metrics.store` when the registry refuses the store name (not a valid label value, or
-    /// one distinct name too many).
+    /// one distinct name too many), or when another store with a different identity holds
+    /// the same label set in this registry.
     pub(crate) fn instruments(
         self,
         registry: &crate::MetricsRegistry,
         backend: &'static str,
+        identity: &str,
     ) -> kms_core::Result<(
         kms_metrics::MetricsLayer,
         kms_metrics::BackendMonitor,
         Instruments,
     )> {
         let at = &self.at;
+        // Without a name, kms-metrics labels the series with the backend label.
+        let label = self.store.as_deref().unwrap_or(backend);
+        if !registry.claim(&self.prefix, backend, label, identity) {
+            let how = if self.options.store.is_some() {
+                "give this store another `metrics.store`"
+            } else {
+                "give one of them a `metrics.store` of its own"
+            };
+            return Err(crate::error::config_error(
+                &at.key("metrics.store"),
+                format_args!(
+                    "the label set {{backend=\"{backend}\", store=\"{label}\"}} of metrics \
+                     prefix `{}` is already used in this registry by a store with other \
+                     backend options, and their series would merge: {how}",
+                    self.prefix
+                ),
+            ));
+        }
         let families = registry.families(&self.prefix);
         let store = match self.store.as_deref() {
             Some(name) => Some(

@@ -199,6 +199,8 @@ impl Config {
 
     /// The 12-factor way: the file named by `KMS_CONFIG` (if set), then every
     /// `KMS_STORES__<NAME>__<KEY>__…` and `KMS_DEFAULT` variable on top (see the crate docs).
+    /// Any other `KMS_` variable that nothing reads is an error (see
+    /// [`with_vars`](Self::with_vars)).
     ///
     /// # Errors
     ///
@@ -211,7 +213,8 @@ impl Config {
         base.with_env()
     }
 
-    /// Applies the process environment's `KMS_STORES__…` / `KMS_DEFAULT` variables on top.
+    /// Applies the process environment's `KMS_STORES__…` / `KMS_DEFAULT` variables on top,
+    /// refusing `KMS_` variables that nothing reads (see [`with_vars`](Self::with_vars)).
     ///
     /// # Errors
     ///
@@ -224,20 +227,29 @@ impl Config {
     }
 
     /// Applies these variables (name, value) on top, as [`with_env`](Self::with_env) does with
-    /// the process environment; variables not starting with `KMS_STORES__` and other than
-    /// `KMS_DEFAULT` are ignored.
+    /// the process environment. Variables not starting with `KMS_` (in any case) are ignored;
+    /// of the rest, `KMS_STORES__…` and `KMS_DEFAULT` are overrides, and `KMS_CONFIG`, the
+    /// CLI's `KMS_STORE` and `KMS_PASSPHRASE`, this workspace's scripts' variables
+    /// (`KMS_TEST_…`, `KMS_TOOLS`, …) and variables named by an `env:` reference (in the
+    /// configuration or in those variables) are read elsewhere.
     ///
     /// # Errors
     ///
     /// [`Configuration`](kms_core::ErrorKind::Configuration) for a malformed variable name,
-    /// a key that is not a table where the variable needs one, or any invalid option.
+    /// a key that is not a table where the variable needs one, any invalid option, and any
+    /// other `KMS_` variable that looks like configuration (`KMS_CACHE_TTL`, `KMS_CACHE__TTL`,
+    /// `KMS_VAULT_ADDR`, `KMS_=x`, a lower-case `kms_stores__…`), naming it: it would change
+    /// nothing. Any other unexplained `KMS_` variable (`KMS_MASTER_KEY` that no `env:` names)
+    /// is a warning naming it, on the tracing target `kms::config`.
     pub fn with_vars<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Result<Self>
     where
         K: AsRef<str>,
         V: Into<String>,
     {
-        crate::env::apply(&mut self.raw, vars)?;
-        Self::from_raw(std::mem::take(&mut self.raw))
+        let leftovers = crate::env::apply(&mut self.raw, vars)?;
+        let config = Self::from_raw(std::mem::take(&mut self.raw))?;
+        leftovers.check(&config.raw)?;
+        Ok(config)
     }
 
     fn from_raw(raw: toml::Table) -> Result<Self> {

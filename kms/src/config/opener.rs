@@ -102,7 +102,7 @@ impl Opener {
         let (service_metrics, monitor, instruments) = match plan.metrics {
             Some(m) => {
                 let (layer, monitor, i) =
-                    m.instruments(&self.registry(), backend.store.backend())?;
+                    m.instruments(&self.registry(), backend.store.backend(), &plan.identity)?;
                 (Some(layer), Some(monitor), Some(i))
             }
             None => (None, None, None),
@@ -159,6 +159,8 @@ impl Opener {
             cache: cache_handle,
             #[cfg(feature = "metrics")]
             metrics: instruments.as_ref().map(|i| i.families.clone()),
+            #[cfg(feature = "metrics")]
+            registry: instruments.as_ref().map(|_| self.registry()),
             #[cfg(feature = "metrics")]
             failure_recorder: instruments.and_then(|i| i.recorder),
         })

@@ -37,6 +37,9 @@ pub(crate) struct Plan {
     pub(crate) timeout: Option<TimeoutLayer>,
     /// The backend.
     pub(crate) backend: BackendPlan,
+    /// What tells the backend apart from another store's ([`BackendPlan::identity`]).
+    #[cfg(feature = "metrics")]
+    pub(crate) identity: String,
 }
 
 impl Plan {
@@ -94,6 +97,8 @@ impl Plan {
             retry,
             timeout,
             backend: BackendPlan::new(c, at)?,
+            #[cfg(feature = "metrics")]
+            identity: BackendPlan::identity(c),
         })
     }
 }

@@ -17,6 +17,9 @@ pub struct Stack {
     pub(crate) metrics: Option<kms_metrics::KmsMetrics>,
     #[cfg(feature = "metrics")]
     pub(crate) failure_recorder: Option<kms_metrics::FailureRecorder>,
+    /// The registry the metrics went to, when `metrics` is configured.
+    #[cfg(feature = "metrics")]
+    pub(crate) registry: Option<crate::MetricsRegistry>,
 }
 
 impl fmt::Debug for Stack {
@@ -59,6 +62,35 @@ impl Stack {
     #[cfg(feature = "metrics")]
     pub fn metrics(&self) -> Option<&kms_metrics::KmsMetrics> {
         self.metrics.as_ref()
+    }
+
+    /// The health report for a readiness endpoint, if `metrics` is configured: the state the
+    /// backend monitor keeps (its periodic `health` probe, `metrics.health_probe`, and every
+    /// backend call) for this store and every other store sharing its `metrics.prefix` in the
+    /// registry. Serve [`HealthReport::to_json`](kms_metrics::HealthReport::to_json) with 200
+    /// when [`is_ready`](kms_metrics::HealthReport::is_ready), else 503. No I/O: a readiness
+    /// probe never waits on the backend.
+    #[cfg(feature = "metrics")]
+    pub fn health_report(&self) -> Option<kms_metrics::HealthReport> {
+        self.metrics
+            .as_ref()
+            .map(kms_metrics::KmsMetrics::health_report)
+    }
+
+    /// The OpenMetrics text of the registry this store's metrics went to (every family in
+    /// it, the service's own included), for `/metrics`, if `metrics` is configured. For
+    /// content negotiation (Prometheus text 0.0.4), use
+    /// [`MetricsRegistry::with_registry`](crate::MetricsRegistry::with_registry) with
+    /// `kms::metrics::exposition::encode_for`.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_text(&self) -> Option<String> {
+        self.registry.as_ref().map(crate::MetricsRegistry::encode)
+    }
+
+    /// The registry this store's metrics went to, if `metrics` is configured.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_registry(&self) -> Option<&crate::MetricsRegistry> {
+        self.registry.as_ref()
     }
 
     /// The failure recorder, if `metrics.failure_recorder` is configured.

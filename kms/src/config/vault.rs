@@ -152,6 +152,42 @@ impl VaultConfig {
     }
 }
 
+#[cfg(any(feature = "vault", feature = "metrics"))]
+impl VaultConnectionConfig {
+    /// These options with the unset ones taken from the `vault` CLI's variables, which
+    /// `lookup` reads (the process environment, in a build): `VAULT_ADDR` (address),
+    /// `VAULT_NAMESPACE`, `VAULT_CACERT` (`ca_cert`) and, for the `token` method only,
+    /// `VAULT_TOKEN`, which becomes the reference `env:VAULT_TOKEN` (read when the client is
+    /// built). Each fills its option only when no configuration source (URI, file, `KMS_…`
+    /// override) set it; empty counts as unset.
+    pub(crate) fn with_vault_variables(&self, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        let mut c = self.clone();
+        if c.address.is_none() {
+            c.address = get("VAULT_ADDR");
+        }
+        if c.namespace.is_none() {
+            c.namespace = get("VAULT_NAMESPACE");
+        }
+        if c.ca_cert.is_empty()
+            && let Some(path) = get("VAULT_CACERT")
+        {
+            c.ca_cert.push(PathBuf::from(path));
+        }
+        let token_method = matches!(c.auth.method, None | Some(VaultAuthMethod::Token));
+        if token_method && c.auth.token.is_none() && get("VAULT_TOKEN").is_some() {
+            c.auth.token = Some(SecretRef::env("VAULT_TOKEN"));
+        }
+        c
+    }
+}
+
+/// The process environment, as `VaultConnectionConfig::with_vault_variables` reads it.
+#[cfg(any(feature = "vault", feature = "metrics"))]
+pub(crate) fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 fn paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -184,18 +220,21 @@ mod build {
     use crate::config::at::At;
     use crate::error::{config_error, while_applying};
 
-    /// Builds and logs in a client; `base` is the dotted path of the connection table
-    /// (`vault` or `envelope.vault`).
+    /// Builds a client and (unless `lazy`) logs in; `base` is the dotted path of the
+    /// connection table (`vault` or `envelope.vault`). Options no source set come from the
+    /// `vault` CLI's variables (see `VaultConnectionConfig::with_vault_variables`).
     pub(crate) async fn build_client(
         c: &VaultConnectionConfig,
         at: &At,
         base: &str,
     ) -> Result<VaultClient> {
+        let c = &c.with_vault_variables(super::process_env);
         let key = |k: &str| at.key(&format!("{base}.{k}"));
         let address = c.address.as_deref().ok_or_else(|| {
             config_error(
                 &key("address"),
-                "missing: the Vault server address (`https://vault.example:8200`) is required",
+                "missing: the Vault server address (`https://vault.example:8200`) is required \
+                 (set here, or VAULT_ADDR)",
             )
         })?;
         let mut builder = VaultClient::builder(address).auth(auth(c, at, base)?);
@@ -257,10 +296,20 @@ mod build {
             }
             builder = builder.renew_fraction(f);
         }
-        builder
-            .build()
-            .await
-            .map_err(|e| while_applying(&key("address"), e))
+        if let Some(d) = c.min_relogin_interval {
+            builder = builder.min_relogin_interval(d);
+        }
+        if c.lazy == Some(true) {
+            // No I/O: the login or token lookup happens on first use.
+            builder
+                .build_lazy()
+                .map_err(|e| while_applying(&key("address"), e))
+        } else {
+            builder
+                .build()
+                .await
+                .map_err(|e| while_applying(&key("address"), e))
+        }
     }
 
     fn auth(c: &VaultConnectionConfig, at: &At, base: &str) -> Result<VaultAuth> {
@@ -294,7 +343,10 @@ mod build {
                 unused("jwt_path", a.jwt_path.is_some())?;
                 unused("mount", a.mount.is_some())?;
                 let token = a.token.as_ref().ok_or_else(|| {
-                    required("token", "a token (`env:VAULT_TOKEN`, `file:/path`)")
+                    required(
+                        "token",
+                        "a token (`env:NAME`, `file:/path`), and VAULT_TOKEN is not set",
+                    )
                 })?;
                 Ok(VaultAuth::token(
                     token.resolve(&key("token"))?.expose_secret(),

@@ -54,3 +54,15 @@ pub fn layered(backend: &str) -> String {
 /// A name unique to this process and call.
 #[allow(unused_imports)]
 pub use kms_core::conformance::unique_name as unique;
+
+pub mod fake_vault;
+pub mod http;
+
+/// Marks the options a test observes the effect of. The docs-drift test
+/// (`options_reference.rs`) reads these marks from the test sources: every documented option
+/// must be observed by some test, so an option that parses but is never applied fails it.
+/// Expands to nothing.
+#[macro_export]
+macro_rules! observes {
+    ($($key:literal),+ $(,)?) => {};
+}
