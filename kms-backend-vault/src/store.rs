@@ -83,6 +83,10 @@ impl fmt::Display for VaultStore {
         if let Some(field) = &self.field {
             write!(f, "#{field}")?;
         }
+        // Two stores that differ only in their namespace read different secrets: name it.
+        if let Some(namespace) = self.client.namespace() {
+            write!(f, ", namespace={namespace}")?;
+        }
         f.write_str(")")
     }
 }

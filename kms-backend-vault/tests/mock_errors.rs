@@ -281,12 +281,10 @@ async fn kubernetes_login_sends_role_and_jwt() {
         .expect(1)
         .mount(&server)
         .await;
-    let got = VaultStore::builder(client)
-        .build()
-        .unwrap()
-        .get(&KeyName::new("k").unwrap())
-        .await
-        .unwrap();
+    let store = VaultStore::builder(client).build().unwrap();
+    // Stores that differ only in their namespace read different secrets, and say so.
+    assert_eq!(store.to_string(), "Vault(kv2:secret, namespace=team-a)");
+    let got = store.get(&KeyName::new("k").unwrap()).await.unwrap();
     assert_eq!(got.meta.version.as_deref(), Some("4"));
     server.verify().await;
 }
