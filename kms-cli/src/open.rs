@@ -108,6 +108,17 @@ impl Target {
         if spec.contains("://") {
             return Ok(Source::Uri(spec.to_owned()));
         }
+        // A store name is a plain word; anything else is a mistyped URI (`vault+http:/host?…`),
+        // which may hold a credential: refused without being shown.
+        let plain = !spec.is_empty()
+            && spec
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !plain {
+            return Err(Failure::usage(
+                "a store argument is neither a store URI (`scheme://…`) nor the name of a configured store (not shown: it may hold a credential)",
+            ));
+        }
         Ok(Source::Named(
             Box::new(self.load_config()?),
             Some(spec.to_owned()),

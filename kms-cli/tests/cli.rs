@@ -677,3 +677,22 @@ fn a_closed_stderr_changes_nothing() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("stored k"));
 }
+
+/// A second store mistyped as a URI without `://` (`vault+http:/host…?auth.token=…`) is not a
+/// store name: refused without echoing it, for every command that takes a store argument.
+#[test]
+fn a_mistyped_store_uri_argument_is_never_echoed() {
+    let canary = "CANARYTOKEN7731";
+    let bad = format!("vault+http:/127.0.0.1:8200/secret?auth.token={canary}");
+    for args in [
+        vec!["diff", "memory://", bad.as_str()],
+        vec!["migrate", "memory://", bad.as_str()],
+        vec!["copy", "--to", bad.as_str(), "a", "b"],
+        vec!["--json", "diff", bad.as_str(), "memory://"],
+    ] {
+        let out = run(kms_on("memory://", &args), b"");
+        assert_eq!(out.code, 2, "{args:?}: {}", out.both());
+        assert!(!out.both().contains(canary), "{args:?}: {}", out.both());
+        assert!(out.both().contains("not shown"), "{args:?}: {}", out.both());
+    }
+}
