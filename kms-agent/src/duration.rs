@@ -44,7 +44,7 @@ pub(crate) fn parse(text: &str) -> Option<Duration> {
 /// Formats a duration in the same grammar (`1500ms`, `10s`), for reports and logs.
 pub(crate) fn format(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         format!("{ms}ms")
     } else {
         format!("{}s", ms / 1000)
