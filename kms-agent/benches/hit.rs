@@ -43,6 +43,7 @@ async fn get(sender: &mut SendRequest<Empty<Bytes>>, path: &str) -> Bytes {
         .header("X-Aws-Parameters-Secrets-Token", TOKEN)
         .body(Empty::new())
         .unwrap();
+    sender.ready().await.unwrap();
     let resp = sender.send_request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
     resp.into_body().collect().await.unwrap().to_bytes()
@@ -59,7 +60,8 @@ fn bench(c: &mut Criterion) {
     std::fs::write(
         &config,
         format!(
-            "[agent.tcp]\naddress = \"127.0.0.1:0\"\n[agent.unix]\npath = \"{}\"\n\
+            "[agent.limits]\nheader_read_timeout = \"10m\"\n\
+             [agent.tcp]\naddress = \"127.0.0.1:0\"\n[agent.unix]\npath = \"{}\"\n\
              [stores.mem.memory]\n[stores.mem.cache]\nttl = \"1h\"\n[stores.mem.metrics]\n",
             sock.display()
         ),

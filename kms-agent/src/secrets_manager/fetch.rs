@@ -179,7 +179,7 @@ pub async fn fetch(snap: &Snapshot, q: &GetQuery) -> Result<Vec<u8>, SmError> {
 ///
 /// # Errors
 ///
-/// As [`fetch`].
+/// What the AWS agent would answer (as for a request).
 pub async fn warm(snap: &Snapshot, secret_id: &str) -> Result<(), SmError> {
     let (slot, name) = resolve(snap, secret_id)?;
     let key = key(name)?;

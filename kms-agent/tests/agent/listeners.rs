@@ -102,6 +102,12 @@ async fn the_metrics_listener_serves_openmetrics_without_a_token() {
         404
     );
     assert_eq!(send(&metrics, "POST", "/metrics", &[]).await.status, 405);
+    // Health checks for probes that cannot reach a loopback listener.
+    assert_eq!(send(&metrics, "GET", "/healthz", &[]).await.text(), "ok");
+    assert_eq!(
+        send(&metrics, "GET", "/readyz", &[]).await.json()["ready"],
+        true
+    );
     // Scrapes do not count towards max_conn and are not on the API listener.
     assert_eq!(a.request("GET", "/metrics", &aws_token()).await.status, 404);
 }

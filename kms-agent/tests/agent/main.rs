@@ -6,6 +6,7 @@ mod common;
 
 mod aws_api;
 mod health;
+mod keyring;
 mod listeners;
 mod native;
 mod peers;
