@@ -70,6 +70,47 @@ fn cache_table(sm: &SecretsManagerSettings) -> Option<toml::Value> {
     Some(toml::Value::Table(t))
 }
 
+/// The paths of the `file:` references in `value`: string values `file:/path`, and query
+/// values `…=file:/path` of a URI.
+fn file_references(value: &toml::Value, out: &mut Vec<String>) {
+    match value {
+        toml::Value::String(s) => {
+            if let Some(path) = s.strip_prefix("file:") {
+                out.push(path.to_owned());
+            } else if let Some((_, query)) = s.split_once('?') {
+                for pair in query.split('&') {
+                    if let Some((_, v)) = pair.split_once('=')
+                        && let Some(path) = v.strip_prefix("file:")
+                    {
+                        let decoded =
+                            percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+                        out.push(decoded.into_owned());
+                    }
+                }
+            }
+        }
+        toml::Value::Array(items) => items.iter().for_each(|v| file_references(v, out)),
+        toml::Value::Table(t) => t.values().for_each(|v| file_references(v, out)),
+        _ => {}
+    }
+}
+
+/// Adds the content of every file the store's options reference (`file:` credentials) to
+/// the fingerprint: a rotated credential file makes the store "changed", so a reload
+/// rebuilds it and reads the new credential.
+fn hash_referenced_files(value: &toml::Value, h: &mut DefaultHasher) {
+    let mut paths = Vec::new();
+    file_references(value, &mut paths);
+    for path in paths {
+        path.hash(h);
+        match std::fs::read(&path) {
+            Ok(bytes) => Zeroizing::new(bytes).hash(h),
+            // Unreadable now: building the store will say why.
+            Err(e) => e.kind().hash(h),
+        }
+    }
+}
+
 pub(crate) fn build(
     default: Option<toml::Value>,
     stores: Option<toml::Value>,
@@ -125,6 +166,7 @@ pub(crate) fn build(
             };
             let mut h = DefaultHasher::new();
             text.hash(&mut h);
+            hash_referenced_files(table, &mut h);
             fingerprints.insert(name.clone(), h.finish());
         }
     }
@@ -226,6 +268,39 @@ mod tests {
         )
         .unwrap();
         assert_ne!(one.fingerprints["a"], three.fingerprints["a"]);
+    }
+
+    #[test]
+    fn a_changed_credential_file_changes_the_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        let stores = |uri: bool| {
+            let path = token.display();
+            if uri {
+                value(&format!(
+                    "v = {{ uri = \"vault+http://127.0.0.1:8200/secret?auth.token=file:{path}\" }}"
+                ))
+            } else {
+                value(&format!(
+                    "v = {{ vault = {{ address = \"http://127.0.0.1:8200\", auth = {{ token = \"file:{path}\" }} }} }}"
+                ))
+            }
+        };
+        for uri in [false, true] {
+            std::fs::write(&token, "one").unwrap();
+            let a = build(None, Some(stores(uri)), &sm("")).unwrap();
+            let b = build(None, Some(stores(uri)), &sm("")).unwrap();
+            assert_eq!(
+                a.fingerprints["v"], b.fingerprints["v"],
+                "same file, same store"
+            );
+            std::fs::write(&token, "two").unwrap();
+            let c = build(None, Some(stores(uri)), &sm("")).unwrap();
+            assert_ne!(
+                a.fingerprints["v"], c.fingerprints["v"],
+                "rotated file, rebuilt store (uri: {uri})"
+            );
+        }
     }
 
     #[test]

@@ -90,3 +90,54 @@ async fn a_failed_prefetch_still_ends_the_wait() {
         "now-here"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_backend_is_a_502_connection_error() {
+    let a = TestAgent::start(&format!("{}{TCP0}", unreachable("down", ""))).await;
+    let r = a.get("/secretsmanager/get?secretId=k").await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(
+        r.body,
+        r#"{"__type":"ConnectionError","message":"Read Error"}"#
+    );
+    let r = a.get("/kms/v1/secrets/k").await;
+    assert_eq!(
+        (r.status, r.json()["error"]["kind"].as_str()),
+        (503, Some("unavailable"))
+    );
+}
+
+#[tokio::test]
+async fn slow_backends_are_504s() {
+    let proxy = crate::common::Proxy::start(&crate::common::aws_endpoint()).await;
+    let held = crate::common::aws_store("held", &crate::common::unique("kms-agent-slow"), "")
+        .replace(&crate::common::aws_endpoint(), &proxy.url());
+    // The store's own deadline: Secrets Manager's TimeoutError.
+    let a = TestAgent::start(&format!(
+        "{held}[stores.held.timeout]\nall = \"300ms\"\n{TCP0}"
+    ))
+    .await;
+    let r = a.get("/secretsmanager/get?secretId=k").await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.body, r#"{"__type":"TimeoutError","message":"Timeout"}"#);
+    // The agent's request timeout: a bare 504.
+    let a = TestAgent::start(&format!(
+        "{held}[agent.limits]\nrequest_timeout = \"300ms\"\n{TCP0}"
+    ))
+    .await;
+    let r = a.get("/secretsmanager/get?secretId=k").await;
+    assert_eq!(r.status, 504);
+    assert!(r.body.is_empty());
+    assert_eq!(
+        a.agent()
+            .live()
+            .metrics()
+            .requests_of("secretsmanager_get", 504),
+        1
+    );
+    crate::common::eventually("nothing left in flight", async || {
+        a.metrics().contains("kms_agent_requests_in_flight 0")
+    })
+    .await;
+    proxy.release();
+}
