@@ -285,7 +285,9 @@ impl Core {
 
     /// Whether stale-if-error may serve `entry` at `now`.
     fn servable(&self, entry: &Entry, now: Instant) -> bool {
-        matches!(entry.answer, Answer::Found(_)) && entry.stale_from <= now && now < entry.stale_until
+        matches!(entry.answer, Answer::Found(_))
+            && entry.stale_from <= now
+            && now < entry.stale_until
     }
 
     /// What stale-if-error may serve for `key` now, with how long it has been expired: read
@@ -649,7 +651,9 @@ impl Core {
     ///   any expired value (the write failed, as its caller was told). With
     ///   [`Fallback::Drop`] (a `remove`) it is dropped.
     ///
-    /// A later write of the key that succeeds ends it all at once (it invalidates).
+    /// A later write of the key that succeeds invalidates it as usual (its value replaces the
+    /// withheld one); the mark stays until it ends, since the earlier write may still land
+    /// after it.
     pub(crate) fn unsettle(&self, key: &KeyName, fallback: Fallback) {
         let mut flights = self.flights.lock();
         let now = self.clock.now();
