@@ -67,7 +67,8 @@ impl Default for StackOptions {
 
 /// Builds the recommended stack over `backend`, instrumented into a fresh registry:
 /// validate → metrics → cache → circuit breaker → retry (inside the backend monitor, which
-/// counts its retries) → backend monitor → timeout → backend.
+/// counts its retries) → backend monitor → timeout → backend. The cache reads the monitor's
+/// health signal: while the backend is known down, stale reads are answered at once.
 ///
 /// # Errors
 ///
@@ -92,6 +93,7 @@ pub fn build_state(backend: impl KeyStore, options: &StackOptions) -> kms_core::
         service_side = service_side.store(name.clone());
         monitor = monitor.store(name.clone());
     }
+    let backend_down = monitor.health_signal();
     let store = StoreBuilder::new(backend)
         .layer(ValidateLayer::new())
         .layer(service_side)
@@ -99,7 +101,8 @@ pub fn build_state(backend: impl KeyStore, options: &StackOptions) -> kms_core::
             CacheLayer::new()
                 .ttl(options.cache_ttl)
                 .stale_if_error(options.stale_if_error)
-                .observer(metrics.cache_observer_for(label, store_name.as_ref())),
+                .observer(metrics.cache_observer_for(label, store_name.as_ref()))
+                .health_signal(backend_down),
         )
         .layer(breaker.clone())
         .layer(RetryLayer::new()) // opens the call context the monitor counts retries from

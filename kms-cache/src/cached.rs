@@ -8,7 +8,7 @@ use kms_core::{
     async_trait,
 };
 
-use crate::engine::Core;
+use crate::engine::{Core, Fallback};
 use crate::handle::CacheHandle;
 
 /// The caching decorator [`CacheLayer`](crate::CacheLayer) builds; see the [crate docs](crate).
@@ -77,19 +77,22 @@ impl KeyStore for Cached {
         self.core.inner().get_version(key, version).await
     }
 
-    /// Writes through, then invalidates `key`: also when the write fails or is dropped by its
-    /// caller (it may still have landed), but not when it was refused before it could reach
-    /// the backend ([`Error::never_reached_backend`](kms_core::Error::never_reached_backend):
-    /// the cache stays as it was).
+    /// Writes through, then invalidates `key` when the write succeeded. A failure that proves
+    /// nothing was applied ([`Error::proves_not_applied`](kms_core::Error::proves_not_applied):
+    /// a sealed Vault, a connection refused before the request was sent, rate limited, denied,
+    /// refused before reaching the backend …) leaves the cache as it was, stale fallback
+    /// included. Any other failure, or a write dropped by its caller, may still land: `key`
+    /// is no longer fresh, and its old value is withheld from stale serving for the load
+    /// timeout, then a stale fallback again (see the crate docs).
     async fn store(&self, key: &KeyName, value: SecretValue) -> Result<SecretMeta> {
         self.core
-            .write_through(key, |inner| inner.store(key, value))
+            .write_through(key, Fallback::Withhold, |inner| inner.store(key, value))
             .await
     }
 
     /// Forwarded (the check and the write are the backend's one atomic step; the cache adds
-    /// no check of its own), then invalidates `key` exactly as [`store`](KeyStore::store)
-    /// does. A `Conflict` counts as a write that failed after reaching the backend.
+    /// no check of its own), then settles `key` exactly as [`store`](KeyStore::store) does. A
+    /// `Conflict` proves nothing was applied: the cache stays as it was.
     async fn store_if_version(
         &self,
         key: &KeyName,
@@ -97,14 +100,18 @@ impl KeyStore for Cached {
         expected: Option<&str>,
     ) -> Result<SecretMeta> {
         self.core
-            .write_through(key, |inner| inner.store_if_version(key, value, expected))
+            .write_through(key, Fallback::Withhold, |inner| {
+                inner.store_if_version(key, value, expected)
+            })
             .await
     }
 
-    /// Removes through, then invalidates `key`, as [`store`](KeyStore::store) does.
+    /// Removes through, then settles `key` as [`store`](KeyStore::store) does, except that a
+    /// removal whose outcome is unknown drops the old value at once: it was meant never to be
+    /// served again.
     async fn remove(&self, key: &KeyName) -> Result<()> {
         self.core
-            .write_through(key, |inner| inner.remove(key))
+            .write_through(key, Fallback::Drop, |inner| inner.remove(key))
             .await
     }
 

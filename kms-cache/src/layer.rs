@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use kms_core::{KeyStore, Layer, Result};
+use kms_core::{HealthSignal, KeyStore, Layer, Result};
 
 use crate::cached::Cached;
 use crate::engine::Core;
@@ -121,6 +121,22 @@ impl CacheLayer {
         self
     }
 
+    /// Reads what the layer watching the backend knows (a [`HealthSignal`], usually
+    /// `kms_metrics::BackendMonitor::health_signal`). While it says the backend is down, a
+    /// `get` of an expired key that stale-if-error may serve is answered with the stale value
+    /// at once, with no stale-while-revalidate wait: the reload that wait is for cannot
+    /// succeed. The reload is still started, in the background (one per key, bounded by
+    /// [`load_timeout`](Self::load_timeout)); it caches its result when it succeeds, and its
+    /// success is what tells the watcher the backend is back. Keys with nothing to serve
+    /// stale wait for their load as always. Needs the Tokio runtime the cache was built in;
+    /// without one the signal is not read. Off by default (no signal: every such `get` waits
+    /// the stale wait).
+    #[must_use]
+    pub fn health_signal(mut self, signal: HealthSignal) -> Self {
+        self.settings.signal = Some(signal);
+        self
+    }
+
     /// Negative caching: remember that a key does not exist for `ttl` (longer than zero). Off
     /// by default.
     #[must_use]
@@ -231,6 +247,7 @@ impl fmt::Debug for CacheLayer {
             .field("stale_wait", &s.stale_wait)
             .field("load_timeout", &s.load_timeout)
             .field("observer", &s.observer.is_some())
+            .field("health_signal", &s.signal)
             .field("clock", &s.clock.as_ref().map_or("default", |_| "custom"))
             .finish()
     }

@@ -5,6 +5,8 @@
 //! `<p>_key_cache_size{backend}`), and also keeps counters readable at any time as a
 //! [`CacheStats`] snapshot.
 
+use std::time::Duration;
+
 /// Why an entry left the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -42,8 +44,16 @@ pub trait CacheObserver: Send + Sync + 'static {
         let _ = ok;
     }
     /// An expired value was served because the backend failed, or did not answer within the
-    /// stale-while-revalidate wait (stale-if-error).
+    /// stale-while-revalidate wait, or is known to be down (stale-if-error). The cache calls
+    /// [`served_stale`](Self::served_stale), whose default calls this.
     fn stale_serve(&self) {}
+    /// An expired value was served (as [`stale_serve`](Self::stale_serve) says when),
+    /// `expired_for` after it stopped being fresh: its staleness. The default calls
+    /// [`stale_serve`](Self::stale_serve); implement this one to see the staleness.
+    fn served_stale(&self, expired_for: Duration) {
+        let _ = expired_for;
+        self.stale_serve();
+    }
     /// An entry left the cache.
     fn eviction(&self, cause: EvictionCause) {
         let _ = cause;
@@ -66,8 +76,8 @@ pub struct CacheStats {
     pub loads: u64,
     /// Loads from the inner store that failed.
     pub load_failures: u64,
-    /// Expired values served because the backend failed, or did not answer within the
-    /// stale-while-revalidate wait.
+    /// Expired values served because the backend failed, did not answer within the
+    /// stale-while-revalidate wait, or was known to be down.
     pub stale_serves: u64,
     /// Refresh-ahead reloads skipped because the cache was built outside a Tokio runtime.
     pub refreshes_skipped: u64,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kms_core::{Error, Result};
+use kms_core::{Error, HealthSignal, Result};
 
 use crate::observer::CacheObserver;
 
@@ -53,6 +53,7 @@ pub(crate) struct Settings {
     pub(crate) clock: Option<quanta::Clock>,
     pub(crate) load_timeout: Duration,
     pub(crate) stale_wait: Duration,
+    pub(crate) signal: Option<HealthSignal>,
 }
 
 impl Default for Settings {
@@ -69,6 +70,7 @@ impl Default for Settings {
             clock: None,
             load_timeout: DEFAULT_LOAD_TIMEOUT,
             stale_wait: DEFAULT_STALE_WAIT,
+            signal: None,
         }
     }
 }

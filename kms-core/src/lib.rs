@@ -4,6 +4,7 @@
 
 // Vocabulary: what every store, layer and caller names.
 mod error;
+mod health_signal;
 mod json_field;
 mod key_name;
 mod memory;
@@ -32,6 +33,7 @@ pub mod fault {
 pub use crypto::local::LocalKeyProvider;
 pub use crypto::{CryptoOperation, CryptoProvider, DataKey, EncryptionContext};
 pub use error::{Error, ErrorKind, Result};
+pub use health_signal::HealthSignal;
 pub use json_field::json_field;
 pub use key_name::{KeyName, KeyPrefix, MAX_KEY_NAME_LEN};
 pub use layers::breaker::state::CircuitState;

@@ -19,3 +19,21 @@ pub const DURATION_BUCKETS: [f64; 16] = [
     2.5,      // 2.5 s: retries near their budget
     10.0,     // 10 s: the default per-operation timeout (5 s) plus retries; beyond is +Inf
 ];
+
+/// Upper bounds, in seconds, of `<prefix>_key_cache_stale_serve_age_seconds`: how long past
+/// its TTL a value served stale was, from a stale-while-revalidate blip to the stale window's
+/// end (stale-if-error's default is 15 minutes).
+pub const STALENESS_BUCKETS: [f64; 12] = [
+    0.1,    // a reload that missed the 100 ms stale-while-revalidate wait
+    1.0,    // a short blip
+    5.0,    // a retry chain or a breaker's open delay
+    15.0,   // the health probe's default interval
+    30.0,   //
+    60.0,   // the backend-down alert's `for:`
+    120.0,  //
+    300.0,  // the serving-stale alert's default bound
+    600.0,  //
+    900.0,  // stale-if-error's window in the example service
+    1800.0, //
+    3600.0, // an hour; beyond is +Inf
+];

@@ -6,16 +6,25 @@
 //! stale serves included, and `<p>_key_cache_stale_serves_total` counts those of them the
 //! cache still answered: the share of reads the cache answered is
 //! `(hits + stale_serves) / (hits + misses)`, which is what the hit-rate alert uses.
+//!
+//! Each stale serve also feeds the staleness series (`<p>_key_cache_stale_age_seconds`, the
+//! largest staleness being served, and the `<p>_key_cache_stale_serve_age_seconds`
+//! histogram), and marks the `get` it answers as stale for the service-side decorator above
+//! the cache (`stale_mark.rs`), which counts it as `status="stale"`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use kms_cache::{CacheObserver, EvictionCause};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 
 use crate::families::KmsMetrics;
 use crate::labels::{BackendLabels, EvictionLabels, LoadLabels};
+use crate::stale_age::StaleAgeGauge;
+use crate::stale_mark;
 use crate::store_name::{StoreName, store_label};
 
 /// The causes with their own `<p>_key_cache_evictions_total` series, in the order of
@@ -59,6 +68,8 @@ impl KmsMetrics {
             hits: f.cache_hits.get_or_create_owned(&b),
             misses: f.cache_misses.get_or_create_owned(&b),
             stale_serves: f.cache_stale_serves.get_or_create_owned(&b),
+            stale_age: f.cache_stale_age.get_or_create_owned(&b),
+            staleness: f.cache_staleness.get_or_create_owned(&b),
             loads: load("success"),
             load_failures: load("failure"),
             evictions: EVICTION_CAUSES.map(|cause| {
@@ -81,6 +92,8 @@ struct CacheMetrics {
     hits: Counter,
     misses: Counter,
     stale_serves: Counter,
+    stale_age: StaleAgeGauge,
+    staleness: Histogram,
     loads: Counter,
     load_failures: Counter,
     /// Indexed like `EVICTION_CAUSES`: expired, size, explicit.
@@ -103,6 +116,7 @@ impl CacheObserver for CacheMetrics {
     fn load(&self, ok: bool) {
         if ok {
             self.loads.inc();
+            self.stale_age.fresh();
             if self.serving_stale.swap(false, Ordering::Relaxed) {
                 tracing::info!(
                     backend = self.backend,
@@ -113,6 +127,13 @@ impl CacheObserver for CacheMetrics {
         } else {
             self.load_failures.inc();
         }
+    }
+
+    fn served_stale(&self, expired_for: Duration) {
+        stale_mark::mark();
+        self.stale_age.served(expired_for);
+        self.staleness.observe(expired_for.as_secs_f64());
+        self.stale_serve();
     }
 
     fn stale_serve(&self) {

@@ -13,8 +13,10 @@ use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::buckets::STALENESS_BUCKETS;
 use crate::health::{HealthBoard, HealthReport};
 use crate::histogram::LatencyHistogram;
 use crate::key_age::KeyAgeGauge;
@@ -23,6 +25,7 @@ use crate::labels::{
 };
 use crate::lazy_gauge::LazyGauge;
 use crate::sharded::ShardedCounter;
+use crate::stale_age::StaleAgeGauge;
 use crate::store_name::{MAX_STORE_NAMES, StoreName, store_label};
 
 /// The default metric name prefix.
@@ -40,6 +43,8 @@ pub(crate) struct Families {
     pub(crate) cache_hits: Family<BackendLabels, Counter>,
     pub(crate) cache_misses: Family<BackendLabels, Counter>,
     pub(crate) cache_stale_serves: Family<BackendLabels, Counter>,
+    pub(crate) cache_stale_age: Family<BackendLabels, StaleAgeGauge>,
+    pub(crate) cache_staleness: Family<BackendLabels, Histogram, fn() -> Histogram>,
     pub(crate) cache_loads: Family<LoadLabels, Counter>,
     pub(crate) cache_evictions: Family<EvictionLabels, Counter>,
     pub(crate) cache_size: Family<BackendLabels, Gauge>,
@@ -68,6 +73,11 @@ impl Families {
             })
             .inc();
     }
+}
+
+/// A histogram of [`STALENESS_BUCKETS`].
+fn staleness_histogram() -> Histogram {
+    Histogram::new(STALENESS_BUCKETS)
 }
 
 /// The metric families of this workspace, registered in a [`Registry`] under a prefix
@@ -99,6 +109,8 @@ impl KmsMetrics {
             cache_hits: Family::default(),
             cache_misses: Family::default(),
             cache_stale_serves: Family::default(),
+            cache_stale_age: Family::default(),
+            cache_staleness: Family::new_with_constructor(staleness_histogram),
             cache_loads: Family::default(),
             cache_evictions: Family::default(),
             cache_size: Family::default(),
@@ -112,7 +124,7 @@ impl KmsMetrics {
         let f = &families;
         r.register(
             "key_operations",
-            "Key store operations as the service sees them, by status: success, not_found and conflict (answers), failure, abandoned (the caller gave up)",
+            "Key store operations as the service sees them, by status: success, not_found and conflict (answers), stale (a get answered with an expired cache entry), failure, abandoned (the caller gave up)",
             f.operations.clone(),
         );
         r.register(
@@ -157,8 +169,18 @@ impl KmsMetrics {
         );
         r.register(
             "key_cache_stale_serves",
-            "Key reads answered with an expired cache entry because the backend failed (stale-if-error)",
+            "Key reads answered with an expired cache entry because the backend failed, was slow or was known down (stale-if-error)",
             f.cache_stale_serves.clone(),
+        );
+        r.register(
+            "key_cache_stale_age_seconds",
+            "How far past its TTL the oldest value the cache serves stale is: the largest staleness served since the cache last loaded a value, 0 once a load succeeds or no stale value was served for a minute",
+            f.cache_stale_age.clone(),
+        );
+        r.register(
+            "key_cache_stale_serve_age_seconds",
+            "How far past its TTL each value the cache served stale was, at the time it was served",
+            f.cache_staleness.clone(),
         );
         r.register(
             "key_cache_loads",

@@ -30,11 +30,12 @@ const MAX_MESSAGE: usize = 300;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
-    /// Every backend is up and no circuit is open.
+    /// Every backend is up: it answered its last probe or call, and, if its circuit opened,
+    /// it has answered since (a circuit still half-open then only waits for its trial calls).
     Ok,
-    /// Some backend is down or some circuit is not closed, but the service still answers:
-    /// another backend is up, or a cache in front of the down one serves what it holds.
-    /// Ready.
+    /// Some backend is down, or its circuit is open or half-open and it has not answered
+    /// since, but the service still answers: another backend is up, or a cache in front of the
+    /// down one serves what it holds. Ready.
     Degraded,
     /// Every backend is down and none has a cache in front. Not ready.
     Down,
@@ -79,8 +80,15 @@ impl BackendHealth {
         }
     }
 
+    /// Up, or (before anything was heard from the backend) with no circuit other than
+    /// closed. A circuit opening sets `up` to false, and only an answer from the backend sets
+    /// it back: so a backend whose probe answers again is healthy at once, without waiting
+    /// for its breaker's trial calls, which at low traffic come seconds apart.
     fn healthy(&self) -> bool {
-        self.up != Some(false) && self.circuit_state.is_none_or(|s| s == "closed")
+        match self.up {
+            Some(up) => up,
+            None => self.circuit_state.is_none_or(|s| s == "closed"),
+        }
     }
 }
 

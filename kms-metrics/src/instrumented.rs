@@ -21,6 +21,7 @@ use crate::families::{Families, KmsMetrics};
 use crate::operations::{OPERATIONS, op_index};
 use crate::series::OpSeries;
 use crate::span::record_span;
+use crate::stale_mark;
 use crate::status::Status;
 use crate::store_name::{StoreName, store_label};
 
@@ -107,6 +108,7 @@ impl<S> Instrumented<S> {
 }
 
 impl<S: KeyStore> Instrumented<S> {
+    /// Records a finished call; `stale`: a `get` the cache answered with an expired value.
     #[inline(always)]
     fn record<T>(
         &self,
@@ -115,10 +117,15 @@ impl<S: KeyStore> Instrumented<S> {
         result: &Result<T>,
         nanos: u64,
         span: Option<&tracing::Span>,
+        stale: bool,
     ) {
         let series = &self.m.ops[op_index(op)];
         let error = result.as_ref().err().map(Error::kind);
-        series.observe(Status::of(error), nanos);
+        let status = match error {
+            None if stale => Status::Stale,
+            _ => Status::of(error),
+        };
+        series.observe(status, nanos);
         match error {
             None => {
                 if self.audit && matches!(op, Operation::Store | Operation::Remove) {
@@ -130,7 +137,7 @@ impl<S: KeyStore> Instrumented<S> {
             }
         }
         if let Some(span) = span {
-            record_span(span, error, nanos);
+            record_span(span, status, error, nanos);
         }
         if let Some(recorder) = &self.recorder {
             recorder.record(op, key, error, Duration::from_nanos(nanos));
@@ -160,6 +167,7 @@ impl<S: KeyStore> Instrumented<S> {
             &result,
             self.clock.nanos_between(start, end),
             enabled.then_some(span),
+            false,
         );
         Some(result)
     }
@@ -234,7 +242,8 @@ impl<S: KeyStore> fmt::Debug for Instrumented<S> {
 /// `Pin<Box<dyn Future>>` (so this is `Unpin` and needs no pin projection), and the outcome is
 /// recorded straight from `poll`, without moving the result through the intermediate states
 /// of a generated state machine. The start time is read when the call is made, and the call
-/// counts in `<p>_key_operations_in_flight` from then until it finishes or is dropped.
+/// counts in `<p>_key_operations_in_flight` from then until it finishes or is dropped. A `get`
+/// also reads whether the cache below answered it stale (see `stale_mark.rs`).
 struct Measured<'a, S, T> {
     this: &'a Instrumented<S>,
     op: Operation,
@@ -294,6 +303,10 @@ impl<S: KeyStore, T> Future for Measured<'_, S, T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let call = &mut *self;
+        let watch_stale = call.op == Operation::Get;
+        if watch_stale {
+            stale_mark::clear();
+        }
         let result = match &call.span {
             None => ready!(call.inner.as_mut().poll(cx)),
             Some(span) => {
@@ -305,7 +318,8 @@ impl<S: KeyStore, T> Future for Measured<'_, S, T> {
         let this = call.this;
         this.m.ops[op_index(call.op)].in_flight.dec();
         let nanos = this.clock.nanos_between(call.start, this.clock.raw());
-        this.record(call.op, call.key, &result, nanos, call.span.as_ref());
+        let stale = watch_stale && stale_mark::take();
+        this.record(call.op, call.key, &result, nanos, call.span.as_ref(), stale);
         Poll::Ready(result)
     }
 }

@@ -15,6 +15,8 @@ mod lazy_gauge;
 mod operations;
 mod sharded;
 mod span;
+mod stale_age;
+mod stale_mark;
 mod status;
 mod store_name;
 
@@ -31,7 +33,7 @@ mod monitored;
 mod provider;
 
 pub use audit::AUDIT_TARGET;
-pub use buckets::DURATION_BUCKETS;
+pub use buckets::{DURATION_BUCKETS, STALENESS_BUCKETS};
 pub use failure_analysis::{
     FailureRate, FailureReason, FailureRecorder, FailureRecorderConfig, FailureSummary,
     OperationStatusSummary, ProblematicKey,
@@ -40,7 +42,9 @@ pub use families::{DEFAULT_PREFIX, KmsMetrics};
 pub use health::{BackendHealth, HealthReport, HealthStatus};
 pub use instrumented::Instrumented;
 pub use metrics_layer::MetricsLayer;
-pub use monitor::{BackendMonitor, DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT};
+pub use monitor::{
+    BackendMonitor, DEFAULT_DOWN_PROBE_INTERVAL, DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT,
+};
 pub use monitored::Monitored;
 /// Re-exported so services need no direct dependency to build and encode a registry.
 pub use prometheus_client;

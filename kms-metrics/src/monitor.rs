@@ -22,18 +22,27 @@
 //! - `<p>_key_age_seconds`: the age of the oldest current key version (see `key_age.rs`).
 //! - the health report's entry: up, probe latency, last error kind and message (cleared when
 //!   the backend answers again), circuit state;
+//! - its [`HealthSignal`] ([`health_signal`](BackendMonitor::health_signal)): down when
+//!   `backend_up` goes to 0, up when it goes to 1, for the layers above to read (a cache
+//!   then answers stale reads at once while the backend is down);
 //! - `<p>_key_backend_retries_total{operation,kind}` and a `DEBUG` event on target
 //!   `kms::retry` per retry: kms-core's [`RetryLayer`](kms_core::RetryLayer) above counts each
 //!   attempt in the call's [`CallContext`](kms_core::CallContext), and an attempt after the
 //!   first is a retry of the previous attempt's error. The retry layer needs no hook and the
 //!   monitor does not hold it; calls that do not come through a retry layer (the health
 //!   probe, a stack without one) are never retries.
+//!
+//! While the backend is down the probe runs every [`DEFAULT_DOWN_PROBE_INTERVAL`] (1 s)
+//! instead of every 15 s, and a call that finds the backend down wakes it at once, so a
+//! recovery is seen within about a second even when nothing else calls the backend (the
+//! breaker open, the cache answering): `backend_up`, the health report and the signal follow
+//! within one fast probe.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kms_core::{CircuitBreakerHandle, KeyStore, Layer};
+use kms_core::{CircuitBreakerHandle, CircuitState, HealthSignal, KeyStore, Layer};
 
 use crate::families::KmsMetrics;
 use crate::key_age::{DEFAULT_MAX_KEYS, DEFAULT_WINDOW};
@@ -52,6 +61,8 @@ impl KmsMetrics {
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(15);
 /// Default bound on one probe.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default probe interval while the backend is down.
+pub const DEFAULT_DOWN_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The backend-side instrumentation and health probe; a [`Layer`]. Get one from
 /// [`KmsMetrics::backend_monitor`] and put it below the retry layer, just above the timeout
@@ -90,10 +101,12 @@ pub struct BackendMonitor {
     metrics: KmsMetrics,
     store: Option<StoreName>,
     probe_interval: Option<Duration>,
+    down_probe_interval: Duration,
     probe_timeout: Duration,
     breaker: Option<CircuitBreakerHandle>,
     key_age_window: Duration,
     max_tracked_keys: usize,
+    signal: HealthSignal,
 }
 
 impl BackendMonitor {
@@ -102,10 +115,12 @@ impl BackendMonitor {
             metrics,
             store: None,
             probe_interval: Some(DEFAULT_PROBE_INTERVAL),
+            down_probe_interval: DEFAULT_DOWN_PROBE_INTERVAL,
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
             breaker: None,
             key_age_window: DEFAULT_WINDOW,
             max_tracked_keys: DEFAULT_MAX_KEYS,
+            signal: HealthSignal::new(),
         }
     }
 
@@ -124,6 +139,24 @@ impl BackendMonitor {
     pub fn probe_interval(mut self, interval: Option<Duration>) -> Self {
         self.probe_interval = interval;
         self
+    }
+
+    /// How often to probe while the backend is down (default 1 s; at most the probe
+    /// interval): a recovery is then seen within this long, with no other call needed. A call
+    /// that finds the backend down also wakes the probe at once. No effect with the probe off.
+    #[must_use]
+    pub fn probe_interval_while_down(mut self, interval: Duration) -> Self {
+        self.down_probe_interval = interval;
+        self
+    }
+
+    /// The signal this monitor writes: down when `<p>_key_backend_up` goes to 0 (a failed
+    /// probe, an attempt that failed as unhealthy, the circuit opening), up when the backend
+    /// answers a probe or a call. Hand it to the layers above that read one, such as
+    /// `kms_cache::CacheLayer::health_signal`. Every store this layer wraps writes the same
+    /// signal (clones share it), so use one monitor per backend, as with a breaker.
+    pub fn health_signal(&self) -> HealthSignal {
+        self.signal.clone()
     }
 
     /// The longest one probe may take before it counts as a timeout (default 5 s).
@@ -166,16 +199,23 @@ impl BackendMonitor {
             self.probe_timeout,
             self.key_age_window,
             self.max_tracked_keys,
+            self.signal.clone(),
         ));
         if let Some(handle) = &self.breaker {
             let record = self
                 .metrics
                 .circuit_state_recorder_for(backend, self.store.as_ref());
             record(handle.state());
-            handle.on_state_change(record);
+            let down = monitored.down_hook();
+            handle.on_state_change(move |state| {
+                record(state);
+                if state == CircuitState::Open {
+                    down();
+                }
+            });
         }
         if let Some(interval) = self.probe_interval {
-            monitored.spawn_probe(interval);
+            monitored.spawn_probe(interval, self.down_probe_interval.min(interval));
         }
         monitored
     }
@@ -186,6 +226,7 @@ impl fmt::Debug for BackendMonitor {
         f.debug_struct("BackendMonitor")
             .field("store", &self.store)
             .field("probe_interval", &self.probe_interval)
+            .field("down_probe_interval", &self.down_probe_interval)
             .field("probe_timeout", &self.probe_timeout)
             .field("circuit_breaker", &self.breaker.is_some())
             .field("key_age_window", &self.key_age_window)

@@ -7,10 +7,11 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use kms_core::{
-    CallContext, Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Operation, Result,
-    SecretMeta, SecretValue, StoredSecret, async_trait,
+    CallContext, Capabilities, Error, ErrorKind, HealthSignal, KeyName, KeyPrefix, KeyStore,
+    Operation, Result, SecretMeta, SecretValue, StoredSecret, async_trait,
 };
 use prometheus_client::metrics::counter::Counter;
+use tokio::sync::Notify;
 
 use crate::clock::LatencyClock;
 use crate::families::KmsMetrics;
@@ -20,7 +21,7 @@ use crate::key_age::KeyAgeGauge;
 use crate::labels::{BackendLabels, DurationLabels, ErrorLabels, OperationLabels};
 use crate::lazy_gauge::LazyGauge;
 use crate::operations::{OPERATIONS, op_index};
-use crate::status::{STATUSES, Status};
+use crate::status::{BACKEND_STATUSES, Status};
 use crate::store_name::{StoreName, store_label};
 
 /// The backend-side series of one operation.
@@ -57,7 +58,7 @@ impl BackendSide {
                 }));
             }
             BackendOpSeries {
-                counts: STATUSES.map(|status| {
+                counts: BACKEND_STATUSES.map(|status| {
                     f.backend_requests.get_or_create_owned(&OperationLabels {
                         operation,
                         backend,
@@ -96,6 +97,11 @@ pub struct Monitored {
     board: Arc<HealthBoard>,
     clock: LatencyClock,
     probe_timeout: Duration,
+    /// What the layers above read: written with `backend_up`.
+    signal: HealthSignal,
+    /// Wakes the probe when a call (or the breaker opening) finds the backend down, so the
+    /// fast probing that notices its recovery starts at once.
+    went_down: Arc<Notify>,
 }
 
 /// One backend call in progress: records `abandoned` if dropped before it finished.
@@ -135,6 +141,7 @@ impl Monitored {
         probe_timeout: Duration,
         key_age_window: Duration,
         max_tracked_keys: usize,
+        signal: HealthSignal,
     ) -> Self {
         let side = BackendSide::resolve(metrics, inner.backend(), store);
         side.key_age.configure(key_age_window, max_tracked_keys);
@@ -146,12 +153,27 @@ impl Monitored {
             board: metrics.families.health.clone(),
             clock: LatencyClock::new(),
             probe_timeout,
+            signal,
+            went_down: Arc::default(),
         }
     }
 
-    /// Calls the backend's `health` every `interval` (the first at once) until the last `Arc`
-    /// is dropped. Needs a tokio runtime (warns and does nothing without one).
-    pub(crate) fn spawn_probe(self: &Arc<Self>, interval: Duration) {
+    /// What the breaker's hook calls when the circuit opens (it has set `backend_up` to 0
+    /// itself): the signal says down and the probe wakes.
+    pub(crate) fn down_hook(&self) -> impl Fn() + Send + Sync + 'static {
+        let (signal, went_down) = (self.signal.clone(), self.went_down.clone());
+        move || {
+            if !signal.is_down() {
+                signal.mark_down();
+                went_down.notify_one();
+            }
+        }
+    }
+
+    /// Calls the backend's `health` at once, then every `interval`, or every `while_down`
+    /// while the backend is down (a call that finds it down wakes the probe), until the last
+    /// `Arc` is dropped. Needs a tokio runtime (warns and does nothing without one).
+    pub(crate) fn spawn_probe(self: &Arc<Self>, interval: Duration, while_down: Duration) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!("no tokio runtime: the kms backend health probe is not running");
             return;
@@ -159,12 +181,20 @@ impl Monitored {
         let store: Weak<Self> = Arc::downgrade(self);
         let timeout = self.probe_timeout;
         runtime.spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                ticks.tick().await;
-                let Some(store) = store.upgrade() else { break };
-                let _ = store.probe(timeout).await;
+                let Some(monitored) = store.upgrade() else {
+                    break;
+                };
+                let _ = monitored.probe(timeout).await;
+                let wait = if monitored.signal.is_down() {
+                    while_down
+                } else {
+                    interval
+                };
+                let went_down = monitored.went_down.clone();
+                // Not held while waiting: the stack may be dropped meanwhile.
+                drop(monitored);
+                let _ = tokio::time::timeout(wait, went_down.notified()).await;
             }
         });
     }
@@ -223,9 +253,20 @@ impl Monitored {
     }
 
     fn set_up(&self, outcome: std::result::Result<(), &Error>, probe: Option<Duration>) {
-        self.side.up.set(i64::from(outcome.is_ok()));
+        let up = outcome.is_ok();
+        self.side.up.set(i64::from(up));
         self.board
             .record(self.side.backend, &self.side.store, outcome, probe);
+        if up {
+            self.signal.mark_up();
+        } else if !self.signal.is_down() {
+            self.signal.mark_down();
+            // A call found it down: probe now, then fast, to see it come back. (A probe that
+            // found it down is followed by a fast one anyway.)
+            if probe.is_none() {
+                self.went_down.notify_one();
+            }
+        }
     }
 
     /// Calls the backend's `health` once, bounded by `timeout`, and records the outcome.

@@ -235,7 +235,7 @@ impl<P: CryptoProvider> InstrumentedProvider<P> {
             None,
         );
         if let Some(span) = span {
-            record_span(span, kind, nanos);
+            record_span(span, Status::of(kind), kind, nanos);
         }
     }
 

@@ -14,8 +14,9 @@ use crate::status::{STATUSES, Status};
 
 /// The pre-resolved series of one `(operation, backend, store)`.
 pub(crate) struct OpSeries {
-    /// Indexed by [`Status`].
-    pub counts: [ShardedCounter; 5],
+    /// Indexed by [`Status`]. `stale` is a series of `get` only; other operations keep a
+    /// counter nothing registers (and nothing increments).
+    pub counts: [ShardedCounter; 6],
     pub duration: LatencyHistogram,
     pub in_flight: Gauge,
 }
@@ -44,6 +45,9 @@ impl OpSeries {
         };
         Self {
             counts: STATUSES.map(|status| {
+                if status == Status::Stale.as_str() && operation != "get" {
+                    return ShardedCounter::default();
+                }
                 families.operations.get_or_create_owned(&OperationLabels {
                     operation,
                     backend,

@@ -9,9 +9,14 @@ use tracing::Instrument;
 use crate::clock::LatencyClock;
 use crate::status::Status;
 
-/// Fills the outcome fields of an enabled span.
-pub(crate) fn record_span(span: &tracing::Span, error: Option<ErrorKind>, nanos: u64) {
-    span.record("outcome", Status::of(error).as_str());
+/// Fills the outcome fields of an enabled span: `outcome` is the call's `status`.
+pub(crate) fn record_span(
+    span: &tracing::Span,
+    status: Status,
+    error: Option<ErrorKind>,
+    nanos: u64,
+) {
+    span.record("outcome", status.as_str());
     span.record("latency_us", nanos / 1_000);
     if let Some(kind) = error {
         span.record("error_kind", kind.as_str());

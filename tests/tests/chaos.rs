@@ -6,6 +6,12 @@
 //! stale value exists, the breaker open within a few attempt timeouts, no resurrected value,
 //! recovery after the server returns within the breaker's open delay and one load. About 40 s.
 //!
+//! The writer variant (`a_writer_through_seal_kill_and_freeze_never_costs_a_reader_a_servable_value`)
+//! runs the whole stack a service runs (metrics → cache reading the backend monitor's health
+//! signal → breaker → retry → monitor → timeout → Vault) over 200 keys, with 8 readers and
+//! one writer every 200 ms, through a sealed Vault, a killed proxy (connections refused) and a
+//! frozen one: writes may fail, reads of a key with a value the cache may serve may not.
+//!
 //! Needs `bao` on `PATH` (scripts/peers/openbao.sh installs it).
 
 use std::io::{BufRead, BufReader};
@@ -21,8 +27,11 @@ use kms_core::{
     CircuitBreakerHandle, CircuitBreakerLayer, CircuitState, ErrorKind, KeyName, KeyStore,
     KeyStoreExt, RetryLayer, StoreBuilder, TimeoutLayer,
 };
+use kms_metrics::KmsMetrics;
+use kms_metrics::prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 const TTL: Duration = Duration::from_secs(2);
@@ -431,5 +440,401 @@ async fn outages_never_reach_callers_while_a_good_value_is_cached() {
         fresh <= OPEN_DELAY + ATTEMPT * 4 + Duration::from_secs(1),
         "{fresh:?}"
     );
+    drop(server);
+}
+
+/// A TCP proxy that can also be killed (its port closed, so connections are refused before a
+/// request is sent, and every open connection dropped) and revived on the same port.
+struct KillableProxy {
+    addr: SocketAddr,
+    upstream: SocketAddr,
+    frozen: Arc<AtomicBool>,
+    /// Bumped on every kill: open connections end when it changes.
+    kills: Arc<watch::Sender<u64>>,
+    accept: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl KillableProxy {
+    async fn start(upstream: SocketAddr) -> Arc<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = Arc::new(Self {
+            addr: listener.local_addr().unwrap(),
+            upstream,
+            frozen: Arc::new(AtomicBool::new(false)),
+            kills: Arc::new(watch::channel(0).0),
+            accept: std::sync::Mutex::new(None),
+        });
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let (upstream, frozen, kills) = (self.upstream, self.frozen.clone(), self.kills.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let (frozen, mut killed) = (frozen.clone(), kills.subscribe());
+                tokio::spawn(async move {
+                    let Ok(outbound) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (ri, wi) = inbound.into_split();
+                    let (ro, wo) = outbound.into_split();
+                    let forward = async {
+                        tokio::join!(pipe(ri, wo, frozen.clone()), pipe(ro, wi, frozen));
+                    };
+                    // Killed: both sockets dropped, mid-request or not.
+                    tokio::select! {
+                        () = forward => {}
+                        _ = killed.changed() => {}
+                    }
+                });
+            }
+        });
+        *self.accept.lock().unwrap() = Some(task);
+    }
+
+    /// Closes the port (connections refused) and drops every open connection.
+    async fn kill(&self) {
+        if let Some(task) = self.accept.lock().unwrap().take() {
+            task.abort();
+        }
+        self.kills.send_modify(|k| *k += 1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    /// Listens on the same port again.
+    async fn revive(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(listener) => return self.serve(listener),
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "rebind {}: {e}", self.addr);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+/// What the test knows of one key, to tell whether the cache had a value it may serve.
+#[derive(Default)]
+struct KeyState {
+    /// The highest version written or attempted (a failed write may have landed).
+    attempted: u32,
+    /// A write of the key in flight since then.
+    writing_since: Option<Instant>,
+    /// When the last write of the key ended.
+    last_write_end: Option<Instant>,
+    /// From when the cache may hold the key's value again after the last write that may have
+    /// removed it: the end of a write that succeeded (invalidated), or, for a write whose
+    /// outcome is unknown, the end of the cache's mark (its load timeout) plus a margin.
+    removed_until: Option<Instant>,
+    /// The end of a successful read that started after `removed_until`: from then on the
+    /// cache held a value for the key, and still does (nothing but a write removes it here).
+    servable_since: Option<Instant>,
+}
+
+/// Per-phase counts.
+#[derive(Debug, Default, Clone)]
+struct PhaseCounts {
+    reads: u64,
+    ok: u64,
+    /// Errors while the cache had a value it may serve: must stay 0.
+    violations: u64,
+    /// Errors of keys without one (written just before, an unknown outcome, never read yet).
+    excused: u64,
+    /// Successful reads of a key whose last write was refused in a way that proves it was
+    /// not applied: the fallback the refusal kept.
+    kept_after_refusal: u64,
+    writes_ok: u64,
+    /// Writes whose failure proves nothing was applied.
+    writes_refused: u64,
+    /// Writes whose outcome is unknown.
+    writes_unknown: u64,
+    slowest_ok_read: Duration,
+}
+
+const PHASES: [&str; 8] = [
+    "normal", "sealed", "unsealed", "killed", "revived", "frozen", "unfrozen", "done",
+];
+
+struct Shared {
+    keys: Vec<KeyName>,
+    state: Vec<std::sync::Mutex<KeyState>>,
+    /// The last write of each key was refused and proved not applied.
+    refused: Vec<AtomicBool>,
+    phase: std::sync::atomic::AtomicUsize,
+    counts: std::sync::Mutex<Vec<PhaseCounts>>,
+    violations: std::sync::Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn count(&self, change: impl FnOnce(&mut PhaseCounts)) {
+        let phase = self.phase.load(Ordering::SeqCst);
+        change(&mut self.counts.lock().unwrap()[phase]);
+    }
+}
+
+const KEYS: usize = 200;
+const WRITER_LOAD_TIMEOUT: Duration = Duration::from_secs(4);
+
+async fn reader(store: Arc<dyn KeyStore>, shared: Arc<Shared>, first: usize) {
+    let mut i = first;
+    while shared.phase.load(Ordering::SeqCst) < PHASES.len() - 1 {
+        let k = i % KEYS;
+        i += 7;
+        let t0 = Instant::now();
+        let got = tokio::time::timeout(Duration::from_secs(2), store.get(&shared.keys[k])).await;
+        let got = match got {
+            Ok(Ok(secret)) => Ok(secret.value.expose_str().unwrap().to_owned()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("no answer within 2 s".to_owned()),
+        };
+        record_read(&shared, k, t0, Instant::now(), got);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Checks and counts one read of key `k` made from `t0` to `t1`.
+fn record_read(shared: &Shared, k: usize, t0: Instant, t1: Instant, got: Result<String, String>) {
+    let key = &shared.keys[k];
+    let mut state = shared.state[k].lock().unwrap();
+    match got {
+        Ok(v) => {
+            let version: u32 = v
+                .strip_prefix(&format!("{key}@"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{key}: read {v:?}"));
+            assert!(
+                version <= state.attempted,
+                "{key}: read version {version}, never written"
+            );
+            if state.removed_until.is_none_or(|r| t0 > r) && state.servable_since.is_none() {
+                state.servable_since = Some(t1);
+            }
+            drop(state);
+            let kept = shared.refused[k].load(Ordering::SeqCst);
+            shared.count(|c| {
+                c.reads += 1;
+                c.ok += 1;
+                c.kept_after_refusal += u64::from(kept);
+                c.slowest_ok_read = c.slowest_ok_read.max(t1 - t0);
+            });
+        }
+        Err(why) => {
+            let servable = state.servable_since.is_some_and(|s| s < t0);
+            let writing =
+                state.writing_since.is_some() || state.last_write_end.is_some_and(|end| end >= t0);
+            drop(state);
+            if servable && !writing {
+                let phase = PHASES[shared.phase.load(Ordering::SeqCst)];
+                shared
+                    .violations
+                    .lock()
+                    .unwrap()
+                    .push(format!("{phase}: {key}: {why}"));
+                shared.count(|c| {
+                    c.reads += 1;
+                    c.violations += 1;
+                });
+            } else {
+                shared.count(|c| {
+                    c.reads += 1;
+                    c.excused += 1;
+                });
+            }
+        }
+    }
+}
+
+async fn writer(store: Arc<dyn KeyStore>, shared: Arc<Shared>) {
+    let mut n: u32 = 0;
+    while shared.phase.load(Ordering::SeqCst) < PHASES.len() - 1 {
+        let k = n as usize % KEYS;
+        n += 1;
+        let version = 2 + n / KEYS as u32;
+        {
+            let mut state = shared.state[k].lock().unwrap();
+            state.attempted = state.attempted.max(version);
+            state.writing_since = Some(Instant::now());
+        }
+        let value = format!("{}@{version}", shared.keys[k]);
+        let result = store.put(shared.keys[k].as_str(), value.as_str()).await;
+        let end = Instant::now();
+        {
+            let mut state = shared.state[k].lock().unwrap();
+            state.writing_since = None;
+            state.last_write_end = Some(end);
+            let removed = match &result {
+                Ok(_) => Some(end),
+                Err(e) if e.proves_not_applied() => None,
+                Err(_) => Some(end + WRITER_LOAD_TIMEOUT + Duration::from_millis(500)),
+            };
+            if let Some(until) = removed {
+                state.removed_until = Some(state.removed_until.map_or(until, |r| r.max(until)));
+                state.servable_since = None;
+            }
+        }
+        shared.refused[k].store(
+            result
+                .as_ref()
+                .is_err_and(kms_core::Error::proves_not_applied),
+            Ordering::SeqCst,
+        );
+        shared.count(|c| match &result {
+            Ok(_) => c.writes_ok += 1,
+            Err(e) if e.proves_not_applied() => c.writes_refused += 1,
+            Err(_) => c.writes_unknown += 1,
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writer_through_seal_kill_and_freeze_never_costs_a_reader_a_servable_value() {
+    let server = start_server().await;
+    let proxy = KillableProxy::start(server.addr).await;
+    let prefix = kms_core::conformance::unique_name("chaos-writer");
+    let mut registry = Registry::default();
+    let metrics = KmsMetrics::register(&mut registry);
+    let breaker = CircuitBreakerLayer::new()
+        .window(8)
+        .min_calls(4)
+        .open_delay(OPEN_DELAY)
+        .trial_timeout(Duration::from_secs(3));
+    let monitor = metrics
+        .backend_monitor()
+        .circuit_breaker(&breaker.handle())
+        .probe_timeout(ATTEMPT);
+    let cache = CacheLayer::new()
+        .ttl(TTL)
+        .jitter(0.0)
+        .stale_if_error(Duration::from_secs(600))
+        .load_timeout(WRITER_LOAD_TIMEOUT)
+        .observer(metrics.cache_observer("vault"))
+        .health_signal(monitor.health_signal());
+    let store = StoreBuilder::new(
+        VaultStore::builder(client(proxy.addr).await.unwrap())
+            .mount("secret")
+            .prefix(&prefix)
+            .build()
+            .unwrap(),
+    )
+    .layer(metrics.layer())
+    .layer(cache)
+    .layer(breaker)
+    .layer(RetryLayer::new())
+    .layer(monitor)
+    .layer(TimeoutLayer::all(ATTEMPT))
+    .try_build()
+    .unwrap();
+
+    let keys: Vec<KeyName> = (0..KEYS)
+        .map(|i| KeyName::new(format!("k{i:03}")).unwrap())
+        .collect();
+    for k in &keys {
+        store
+            .put(k.as_str(), format!("{k}@1").as_str())
+            .await
+            .unwrap();
+        store.get(k).await.unwrap();
+    }
+    let shared = Arc::new(Shared {
+        state: keys
+            .iter()
+            .map(|_| {
+                std::sync::Mutex::new(KeyState {
+                    attempted: 1,
+                    ..KeyState::default()
+                })
+            })
+            .collect(),
+        refused: keys.iter().map(|_| AtomicBool::new(false)).collect(),
+        keys,
+        phase: std::sync::atomic::AtomicUsize::new(0),
+        counts: std::sync::Mutex::new(vec![PhaseCounts::default(); PHASES.len()]),
+        violations: std::sync::Mutex::default(),
+    });
+    let mut tasks: Vec<_> = (0..READERS)
+        .map(|r| tokio::spawn(reader(store.clone(), shared.clone(), r * KEYS / READERS)))
+        .collect();
+    tasks.push(tokio::spawn(writer(store.clone(), shared.clone())));
+    let next = |phase: &str| {
+        let i = PHASES.iter().position(|p| *p == phase).unwrap();
+        shared.phase.store(i, Ordering::SeqCst);
+    };
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    next("sealed");
+    bao(&server, &["operator", "seal"]);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    next("unsealed");
+    bao(&server, &["operator", "unseal", &server.unseal_key]);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    next("killed");
+    proxy.kill().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    next("revived");
+    proxy.revive().await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    next("frozen");
+    proxy.frozen.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    next("unfrozen");
+    proxy.frozen.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    next("done");
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    let counts = shared.counts.lock().unwrap().clone();
+    for (phase, c) in PHASES.iter().zip(&counts) {
+        eprintln!("{phase}: {c:?}");
+    }
+    let violations = shared.violations.lock().unwrap().clone();
+    assert!(
+        violations.is_empty(),
+        "{} reads failed while the cache had a value to serve, e.g. {:?}",
+        violations.len(),
+        &violations[..violations.len().min(10)]
+    );
+    let phase = |name: &str| &counts[PHASES.iter().position(|p| *p == name).unwrap()];
+    for outage in ["sealed", "killed", "frozen"] {
+        let c = phase(outage);
+        assert!(c.ok > 50, "{outage}: {c:?}");
+    }
+    // The sealed Vault and the killed proxy refused writes, and what they refused kept its
+    // fallback: reads of those keys were served.
+    for outage in ["sealed", "killed"] {
+        let c = phase(outage);
+        assert!(c.writes_refused > 0, "{outage}: {c:?}");
+        assert!(c.kept_after_refusal > 0, "{outage}: {c:?}");
+    }
+    // While the monitor knew the backend was down, stale reads did not wait for reloads.
+    for outage in ["sealed", "killed", "frozen"] {
+        let c = phase(outage);
+        assert!(
+            c.slowest_ok_read < Duration::from_millis(1500),
+            "{outage}: {c:?}"
+        );
+    }
+    let text = {
+        let mut text = String::new();
+        kms_metrics::prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text
+    };
+    let stale = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                r#"kms_key_operations_total{operation="get",backend="vault",store="vault",status="stale"} "#,
+            )
+        })
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap();
+    eprintln!("stale reads counted: {stale}");
+    assert!(stale > 0.0);
     drop(server);
 }

@@ -3,11 +3,15 @@
 //!
 //! 1. Normal traffic with not-founds (10 good reads and 1 read of a missing key every 0.5 s,
 //!    issue 20 input 2): **no alert** is pending or firing.
-//! 2. The backend sealed (every call unavailable) while the cache keeps serving: the backend
-//!    down, availability, failure burst, failure ratio and circuit-breaker alerts **fire**; the
-//!    cache hit-rate alert stays **silent** (stale serves are answers, input 10); `backend_up`
-//!    reads 0 and the health report says `degraded` and ready (inputs 1, 11).
+//! 2. The backend sealed (every call unavailable) while the cache keeps serving: the reads are
+//!    `status="stale"` with their age on `/metrics` from the first scrape after they start;
+//!    the backend down, availability, failure burst, failure ratio, circuit-breaker and
+//!    serving-stale alerts **fire**; the cache hit-rate alert stays **silent** (stale serves
+//!    are answers, input 10); `backend_up` reads 0 and the health report says `degraded` and
+//!    ready (inputs 1, 11).
 //! 3. Every dashboard query and every alert expression returns data.
+//! 4. Unsealed: `backend_up` and the health report recover within a probe, and once reads
+//!    load current values again the stale age is back to 0.
 //!
 //! The rules are loaded with every duration divided by 30 (`for: 5m` → `for: 10s`, `[10m]` →
 //! `[20s]`): the expressions, labels and thresholds are the repository's, the waiting is
@@ -136,6 +140,27 @@ async fn alerts(http: &reqwest::Client, prom: &str) -> BTreeSet<(String, String)
         })
         .collect()
 }
+
+/// The value of the sample `series` (name and labels, as encoded) in `/metrics` text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+async fn metrics_text(http: &reqwest::Client, service: &str) -> String {
+    http.get(format!("{service}/metrics"))
+        .header("accept", "text/plain")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+const STALE_READS: &str =
+    r#"kms_key_operations_total{operation="get",backend="memory",store="memory",status="stale"}"#;
+const STALE_AGE: &str = r#"kms_key_cache_stale_age_seconds{backend="memory",store="memory"}"#;
 
 /// One round of traffic: 10 reads of a present key and 1 of a missing key, and a write.
 async fn round(http: &reqwest::Client, service: &str, n: u32) {
@@ -271,15 +296,32 @@ async fn alerts_fire_in_a_real_outage_and_stay_silent_in_normal_traffic() {
         "not found is no failure: {summary}"
     );
 
+    let before = metrics_text(&http, &service).await;
+    assert_eq!(sample(&before, STALE_READS), Some(0.0), "{before}");
+    assert_eq!(sample(&before, STALE_AGE), Some(0.0), "{before}");
+
     // 2. The backend sealed while the cache serves.
     seal(&faults);
     let outage = Instant::now();
+    // Within one round after the present key's TTL (1 s), its reads are stale, and /metrics
+    // says so, with their age.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    round(&http, &service, 999).await;
+    let during = metrics_text(&http, &service).await;
+    let stale_reads = sample(&during, STALE_READS).unwrap();
+    let stale_age = sample(&during, STALE_AGE).unwrap();
+    eprintln!(
+        "one round into the outage: {stale_reads} stale reads, oldest {stale_age} s past its TTL"
+    );
+    assert!(stale_reads >= 10.0, "{during}");
+    assert!(stale_age > 0.0, "{during}");
     let expected_firing = [
         "KmsBackendDown",
         "KmsBackendAvailabilityLow",
         "KmsFailureBurst",
         "KmsFailureRatioHigh",
         "KmsCircuitBreakerOpen",
+        "KmsServingStale",
     ];
     let mut n = 1000;
     let firing = loop {
@@ -411,7 +453,7 @@ async fn alerts_fire_in_a_real_outage_and_stay_silent_in_normal_traffic() {
         .iter()
         .flat_map(|g| g["rules"].as_array().unwrap())
         .collect();
-    assert_eq!(loaded.len(), 12, "all alert rules loaded: {rules}");
+    assert_eq!(loaded.len(), 13, "all alert rules loaded: {rules}");
     for rule in loaded {
         assert_eq!(rule["health"], "ok", "{rule}");
         exprs.push((
@@ -435,7 +477,34 @@ async fn alerts_fire_in_a_real_outage_and_stay_silent_in_normal_traffic() {
         }
     }
 
-    // Recovery: the probe (beside the open breaker) sees the backend again.
+    // Prometheus saw the stale reads and their age.
+    let seen = query(
+        &http,
+        &prom,
+        r#"max_over_time(kms_key_cache_stale_age_seconds[1m])"#,
+    )
+    .await;
+    let age: f64 = seen["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(age > 0.0, "{seen}");
+    let stale = query(
+        &http,
+        &prom,
+        r#"sum(increase(kms_key_operations_total{status="stale"}[1m]))"#,
+    )
+    .await;
+    let stale: f64 = stale["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(stale > 0.0, "no stale reads in Prometheus");
+
+    // Recovery: the probe (beside the open breaker, every probe interval while down) sees the
+    // backend again, and the health report follows it.
     faults.clear();
     let recovered = Instant::now();
     loop {
@@ -446,6 +515,28 @@ async fn alerts_fire_in_a_real_outage_and_stay_silent_in_normal_traffic() {
         assert!(
             recovered.elapsed() < Duration::from_secs(15),
             "backend_up did not come back: {up}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let health: Value = http
+        .get(format!("{service}/health/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    // Reads load current values again (once the breaker lets them through): no stale age.
+    loop {
+        round(&http, &service, 2000).await;
+        let now = metrics_text(&http, &service).await;
+        if sample(&now, STALE_AGE) == Some(0.0) {
+            break;
+        }
+        assert!(
+            recovered.elapsed() < Duration::from_secs(20),
+            "still serving stale after the recovery: {now}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -26,7 +26,10 @@ pub(crate) struct Entry {
     pub loaded_at: Instant,
     /// Fresh until then (TTL after jitter, or the negative TTL).
     pub expires_at: Instant,
-    /// Servable by stale-if-error until then.
+    /// Servable by stale-if-error from then (its expiry, or later while a write of the key
+    /// whose outcome is unknown withholds it: see [`Entry::withheld`]) ...
+    pub stale_from: Instant,
+    /// ... until then.
     pub stale_until: Instant,
     /// Time-to-idle bookkeeping: nanoseconds after `loaded_at` of the last read.
     last_read: AtomicU64,
@@ -53,10 +56,35 @@ impl Entry {
             id: 0,
             loaded_at: now,
             expires_at,
+            stale_from: expires_at,
             stale_until: expires_at + max_stale,
             last_read: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
         }
+    }
+
+    /// This entry as a write of its key whose outcome is unknown leaves it (the write may
+    /// have landed, or land later): no longer fresh from `now`, and not servable stale before
+    /// `until`, when the write has landed or never will (see `Core::unsettle`). `None` when
+    /// there is nothing to keep: a remembered not-found, or a stale window over by then.
+    pub(crate) fn withheld(&self, now: Instant, until: Instant) -> Option<Self> {
+        let Answer::Found(secret) = &self.answer else {
+            return None;
+        };
+        if until >= self.stale_until {
+            return None;
+        }
+        Some(Self {
+            answer: Answer::Found(secret.clone()),
+            id: self.id,
+            weight: self.weight,
+            loaded_at: self.loaded_at,
+            expires_at: self.expires_at.min(now),
+            stale_from: until.max(self.stale_from),
+            stale_until: self.stale_until,
+            last_read: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
+        })
     }
 
     /// Whether the entry may be served as fresh at `now`, given an optional time-to-idle (a

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
-use kms_core::{Error, ErrorKind, KeyName, KeyStore, Result, StoredSecret};
+use kms_core::{Error, ErrorKind, HealthSignal, KeyName, KeyStore, Result, StoredSecret};
 use parking_lot::Mutex;
 use quanta::{Clock, Instant};
 use tokio::runtime::Handle;
@@ -71,6 +71,9 @@ pub(crate) struct Core {
     negative_ttl: Option<Duration>,
     load_timeout: Duration,
     stale_wait: Duration,
+    /// What the layer watching the backend knows: while it says down, stale reads are
+    /// answered at once (see [`Core::get_slow`]).
+    signal: Option<HealthSignal>,
 }
 
 /// Whether `handle`'s runtime has its time driver enabled: creating a timer panics otherwise,
@@ -115,25 +118,43 @@ impl Drop for LoadGuard {
     }
 }
 
-/// Invalidates a key once the write through the cache is over, whatever way it ends: created
+/// What a write whose outcome is unknown does to the value the cache holds for its key (see
+/// [`Core::unsettle`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fallback {
+    /// A `store`: the old value is no longer fresh and is not served stale until the write
+    /// has landed or never will; then it is a stale fallback again, like any expired value.
+    Withhold,
+    /// A `remove`: the old value is dropped. The caller meant it never to be served again,
+    /// and serving it after a removal that landed would resurrect a deleted secret.
+    Drop,
+}
+
+/// Settles a key once the write through the cache is over, whatever way it ends: created
 /// before the write's first await, so a write dropped by its caller (a timeout above, a
-/// `select!`, a disconnected client) invalidates too: it may have landed.
+/// `select!`, a disconnected client) is seen too: it may have landed.
 struct WriteGuard<'a> {
     core: &'a Core,
     key: &'a KeyName,
+    fallback: Fallback,
 }
 
 impl WriteGuard<'_> {
-    /// The write ended with `result`: a write refused before it could reach the backend
-    /// ([`Error::never_reached_backend`]) changed nothing, so the cache keeps its entry (and
-    /// its stale fallback); a write that succeeded invalidates; a write that failed otherwise
-    /// may still land later (it was on the wire, or the backend runs it to completion), so it
-    /// also unsettles the key (see [`Core::unsettle`]).
+    /// The write ended with `result`:
+    ///
+    /// - a failure that proves nothing was applied ([`Error::proves_not_applied`]: refused
+    ///   before it reached the backend, a sealed Vault, a connection refused before the
+    ///   request was sent, rate limited, denied, a check-and-set conflict …) changed nothing,
+    ///   so the cache stays as it was, its stale fallback included;
+    /// - a success invalidates the key;
+    /// - any other failure leaves the outcome unknown: the write may still land later (it
+    ///   was on the wire, or the backend runs it to completion), so the key is unsettled
+    ///   (see [`Core::unsettle`]).
     fn settle<T>(self, result: &Result<T>) {
         match result {
-            Err(e) if e.never_reached_backend() => {}
+            Err(e) if e.proves_not_applied() => {}
             Ok(_) => self.core.invalidate(self.key),
-            Err(_) => self.core.unsettle(self.key),
+            Err(_) => self.core.unsettle(self.key, self.fallback),
         }
         std::mem::forget(self);
     }
@@ -142,7 +163,7 @@ impl WriteGuard<'_> {
 impl Drop for WriteGuard<'_> {
     /// Dropped by its caller: the write may have landed, or land later.
     fn drop(&mut self) {
-        self.core.unsettle(self.key);
+        self.core.unsettle(self.key, self.fallback);
     }
 }
 
@@ -184,6 +205,7 @@ impl Core {
             negative_ttl: settings.negative_ttl.map(capped),
             load_timeout: capped(settings.load_timeout),
             stale_wait: settings.stale_wait,
+            signal: settings.signal.clone(),
         })
     }
 
@@ -211,13 +233,14 @@ impl Core {
     }
 
     /// Runs `write` (a `store`, `store_if_version` or `remove` of `key` on the inner store)
-    /// through the cache: invalidates `key` when it is over, whichever way it ends (done,
-    /// failed, or dropped by its caller: it may still have landed), except when it was refused
-    /// before it could reach the backend ([`Error::never_reached_backend`]: the cache stays as
-    /// it was). See [`WriteGuard`].
+    /// through the cache: invalidates `key` when it succeeds; leaves the cache as it was when
+    /// its failure proves nothing was applied ([`Error::proves_not_applied`]); unsettles `key`
+    /// with `fallback` when its outcome is unknown (it failed otherwise, or was dropped by its
+    /// caller: it may still have landed). See [`WriteGuard`].
     pub(crate) async fn write_through<'a, T, F>(
         &'a self,
         key: &'a KeyName,
+        fallback: Fallback,
         write: impl FnOnce(&'a dyn KeyStore) -> F,
     ) -> Result<T>
     where
@@ -225,7 +248,11 @@ impl Core {
     {
         self.check()?;
         // Made before the write's first await, so a write dropped by its caller is seen too.
-        let guard = WriteGuard { core: self, key };
+        let guard = WriteGuard {
+            core: self,
+            key,
+            fallback,
+        };
         let result = write(self.inner()).await;
         guard.settle(&result);
         result
@@ -258,20 +285,39 @@ impl Core {
 
     /// Whether stale-if-error may serve `entry` at `now`.
     fn servable(&self, entry: &Entry, now: Instant) -> bool {
-        matches!(entry.answer, Answer::Found(_)) && now < entry.stale_until
+        matches!(entry.answer, Answer::Found(_))
+            && entry.stale_from <= now
+            && now < entry.stale_until
     }
 
-    /// What stale-if-error may serve for `key` now: read at decision time, not before the
-    /// load, so a value a write invalidated or the backend said is gone in the meantime is
-    /// never served.
-    fn stale(&self, key: &KeyName) -> Option<StoredSecret> {
+    /// What stale-if-error may serve for `key` now, with how long it has been expired: read
+    /// at decision time, not before the load, so a value a write invalidated or withheld, or
+    /// the backend said is gone, in the meantime is never served.
+    fn stale(&self, key: &KeyName) -> Option<(StoredSecret, Duration)> {
         self.max_stale?;
         let index = self.index.pin();
         let entry = index.get(key)?;
+        let now = self.clock.now();
         match &entry.answer {
-            Answer::Found(secret) if self.servable(entry, self.clock.now()) => Some(secret.clone()),
+            Answer::Found(secret) if self.servable(entry, now) => Some((
+                secret.clone(),
+                now.saturating_duration_since(entry.expires_at),
+            )),
             _ => None,
         }
+    }
+
+    /// Serves `key`'s stale value, if stale-if-error has one now, and counts it.
+    fn serve_stale(&self, key: &KeyName) -> Option<StoredSecret> {
+        let (secret, expired_for) = self.stale(key)?;
+        self.recorder.stale_serve(expired_for);
+        record_outcome("stale");
+        Some(secret)
+    }
+
+    /// Whether the layer watching the backend says it is down now.
+    fn backend_down(&self) -> bool {
+        self.signal.as_ref().is_some_and(HealthSignal::is_down)
     }
 
     /// A hit, answered at once; `None` on anything else (see [`KeyStore::get_now`]).
@@ -293,11 +339,24 @@ impl Core {
 
     /// A miss: joins or starts the load of `key`; stale-if-error may serve a stale value when
     /// the load fails, or (stale-while-revalidate) when it has not answered within the stale
-    /// wait and `stale` said there was one.
+    /// wait and `stale` said there was one. While the health signal says the backend is down,
+    /// such a value is served at once and the load runs in the background.
     async fn get_slow(self: &Arc<Self>, key: &KeyName, stale: bool) -> Result<StoredSecret> {
         self.check()?;
         self.recorder.miss();
         self.policy.on_miss(key);
+        if stale
+            && let Some(runtime) = &self.runtime
+            && self.backend_down()
+        {
+            // The reload cannot succeed while the backend is down: no wait for it. It still
+            // runs (joined if one is in flight: one per key), detached, so the value is
+            // refreshed, and the backend seen answering, as soon as it can be.
+            drop(self.join_or_start(key, Some(runtime)));
+            if let Some(secret) = self.serve_stale(key) {
+                return Ok(secret);
+            }
+        }
         let mut serve_stale = stale;
         loop {
             match self.load(key, serve_stale).await {
@@ -306,32 +365,21 @@ impl Core {
                     return Ok(secret);
                 }
                 Loaded::Done(Err(err)) => {
-                    let result = self.stale_if_error(key, err);
-                    // `stale_if_error` answers `Ok` only when it serves a stale value.
-                    record_outcome(if result.is_ok() { "stale" } else { "miss" });
-                    return result;
-                }
-                Loaded::StillLoading => match self.stale(key) {
-                    Some(secret) => {
-                        self.recorder.stale_serve();
-                        record_outcome("stale");
+                    if err.kind().serves_stale()
+                        && let Some(secret) = self.serve_stale(key)
+                    {
                         return Ok(secret);
                     }
-                    // Gone in the meantime (invalidated): wait for the load itself.
+                    record_outcome("miss");
+                    return Err(err);
+                }
+                Loaded::StillLoading => match self.serve_stale(key) {
+                    Some(secret) => return Ok(secret),
+                    // Gone in the meantime (invalidated or withheld): wait for the load itself.
                     None => serve_stale = false,
                 },
             }
         }
-    }
-
-    fn stale_if_error(&self, key: &KeyName, err: Error) -> Result<StoredSecret> {
-        if err.kind().serves_stale()
-            && let Some(secret) = self.stale(key)
-        {
-            self.recorder.stale_serve();
-            return Ok(secret);
-        }
-        Err(err)
     }
 
     fn maybe_refresh_ahead(self: &Arc<Self>, key: &KeyName, entry: &Entry, now: Instant) {
@@ -590,18 +638,56 @@ impl Core {
         }
     }
 
-    /// A write of `key` failed or was dropped after it may have reached the backend: it can
-    /// still land later (its request was on the wire, or the backend runs writes to completion
+    /// A write of `key` failed or was dropped and its outcome is unknown: it may have landed,
+    /// or land later (its request was on the wire, or the backend runs writes to completion
     /// on their own task, as [`kms_core::WriteOrder`] does), after a load has read the older
-    /// value. So `key` is invalidated, and for the load timeout (the longest the cache lets a
-    /// platform call run) its loads are answered but not cached: the value read before the
-    /// write lands is never served for a whole TTL after it.
-    pub(crate) fn unsettle(&self, key: &KeyName) {
-        let flights = self.flights.lock();
-        let until = self.clock.now() + self.load_timeout;
+    /// value. Only this key is touched, and only for the load timeout (the longest the cache
+    /// lets a platform call run: by then the write has landed or never will):
+    ///
+    /// - its loads are answered but not cached, so the value read before the write lands is
+    ///   never served for a whole TTL after it, and a load in flight is superseded;
+    /// - its value is no longer fresh. With [`Fallback::Withhold`] (a `store`) it is kept,
+    ///   but not served stale until the mark is over; then it is a stale fallback again, like
+    ///   any expired value (the write failed, as its caller was told). With
+    ///   [`Fallback::Drop`] (a `remove`) it is dropped.
+    ///
+    /// A later write of the key that succeeds invalidates it as usual (its value replaces the
+    /// withheld one); the mark stays until it ends, since the earlier write may still land
+    /// after it.
+    pub(crate) fn unsettle(&self, key: &KeyName, fallback: Fallback) {
+        let mut flights = self.flights.lock();
+        let now = self.clock.now();
+        let until = now + self.load_timeout;
         self.unsettled.lock().insert(key.clone(), until);
+        if let Some(flight) = flights.remove(key) {
+            flight.supersede();
+        }
+        let index = self.index.pin();
+        let withheld = match fallback {
+            Fallback::Withhold => index.get(key).and_then(|old| old.withheld(now, until)),
+            Fallback::Drop => None,
+        };
+        match withheld {
+            Some(entry) => {
+                // Same id and weight: moka's slot for the key stays right, unless moka dropped
+                // it meanwhile; then the copy goes too (an entry moka does not count is never
+                // kept).
+                let id = entry.id;
+                index.insert(key.clone(), entry);
+                if !self.policy.tracks(key, id) {
+                    let _ = index.remove_if(key, |_, e| e.id == id);
+                }
+            }
+            None => {
+                if index.remove(key).is_some() {
+                    self.recorder.eviction(EvictionCause::Explicit);
+                }
+                self.policy.remove(key);
+            }
+        }
+        drop(index);
         drop(flights);
-        self.invalidate(key);
+        self.push_size();
         // The sweep forgets the marks that are over, so failed writes of ever new keys with no
         // reads in between do not pile up.
         self.maybe_sweep(self.clock.now());

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use kms_core::sharded::ShardedCounter;
 
@@ -57,10 +58,11 @@ impl Recorder {
         }
     }
 
-    pub(crate) fn stale_serve(&self) {
+    /// A stale value was served, `expired_for` after it stopped being fresh.
+    pub(crate) fn stale_serve(&self, expired_for: Duration) {
         self.stale_serves.fetch_add(1, Relaxed);
         if let Some(o) = &self.observer {
-            o.stale_serve();
+            o.served_stale(expired_for);
         }
     }
 

@@ -122,10 +122,10 @@ fn failed_write_marks_do_not_pile_up() {
         },
     );
     for i in 0..1000 {
-        core.unsettle(&KeyName::new(format!("k/{i}")).unwrap());
+        core.unsettle(&KeyName::new(format!("k/{i}")).unwrap(), Fallback::Withhold);
     }
     assert_eq!(core.unsettled.lock().len(), 1000);
     time.increment(Duration::from_secs(120));
-    core.unsettle(&KeyName::new("k/last").unwrap());
+    core.unsettle(&KeyName::new("k/last").unwrap(), Fallback::Drop);
     assert_eq!(core.unsettled.lock().len(), 1);
 }

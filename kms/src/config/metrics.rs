@@ -28,6 +28,10 @@ pub struct MetricsConfig {
     /// How often the monitor probes the backend's `health`, or `"off"` (default 15 s).
     #[serde(default, deserialize_with = "duration::opt_or_off")]
     pub health_probe: Option<Option<Duration>>,
+    /// How often the monitor probes while the backend is down (default 1 s; at most
+    /// `health_probe`): how soon a recovery is seen.
+    #[serde(default, deserialize_with = "duration::opt")]
+    pub health_probe_while_down: Option<Duration>,
     /// The longest one probe may take (default 5 s).
     #[serde(default, deserialize_with = "duration::opt")]
     pub probe_timeout: Option<Duration>,
@@ -175,6 +179,7 @@ impl MetricsPlan {
             ));
         }
         for (key, value) in [
+            ("health_probe_while_down", options.health_probe_while_down),
             ("probe_timeout", options.probe_timeout),
             ("key_age_window", options.key_age_window),
         ] {
@@ -260,6 +265,9 @@ impl MetricsPlan {
         }
         if let Some(probe) = o.health_probe {
             monitor = monitor.probe_interval(probe);
+        }
+        if let Some(probe) = o.health_probe_while_down {
+            monitor = monitor.probe_interval_while_down(probe);
         }
         if let Some(t) = o.probe_timeout {
             monitor = monitor.probe_timeout(t);

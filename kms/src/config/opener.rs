@@ -134,6 +134,13 @@ impl Opener {
             Some(h) => monitor.map(|m| m.circuit_breaker(h)),
             None => monitor,
         };
+        // The cache reads what the monitor knows of the backend: while it is down, stale reads
+        // are answered at once instead of waiting for a reload that cannot succeed.
+        #[cfg(all(feature = "cache", feature = "metrics"))]
+        let cache = match &monitor {
+            Some(m) => cache.map(|c| c.health_signal(m.health_signal())),
+            None => cache,
+        };
         #[cfg(feature = "cache")]
         let cache_handle = cache.as_ref().map(kms_cache::CacheLayer::handle);
 
