@@ -747,6 +747,40 @@ async fn the_monitor_probes_health_at_the_interval_within_the_probe_timeout() {
     assert_eq!(b.last_error_kind, Some("timeout"), "{}", report.to_json());
 }
 
+/// While the probe says the backend is down, it probes at `health_probe_while_down` instead
+/// of `health_probe`, so a recovery is seen that soon.
+#[tokio::test]
+async fn the_monitor_probes_faster_while_the_backend_is_down() {
+    observes!("metrics.health_probe_while_down");
+    let down = FakeVault::start().await;
+    down.set_faults(Faults {
+        status: Some(503),
+        only_path: Some("sys/health".into()),
+        ..Faults::default()
+    });
+    let _s = open(&uri(
+        &down,
+        "metrics.prefix=fx_probe_down&metrics.health_probe=10s&metrics.health_probe_while_down=100ms",
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let fast = down.count("sys/health");
+    assert!(fast >= 3, "probes while down: {fast}");
+    // The same store with the backend up probes at the 10 s interval only.
+    let up = FakeVault::start().await;
+    let _s = open(&uri(
+        &up,
+        "metrics.prefix=fx_probe_up&metrics.health_probe=10s&metrics.health_probe_while_down=100ms",
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        up.count("sys/health") <= 1,
+        "probes while up: {}",
+        up.count("sys/health")
+    );
+}
+
 fn key_age(text: &str, prefix: &str) -> u64 {
     line_of(text, &format!("{prefix}_key_age_seconds{{"))
         .and_then(|l| l.rsplit(' ').next())
