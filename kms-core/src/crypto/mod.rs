@@ -1,7 +1,7 @@
 //! [`CryptoProvider`]: a key-management service that encrypts, decrypts and issues data keys.
 //!
 //! AWS KMS and Vault Transit implement it (in their backend crates), so the
-//! [envelope decorator](crate::envelope) can protect any store with either.
+//! envelope decorator (`envelope` module, feature `envelope`) can protect any store with either.
 
 #[cfg(feature = "envelope")]
 pub(crate) mod local;
