@@ -49,7 +49,7 @@ pub use secret::{SecretMeta, SecretValue, StoredSecret};
 pub use store::{
     Capabilities, DEFAULT_MAX_VALUE_LEN, KeyStore, KeyStoreExt, Operation, check_value_len,
 };
-pub use write::context::CallContext;
+pub use write::context::{AttemptGuard, CallContext};
 pub use write::order::WriteOrder;
 
 /// Re-exported so implementors write `#[kms_core::async_trait]` without a direct dependency.

@@ -274,3 +274,71 @@ async fn a_refusal_after_an_attempt_that_may_have_landed_proves_nothing() {
         "every attempt was refused: {err:?}"
     );
 }
+
+/// Records, for every `store` that reaches it, the attempt number of the call's context.
+#[derive(Debug)]
+struct Attempts<S> {
+    inner: S,
+    seen: Arc<Mutex<Vec<u32>>>,
+}
+
+impl<S: KeyStore> std::fmt::Display for Attempts<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Attempts({})", self.inner)
+    }
+}
+
+#[kms_core::async_trait]
+impl<S: KeyStore> KeyStore for Attempts<S> {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    fn capabilities(&self) -> kms_core::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get(&self, key: &KeyName) -> kms_core::Result<StoredSecret> {
+        self.inner.get(key).await
+    }
+    async fn store(&self, key: &KeyName, value: SecretValue) -> kms_core::Result<SecretMeta> {
+        let attempt = kms_core::CallContext::current().map_or(0, |c| c.attempt());
+        self.seen.lock().unwrap().push(attempt);
+        self.inner.store(key, value).await
+    }
+    async fn remove(&self, key: &KeyName) -> kms_core::Result<()> {
+        self.inner.remove(key).await
+    }
+    async fn list(&self, prefix: &KeyPrefix) -> kms_core::Result<Vec<KeyName>> {
+        self.inner.list(prefix).await
+    }
+    async fn health(&self) -> kms_core::Result<()> {
+        self.inner.health().await
+    }
+}
+
+/// Two retry layers stacked (a service's own retry over the facade's, say) run one logical
+/// call: the backend sees the first real try as attempt 1 — not a repeat, so a write does
+/// not take its "did an earlier attempt land?" path — and the retry as attempt 2.
+#[tokio::test(start_paused = true)]
+async fn stacked_retry_layers_count_each_try_once() {
+    let faults = FaultStore::new(MemoryStore::new());
+    let handle = faults.handle();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorder = Attempts {
+        inner: faults,
+        seen: seen.clone(),
+    };
+    let inner = Retry::new(recorder, RetryLayer::new().max_retries(1).retry_store(true));
+    let outer = Retry::new(inner, RetryLayer::new().max_retries(1).retry_store(true));
+
+    outer.put("app/k", "v").await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), [1], "a first try is attempt 1");
+
+    seen.lock().unwrap().clear();
+    handle.fail_always(Operation::Store, ErrorKind::Timeout);
+    let err = outer.put("app/k", "w").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    // Outer attempt 1 = inner try 1; the inner retry is attempt 2; the inner layer's
+    // exhausted error is final for the outer one (it does not multiply the attempts).
+    assert_eq!(*seen.lock().unwrap(), [1, 2]);
+    assert!(err.is_exhausted());
+}

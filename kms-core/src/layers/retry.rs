@@ -289,10 +289,11 @@ impl<S: KeyStore> Retry<S> {
         // proves nothing about the call as a whole.
         let maybe_landed = &AtomicBool::new(false);
         let counted = move || {
-            context.begin_attempt();
+            let running = context.enter_attempt();
             let fut = attempt();
             async move {
                 let result = fut.await;
+                drop(running);
                 if let Err(e) = &result {
                     context.end_attempt(Some(e.kind()));
                     if !e.proves_not_applied() {

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -31,7 +31,9 @@ tokio::task_local! {
 ///
 /// A context opened further out wins: a second retry layer, or a caller who re-sends a call
 /// after its own timeout inside one [`CallContext::scope`], keeps the first id and attempt
-/// counter, so every attempt of the whole call is one logical call.
+/// counter, so every attempt of the whole call is one logical call. Retry layers enter their
+/// attempts with [`CallContext::enter_attempt`], so a stacked layer's first try is counted
+/// once, as the attempt of the layer above it.
 ///
 /// The context is a task-local value: it reaches every future polled inside the scope (the
 /// layers and the backend below the retry layer), not tasks spawned from it.
@@ -48,6 +50,12 @@ pub struct CallContext {
 struct Inner {
     id: String,
     attempts: AtomicU32,
+    /// Attempts begun with [`CallContext::enter_attempt`] and not yet ended: more than one
+    /// when a retry layer runs below another one.
+    open: AtomicU32,
+    /// Whether the newest attempt has not ended yet and no attempt ran inside it: an
+    /// attempt entered now, nested in it, is that same attempt.
+    fresh: AtomicBool,
     started: SystemTime,
     /// The error kind and end time of the last attempt that failed.
     previous: Mutex<Option<(ErrorKind, Instant)>>,
@@ -62,6 +70,8 @@ impl CallContext {
             inner: Arc::new(Inner {
                 id,
                 attempts: AtomicU32::new(0),
+                open: AtomicU32::new(0),
+                fresh: AtomicBool::new(false),
                 started: SystemTime::now(),
                 previous: Mutex::new(None),
             }),
@@ -92,8 +102,34 @@ impl CallContext {
     }
 
     /// Counts one more attempt; returns its number (1-based).
+    ///
+    /// Counts unconditionally; a layer that starts attempts uses
+    /// [`enter_attempt`](Self::enter_attempt), which knows when an attempt is already running.
     pub fn begin_attempt(&self) -> u32 {
         self.inner.attempts.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Starts an attempt and returns a guard that ends it when dropped (on success, failure
+    /// or cancellation alike).
+    ///
+    /// An attempt entered inside another of this context that is still running, before any
+    /// attempt ended inside it, is the *same* attempt and is not counted again: with two retry
+    /// layers stacked, the inner layer's first try runs as the outer layer's attempt, so the
+    /// backend below must not see it as a repeat (a write's repeat path would look for an
+    /// earlier landing that never happened). The inner layer's own retries, and the outer
+    /// layer's next attempt, come after a try ended, and are counted.
+    pub fn enter_attempt(&self) -> AttemptGuard {
+        let nested = self.inner.open.fetch_add(1, Ordering::Relaxed) > 0;
+        let number = if nested && self.inner.fresh.load(Ordering::Relaxed) {
+            self.attempt()
+        } else {
+            self.begin_attempt()
+        };
+        self.inner.fresh.store(true, Ordering::Relaxed);
+        AttemptGuard {
+            context: self.clone(),
+            number,
+        }
     }
 
     /// Records how an attempt ended: `Some(kind)` if it failed (kept for the next attempt to
@@ -151,6 +187,29 @@ impl CallContext {
     }
 }
 
+/// One attempt of a [`CallContext`], open until dropped; see
+/// [`CallContext::enter_attempt`].
+#[derive(Debug)]
+#[must_use = "the attempt ends when the guard is dropped"]
+pub struct AttemptGuard {
+    context: CallContext,
+    number: u32,
+}
+
+impl AttemptGuard {
+    /// The attempt's number (1-based), shared by nested layers running the same attempt.
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+}
+
+impl Drop for AttemptGuard {
+    fn drop(&mut self) {
+        self.context.inner.fresh.store(false, Ordering::Relaxed);
+        self.context.inner.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Default for CallContext {
     fn default() -> Self {
         Self::new()
@@ -194,6 +253,42 @@ mod tests {
         })
         .await;
         assert!(CallContext::current().is_none());
+    }
+
+    #[test]
+    fn a_nested_first_try_is_the_same_attempt_and_every_later_try_counts() {
+        let call = CallContext::new();
+        let outer = call.enter_attempt();
+        assert_eq!(outer.number(), 1);
+        let inner = call.enter_attempt();
+        assert_eq!(
+            inner.number(),
+            1,
+            "the inner layer's first try is the outer attempt"
+        );
+        assert!(!call.is_repeat());
+        let innermost = call.enter_attempt();
+        assert_eq!(innermost.number(), 1, "any depth of nesting");
+        drop(innermost);
+        drop(inner);
+        // The inner layer retries after its first try ended: the backend may have seen it.
+        let retry = call.enter_attempt();
+        assert_eq!(retry.number(), 2);
+        let below_retry = call.enter_attempt();
+        assert_eq!(
+            below_retry.number(),
+            2,
+            "a layer below the retry runs the same attempt"
+        );
+        drop(below_retry);
+        drop(retry);
+        drop(outer);
+        assert_eq!(
+            call.enter_attempt().number(),
+            3,
+            "the outer layer's next attempt"
+        );
+        assert!(call.is_repeat());
     }
 
     #[tokio::test]
