@@ -81,6 +81,7 @@ macro_rules! __conformance_cases {
             retried_write_is_one_version,
             check_and_set_writes_only_on_the_expected_version,
             rotation_with_a_stale_version_is_a_conflict_and_changes_nothing,
+            concurrent_rotations_give_one_new_version_and_one_conflict,
             overlap_reads_the_current_and_the_previous_value,
             health_and_labels,
             cancellation_safety

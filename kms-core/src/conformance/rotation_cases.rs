@@ -1,5 +1,6 @@
 //! The rotation conformance cases: [`Rotation`] and [`Overlap`] over every store.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::support::{TestStore, cleanup, key, namespace};
@@ -99,6 +100,109 @@ pub async fn rotation_with_a_stale_version_is_a_conflict_and_changes_nothing(sto
         .unwrap_or_else(|e| panic!("{store}: {e}"));
     assert_eq!(password.len(), 43, "{store}");
     cleanup(store, &[k, doc]).await;
+}
+
+/// Two rotations of one key that both read the same version before either writes: on a
+/// store with check-and-set, exactly one writes a new version and the other fails with
+/// [`ErrorKind::Conflict`], so no update is lost; on a store without it, both write and both
+/// say they were unchecked.
+pub async fn concurrent_rotations_give_one_new_version_and_one_conflict(store: &TestStore) {
+    let ns = namespace("rotate-race");
+    let k = key(&ns, "secret");
+    let first = store
+        .store(&k, "one".into())
+        .await
+        .unwrap_or_else(|e| panic!("{store}: {e}"));
+    let together = Arc::new(ReadTogether {
+        inner: store.clone(),
+        barrier: tokio::sync::Barrier::new(2),
+    });
+    let rotate = |store: Arc<ReadTogether>, k: KeyName| async move {
+        Rotation::new().run(store.as_ref(), &k).await
+    };
+    let (a, b) = tokio::join!(
+        rotate(together.clone(), k.clone()),
+        rotate(together.clone(), k.clone())
+    );
+    let now = store
+        .get(&k)
+        .await
+        .unwrap_or_else(|e| panic!("{store}: {e}"));
+    match (a, b) {
+        (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => {
+            assert_eq!(lost.kind(), ErrorKind::Conflict, "{store}: {lost}");
+            assert!(won.checked, "{store}");
+            assert_eq!(won.previous.version, first.version, "{store}");
+            assert_eq!(
+                now.meta.version, won.current.version,
+                "{store}: the winner is current"
+            );
+            if let (Some(v1), Some(v2)) = (
+                first.version.as_deref().and_then(|v| v.parse::<u64>().ok()),
+                won.current
+                    .version
+                    .as_deref()
+                    .and_then(|v| v.parse::<u64>().ok()),
+            ) {
+                assert_eq!(v2, v1 + 1, "{store}: exactly one new version");
+            }
+        }
+        (Ok(a), Ok(b)) => assert!(
+            !a.checked && !b.checked,
+            "{store}: two checked rotations from one version both wrote"
+        ),
+        (Err(a), Err(b)) => panic!("{store}: both rotations failed: {a}; {b}"),
+    }
+    assert_eq!(now.value.len(), 43, "{store}");
+    cleanup(store, &[k]).await;
+}
+
+/// A store whose `get`s wait until two of them have read.
+#[derive(Debug)]
+struct ReadTogether {
+    inner: TestStore,
+    barrier: tokio::sync::Barrier,
+}
+
+impl std::fmt::Display for ReadTogether {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReadTogether({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for ReadTogether {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    fn capabilities(&self) -> crate::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get(&self, key: &KeyName) -> crate::Result<crate::StoredSecret> {
+        let read = self.inner.get(key).await;
+        self.barrier.wait().await;
+        read
+    }
+    async fn store(&self, key: &KeyName, value: SecretValue) -> crate::Result<crate::SecretMeta> {
+        self.inner.store(key, value).await
+    }
+    async fn store_if_version(
+        &self,
+        key: &KeyName,
+        value: SecretValue,
+        expected: Option<&str>,
+    ) -> crate::Result<crate::SecretMeta> {
+        self.inner.store_if_version(key, value, expected).await
+    }
+    async fn remove(&self, key: &KeyName) -> crate::Result<()> {
+        self.inner.remove(key).await
+    }
+    async fn list(&self, prefix: &KeyPrefix) -> crate::Result<Vec<KeyName>> {
+        self.inner.list(prefix).await
+    }
+    async fn health(&self) -> crate::Result<()> {
+        self.inner.health().await
+    }
 }
 
 /// [`Overlap::read`] returns the current and the previous value on a store with versions,
