@@ -131,11 +131,35 @@ impl SecretsClient {
         value: &SecretValue,
         token: &str,
     ) -> std::result::Result<SecretMeta, Mapped> {
+        self.put_with_stage(name, value, token, None).await
+    }
+
+    /// `PutSecretValue` of a version that carries only the staging label `stage`:
+    /// `AWSCURRENT` stays where it is (a check-and-set moves it afterwards with
+    /// [`move_stage`](Self::move_stage)).
+    pub(crate) async fn put_staged(
+        &self,
+        name: &str,
+        value: &SecretValue,
+        token: &str,
+        stage: &str,
+    ) -> std::result::Result<SecretMeta, Mapped> {
+        self.put_with_stage(name, value, token, Some(stage)).await
+    }
+
+    async fn put_with_stage(
+        &self,
+        name: &str,
+        value: &SecretValue,
+        token: &str,
+        stage: Option<&str>,
+    ) -> std::result::Result<SecretMeta, Mapped> {
         let req = self
             .sdk
             .put_secret_value()
             .secret_id(name)
-            .client_request_token(token);
+            .client_request_token(token)
+            .set_version_stages(stage.map(|s| vec![s.to_owned()]));
         let req = match secret_payload(value) {
             Payload::Text(s) => req.secret_string(s),
             Payload::Binary(b) => req.secret_binary(b),
@@ -180,6 +204,31 @@ impl SecretsClient {
             .await
             .map_err(|e| self.mapped(e, Call::Create, &what))?;
         Ok(meta(out.version_id, None))
+    }
+
+    /// `UpdateSecretVersionStage`: moves the staging label `stage` to the version
+    /// `move_to` (none: only removes it) from the version `remove_from`. AWS applies it only
+    /// if `remove_from` carries the label at that moment (else `InvalidParameterException`),
+    /// which makes moving `AWSCURRENT` a compare-and-swap; moving `AWSCURRENT` moves
+    /// `AWSPREVIOUS` to the version it left.
+    pub(crate) async fn move_stage(
+        &self,
+        name: &str,
+        stage: &str,
+        move_to: Option<&str>,
+        remove_from: Option<&str>,
+    ) -> std::result::Result<(), Mapped> {
+        let what = format!("UpdateSecretVersionStage {name} ({stage})");
+        self.sdk
+            .update_secret_version_stage()
+            .secret_id(name)
+            .version_stage(stage)
+            .set_move_to_version_id(move_to.map(str::to_owned))
+            .set_remove_from_version_id(remove_from.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| self.mapped(e, Call::Write, &what))?;
+        Ok(())
     }
 
     /// `RestoreSecret`.

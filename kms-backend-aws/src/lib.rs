@@ -18,7 +18,7 @@ pub use builder::SecretsManagerStoreBuilder;
 pub use connection::AwsConnection;
 pub use deletion::Deletion;
 pub use kms::{AwsKmsProvider, MAX_KMS_PLAINTEXT};
-pub use store::SecretsManagerStore;
+pub use store::{CAS_STAGE, SecretsManagerStore};
 pub use version_stage::VersionStage;
 
 /// The [`KeyStore::backend`](kms_core::KeyStore::backend) label of [`SecretsManagerStore`]:

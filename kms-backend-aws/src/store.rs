@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use aws_sdk_secretsmanager::Client;
 use kms_core::{
-    Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Result, SecretMeta, SecretValue,
-    StoredSecret, WriteOrder, async_trait,
+    Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, PreviousVersion, Result,
+    SecretMeta, SecretValue, StoredSecret, WriteOrder, async_trait,
 };
 
 use crate::BACKEND;
@@ -19,12 +19,21 @@ use crate::version_stage::VersionStage;
 use crate::{request_token, runtime};
 use kms_core::one_line;
 
+/// The staging label a [`store_if_version`](KeyStore::store_if_version) puts on the version
+/// it writes until it moves `AWSCURRENT` there: not `AWSPENDING`, which belongs to a rotation
+/// Lambda's four steps. A version that lost the race keeps no label (AWS counts it as
+/// deprecated and deletes it in time); if the write is interrupted between its calls, the
+/// label stays on a version that never became current, and the next check-and-set of the
+/// key moves it.
+pub const CAS_STAGE: &str = "KMSPENDING";
+
 /// A [`KeyStore`] over AWS Secrets Manager: one secret per key, named `<namespace>/<key>`.
 ///
 /// | `KeyStore` | Secrets Manager |
 /// |---|---|
 /// | `get` | `GetSecretValue` of the configured stage (`AWSCURRENT` by default); version id and version creation date as metadata |
-/// | `get_version` | `GetSecretValue` by version id |
+/// | `get_version` | `GetSecretValue` by version id, or by staging label for `AWSCURRENT`, `AWSPREVIOUS` and `AWSPENDING` (so [`Overlap`](kms_core::rotation::Overlap) reads `AWSPREVIOUS`) |
+/// | `store_if_version` | a check-and-set in three calls: `PutSecretValue` of a version staged only as [`CAS_STAGE`]; `UpdateSecretVersionStage` moving `AWSCURRENT` to it *from the expected version*, which AWS refuses (`InvalidParameterException`, answered as [`ErrorKind::Conflict`]) when `AWSCURRENT` is on another version by then; `UpdateSecretVersionStage` taking [`CAS_STAGE`] off. `None` (only if absent) is a `CreateSecret`, a `Conflict` if the secret exists |
 /// | `store` | `PutSecretValue`; `CreateSecret` (with the configured KMS key, description, tags) when the secret does not exist; one `ClientRequestToken` for every request of one logical write |
 /// | `remove` | `DeleteSecret` with the configured recovery window, or forced (after a `DescribeSecret`: AWS force-deletes a missing secret without complaint) |
 /// | `list` | `ListSecrets` filtered by name prefix on the server, every page followed; a repeated `NextToken` is [`ErrorKind::InvalidData`], a name on two pages listed once |
@@ -179,8 +188,82 @@ impl SecretsManagerStore {
         }
     }
 
+    /// A check-and-set write (see the type docs): create when `expected` is `None`, else
+    /// stage a version and move `AWSCURRENT` to it from `expected`.
+    async fn write_if(
+        &self,
+        name: &str,
+        value: &SecretValue,
+        token: &str,
+        expected: Option<&str>,
+    ) -> Result<SecretMeta> {
+        let Some(expected) = expected else {
+            return match self.client.create(name, value, token).await {
+                Ok(meta) => Ok(meta),
+                Err(m) if m.condition == Some(Condition::TokenInUse) => Ok(landed(token)),
+                Err(m)
+                    if m.error.code() == Some("ResourceExistsException")
+                        || m.condition == Some(Condition::ScheduledForDeletion) =>
+                {
+                    Err(cas_conflict(name, "none (no such secret)", m.error))
+                }
+                Err(m) => Err(m.error),
+            };
+        };
+        let staged = match self.client.put_staged(name, value, token, CAS_STAGE).await {
+            Ok(meta) => meta,
+            Err(m) if m.condition == Some(Condition::TokenInUse) => landed(token),
+            Err(m) if m.error.kind() == ErrorKind::NotFound => {
+                return Err(cas_conflict(name, expected, m.error));
+            }
+            Err(m) => return Err(m.error),
+        };
+        let version = staged.version.as_deref().unwrap_or(token).to_owned();
+        let moved = self
+            .client
+            .move_stage(name, "AWSCURRENT", Some(&version), Some(expected))
+            .await;
+        // The label has done its work either way; a failure to take it off leaves it on a
+        // version the next check-and-set moves it from.
+        let _ = self
+            .client
+            .move_stage(name, CAS_STAGE, None, Some(&version))
+            .await;
+        match moved {
+            Ok(()) => Ok(staged),
+            Err(m) if m.error.code() == Some("InvalidParameterException") => {
+                Err(cas_conflict(name, expected, m.error))
+            }
+            Err(m) => Err(m.error),
+        }
+    }
+
     fn restores(&self, m: &Mapped) -> bool {
         self.restore_deleted && m.condition == Some(Condition::ScheduledForDeletion)
+    }
+}
+
+/// The [`ErrorKind::Conflict`] of a check-and-set that found another current version.
+fn cas_conflict(name: &str, expected: &str, source: Error) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!(
+            "check-and-set on {name}: the current version (AWSCURRENT) is not {expected}; \
+             nothing was made current"
+        ),
+    )
+    .with_backend(BACKEND)
+    .with_source(source)
+}
+
+/// The staging label `version` names, if it is one of AWS's own (version ids are 32 to 64
+/// characters, so they never look like these).
+fn aws_stage(version: &str) -> Option<VersionStage> {
+    match version {
+        "AWSCURRENT" => Some(VersionStage::Current),
+        "AWSPREVIOUS" => Some(VersionStage::Previous),
+        "AWSPENDING" => Some(VersionStage::Pending),
+        _ => None,
     }
 }
 
@@ -259,6 +342,7 @@ impl KeyStore for SecretsManagerStore {
             .with_list(true)
             .with_versions(true)
             .with_max_value_len(65_536)
+            .with_previous_version(PreviousVersion::Label("AWSPREVIOUS"))
     }
 
     async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
@@ -268,7 +352,34 @@ impl KeyStore for SecretsManagerStore {
     async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {
         let name = self.namespace.secret_name(key)?;
         runtime::require(BACKEND, "GetSecretValue")?;
-        self.client.get(&name, Pick::Version(version)).await
+        match aws_stage(version) {
+            Some(stage) => self.client.get(&name, Pick::Stage(&stage)).await,
+            None => self.client.get(&name, Pick::Version(version)).await,
+        }
+    }
+
+    /// A check-and-set in `PutSecretValue` + `UpdateSecretVersionStage` (see the type docs),
+    /// through the store's [`WriteOrder`] like [`store`](KeyStore::store). Each call is its
+    /// own logical write (a retry layer never repeats a check-and-set).
+    async fn store_if_version(
+        &self,
+        key: &KeyName,
+        value: SecretValue,
+        expected: Option<&str>,
+    ) -> Result<SecretMeta> {
+        self.capabilities().check_value(&value)?;
+        let name = self.namespace.secret_name(key)?;
+        runtime::require(BACKEND, "PutSecretValue")?;
+        let token = request_token::for_this_write();
+        let expected = expected.map(str::to_owned);
+        let this = self.clone();
+        self.order
+            .run(key, async move {
+                this.write_if(&name, &value, &token, expected.as_deref())
+                    .await
+                    .map_err(|e| without_value(e, &value))
+            })
+            .await
     }
 
     /// Put, or create when missing; every request of one logical write carries the same

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use kms_core::CallContext;
 use kms_core::{
-    Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, Result, SecretMeta, SecretValue,
-    StoredSecret, WriteOrder,
+    Capabilities, Error, ErrorKind, KeyName, KeyPrefix, KeyStore, PreviousVersion, Result,
+    SecretMeta, SecretValue, StoredSecret, WriteOrder,
 };
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -594,6 +594,11 @@ impl KeyStore for VaultStore {
             .with_list(true)
             .with_versions(self.version == KvVersion::V2)
             .with_max_value_len(MAX_VALUE_LEN)
+            // KV v2 numbers versions 1, 2, 3 …; a deleted or destroyed one reads as NotFound.
+            .with_previous_version(match self.version {
+                KvVersion::V2 => PreviousVersion::Sequential,
+                KvVersion::V1 => PreviousVersion::None,
+            })
     }
 
     async fn get(&self, key: &KeyName) -> Result<StoredSecret> {

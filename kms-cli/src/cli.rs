@@ -105,7 +105,7 @@ pub enum Command {
     Import(ImportArgs),
     /// Check that the store is up (exit 0) or not (exit 5, 4 …).
     Health,
-    /// Print a line whenever a key's version (or value) changes.
+    /// Print a line whenever a key's version (or value) changes, or keys under a prefix do.
     Watch(WatchArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
@@ -144,13 +144,17 @@ pub struct PutArgs {
     #[arg(long, value_name = "VALUE")]
     pub value: Option<String>,
     /// Write only if the current version is VERSION (check-and-set; `0`: only if the key
-    /// does not exist). Vault KV v2 and memory; other stores answer Unsupported (exit 8).
+    /// does not exist). Vault KV v2, AWS Secrets Manager and memory; other stores answer
+    /// Unsupported (exit 8).
     #[arg(long, value_name = "VERSION")]
     pub cas: Option<String>,
     /// Set only this field of a JSON-object secret to the value (text), keeping the other
-    /// fields; a secret that does not exist is created as `{"NAME": value}`.
+    /// fields. The secret must exist, unless --create is given.
     #[arg(long, value_name = "NAME")]
     pub field: Option<String>,
+    /// With --field: create a secret that does not exist as `{"NAME": value}`.
+    #[arg(long, requires = "field")]
+    pub create: bool,
 }
 
 impl fmt::Debug for PutArgs {
@@ -161,6 +165,7 @@ impl fmt::Debug for PutArgs {
             .field("value", &Hidden(self.value.is_some()))
             .field("cas", &self.cas)
             .field("field", &self.field)
+            .field("create", &self.create)
             .finish()
     }
 }
@@ -200,13 +205,15 @@ pub struct VersionsArgs {
 /// How `rotate` encodes fresh random bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Encoding {
-    /// The bytes themselves.
+    /// URL-safe base64 without padding (the default): text every reader decodes.
     #[default]
-    Raw,
-    /// Lower-case hex (2 characters a byte).
-    Hex,
+    Base64url,
     /// Standard base64 with padding.
     Base64,
+    /// Lower-case hex (2 characters a byte).
+    Hex,
+    /// The bytes themselves (not text: readers expecting UTF-8 cannot decode them).
+    Raw,
 }
 
 /// `rotate`.
@@ -217,8 +224,7 @@ pub struct RotateArgs {
     /// Random bytes in the new value (from the OS CSPRNG), 1 to 65536.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub bytes: u32,
-    /// How the random bytes are stored: raw (the default), or with --field hex (a field
-    /// holds text).
+    /// How the random bytes are written: base64url (the default), base64, hex or raw.
     #[arg(long, value_enum)]
     pub encoding: Option<Encoding>,
     /// Take the new value from stdin instead of generating one.
@@ -228,6 +234,10 @@ pub struct RotateArgs {
     /// fields.
     #[arg(long, value_name = "NAME")]
     pub field: Option<String>,
+    /// Replace a value that is a JSON object as a whole (refused otherwise: it would lose
+    /// the other fields).
+    #[arg(long, conflicts_with = "field")]
+    pub whole: bool,
 }
 
 /// `copy`. `Debug` shows `--to` as [`crate::redact::store_spec`] does.
@@ -405,9 +415,12 @@ pub struct ImportArgs {
 /// `watch`.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// The key.
+    /// The key (with --prefix: the prefix).
     pub key: String,
-    /// Time between reads (`500ms`, `5s`, `1m`).
+    /// Watch every key whose name starts with KEY instead of one key.
+    #[arg(long)]
+    pub prefix: bool,
+    /// Time between reads (`500ms`, `5s`, `1m`); each wait varies by up to 10 %.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub interval: std::time::Duration,
     /// Exit after this many changes (default: until Ctrl-C).

@@ -21,6 +21,7 @@ pub mod redact;
 pub mod stop;
 pub mod summary;
 pub mod usage;
+pub mod version_arg;
 
 use clap::CommandFactory;
 

@@ -167,7 +167,11 @@ fn put_cas_is_check_and_set_on_kv_v2() {
     assert!(!out.both().contains("stale"), "{}", out.both());
     let out = expect(kms_on(&uri, &["get", "k", "--reveal"]), b"", 0);
     assert!(out.stdout.contains("two"), "{}", out.stdout);
-    expect(kms_on(&uri, &["put", "k", "--cas", "x"]), b"v", 7);
+    // A version that is not a number is a usage error that does not repeat what was typed.
+    let out = expect(kms_on(&uri, &["put", "k", "--cas", "hunter2"]), b"v", 2);
+    assert_hidden(&out, "hunter2");
+    let out = expect(kms_on(&uri, &["get", "k", "--version", "hunter2"]), b"", 2);
+    assert_hidden(&out, "hunter2");
 }
 
 #[test]
@@ -273,7 +277,7 @@ fn field_keeps_a_secret_in_vaults_own_shape() {
     );
     assert_eq!(json(&out)["value"], "new-pw");
 
-    // rotate --field: fresh hex text in that field only.
+    // rotate --field: fresh base64url text in that field only.
     let out = expect(
         kms_on(&uri, &["rotate", "db", "--field", "password", "--json"]),
         b"",
@@ -284,8 +288,12 @@ fn field_keeps_a_secret_in_vaults_own_shape() {
     assert_eq!(r["new_version"], "4");
     let data = vault_data(&format!("{tag}/db"));
     let pw = data["password"].as_str().unwrap();
-    assert_eq!(pw.len(), 64, "{data}");
-    assert!(pw.bytes().all(|b| b.is_ascii_hexdigit()), "{data}");
+    assert_eq!(pw.len(), 43, "{data}");
+    assert!(
+        pw.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{data}"
+    );
     assert_eq!(data["username"], "app");
     assert_eq!(data["port"], 5432);
     assert_ne!(
@@ -526,4 +534,9 @@ fn a_rerun_of_migrate_prints_what_changed_or_failed_and_ls_survives_a_closed_pip
         args.extend_from_slice(&names);
         expect(kms_on(uri, &args), b"", 0);
     }
+}
+
+#[test]
+fn two_processes_rotating_one_key_give_one_version_and_one_conflict() {
+    rotation_race(&vault_uri(&unique("race")));
 }

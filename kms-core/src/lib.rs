@@ -15,6 +15,7 @@ mod store;
 // Composition and the machinery behind it; each module's page explains one idea.
 pub mod crypto;
 pub mod layers;
+pub mod rotation;
 pub mod sharded;
 pub mod write;
 
@@ -47,7 +48,8 @@ pub use memory::{DEFAULT_MAX_VERSIONS, MemoryStore, MemoryStoreBuilder};
 pub use one_line::one_line;
 pub use secret::{SecretMeta, SecretValue, StoredSecret};
 pub use store::{
-    Capabilities, DEFAULT_MAX_VALUE_LEN, KeyStore, KeyStoreExt, Operation, check_value_len,
+    Capabilities, DEFAULT_MAX_VALUE_LEN, KeyStore, KeyStoreExt, Operation, PreviousVersion,
+    check_value_len,
 };
 pub use write::context::{AttemptGuard, CallContext};
 pub use write::order::WriteOrder;

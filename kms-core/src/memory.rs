@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use crate::error::{Error, ErrorKind, Result};
 use crate::key_name::{KeyName, KeyPrefix};
 use crate::secret::{SecretMeta, SecretValue, StoredSecret};
-use crate::store::{Capabilities, DEFAULT_MAX_VALUE_LEN, KeyStore};
+use crate::store::{Capabilities, DEFAULT_MAX_VALUE_LEN, KeyStore, PreviousVersion};
 use crate::write::context::CallContext;
 
 /// How many versions of each key a [`MemoryStore`] keeps by default (the current one included).
@@ -157,6 +157,7 @@ impl KeyStore for MemoryStore {
             .with_list(true)
             .with_versions(true)
             .with_max_value_len(self.max_value_len)
+            .with_previous_version(PreviousVersion::Sequential)
     }
 
     async fn get(&self, key: &KeyName) -> Result<StoredSecret> {

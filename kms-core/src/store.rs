@@ -107,6 +107,28 @@ pub struct Capabilities {
     pub versions: bool,
     /// The largest value `store` accepts, in bytes.
     pub max_value_len: usize,
+    /// How the version before the current one is found, for overlap reads
+    /// ([`Overlap`](crate::rotation::Overlap)).
+    pub previous_version: PreviousVersion,
+}
+
+/// How a store with versions names the version before the current one, so
+/// [`Overlap::read`](crate::rotation::Overlap::read) can read "current and previous" with the
+/// store's own [`get`](KeyStore::get) and [`get_version`](KeyStore::get_version), through any
+/// decorator, without a trait method of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PreviousVersion {
+    /// The store keeps no readable previous version (the default; the keyring, Vault KV v1).
+    #[default]
+    None,
+    /// Version ids are increasing integers (`"1"`, `"2"` …): the previous version is the
+    /// highest lower id that `get_version` still reads (a deleted or destroyed version
+    /// answers [`ErrorKind::NotFound`] and is skipped). The memory store, Vault KV v2.
+    Sequential,
+    /// `get_version` accepts this label for the version before the current one: AWS Secrets
+    /// Manager's `AWSPREVIOUS` staging label.
+    Label(&'static str),
 }
 
 impl Capabilities {
@@ -116,6 +138,7 @@ impl Capabilities {
             list: true,
             versions: false,
             max_value_len: DEFAULT_MAX_VALUE_LEN,
+            previous_version: PreviousVersion::None,
         }
     }
 
@@ -137,6 +160,13 @@ impl Capabilities {
     #[must_use]
     pub const fn with_max_value_len(mut self, max: usize) -> Self {
         self.max_value_len = max;
+        self
+    }
+
+    /// Sets how the version before the current one is found (see [`PreviousVersion`]).
+    #[must_use]
+    pub const fn with_previous_version(mut self, previous: PreviousVersion) -> Self {
+        self.previous_version = previous;
         self
     }
 

@@ -22,6 +22,7 @@ use crate::histogram::LatencyHistogram;
 use crate::key_age::KeyAgeGauge;
 use crate::labels::{
     BackendLabels, DurationLabels, ErrorLabels, EvictionLabels, LoadLabels, OperationLabels,
+    RotationLabels,
 };
 use crate::lazy_gauge::LazyGauge;
 use crate::sharded::ShardedCounter;
@@ -51,6 +52,8 @@ pub(crate) struct Families {
     pub(crate) backend_up: Family<BackendLabels, Gauge>,
     pub(crate) circuit_state: Family<BackendLabels, Gauge>,
     pub(crate) key_age: Family<BackendLabels, KeyAgeGauge>,
+    pub(crate) rotations: Family<RotationLabels, Counter>,
+    pub(crate) last_rotation: Family<BackendLabels, Gauge>,
     pub(crate) health: Arc<HealthBoard>,
     store_names: Mutex<HashSet<Arc<str>>>,
 }
@@ -117,6 +120,8 @@ impl KmsMetrics {
             backend_up: Family::default(),
             circuit_state: Family::default(),
             key_age: Family::default(),
+            rotations: Family::default(),
+            last_rotation: Family::default(),
             health: Arc::default(),
             store_names: Mutex::default(),
         };
@@ -211,6 +216,16 @@ impl KmsMetrics {
             "key_age_seconds",
             "Age of the oldest current key version the backend returned (keys read or written within the key-age window)",
             f.key_age.clone(),
+        );
+        r.register(
+            "key_rotations",
+            "Key rotations (kms_core::rotation::Rotation) by outcome: success, conflict (another writer won), failure",
+            f.rotations.clone(),
+        );
+        r.register(
+            "key_last_rotation_timestamp_seconds",
+            "Unix time of the last successful key rotation in the store",
+            f.last_rotation.clone(),
         );
         Self {
             families: Arc::new(families),

@@ -55,3 +55,11 @@ pub(crate) struct LoadLabels {
     pub store: Arc<str>,
     pub status: &'static str,
 }
+
+/// `{backend, store, status}` (rotations: success, conflict, failure).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RotationLabels {
+    pub backend: &'static str,
+    pub store: Arc<str>,
+    pub status: &'static str,
+}

@@ -31,6 +31,7 @@ mod metrics_layer;
 mod monitor;
 mod monitored;
 mod provider;
+mod rotation;
 
 pub use audit::AUDIT_TARGET;
 pub use buckets::{DURATION_BUCKETS, STALENESS_BUCKETS};
@@ -49,4 +50,5 @@ pub use monitored::Monitored;
 /// Re-exported so services need no direct dependency to build and encode a registry.
 pub use prometheus_client;
 pub use provider::InstrumentedProvider;
+pub use rotation::RotationMetrics;
 pub use store_name::{MAX_STORE_NAME_LEN, MAX_STORE_NAMES, StoreName};

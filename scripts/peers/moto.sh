@@ -2,7 +2,8 @@
 # the real AWS Secrets Manager and KMS protocols, on 127.0.0.1 only, state in memory.
 # It runs through scripts/peers/moto_server.py: moto's own app served single-threaded (moto's
 # backends are not thread-safe: concurrent writes answered 500 "dictionary changed size during
-# iteration"), with PutSecretValue on a secret scheduled for deletion refused as AWS does.
+# iteration"), with PutSecretValue on a secret scheduled for deletion refused as AWS does, and
+# UpdateSecretVersionStage moving AWSCURRENT making that version current, as AWS does.
 # It is reset once when the run starts (POST /moto-api/reset). Tests do not reset it between
 # cases: they run in parallel processes, each under unique names, so a reset would wipe the
 # data of the tests running beside it.
@@ -26,7 +27,7 @@ moto_start() {
     local url="http://127.0.0.1:${MOTO_PORT}" pidfile
     pidfile=$(moto_pidfile)
     if curl -fsS "$url/moto-api/" >/dev/null 2>&1 &&
-        [ "$(curl -fsS "$url/kms-test-peer" 2>/dev/null)" != "moto-single-threaded 1" ]; then
+        [ "$(curl -fsS "$url/kms-test-peer" 2>/dev/null)" != "moto-single-threaded 2" ]; then
         # A plain (threaded) moto_server: replace it if an earlier run of this script started
         # it, else say whose it is not.
         if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then

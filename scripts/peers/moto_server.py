@@ -1,5 +1,5 @@
 """moto for kms's tests (started by scripts/peers/moto.sh): moto's own server, but
-single-threaded, and with one deviation from AWS corrected.
+single-threaded, and with two deviations from AWS corrected.
 
 Usage: python moto_server.py HOST PORT
 
@@ -14,7 +14,11 @@ Usage: python moto_server.py HOST PORT
   marked for deletion."). moto 5.2.5 accepts the write and leaves the secret deleted, so the
   value is silently lost; every other Secrets Manager operation on such a secret is refused by
   moto already.
-- GET /kms-test-peer answers "moto-single-threaded 1", so moto.sh can tell this server from a
+- UpdateSecretVersionStage moving AWSCURRENT makes the version it moves to the secret's
+  current one, as AWS does. moto 5.2.5 moves the label but keeps its own record of the
+  current version, so the next PutSecretValue labels the old version AWSPREVIOUS and leaves
+  AWSCURRENT on two versions (a check-and-set's version then hides every later write).
+- GET /kms-test-peer answers "moto-single-threaded 2", so moto.sh can tell this server from a
   plain `moto_server` left running on the port.
 """
 
@@ -30,7 +34,7 @@ from moto.moto_server.werkzeug_app import (
 from moto.secretsmanager.exceptions import InvalidRequestException
 from moto.secretsmanager.models import SecretsManagerBackend
 
-MARKER = b"moto-single-threaded 1"
+MARKER = b"moto-single-threaded 2"
 
 _put_secret_value = SecretsManagerBackend.put_secret_value
 
@@ -44,6 +48,22 @@ def put_secret_value(self, secret_id, *args, **kwargs):
 
 
 SecretsManagerBackend.put_secret_value = put_secret_value
+
+_update_secret_version_stage = SecretsManagerBackend.update_secret_version_stage
+
+
+def update_secret_version_stage(
+    self, secret_id, version_stage, remove_from_version_id, move_to_version_id
+):
+    answer = _update_secret_version_stage(
+        self, secret_id, version_stage, remove_from_version_id, move_to_version_id
+    )
+    if version_stage == "AWSCURRENT" and move_to_version_id:
+        self.secrets[secret_id].set_default_version_id(move_to_version_id)
+    return answer
+
+
+SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage
 
 
 def with_marker(app):

@@ -22,6 +22,9 @@ use crate::output::{meta_json, print_pairs, time, write_private};
 pub async fn run(ctx: &Ctx, args: GetArgs) -> CliResult {
     let key = KeyName::new(&args.key)?;
     let version = args.at_version.as_deref();
+    if let Some(v) = version {
+        crate::version_arg::check("--version", v, ctx.target.backend(), false)?;
+    }
     let secret = match &args.field {
         None => read(ctx.target.open().await?.as_ref(), &key, version).await?,
         Some(name) => match ctx.target.open_field(name).await? {

@@ -1,6 +1,6 @@
 //! `kms put`.
 
-use kms_core::{KeyName, KeyStore, SecretMeta, SecretValue};
+use kms_core::{Error, ErrorKind, KeyName, KeyStore, KeyStoreExt, SecretMeta, SecretValue};
 use serde_json::json;
 use zeroize::Zeroize;
 
@@ -15,7 +15,7 @@ use crate::output::{meta_json, outln};
 /// Writes a key from stdin, `--file` or (with a warning) `--value`; prints the new version.
 ///
 /// With `--field NAME` only that field of a JSON-object secret is set (as text) and the
-/// others are kept: on Vault by its own field selector (a check-and-set against the version
+/// others are kept; the secret must exist unless `--create` (or `--cas 0`) is given: on Vault by its own field selector (a check-and-set against the version
 /// it reads, in Vault's shape, so `bao kv get -field=NAME` still reads it); elsewhere by a
 /// read-modify-write of the whole value (see [`crate::field`]).
 ///
@@ -24,10 +24,14 @@ use crate::output::{meta_json, outln};
 /// With `--cas VERSION` the write goes through [`KeyStore::store_if_version`]:
 /// [`ErrorKind::Conflict`](kms_core::ErrorKind::Conflict) (exit 6) when the current version is not VERSION (`0`: when the key
 /// exists), [`ErrorKind::Unsupported`](kms_core::ErrorKind::Unsupported) (exit 8) from stores without an atomic check-and-set
-/// (AWS Secrets Manager, the keyrings). Otherwise what the store returns (an empty or
-/// oversized value: exit 7).
+/// (the keyrings, Vault KV v1); a VERSION that is not of the store's form is a usage error
+/// (exit 2) that does not repeat it. `--field` on a missing key without `--create`: not
+/// found (exit 3). Otherwise what the store returns (an empty or oversized value: exit 7).
 pub async fn run(ctx: &Ctx, mut args: PutArgs) -> CliResult {
     let key = KeyName::new(&args.key)?;
+    if let Some(v) = args.cas.as_deref() {
+        crate::version_arg::check("--cas", v, ctx.target.backend(), true)?;
+    }
     // Opened before the value is asked for: a store that cannot be opened fails first.
     let dest = match &args.field {
         None => FieldStore::Native(ctx.target.open().await?),
@@ -38,6 +42,21 @@ pub async fn run(ctx: &Ctx, mut args: PutArgs) -> CliResult {
         .cas
         .as_deref()
         .map(|v| if v == "0" { None } else { Some(v) });
+    // Setting a field of a secret that does not exist would create a one-field secret, most
+    // likely under a mistyped name: only with --create (or --cas 0, "only if absent").
+    if let (Some(name), false, FieldStore::Native(store) | FieldStore::Whole(store)) =
+        (&args.field, args.create || cas == Some(None), &dest)
+        && store.get_opt(&key).await?.is_none()
+    {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "{key} does not exist; --field sets a field of an existing secret (add --create to create it as {{\"{}\": …}})",
+                name.escape_debug()
+            ),
+        )
+        .into());
+    }
     let value = match args.value.take() {
         Some(mut text) => {
             ctx.warn(

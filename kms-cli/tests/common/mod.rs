@@ -252,14 +252,15 @@ pub fn every_command(base: &dyn Fn(&str) -> String, max_value_len: usize, versio
     assert!(out.stderr.contains("warning: --value"), "{}", out.stderr);
     assert_hidden(&out, &argv_secret);
     // Check-and-set against a version that is not the current one: a Conflict where the
-    // backend can check and write atomically (Vault KV v2's counters), Unsupported elsewhere;
-    // nothing is written either way.
-    let cas_exit = match versions {
-        Versions::Counter => 6,
-        Versions::Opaque | Versions::None => 8,
+    // backend can check and write atomically (Vault KV v2's counters, AWS's stage move),
+    // Unsupported elsewhere; nothing is written either way.
+    let (cas_version, cas_exit) = match versions {
+        Versions::Counter => ("999", 6),
+        Versions::Opaque => ("0123456789abcdef0123456789abcdef", 6),
+        Versions::None => ("999", 8),
     };
     let out = expect(
-        kms_on(&store, &["put", "app/db", "--cas", "999"]),
+        kms_on(&store, &["put", "app/db", "--cas", cas_version]),
         b"never-written",
         cas_exit,
     );
@@ -666,7 +667,8 @@ pub fn field_on_whole_values(uri: &str, cas_exit: i32) {
     );
     assert_eq!(whole(uri)["password"], new.as_str());
 
-    // rotate --field: fresh hex text in that field, the others kept; the field must exist.
+    // rotate --field: fresh base64url text in that field, the others kept; the field must
+    // exist.
     let out = expect(
         kms_on(uri, &["rotate", "db", "--field", "password"]),
         b"",
@@ -679,16 +681,28 @@ pub fn field_on_whole_values(uri: &str, cas_exit: i32) {
     );
     let after = whole(uri);
     let pw = after["password"].as_str().unwrap();
-    assert_eq!(pw.len(), 64);
-    assert!(pw.bytes().all(|b| b.is_ascii_hexdigit()), "{pw}");
+    assert_eq!(pw.len(), 43);
+    assert!(
+        pw.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{pw}"
+    );
     assert_eq!(after["username"], "app");
     assert_eq!(after["port"], 5432);
     expect(kms_on(uri, &["rotate", "db", "--field", "nope"]), b"", 1);
     assert_eq!(whole(uri), after);
     expect(kms_on(uri, &["rotate", "none", "--field", "x"]), b"", 3);
 
-    // A new key is created as one field; a value that is not a JSON object is refused.
-    expect(kms_on(uri, &["put", "one", "--field", "f"]), b"v", 0);
+    // A new key is created as one field only with --create; a value that is not a JSON
+    // object is refused.
+    let out = expect(kms_on(uri, &["put", "one", "--field", "f"]), b"v", 3);
+    assert!(out.stderr.contains("--create"), "{}", out.stderr);
+    expect(kms_on(uri, &["get", "one"]), b"", 3);
+    expect(
+        kms_on(uri, &["put", "one", "--field", "f", "--create"]),
+        b"v",
+        0,
+    );
     let out = expect(kms_on(uri, &["get", "one", "--json", "--reveal"]), b"", 0);
     assert_eq!(json(&out)["value"], r#"{"f":"v"}"#);
     expect(kms_on(uri, &["put", "plain"]), secret.as_bytes(), 0);
@@ -699,4 +713,91 @@ pub fn field_on_whole_values(uri: &str, cas_exit: i32) {
     assert_hidden(&out, &secret);
 
     expect(kms_on(uri, &["rm", "--yes", "db", "one", "plain"]), b"", 0);
+}
+
+/// Two `kms rotate --stdin` processes of one key, each holding at the point where it has read
+/// the key and asks for the new value (blocked reading stdin): the second to write loses.
+/// Exactly one new version (the winner's), one exit 6 (conflict), no lost update.
+pub fn rotation_race(uri: &str) {
+    let out = expect(kms_on(uri, &["put", "k", "--json"]), b"first", 0);
+    let first = json(&out)["version"].clone();
+    let spawn = || {
+        kms_std()
+            .args(["--store", uri, "--json", "rotate", "k", "--stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut a = spawn();
+    wait_reading_stdin(a.id());
+    let mut b = spawn();
+    wait_reading_stdin(b.id());
+    // Both have read version `first`. B writes first and wins; A's check-and-set then fails.
+    b.stdin.take().unwrap().write_all(b"from-b").unwrap();
+    let won = b.wait_with_output().unwrap();
+    assert_eq!(
+        won.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&won.stderr)
+    );
+    let won: serde_json::Value = serde_json::from_slice(&won.stdout).unwrap();
+    assert_eq!(won["old_version"], first);
+    assert_eq!(won["checked"], true);
+    a.stdin.take().unwrap().write_all(b"from-a").unwrap();
+    let lost = a.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&lost.stderr);
+    assert_eq!(lost.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("conflict"), "{stderr}");
+    let out = expect(kms_on(uri, &["get", "k", "--json", "--reveal"]), b"", 0);
+    let now = json(&out);
+    assert_eq!(now["value"], "from-b");
+    assert_eq!(now["version"], won["new_version"]);
+    if let (Some(v1), Some(v2)) = (
+        first.as_str().and_then(|v| v.parse::<u64>().ok()),
+        won["new_version"]
+            .as_str()
+            .and_then(|v| v.parse::<u64>().ok()),
+    ) {
+        assert_eq!(v2, v1 + 1, "exactly one new version");
+    }
+
+    // A JSON document is not replaced whole unless asked; a missing key is not created.
+    let doc = r#"{"username":"app","password":"p"}"#;
+    expect(kms_on(uri, &["put", "doc"]), doc.as_bytes(), 0);
+    let out = expect(kms_on(uri, &["rotate", "doc"]), b"", 7);
+    assert!(out.stderr.contains("--whole"), "{}", out.stderr);
+    let out = expect(kms_on(uri, &["get", "doc", "--json", "--reveal"]), b"", 0);
+    assert_eq!(json(&out)["value"], doc);
+    expect(kms_on(uri, &["rotate", "doc", "--whole"]), b"", 0);
+    let out = expect(kms_on(uri, &["get", "doc", "--json", "--reveal"]), b"", 0);
+    assert_eq!(json(&out)["value"].as_str().unwrap().len(), 43);
+    expect(kms_on(uri, &["rotate", "missing"]), b"", 3);
+    expect(kms_on(uri, &["get", "missing"]), b"", 3);
+}
+
+/// Waits until a thread of process `pid` is blocked reading its stdin (Linux x86_64:
+/// `/proc/<pid>/task/*/syscall` starts with `0 0x0`, `read(0, …)`).
+fn wait_reading_stdin(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let reading = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|task| {
+                std::fs::read_to_string(task.path().join("syscall"))
+                    .is_ok_and(|s| s.starts_with("0 0x0 "))
+            });
+        if reading {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kms rotate --stdin never read its stdin"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -48,11 +48,13 @@
 mod cancellation;
 mod cases;
 mod crypto_cases;
+mod rotation_cases;
 mod support;
 
 pub use cancellation::{MAX_POLLS, cancellation_safety, cancellation_safety_over, poll_then_drop};
 pub use cases::*;
 pub use crypto_cases::crypto_provider_conformance;
+pub use rotation_cases::*;
 pub use support::{TestStore, test_store, unique_name};
 
 /// The case list, written once: calls `$crate::$then!` with optional leading tokens, then
@@ -78,6 +80,9 @@ macro_rules! __conformance_cases {
             names_with_every_allowed_character_round_trip,
             retried_write_is_one_version,
             check_and_set_writes_only_on_the_expected_version,
+            rotation_with_a_stale_version_is_a_conflict_and_changes_nothing,
+            concurrent_rotations_give_one_new_version_and_one_conflict,
+            overlap_reads_the_current_and_the_previous_value,
             health_and_labels,
             cancellation_safety
         }
