@@ -72,13 +72,14 @@ impl CacheHandle {
     ///   to half shorter) until the retry budget is over
     ///   ([`CacheLayer::rejection_retry_budget`](crate::CacheLayer::rejection_retry_budget),
     ///   default 90 s: AWS single-user rotation changes the password before it moves
-    ///   `AWSCURRENT`). Meanwhile the refused version is never cached and never a hit: readers of the
-    ///   key miss, join the refresh's read while one is in flight, and otherwise get the
-    ///   refused version as the refresh's latest read answered it (it is what the backend
-    ///   still says is current; at most one back-off step old), without a backend read of
-    ///   their own and without waiting for the budget. So the backend sees only the
-    ///   refresh's reads, about 15 at most over the default budget. The returned future resolves when the refresh ends: [`Rejection::Refreshed`]
-    ///   once another version is cached, [`Rejection::StillRejected`] if the budget ran out.
+    ///   `AWSCURRENT`). Meanwhile the refused version is never cached and never a hit:
+    ///   readers of the key miss, join the refresh's read while one is in flight, and
+    ///   otherwise get the refused version as the refresh's latest read answered it (it is
+    ///   what the backend still says is current; at most one back-off step old), without a
+    ///   backend read of their own and without waiting for the budget. So the backend sees
+    ///   only the refresh's reads: about 15 over the default budget, 21 at most. The
+    ///   returned future resolves when the refresh ends: [`Rejection::Refreshed`] once
+    ///   another version is cached, [`Rejection::StillRejected`] if the budget ran out.
     /// - Reports of the version being refreshed join that refresh (and get its outcome).
     /// - At most one forced refresh per key starts within
     ///   [`rejection_rate_limit`](crate::CacheLayer::rejection_rate_limit) (default 30 s)

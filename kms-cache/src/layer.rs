@@ -173,7 +173,7 @@ impl CacheLayer {
     /// 90 s: the window of an AWS single-user rotation between the password change and the
     /// move of `AWSCURRENT`; at most
     /// [`MAX_REJECTION_RETRY_BUDGET`](crate::MAX_REJECTION_RETRY_BUDGET), 15 minutes).
-    /// Zero reads once. With the default budget a refresh makes at most about 15 reads.
+    /// Zero reads once. With the default budget a refresh makes about 15 reads, 21 at most.
     #[must_use]
     pub fn rejection_retry_budget(mut self, budget: Duration) -> Self {
         self.settings.rejection_retry_budget = budget;

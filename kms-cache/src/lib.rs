@@ -15,9 +15,9 @@ pub use cached::Cached;
 pub use handle::CacheHandle;
 pub use layer::CacheLayer;
 pub use observer::{CacheObserver, CacheStats, EvictionCause};
-pub use rejection::Rejection;
 /// The clock crate [`CacheLayer::clock`] takes, re-exported so versions always match.
 pub use quanta;
+pub use rejection::Rejection;
 pub use settings::{
     Capacity, DEFAULT_JITTER, DEFAULT_LOAD_TIMEOUT, DEFAULT_MAX_ENTRIES,
     DEFAULT_REJECTION_RATE_LIMIT, DEFAULT_REJECTION_RETRY_BUDGET, DEFAULT_STALE_WAIT, DEFAULT_TTL,

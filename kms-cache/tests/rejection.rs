@@ -194,9 +194,13 @@ async fn a_refresh_gives_up_after_its_budget_and_the_version_may_be_cached_again
     );
     let took = started.elapsed();
     assert!(took <= Duration::from_secs(90), "{took:?}");
-    assert!(took >= Duration::from_secs(30), "retried across the budget: {took:?}");
+    assert!(
+        took >= Duration::from_secs(30),
+        "retried across the budget: {took:?}"
+    );
     let reads = rig.reads() - before;
-    assert!((3..=20).contains(&reads), "{reads} reads with back-off");
+    // 1 s doubling to 10 s, each up to half shorter: 21 reads at most in 90 s.
+    assert!((3..=21).contains(&reads), "{reads} reads with back-off");
     // The backend insists: the version is cached again, and hits.
     rig.read().await;
     let before = rig.reads();
@@ -223,7 +227,8 @@ async fn a_failing_reload_is_retried_within_the_budget_and_reported() {
     let rig = rig(CacheLayer::new().rejection_retry_budget(Duration::from_secs(20))).await;
     let k = key("db/password");
     let refused = rig.version().await;
-    rig.faults.fail_always(Operation::Get, ErrorKind::Unavailable);
+    rig.faults
+        .fail_always(Operation::Get, ErrorKind::Unavailable);
     let before = rig.reads();
     assert_eq!(
         rig.handle.report_rejected(&k, &refused).await,
@@ -255,11 +260,15 @@ async fn reports_of_the_version_being_refreshed_join_it() {
     let rig = rig(CacheLayer::new()).await;
     let k = key("db/password");
     let refused = rig.version().await;
-    rig.faults.set_latency(Operation::Get, Duration::from_millis(200));
+    rig.faults
+        .set_latency(Operation::Get, Duration::from_millis(200));
     rig.backend.put("db/password", "v2").await.unwrap();
     let before = rig.reads();
     let outcomes = join_all((0..50).map(|_| rig.handle.report_rejected(&k, &refused))).await;
-    assert!(outcomes.iter().all(|o| *o == Rejection::Refreshed), "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| *o == Rejection::Refreshed),
+        "{outcomes:?}"
+    );
     assert_eq!(rig.reads() - before, 1);
     assert_eq!(rig.stats().forced_refreshes, 1);
 }
@@ -269,7 +278,8 @@ async fn a_report_dropped_after_its_first_poll_still_refreshes() {
     let rig = rig(CacheLayer::new()).await;
     let k = key("db/password");
     let refused = rig.version().await;
-    rig.faults.set_latency(Operation::Get, Duration::from_millis(50));
+    rig.faults
+        .set_latency(Operation::Get, Duration::from_millis(50));
     rig.backend.put("db/password", "v2").await.unwrap();
     {
         let report = rig.handle.report_rejected(&k, &refused);
@@ -377,7 +387,11 @@ async fn scheduled(
         .ttl(Duration::from_secs(300))
         .jitter(jitter)
         .clock(clock);
-    (StoreBuilder::new(backend).layer(layer).build(), time, faults)
+    (
+        StoreBuilder::new(backend).layer(layer).build(),
+        time,
+        faults,
+    )
 }
 
 /// Whether a read of `k` now is a hit.
@@ -395,7 +409,10 @@ async fn an_entry_never_outlives_the_published_rotation() {
     time.increment(Duration::from_secs(98));
     assert!(hit(&store, &faults).await, "fresh before the rotation");
     time.increment(Duration::from_secs(2));
-    assert!(!hit(&store, &faults).await, "expired at the rotation, not at the TTL");
+    assert!(
+        !hit(&store, &faults).await,
+        "expired at the rotation, not at the TTL"
+    );
 
     // With jitter 0.1 the entry expires within the 30 s (10 % of the TTL) before it.
     for _ in 0..20 {
@@ -428,7 +445,10 @@ async fn the_jitter_spreads_expiry_over_the_window_before_the_rotation() {
 
 #[tokio::test]
 async fn a_rotation_after_the_ttl_or_already_past_leaves_the_ttl() {
-    for (next, past) in [(Duration::from_secs(3600), false), (Duration::from_secs(60), true)] {
+    for (next, past) in [
+        (Duration::from_secs(3600), false),
+        (Duration::from_secs(60), true),
+    ] {
         let (store, time, faults) = scheduled(0.0, Some(next), past).await;
         assert!(!hit(&store, &faults).await);
         time.increment(Duration::from_secs(299));

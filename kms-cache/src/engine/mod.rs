@@ -111,8 +111,11 @@ impl ForcedGuard {
 impl Drop for ForcedGuard {
     fn drop(&mut self) {
         if !self.ended {
-            self.core
-                .end_forced(&self.key, &self.forced, Rejection::Failed(ErrorKind::Timeout));
+            self.core.end_forced(
+                &self.key,
+                &self.forced,
+                Rejection::Failed(ErrorKind::Timeout),
+            );
         }
     }
 }
@@ -809,7 +812,11 @@ impl Core {
     /// [`CacheHandle::report_rejected`](crate::CacheHandle::report_rejected)). Decided before
     /// the first await: a report dropped after its first poll has still dropped the version
     /// and started the refresh, which runs detached on the captured runtime.
-    pub(crate) async fn report_rejected(self: &Arc<Self>, key: &KeyName, version: &str) -> Rejection {
+    pub(crate) async fn report_rejected(
+        self: &Arc<Self>,
+        key: &KeyName,
+        version: &str,
+    ) -> Rejection {
         if let Err(err) = self.check() {
             let outcome = Rejection::Failed(err.kind());
             self.recorder.rejection(outcome);
@@ -824,9 +831,9 @@ impl Core {
                 Answer::Found(secret) => secret.meta.version.clone(),
                 Answer::Missing => None,
             });
-            let decision = self
-                .rejections
-                .decide(key, version, cached.as_deref(), self.clock.now());
+            let decision =
+                self.rejections
+                    .decide(key, version, cached.as_deref(), self.clock.now());
             if let Decision::Start(_) = &decision {
                 // Dropped with its stale fallback: the version is never served again from here.
                 if index.remove(key).is_some() {
@@ -918,8 +925,7 @@ impl Core {
     /// Ends the forced refresh `forced` of `key` with `outcome`, and records it as an audit
     /// event (the key and version ids, never a value).
     fn end_forced(&self, key: &KeyName, forced: &Arc<Forced>, outcome: Rejection) {
-        self.rejections
-            .end(key, forced, outcome, self.clock.now());
+        self.rejections.end(key, forced, outcome, self.clock.now());
         tracing::info!(
             target: "kms::audit",
             operation = "credential_rejected",

@@ -173,11 +173,20 @@ impl Rejections {
     /// The refresh `forced` of `key` ended with `outcome` at `now`: its version may be cached
     /// again, the rate limit starts, and every report waiting for it learns the outcome.
     /// Idempotent (a refresh ended twice keeps its first outcome).
-    pub(crate) fn end(&self, key: &KeyName, forced: &Arc<Forced>, outcome: Rejection, now: Instant) {
+    pub(crate) fn end(
+        &self,
+        key: &KeyName,
+        forced: &Arc<Forced>,
+        outcome: Rejection,
+        now: Instant,
+    ) {
         {
             let mut keys = self.keys.lock();
             if let Some(state) = keys.get_mut(key)
-                && state.running.as_ref().is_some_and(|f| Arc::ptr_eq(f, forced))
+                && state
+                    .running
+                    .as_ref()
+                    .is_some_and(|f| Arc::ptr_eq(f, forced))
             {
                 state.running = None;
                 state.last_end = Some(now);
