@@ -35,6 +35,7 @@ pub struct SecretsManagerStoreBuilder {
     deletion: Deletion,
     restore_deleted: bool,
     page_size: i32,
+    rotation_schedule: bool,
 }
 
 impl SecretsManagerStoreBuilder {
@@ -47,6 +48,7 @@ impl SecretsManagerStoreBuilder {
             deletion: Deletion::default(),
             restore_deleted: false,
             page_size: 100,
+            rotation_schedule: false,
         }
     }
 
@@ -118,6 +120,27 @@ impl SecretsManagerStoreBuilder {
         self
     }
 
+    /// Whether `get` also reports when the secret will next rotate
+    /// ([`SecretMeta::next_rotation`](kms_core::SecretMeta::next_rotation), which a cache
+    /// above never keeps a value fresh past): `DescribeSecret`'s `NextRotationDate`, or
+    /// `LastRotatedDate` plus `RotationRules` (`AutomaticallyAfterDays`, `rate(N days|hours)`).
+    /// Off by default.
+    ///
+    /// **Cost.** `DescribeSecret` counts against the same request quota as `GetSecretValue`
+    /// (10,000 per second per account and region), so it is not sent with every `get`: a
+    /// secret is described on the first read of each version (when the date can have moved)
+    /// and at most once an hour otherwise, the answer remembered by the store and its
+    /// clones. With a cache above, that is at most one extra request per secret per rotation
+    /// and per hour, against one `GetSecretValue` per TTL. Needs
+    /// `secretsmanager:DescribeSecret`; a failed description (denied, throttled) never fails
+    /// the `get`: the value comes without a date, and the failure is not retried for an
+    /// hour.
+    #[must_use]
+    pub fn rotation_schedule(mut self, on: bool) -> Self {
+        self.rotation_schedule = on;
+        self
+    }
+
     /// How many names one `ListSecrets` page asks for (1–100, default 100). `list` follows
     /// every page whatever the size.
     pub fn list_page_size(mut self, size: u8) -> Result<Self> {
@@ -146,6 +169,7 @@ impl SecretsManagerStoreBuilder {
             self.namespace,
             self.stage,
             self.restore_deleted,
+            self.rotation_schedule,
         ))
     }
 }

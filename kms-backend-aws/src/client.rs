@@ -265,6 +265,20 @@ impl SecretsClient {
         Ok(())
     }
 
+    /// `DescribeSecret`, for the next rotation it publishes (see
+    /// [`rotation_schedule`](crate::rotation_schedule)).
+    pub(crate) async fn next_rotation(&self, name: &str) -> Result<Option<SystemTime>> {
+        let what = format!("DescribeSecret {name}");
+        let out = self
+            .sdk
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .map_err(|e| self.error(e, Call::Read, &what))?;
+        Ok(crate::rotation_schedule::next_rotation(&out))
+    }
+
     /// `NotFound` unless the secret exists and is not scheduled for deletion.
     async fn ensure_exists(&self, name: &str) -> Result<()> {
         let what = format!("DescribeSecret {name}");

@@ -10,6 +10,7 @@ mod kms;
 mod namespace;
 mod repeat_attempt;
 mod request_token;
+mod rotation_schedule;
 mod runtime;
 mod store;
 mod version_stage;

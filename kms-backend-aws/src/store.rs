@@ -15,6 +15,7 @@ use crate::client::{Pick, SecretsClient, landed};
 use crate::error_map::{Condition, Mapped};
 use crate::namespace::Namespace;
 use crate::repeat_attempt::RunningWrites;
+use crate::rotation_schedule::ScheduleMemo;
 use crate::version_stage::VersionStage;
 use crate::{request_token, runtime};
 use kms_core::one_line;
@@ -78,6 +79,9 @@ pub struct SecretsManagerStore {
     restore_deleted: bool,
     order: Arc<WriteOrder>,
     running: Arc<RunningWrites>,
+    /// With [`rotation_schedule`](crate::SecretsManagerStoreBuilder::rotation_schedule) on:
+    /// the last description of each secret read.
+    schedule: Option<Arc<ScheduleMemo>>,
 }
 
 impl SecretsManagerStore {
@@ -88,6 +92,7 @@ impl SecretsManagerStore {
         namespace: Namespace,
         stage: VersionStage,
         restore_deleted: bool,
+        rotation_schedule: bool,
     ) -> Self {
         Self {
             client,
@@ -96,6 +101,7 @@ impl SecretsManagerStore {
             restore_deleted,
             order: Arc::new(WriteOrder::new()),
             running: Arc::default(),
+            schedule: rotation_schedule.then(Arc::default),
         }
     }
 
@@ -236,6 +242,33 @@ impl SecretsManagerStore {
             }
             Err(m) => Err(m.error),
         }
+    /// The next rotation of the secret `name`, read at `meta`'s version: remembered, or
+    /// described (see [`rotation_schedule`](crate::rotation_schedule)). A failed description
+    /// is remembered as no date and never fails the read.
+    async fn next_rotation(
+        &self,
+        memo: &ScheduleMemo,
+        name: &str,
+        meta: &SecretMeta,
+    ) -> Option<std::time::SystemTime> {
+        let version = meta.version.clone()?;
+        let now = std::time::Instant::now();
+        if let Some(known) = memo.lookup(name, &version, now) {
+            return known;
+        }
+        let at = match self.client.next_rotation(name).await {
+            Ok(at) => at,
+            Err(err) => {
+                tracing::debug!(
+                    backend = BACKEND,
+                    error_kind = err.kind().as_str(),
+                    "DescribeSecret failed; the value is returned without its next rotation: {err}"
+                );
+                None
+            }
+        };
+        memo.remember(name, version, now, at);
+        at
     }
 
     fn restores(&self, m: &Mapped) -> bool {
@@ -345,8 +378,18 @@ impl KeyStore for SecretsManagerStore {
             .with_previous_version(PreviousVersion::Label("AWSPREVIOUS"))
     }
 
+    /// `GetSecretValue` of the configured stage; with
+    /// [`rotation_schedule`](crate::SecretsManagerStoreBuilder::rotation_schedule) on, the
+    /// next rotation too (see there for what it costs).
     async fn get(&self, key: &KeyName) -> Result<StoredSecret> {
-        self.get_stage(key, &self.stage).await
+        let mut secret = self.get_stage(key, &self.stage).await?;
+        if let Some(memo) = &self.schedule {
+            let name = self.namespace.secret_name(key)?;
+            if let Some(at) = self.next_rotation(memo, &name, &secret.meta).await {
+                secret.meta = secret.meta.next_rotation(at);
+            }
+        }
+        Ok(secret)
     }
 
     async fn get_version(&self, key: &KeyName, version: &str) -> Result<StoredSecret> {

@@ -7,6 +7,7 @@ use kms_core::{Error, ErrorKind, KeyName, Result, StoredSecret};
 
 use crate::engine::Core;
 use crate::observer::CacheStats;
+use crate::rejection::Rejection;
 
 /// Controls a cache: invalidate one key or all, force a refresh, read its stats. Cheap to
 /// clone; get one from [`CacheLayer::handle`](crate::CacheLayer::handle) or
@@ -56,6 +57,52 @@ impl CacheHandle {
                 ErrorKind::Configuration,
                 "cache layer has not built a store yet",
             )),
+        }
+    }
+
+    /// Reports that the credential of `version` of `key` (the
+    /// [`SecretMeta::version`](kms_core::SecretMeta::version) of a value this cache served)
+    /// was refused downstream: a database rejected the password, a peer the token. Call it
+    /// when the refusal says the credential is wrong, not for a transient failure.
+    ///
+    /// - If the cache holds that version, it is dropped (its stale fallback too) and one
+    ///   forced refresh of the key starts: it reads the key (one backend read, shared with
+    ///   any reader that misses meanwhile) and, while the backend still answers the refused
+    ///   version, reads again with jittered back-off (1 s doubling up to 10 s, each wait up
+    ///   to half shorter) until the retry budget is over
+    ///   ([`CacheLayer::rejection_retry_budget`](crate::CacheLayer::rejection_retry_budget),
+    ///   default 90 s: AWS single-user rotation changes the password before it moves
+    ///   `AWSCURRENT`). Meanwhile the refused version is never cached and never a hit:
+    ///   readers of the key miss, join the refresh's read while one is in flight, and
+    ///   otherwise get the refused version as the refresh's latest read answered it (it is
+    ///   what the backend still says is current; at most one back-off step old), without a
+    ///   backend read of their own and without waiting for the budget. So the backend sees
+    ///   only the refresh's reads: about 15 over the default budget, 21 at most. The
+    ///   returned future resolves when the refresh ends: [`Rejection::Refreshed`] once
+    ///   another version is cached, [`Rejection::StillRejected`] if the budget ran out.
+    /// - Reports of the version being refreshed join that refresh (and get its outcome).
+    /// - At most one forced refresh per key starts within
+    ///   [`rejection_rate_limit`](crate::CacheLayer::rejection_rate_limit) (default 30 s)
+    ///   after the previous one ended: a report of the cached version within it is
+    ///   [`Rejection::RateLimited`] and changes nothing.
+    /// - A report of a version the cache does not hold (never served, or already replaced)
+    ///   is [`Rejection::IgnoredUnknown`] and costs no backend read.
+    ///
+    /// Every report is counted ([`CacheStats::rejection_reports`],
+    /// [`CacheObserver::rejection`](crate::CacheObserver::rejection)); every forced refresh
+    /// ends with an audit event (tracing target `kms::audit`, `operation =
+    /// "credential_rejected"`, with key, version id, backend and outcome). The decision is
+    /// taken on the first poll; the refresh then runs detached on the Tokio runtime the cache
+    /// was built in, so dropping the future after that changes nothing for it (a cache built
+    /// outside a runtime runs it in the reporter, one read, no back-off). Stores without
+    /// version ids cannot be reported on: use [`refresh`](Self::refresh).
+    ///
+    /// Before the layer has built a store, the answer is
+    /// `Rejection::Failed(ErrorKind::Configuration)`.
+    pub async fn report_rejected(&self, key: &KeyName, version: &str) -> Rejection {
+        match self.core.get() {
+            Some(core) => core.report_rejected(key, version).await,
+            None => Rejection::Failed(ErrorKind::Configuration),
         }
     }
 

@@ -156,6 +156,30 @@ impl CacheLayer {
         self
     }
 
+    /// The shortest time between the end of one forced refresh of a key, started by
+    /// [`CacheHandle::report_rejected`], and the start of the next (longer than zero; default
+    /// [`DEFAULT_REJECTION_RATE_LIMIT`](crate::DEFAULT_REJECTION_RATE_LIMIT), 30 s, as JWKS
+    /// verifiers rate-limit their forced refetches). Reports of the cached version within it
+    /// change nothing and cost no backend read, so a storm of reports cannot drive reads.
+    #[must_use]
+    pub fn rejection_rate_limit(mut self, limit: Duration) -> Self {
+        self.settings.rejection_rate_limit = limit;
+        self
+    }
+
+    /// How long a forced refresh (see [`CacheHandle::report_rejected`]) keeps reading the key
+    /// again, with jittered back-off, while the backend still answers the refused version
+    /// (default [`DEFAULT_REJECTION_RETRY_BUDGET`](crate::DEFAULT_REJECTION_RETRY_BUDGET),
+    /// 90 s: the window of an AWS single-user rotation between the password change and the
+    /// move of `AWSCURRENT`; at most
+    /// [`MAX_REJECTION_RETRY_BUDGET`](crate::MAX_REJECTION_RETRY_BUDGET), 15 minutes).
+    /// Zero reads once. With the default budget a refresh makes about 15 reads, 21 at most.
+    #[must_use]
+    pub fn rejection_retry_budget(mut self, budget: Duration) -> Self {
+        self.settings.rejection_retry_budget = budget;
+        self
+    }
+
     /// Push every cache event to `observer` (e.g. `kms-metrics`' Prometheus exporter).
     #[must_use]
     pub fn observer(mut self, observer: Arc<dyn CacheObserver>) -> Self {
@@ -187,8 +211,9 @@ impl CacheLayer {
     }
 
     /// Checks the settings: durations longer than zero (`ttl`, `time_to_idle`,
-    /// `stale_if_error`, `negative_ttl`, `load_timeout`), `jitter` in `0.0..=0.9`,
-    /// `refresh_ahead` in `(0, 1]`, a capacity of at least one entry or byte.
+    /// `stale_if_error`, `negative_ttl`, `load_timeout`, `rejection_rate_limit`), `jitter` in
+    /// `0.0..=0.9`, `refresh_ahead` in `(0, 1]`, a capacity of at least one entry or byte, a
+    /// `rejection_retry_budget` of at most 15 minutes.
     ///
     /// # Errors
     ///
@@ -248,6 +273,8 @@ impl fmt::Debug for CacheLayer {
             .field("load_timeout", &s.load_timeout)
             .field("observer", &s.observer.is_some())
             .field("health_signal", &s.signal)
+            .field("rejection_rate_limit", &s.rejection_rate_limit)
+            .field("rejection_retry_budget", &s.rejection_retry_budget)
             .field("clock", &s.clock.as_ref().map_or("default", |_| "custom"))
             .finish()
     }

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use crate::rejection::Rejection;
+
 /// Why an entry left the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -62,6 +64,12 @@ pub trait CacheObserver: Send + Sync + 'static {
     fn size(&self, entries: u64, weighted_bytes: u64) {
         let _ = (entries, weighted_bytes);
     }
+    /// A report that a credential the cache served was refused downstream ended with
+    /// `outcome` (see [`CacheHandle::report_rejected`](crate::CacheHandle::report_rejected)):
+    /// one call per report, joined reports included.
+    fn rejection(&self, outcome: Rejection) {
+        let _ = outcome;
+    }
 }
 
 /// A snapshot of the cache's counters since it was built.
@@ -90,6 +98,12 @@ pub struct CacheStats {
     pub evictions_size: u64,
     /// Entries invalidated by writes or explicit calls.
     pub evictions_explicit: u64,
+    /// Reports of refused credentials received
+    /// ([`CacheHandle::report_rejected`](crate::CacheHandle::report_rejected)), whatever
+    /// their outcome.
+    pub rejection_reports: u64,
+    /// Forced refreshes those reports started (at most one per key per rate limit).
+    pub forced_refreshes: u64,
     /// Entries held now.
     pub entries: u64,
     /// Weighted size held now, in bytes.

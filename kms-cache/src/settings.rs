@@ -19,6 +19,17 @@ pub const DEFAULT_LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default stale-while-revalidate wait: 100 milliseconds.
 pub const DEFAULT_STALE_WAIT: Duration = Duration::from_millis(100);
 
+/// Default shortest time between two forced refreshes of one key on rejection reports:
+/// 30 seconds (JWKS verifiers rate-limit their forced refetches to 30–60 s).
+pub const DEFAULT_REJECTION_RATE_LIMIT: Duration = Duration::from_secs(30);
+/// Default budget a forced refresh keeps retrying in while the backend still answers the
+/// refused version: 90 seconds, covering the window of an AWS Secrets Manager single-user
+/// rotation in which the database password has changed but `AWSCURRENT` has not moved yet.
+pub const DEFAULT_REJECTION_RETRY_BUDGET: Duration = Duration::from_secs(90);
+/// The longest rejection retry budget accepted: 15 minutes, the longest an AWS rotation
+/// Lambda invocation runs (a step of a rotation cannot keep the old version current longer).
+pub const MAX_REJECTION_RETRY_BUDGET: Duration = Duration::from_secs(15 * 60);
+
 /// The longest duration the cache adds to its clock: 100 years. Longer settings (up to
 /// `Duration::MAX`, "never expire") mean the same and are capped to it, so an entry's times
 /// (load + TTL + stale window) stay well inside the clock's 584 years of nanoseconds.
@@ -54,6 +65,8 @@ pub(crate) struct Settings {
     pub(crate) load_timeout: Duration,
     pub(crate) stale_wait: Duration,
     pub(crate) signal: Option<HealthSignal>,
+    pub(crate) rejection_rate_limit: Duration,
+    pub(crate) rejection_retry_budget: Duration,
 }
 
 impl Default for Settings {
@@ -71,13 +84,16 @@ impl Default for Settings {
             load_timeout: DEFAULT_LOAD_TIMEOUT,
             stale_wait: DEFAULT_STALE_WAIT,
             signal: None,
+            rejection_rate_limit: DEFAULT_REJECTION_RATE_LIMIT,
+            rejection_retry_budget: DEFAULT_REJECTION_RETRY_BUDGET,
         }
     }
 }
 
 impl Settings {
     /// Durations longer than zero, `jitter` in `0.0..=0.9`, `refresh_ahead` in `(0, 1]`, a
-    /// capacity of at least one entry or byte; the error names the first bad setting.
+    /// capacity of at least one entry or byte, a rejection retry budget of at most
+    /// [`MAX_REJECTION_RETRY_BUDGET`]; the error names the first bad setting.
     pub(crate) fn validate(&self) -> Result<()> {
         let positive = |setting: &str, d: Option<Duration>| match d {
             Some(d) if d.is_zero() => {
@@ -90,6 +106,16 @@ impl Settings {
         positive("stale_if_error", self.max_stale)?;
         positive("negative_ttl", self.negative_ttl)?;
         positive("load_timeout", Some(self.load_timeout))?;
+        positive("rejection_rate_limit", Some(self.rejection_rate_limit))?;
+        if self.rejection_retry_budget > MAX_REJECTION_RETRY_BUDGET {
+            return Err(Error::configuration(
+                "rejection_retry_budget",
+                format!(
+                    "{:?} is longer than {:?}, the longest a rotation step runs",
+                    self.rejection_retry_budget, MAX_REJECTION_RETRY_BUDGET
+                ),
+            ));
+        }
         if !(0.0..=0.9).contains(&self.jitter) {
             return Err(Error::configuration(
                 "jitter",

@@ -125,6 +125,11 @@ pub struct SecretMeta {
     pub created_at: Option<SystemTime>,
     /// When the secret (any version) was last written, if the backend tracks it separately.
     pub updated_at: Option<SystemTime>,
+    /// When the backend will next rotate the secret, where it publishes a schedule (AWS
+    /// Secrets Manager's `NextRotationDate`, or `LastRotatedDate` plus the rotation rules'
+    /// interval). A cache never keeps this version fresh past it (see kms-cache's
+    /// schedule-aware lifetime); `None` when the backend has no schedule or does not say.
+    pub next_rotation: Option<SystemTime>,
 }
 
 impl SecretMeta {
@@ -147,6 +152,13 @@ impl SecretMeta {
     #[must_use]
     pub fn updated_at(mut self, at: SystemTime) -> Self {
         self.updated_at = Some(at);
+        self
+    }
+
+    /// Sets when the backend will next rotate the secret (the field of the same name).
+    #[must_use]
+    pub fn next_rotation(mut self, at: SystemTime) -> Self {
+        self.next_rotation = Some(at);
         self
     }
 }

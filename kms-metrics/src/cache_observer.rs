@@ -11,18 +11,23 @@
 //! largest staleness being served, and the `<p>_key_cache_stale_serve_age_seconds`
 //! histogram), and marks the `get` it answers as stale for the service-side decorator above
 //! the cache (`stale_mark.rs`), which counts it as `status="stale"`.
+//!
+//! Reports of credentials refused downstream (`kms_cache::CacheHandle::report_rejected`) are
+//! counted in `<p>_key_credential_rejections_total{backend, store, outcome}`, one per report,
+//! `outcome` one of `refreshed`, `ignored_unknown`, `rate_limited`, `still_rejected`,
+//! `failed` (every series is created at zero with the observer).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kms_cache::{CacheObserver, EvictionCause};
+use kms_cache::{CacheObserver, EvictionCause, Rejection};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 use crate::families::KmsMetrics;
-use crate::labels::{BackendLabels, EvictionLabels, LoadLabels};
+use crate::labels::{BackendLabels, EvictionLabels, LoadLabels, RejectionLabels};
 use crate::stale_age::StaleAgeGauge;
 use crate::stale_mark;
 use crate::store_name::{StoreName, store_label};
@@ -80,6 +85,13 @@ impl KmsMetrics {
                 })
             }),
             size: f.cache_size.get_or_create_owned(&b),
+            rejections: Rejection::LABELS.map(|outcome| {
+                f.credential_rejections.get_or_create_owned(&RejectionLabels {
+                    backend,
+                    store: store.clone(),
+                    outcome,
+                })
+            }),
             serving_stale: Default::default(),
         })
     }
@@ -99,6 +111,8 @@ struct CacheMetrics {
     /// Indexed like `EVICTION_CAUSES`: expired, size, explicit.
     evictions: [Counter; 3],
     size: Gauge,
+    /// `<p>_key_credential_rejections_total`, indexed like `Rejection::LABELS`.
+    rejections: [Counter; 5],
     /// Whether the cache is serving stale entries now (between the first stale serve and the
     /// next successful load): one warning per outage, not one per read.
     serving_stale: AtomicBool,
@@ -158,5 +172,12 @@ impl CacheObserver for CacheMetrics {
 
     fn size(&self, entries: u64, _weighted_bytes: u64) {
         self.size.set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+
+    fn rejection(&self, outcome: Rejection) {
+        let label = outcome.as_str();
+        if let Some(i) = Rejection::LABELS.iter().position(|l| *l == label) {
+            self.rejections[i].inc();
+        }
     }
 }

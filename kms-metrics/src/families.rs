@@ -23,6 +23,7 @@ use crate::key_age::KeyAgeGauge;
 use crate::labels::{
     BackendLabels, DurationLabels, ErrorLabels, EvictionLabels, LoadLabels, OperationLabels,
     RotationLabels,
+    RejectionLabels,
 };
 use crate::lazy_gauge::LazyGauge;
 use crate::sharded::ShardedCounter;
@@ -49,6 +50,7 @@ pub(crate) struct Families {
     pub(crate) cache_loads: Family<LoadLabels, Counter>,
     pub(crate) cache_evictions: Family<EvictionLabels, Counter>,
     pub(crate) cache_size: Family<BackendLabels, Gauge>,
+    pub(crate) credential_rejections: Family<RejectionLabels, Counter>,
     pub(crate) backend_up: Family<BackendLabels, Gauge>,
     pub(crate) circuit_state: Family<BackendLabels, Gauge>,
     pub(crate) key_age: Family<BackendLabels, KeyAgeGauge>,
@@ -117,6 +119,7 @@ impl KmsMetrics {
             cache_loads: Family::default(),
             cache_evictions: Family::default(),
             cache_size: Family::default(),
+            credential_rejections: Family::default(),
             backend_up: Family::default(),
             circuit_state: Family::default(),
             key_age: Family::default(),
@@ -201,6 +204,11 @@ impl KmsMetrics {
             "key_cache_size",
             "Entries held by the key cache",
             f.cache_size.clone(),
+        );
+        r.register(
+            "key_credential_rejections",
+            "Reports that a credential the cache served was refused downstream, by outcome: refreshed, ignored_unknown, rate_limited, still_rejected, failed",
+            f.credential_rejections.clone(),
         );
         r.register(
             "key_backend_up",

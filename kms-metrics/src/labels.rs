@@ -48,6 +48,15 @@ pub(crate) struct EvictionLabels {
     pub cause: &'static str,
 }
 
+/// `{backend, store, outcome}` (reports of credentials refused downstream, by what the
+/// cache did: `kms_cache::Rejection::as_str`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RejectionLabels {
+    pub backend: &'static str,
+    pub store: Arc<str>,
+    pub outcome: &'static str,
+}
+
 /// `{backend, store, status}` (cache loads).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct LoadLabels {

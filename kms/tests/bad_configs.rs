@@ -567,6 +567,22 @@ const CASES: &[(Input, &str, &[&str])] = &[
         "path",
         &["`/v1/`", "use `vault+http://127.0.0.1:8200/kv1/data/x?…`"],
     ),
+    // reports of refused credentials
+    (
+        Uri("memory://?cache.rejection_rate_limit=0s"),
+        "cache.rejection_rate_limit",
+        &["invalid duration 0s", "more than zero"],
+    ),
+    (
+        Toml("[stores.t.memory]\n[stores.t.cache]\nrejection_retry_budget = \"1h\""),
+        "stores.t.cache.rejection_retry_budget",
+        &["at most 15m"],
+    ),
+    (
+        Uri("memory://?cache.rejection_retry_budget=soon"),
+        "cache.rejection_retry_budget",
+        &["invalid duration"],
+    ),
     // options that would change nothing
     (
         Toml("[stores.t.memory]\n[stores.t.cache]\nstale_while_revalidate = \"0s\""),

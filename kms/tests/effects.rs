@@ -1445,3 +1445,75 @@ async fn remove_mode_chooses_soft_delete_or_destroy() {
         assert_eq!(deletes, [format!("/v1/{path}")], "{mode}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// cache: reports of refused credentials
+
+/// A Vault store opened with `query`, the key `db` seeded, read once (cached); returns the
+/// stack and the version it served.
+async fn served(fv: &FakeVault, query: &str) -> (Stack, String) {
+    seeded(fv, &["db"]);
+    let s = open(&uri(fv, query)).await;
+    let key = kms::KeyName::new("db").unwrap();
+    let version = s.store().get(&key).await.unwrap().meta.version.unwrap();
+    (s, version.to_string())
+}
+
+#[tokio::test]
+async fn rejection_rate_limit_bounds_forced_refreshes() {
+    observes!("cache.rejection_rate_limit");
+    let key = kms::KeyName::new("db").unwrap();
+    for (query, second) in [
+        (
+            "cache.ttl=1h&cache.rejection_retry_budget=0s&cache.rejection_rate_limit=1h",
+            kms::cache::Rejection::RateLimited,
+        ),
+        (
+            "cache.ttl=1h&cache.rejection_retry_budget=0s&cache.rejection_rate_limit=1ms",
+            kms::cache::Rejection::StillRejected,
+        ),
+    ] {
+        let fv = FakeVault::start().await;
+        let (s, version) = served(&fv, query).await;
+        let cache = s.cache().unwrap();
+        // The backend still answers the refused version: one read, then it is cached again.
+        assert_eq!(
+            cache.report_rejected(&key, &version).await,
+            kms::cache::Rejection::StillRejected
+        );
+        s.store().get(&key).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let before = reads(&fv);
+        assert_eq!(cache.report_rejected(&key, &version).await, second, "{query}");
+        let forced = usize::from(second == kms::cache::Rejection::StillRejected);
+        assert_eq!(reads(&fv) - before, forced, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn rejection_retry_budget_keeps_reading_until_the_backend_moves() {
+    observes!("cache.rejection_retry_budget");
+    let key = kms::KeyName::new("db").unwrap();
+    for (query, want) in [
+        (
+            "cache.ttl=1h&cache.rejection_retry_budget=0s",
+            kms::cache::Rejection::StillRejected,
+        ),
+        (
+            "cache.ttl=1h&cache.rejection_retry_budget=1m",
+            kms::cache::Rejection::Refreshed,
+        ),
+    ] {
+        let fv = FakeVault::start().await;
+        let (s, version) = served(&fv, query).await;
+        let report = tokio::spawn({
+            let cache = s.cache().unwrap().clone();
+            let (key, version) = (key.clone(), version.clone());
+            async move { cache.report_rejected(&key, &version).await }
+        });
+        // The rotation lands below the cache a moment after the report.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        fv.seed("secret/db", json!({ "value": "rotated" }));
+        assert_eq!(report.await.unwrap(), want, "{query}");
+    }
+}

@@ -424,3 +424,65 @@ fn the_profile_supplies_region_and_credentials() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `rotation_schedule` describes a secret once per version read and reports its next
+/// rotation; without it, no `DescribeSecret` is sent and no date is reported.
+#[tokio::test]
+async fn rotation_schedule_reports_the_next_rotation_for_one_describe_per_version() {
+    observes!("aws.rotation_schedule");
+    let p = proxy().await;
+    let ns = common::unique("rotcache-fx").replace('/', "-");
+    let open = |q: &str| {
+        let url = format!(
+            "aws-sm://us-east-1/{ns}?endpoint_url={}&access_key_id=a&secret_access_key=b&deletion=force&{q}",
+            p.url()
+        );
+        async move { Opener::new().open(&url).await.unwrap() }
+    };
+    let on = open("rotation_schedule=true").await;
+    on.store().put("k", "v1").await.unwrap();
+    // A rotation schedule of 7 days (moto publishes NextRotationDate = now + 7 days).
+    let sdk = kms::aws::AwsConnection::new()
+        .region("us-east-1".to_owned())
+        .endpoint_url(format!("http://{}", moto()))
+        .static_credentials("a", "b".to_owned(), None)
+        .load()
+        .await
+        .unwrap();
+    let client = kms::aws::sdk::aws_sdk_secretsmanager::Client::new(&sdk);
+    client
+        .rotate_secret()
+        .secret_id(format!("{ns}/k"))
+        .rotation_rules(
+            kms::aws::sdk::aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .automatically_after_days(7)
+                .build(),
+        )
+        .rotate_immediately(false)
+        .send()
+        .await
+        .unwrap();
+    let key = kms::KeyName::new("k").unwrap();
+    p.clear();
+    let next = on.store().get(&key).await.unwrap().meta.next_rotation;
+    let in_a_week = std::time::SystemTime::now() + Duration::from_secs(7 * 86_400);
+    let next = next.expect("a next rotation");
+    let off_by = next
+        .duration_since(in_a_week)
+        .unwrap_or_else(|e| e.duration());
+    assert!(off_by < Duration::from_secs(120), "{next:?}");
+    let describes = |p: &Server| {
+        targets(p)
+            .iter()
+            .filter(|t| t.ends_with("DescribeSecret"))
+            .count()
+    };
+    assert_eq!(describes(&p), 1);
+    on.store().get(&key).await.unwrap();
+    assert_eq!(describes(&p), 1, "the same version is not described again");
+
+    let off = open("").await;
+    p.clear();
+    assert_eq!(off.store().get(&key).await.unwrap().meta.next_rotation, None);
+    assert_eq!(describes(&p), 0);
+}

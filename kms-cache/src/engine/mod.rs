@@ -7,6 +7,7 @@ mod entry;
 mod flight;
 mod policy;
 mod recorder;
+mod rejections;
 mod span;
 mod unwind;
 
@@ -17,7 +18,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use kms_core::{Error, ErrorKind, HealthSignal, KeyName, KeyStore, Result, StoredSecret};
 use parking_lot::Mutex;
@@ -28,9 +29,11 @@ use self::entry::{Answer, Entry};
 use self::flight::{Flight, Wait};
 use self::policy::{Index, Policy, Slot};
 use self::recorder::Recorder;
+use self::rejections::{Decision, Forced, Rejections};
 use self::span::record_outcome;
 use self::unwind::unwind_safe;
 use crate::observer::{CacheStats, EvictionCause};
+use crate::rejection::Rejection;
 use crate::settings::{Settings, capped};
 
 /// The cache itself, shared by a [`Cached`](crate::Cached) store and its
@@ -74,6 +77,47 @@ pub(crate) struct Core {
     /// What the layer watching the backend knows: while it says down, stale reads are
     /// answered at once (see [`Core::get_slow`]).
     signal: Option<HealthSignal>,
+    /// Versions reported refused downstream and being refreshed, and the rate limit.
+    rejections: Rejections,
+    /// How long a forced refresh keeps retrying while the backend answers the refused version.
+    rejection_retry_budget: Duration,
+}
+
+/// The first wait of a forced refresh between two reads that still answered the refused
+/// version; each next wait doubles, up to [`REJECTION_BACKOFF_MAX`], and each is shortened by
+/// a random fraction of up to a half, so a fleet does not retry in lockstep.
+const REJECTION_BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between two reads of a forced refresh.
+const REJECTION_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Ends a forced refresh exactly once: with its outcome, or, if it is dropped before it ends
+/// (its reporter left, in a cache without a runtime; its runtime shut down), as a
+/// [`ErrorKind::Timeout`] failure, so the reports waiting for it are answered and the refused
+/// version may be cached again.
+struct ForcedGuard {
+    core: Arc<Core>,
+    key: KeyName,
+    forced: Arc<Forced>,
+    ended: bool,
+}
+
+impl ForcedGuard {
+    fn end(mut self, outcome: Rejection) {
+        self.ended = true;
+        self.core.end_forced(&self.key, &self.forced, outcome);
+    }
+}
+
+impl Drop for ForcedGuard {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.core.end_forced(
+                &self.key,
+                &self.forced,
+                Rejection::Failed(ErrorKind::Timeout),
+            );
+        }
+    }
 }
 
 /// Whether `handle`'s runtime has its time driver enabled: creating a timer panics otherwise,
@@ -206,6 +250,8 @@ impl Core {
             load_timeout: capped(settings.load_timeout),
             stale_wait: settings.stale_wait,
             signal: settings.signal.clone(),
+            rejections: Rejections::new(settings.rejection_rate_limit),
+            rejection_retry_budget: settings.rejection_retry_budget,
         })
     }
 
@@ -345,6 +391,12 @@ impl Core {
         self.check()?;
         self.recorder.miss();
         self.policy.on_miss(key);
+        if let Some(refused) = self.rejections.latest(key) {
+            // A forced refresh runs and the backend still answers the refused version: its
+            // last read's answer, without a read of this reader's own (see `report_rejected`).
+            record_outcome("miss");
+            return Ok(refused);
+        }
         if stale
             && let Some(runtime) = &self.runtime
             && self.backend_down()
@@ -513,7 +565,10 @@ impl Core {
             .load(result.is_ok() || result.as_ref().is_err_and(Error::is_not_found));
         let now = self.clock.now();
         let answer = match &result {
-            Ok(secret) => Some((Answer::Found(secret.clone()), self.jittered_ttl())),
+            // The version a consumer reported refused, still answered while its forced
+            // refresh runs: handed to the waiters, never cached.
+            Ok(secret) if self.rejections.refuses(key, secret.meta.version.as_deref()) => None,
+            Ok(secret) => Some((Answer::Found(secret.clone()), self.fresh_for(secret))),
             Err(e) if e.is_not_found() => self.negative_ttl.map(|ttl| (Answer::Missing, ttl)),
             Err(_) => None,
         };
@@ -624,6 +679,32 @@ impl Core {
         self.ttl.mul_f64(1.0 - self.jitter * fastrand::f64())
     }
 
+    /// How long a loaded secret stays fresh: the jittered TTL, but never past the rotation
+    /// the backend published for it ([`SecretMeta::next_rotation`](kms_core::SecretMeta)).
+    fn fresh_for(&self, secret: &StoredSecret) -> Duration {
+        let ttl = self.jittered_ttl();
+        match secret.meta.next_rotation {
+            Some(at) => self.before_rotation(ttl, at, SystemTime::now()),
+            None => ttl,
+        }
+    }
+
+    /// `ttl`, or, when the rotation at `at` comes sooner, the time until it shortened by a
+    /// random part of the jitter window (the jitter fraction of the TTL, at most the time
+    /// left), so the entries of a fleet expire spread over the window before the rotation
+    /// rather than in one second. A date already past (the rotation is due and the backend
+    /// has not published the next one yet) leaves `ttl` as it is.
+    fn before_rotation(&self, ttl: Duration, at: SystemTime, now: SystemTime) -> Duration {
+        let Ok(left) = at.duration_since(now) else {
+            return ttl;
+        };
+        if left >= ttl {
+            return ttl;
+        }
+        let window = self.ttl.mul_f64(self.jitter).min(left);
+        left - window.mul_f64(fastrand::f64())
+    }
+
     /// Whether `key` had a write fail or be dropped less than the load timeout ago (under the
     /// flight lock); forgets the mark once it is over.
     fn is_unsettled(&self, key: &KeyName, now: Instant) -> bool {
@@ -656,6 +737,7 @@ impl Core {
     /// after it.
     pub(crate) fn unsettle(&self, key: &KeyName, fallback: Fallback) {
         let mut flights = self.flights.lock();
+        self.rejections.forget_latest(key);
         let now = self.clock.now();
         let until = now + self.load_timeout;
         self.unsettled.lock().insert(key.clone(), until);
@@ -696,6 +778,7 @@ impl Core {
     /// Removes `key` and supersedes any load of it in flight.
     pub(crate) fn invalidate(&self, key: &KeyName) {
         let mut flights = self.flights.lock();
+        self.rejections.forget_latest(key);
         if let Some(flight) = flights.remove(key) {
             flight.supersede();
         }
@@ -723,6 +806,135 @@ impl Core {
         self.policy.clear();
         drop(flights);
         self.push_size();
+    }
+
+    /// A consumer reports that `version` of `key` was refused downstream (see
+    /// [`CacheHandle::report_rejected`](crate::CacheHandle::report_rejected)). Decided before
+    /// the first await: a report dropped after its first poll has still dropped the version
+    /// and started the refresh, which runs detached on the captured runtime.
+    pub(crate) async fn report_rejected(
+        self: &Arc<Self>,
+        key: &KeyName,
+        version: &str,
+    ) -> Rejection {
+        if let Err(err) = self.check() {
+            let outcome = Rejection::Failed(err.kind());
+            self.recorder.rejection(outcome);
+            return outcome;
+        }
+        let decision = {
+            // Under the flight lock, like every insert: a load that finishes after this
+            // decision sees the refresh and does not cache the refused version.
+            let _flights = self.flights.lock();
+            let index = self.index.pin();
+            let cached = index.get(key).and_then(|entry| match &entry.answer {
+                Answer::Found(secret) => secret.meta.version.clone(),
+                Answer::Missing => None,
+            });
+            let decision =
+                self.rejections
+                    .decide(key, version, cached.as_deref(), self.clock.now());
+            if let Decision::Start(_) = &decision {
+                // Dropped with its stale fallback: the version is never served again from here.
+                if index.remove(key).is_some() {
+                    self.recorder.eviction(EvictionCause::Explicit);
+                }
+                self.policy.remove(key);
+            }
+            decision
+        };
+        let outcome = match decision {
+            Decision::Ignore => Rejection::IgnoredUnknown,
+            Decision::RateLimited => Rejection::RateLimited,
+            Decision::Join(forced) => forced.wait().await,
+            Decision::Start(forced) => {
+                self.recorder.forced_refresh();
+                self.push_size();
+                let guard = ForcedGuard {
+                    core: self.clone(),
+                    key: key.clone(),
+                    forced: forced.clone(),
+                    ended: false,
+                };
+                match &self.runtime {
+                    // Detached, like a load: the reporter leaving changes nothing for it.
+                    Some(runtime) => drop(runtime.spawn(self.clone().force_refresh(guard))),
+                    None => self.clone().force_refresh(guard).await,
+                }
+                forced.wait().await
+            }
+        };
+        self.recorder.rejection(outcome);
+        outcome
+    }
+
+    /// Reloads `key` until the backend answers another version than the refused one, the
+    /// load fails for good, or the retry budget is over (each read joins the key's
+    /// single-flight load, shared with the readers that miss meanwhile).
+    async fn force_refresh(self: Arc<Self>, guard: ForcedGuard) {
+        let key = guard.key.clone();
+        let refused = guard.forced.version.clone();
+        let deadline = self
+            .timers
+            .then(|| tokio::time::Instant::now() + self.rejection_retry_budget);
+        let mut backoff = REJECTION_BACKOFF_FIRST;
+        let outcome = loop {
+            if self.holds_other_version(&key, &refused) {
+                // A reader's load cached the new version meanwhile: no read needed.
+                break Rejection::Refreshed;
+            }
+            let read = match self.load(&key, false).await {
+                Loaded::Done(result) => result,
+                Loaded::StillLoading => unreachable!("waited without serving stale"),
+            };
+            let last = match read {
+                Ok(secret) if secret.meta.version.as_deref() != Some(&*refused) => {
+                    break Rejection::Refreshed;
+                }
+                Ok(secret) => {
+                    guard.forced.answered(secret);
+                    Rejection::StillRejected
+                }
+                Err(err) if err.kind().is_retryable() => Rejection::Failed(err.kind()),
+                Err(err) => break Rejection::Failed(err.kind()),
+            };
+            // Without timers (no runtime, or one without its time driver) there is no way
+            // to wait: one read only.
+            let Some(deadline) = deadline else {
+                break last;
+            };
+            let wait = backoff.mul_f64(0.5 + 0.5 * fastrand::f64());
+            if tokio::time::Instant::now() + wait >= deadline {
+                break last;
+            }
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(REJECTION_BACKOFF_MAX);
+        };
+        guard.end(outcome);
+    }
+
+    /// Whether the cache holds a value of `key` fresh now whose version is not `refused`.
+    fn holds_other_version(&self, key: &KeyName, refused: &str) -> bool {
+        let index = self.index.pin();
+        index.get(key).is_some_and(|entry| {
+            matches!(&entry.answer, Answer::Found(s) if s.meta.version.as_deref() != Some(refused))
+                && self.clock.now() < entry.expires_at
+        })
+    }
+
+    /// Ends the forced refresh `forced` of `key` with `outcome`, and records it as an audit
+    /// event (the key and version ids, never a value).
+    fn end_forced(&self, key: &KeyName, forced: &Arc<Forced>, outcome: Rejection) {
+        self.rejections.end(key, forced, outcome, self.clock.now());
+        tracing::info!(
+            target: "kms::audit",
+            operation = "credential_rejected",
+            key = key.as_str(),
+            version = &*forced.version,
+            backend = self.inner.backend(),
+            outcome = outcome.as_str(),
+            "a credential the cache served was refused downstream; the key was refreshed"
+        );
     }
 
     pub(crate) async fn refresh(self: &Arc<Self>, key: &KeyName) -> Result<StoredSecret> {

@@ -14,6 +14,7 @@
 //! that, reads never touch moka (it admits every new key while there is room).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use kms_core::KeyName;
 use moka::notification::RemovalCause;
@@ -51,6 +52,11 @@ pub(crate) struct Policy {
     by_bytes: bool,
     /// From this size on (entries or bytes), hits are reported to moka.
     pressure: u64,
+    /// The capacity (entries or bytes).
+    max: u64,
+    /// What was admitted (entries, or bytes) since moka last applied its pending writes here:
+    /// moka counts an insert only once its housekeeping has run, so its own size lags.
+    unsettled: AtomicU64,
 }
 
 impl Policy {
@@ -84,12 +90,27 @@ impl Policy {
             slots,
             by_bytes,
             pressure: max - max / 10,
+            max,
+            unsettled: AtomicU64::new(0),
         }
     }
 
-    /// Tracks the entry just inserted into the index under `key`.
+    /// Tracks the entry just inserted into the index under `key`. moka applies inserts (and
+    /// so evicts for them) lazily, in batches; until then the index would serve entries beyond
+    /// the capacity. So once what moka counts plus what was admitted since it last settled
+    /// could exceed the capacity, its pending work is applied now, and the entries it evicts
+    /// leave the index before this miss returns. Below that, admission costs one moka insert.
     pub(crate) fn admit(&self, key: &KeyName, slot: Slot) {
+        let added = if self.by_bytes {
+            u64::from(slot.weight)
+        } else {
+            1
+        };
         self.slots.insert(key.clone(), slot);
+        let unsettled = self.unsettled.fetch_add(added, Relaxed) + added;
+        if self.size().saturating_add(unsettled) > self.max {
+            self.settle();
+        }
     }
 
     /// Whether moka holds the slot `id` for `key` now.
@@ -146,6 +167,7 @@ impl Policy {
 
     /// Settles moka's pending work and returns the exact entry count and weighted size.
     pub(crate) fn settle(&self) -> (u64, u64) {
+        self.unsettled.store(0, Relaxed);
         self.slots.run_pending_tasks();
         (self.slots.entry_count(), self.slots.weighted_size())
     }

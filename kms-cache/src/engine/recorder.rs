@@ -7,6 +7,7 @@ use std::time::Duration;
 use kms_core::sharded::ShardedCounter;
 
 use crate::observer::{CacheObserver, CacheStats, EvictionCause};
+use crate::rejection::Rejection;
 
 #[derive(Default)]
 pub(crate) struct Recorder {
@@ -21,6 +22,8 @@ pub(crate) struct Recorder {
     evictions_expired: AtomicU64,
     evictions_size: AtomicU64,
     evictions_explicit: AtomicU64,
+    rejection_reports: AtomicU64,
+    forced_refreshes: AtomicU64,
     observer: Option<Arc<dyn CacheObserver>>,
 }
 
@@ -82,6 +85,19 @@ impl Recorder {
         }
     }
 
+    /// A report of a refused credential ended with `outcome`.
+    pub(crate) fn rejection(&self, outcome: Rejection) {
+        self.rejection_reports.fetch_add(1, Relaxed);
+        if let Some(o) = &self.observer {
+            o.rejection(outcome);
+        }
+    }
+
+    /// A report started a forced refresh.
+    pub(crate) fn forced_refresh(&self) {
+        self.forced_refreshes.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn size(&self, entries: u64, weighted_bytes: u64) {
         if let Some(o) = &self.observer {
             o.size(entries, weighted_bytes);
@@ -105,6 +121,8 @@ impl Recorder {
             evictions_expired: self.evictions_expired.load(Relaxed),
             evictions_size: self.evictions_size.load(Relaxed),
             evictions_explicit: self.evictions_explicit.load(Relaxed),
+            rejection_reports: self.rejection_reports.load(Relaxed),
+            forced_refreshes: self.forced_refreshes.load(Relaxed),
             entries,
             weighted_bytes,
         }

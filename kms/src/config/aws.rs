@@ -87,6 +87,11 @@ pub struct AwsConfig {
     /// Names per `ListSecrets` page, 1–100 (default 100).
     #[serde(default, deserialize_with = "scalar::opt")]
     pub list_page_size: Option<u8>,
+    /// Report each secret's next rotation (`DescribeSecret`: `NextRotationDate`, or the
+    /// rotation rules) so a cache never keeps a value past it (default false; one
+    /// `DescribeSecret` per secret per version, at most one an hour otherwise).
+    #[serde(default, deserialize_with = "scalar::opt")]
+    pub rotation_schedule: Option<bool>,
 }
 
 /// What `remove` does to a secret.
@@ -300,6 +305,9 @@ mod build {
             }
             if let Some(on) = a.restore_deleted {
                 builder = builder.restore_deleted(on);
+            }
+            if let Some(on) = a.rotation_schedule {
+                builder = builder.rotation_schedule(on);
             }
             if let Some(n) = a.list_page_size {
                 builder = builder

@@ -48,6 +48,14 @@ pub struct CacheConfig {
     /// The longest one load from the store below may run (default 30 s).
     #[serde(default, deserialize_with = "duration::opt")]
     pub load_timeout: Option<Duration>,
+    /// Shortest time between two forced refreshes of one key on reports of a refused
+    /// credential (default 30 s; more than zero).
+    #[serde(default, deserialize_with = "duration::opt")]
+    pub rejection_rate_limit: Option<Duration>,
+    /// How long a forced refresh keeps reading again while the backend still answers the
+    /// refused version (default 90 s; at most 15 minutes; `0s`: one read).
+    #[serde(default, deserialize_with = "duration::opt")]
+    pub rejection_retry_budget: Option<Duration>,
 }
 
 #[cfg(feature = "cache")]
@@ -143,6 +151,26 @@ impl CacheConfig {
                 ));
             }
             layer = layer.load_timeout(t);
+        }
+        if let Some(t) = self.rejection_rate_limit {
+            if t.is_zero() {
+                return Err(config_error(
+                    &key("rejection_rate_limit"),
+                    "invalid duration 0s: expected more than zero (a storm of reports would drive backend reads)",
+                ));
+            }
+            layer = layer.rejection_rate_limit(t);
+        }
+        if let Some(t) = self.rejection_retry_budget {
+            if t > kms_cache::MAX_REJECTION_RETRY_BUDGET {
+                return Err(config_error(
+                    &key("rejection_retry_budget"),
+                    format_args!(
+                        "invalid duration {t:?}: expected at most 15m (the longest a rotation step runs)"
+                    ),
+                ));
+            }
+            layer = layer.rejection_retry_budget(t);
         }
         if let Some(t) = self.negative_ttl {
             if t.is_zero() {
