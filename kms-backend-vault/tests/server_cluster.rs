@@ -191,7 +191,6 @@ async fn killing_the_active_node_under_load_loses_no_write_and_never_goes_back()
             read_errors.clone(),
             keys.clone(),
         );
-        let t0 = t0;
         readers.push(tokio::spawn(async move {
             let mut seen: HashMap<KeyName, u64> = HashMap::new();
             let mut reads = 0u64;
