@@ -16,13 +16,21 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::BACKEND;
 use crate::auth::VaultAuth;
-use crate::client::{VaultClient, require_runtime};
+use crate::client::{Node, VaultClient, require_runtime};
 use crate::config_path::{config_error, config_path};
 use crate::engine::KvVersion;
 use crate::store::{RemoveMode, VaultStore};
 
 /// The address the `vault` CLI uses when `VAULT_ADDR` is not set.
 pub const DEFAULT_ADDRESS: &str = "https://127.0.0.1:8200";
+
+/// How long a read over a cluster waits, by default, for a node that can serve it
+/// ([`VaultClientBuilder::consistency_wait`]).
+pub const DEFAULT_CONSISTENCY_WAIT: Duration = Duration::from_secs(5);
+
+/// How often a cluster's nodes are probed in the background by default
+/// ([`VaultClientBuilder::probe_interval`]).
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Builds a [`VaultClient`].
 ///
@@ -31,6 +39,10 @@ pub const DEFAULT_ADDRESS: &str = "https://127.0.0.1:8200";
 /// naming it.
 pub struct VaultClientBuilder {
     address: String,
+    /// A cluster's node addresses (replaces `address` when set).
+    nodes: Vec<String>,
+    probe_interval: Duration,
+    consistency_wait: Duration,
     auth: VaultAuth,
     namespace: Option<String>,
     timeout: Duration,
@@ -49,6 +61,12 @@ impl fmt::Debug for VaultClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultClientBuilder")
             .field("address", &redacted(&self.address))
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|a| redacted(a)).collect::<Vec<_>>(),
+            )
+            .field("probe_interval", &self.probe_interval)
+            .field("consistency_wait", &self.consistency_wait)
             .field("auth", &self.auth)
             .field("namespace", &self.namespace)
             .field("timeout", &self.timeout)
@@ -74,6 +92,9 @@ impl VaultClientBuilder {
     fn new(address: String) -> Self {
         Self {
             address,
+            nodes: Vec::new(),
+            probe_interval: DEFAULT_PROBE_INTERVAL,
+            consistency_wait: DEFAULT_CONSISTENCY_WAIT,
             auth: VaultAuth::token(String::new()),
             namespace: None,
             timeout: Duration::from_secs(10),
@@ -147,6 +168,59 @@ impl VaultClientBuilder {
             }
         }
         builder
+    }
+
+    /// The node addresses of one Vault/OpenBao cluster (replacing the single address):
+    /// reads go to any serving node, writes to the active one, and a node that refuses
+    /// connections, hangs or is sealed is skipped until the background probe finds it
+    /// serving again. Reads carry the newest `X-Vault-Index` this client has seen, so they
+    /// never reflect older state than this client's own writes and reads, on any node (see
+    /// the crate docs, "A cluster"). Each address is checked as
+    /// [`VaultClient::builder`]'s; an empty list is a [`ErrorKind::Configuration`] error
+    /// from `build`. One address is the same as `VaultClient::builder(address)`.
+    ///
+    /// Every request to one node is bounded by [`timeout`](Self::timeout): set it to how
+    /// long a caller may wait before a hung node is skipped.
+    #[must_use]
+    pub fn addresses<I, A>(mut self, addresses: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<String>,
+    {
+        self.nodes = addresses.into_iter().map(Into::into).collect();
+        if self.nodes.is_empty() {
+            self.deferred.get_or_insert_with(|| {
+                config_error("addresses: the list of Vault node addresses is empty".into())
+            });
+        }
+        self
+    }
+
+    /// How long a read over a cluster waits, by default, for a node that can serve it
+    /// ([`VaultClientBuilder::consistency_wait`]).
+    pub const DEFAULT_CONSISTENCY_WAIT: Duration = Duration::from_secs(5);
+
+    /// How often a cluster's nodes are probed (`sys/health`) in the background (default
+    /// [`DEFAULT_PROBE_INTERVAL`]); a node marked down is used again at most this long after
+    /// it serves again. Only a cluster ([`addresses`](Self::addresses) with more than one)
+    /// probes. Zero is a [`ErrorKind::Configuration`] error from `build`.
+    #[must_use]
+    pub fn probe_interval(mut self, interval: Duration) -> Self {
+        self.probe_interval = interval;
+        self
+    }
+
+    /// How long a read over a cluster waits for a node that can serve it (default
+    /// [`DEFAULT_CONSISTENCY_WAIT`]): when the active node dies, the standbys that have not
+    /// yet applied this client's last write cannot serve a read that must see it until a new
+    /// active node is elected (a few seconds); the read tries the nodes again every 100 ms
+    /// until one serves or this time has passed, then fails with
+    /// [`ErrorKind::Unavailable`]. It never falls back to older state. Zero tries each node
+    /// once. Only a cluster waits.
+    #[must_use]
+    pub fn consistency_wait(mut self, wait: Duration) -> Self {
+        self.consistency_wait = wait;
+        self
     }
 
     /// Authentication (default: no token, which `build` rejects as unauthenticated).
@@ -239,7 +313,29 @@ impl VaultClientBuilder {
         if let Some(e) = self.deferred {
             return Err(e);
         }
-        let (base, address) = parse_address(&self.address)?;
+        let raw: Vec<&str> = if self.nodes.is_empty() {
+            vec![self.address.as_str()]
+        } else {
+            self.nodes.iter().map(String::as_str).collect()
+        };
+        let mut nodes = Vec::with_capacity(raw.len());
+        for address in raw {
+            let (base, shown) = parse_address(address)?;
+            if nodes.iter().any(|n: &Node| n.address == shown) {
+                return Err(config_error(format!(
+                    "addresses: {shown:?} is listed twice"
+                )));
+            }
+            nodes.push(Node::new(base, shown));
+        }
+        if self.probe_interval.is_zero() {
+            return Err(config_error(
+                "probe_interval: must be longer than zero".into(),
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(config_error("timeout: must be longer than zero".into()));
+        }
         let namespace = match &self.namespace {
             Some(ns) => canonical_namespace(ns)?,
             None => None,
@@ -248,6 +344,11 @@ impl VaultClientBuilder {
             config_path("auth mount", mount)?;
         }
         let mut http = reqwest::Client::builder().timeout(self.timeout);
+        if nodes.len() > 1 {
+            // A standby that cannot forward redirects to the active node it knows, which may
+            // be the one that just died: the client routes to the next node itself instead.
+            http = http.redirect(reqwest::redirect::Policy::none());
+        }
         let mut pems: Vec<(String, Vec<u8>)> = self
             .ca_pem
             .into_iter()
@@ -291,12 +392,14 @@ impl VaultClientBuilder {
         }
         Ok(VaultClient::from_parts(
             http,
-            base,
-            address,
+            nodes,
             namespace,
             self.auth,
             self.renew_fraction,
             self.min_relogin_interval,
+            self.timeout,
+            self.probe_interval,
+            self.consistency_wait,
         ))
     }
 }

@@ -13,7 +13,8 @@ use kms_core::one_line;
 
 /// What an HA standby answers when it has no active node to forward to and has not forwarded
 /// anything yet (OpenBao and Vault's `forwardRequest`, before `ForwardRequest` is called).
-const STANDBY_BEFORE_FORWARDING: &str = "local node not active but active cluster node not found";
+pub(crate) const STANDBY_BEFORE_FORWARDING: &str =
+    "local node not active but active cluster node not found";
 
 /// A failed Vault request, before it is mapped.
 #[derive(Debug)]
@@ -53,6 +54,7 @@ pub(crate) enum Failure {
 /// | 401 | `Unauthenticated` |
 /// | 403 (after classification, see the client) | `PermissionDenied` |
 /// | 412 "required index state not present": a consistency delay Vault says to retry | `Unavailable` (retryable) |
+/// | 307/308 (a cluster client follows no redirects): a standby pointed at an active node no node reached | `Unavailable` |
 /// | 429 | `RateLimited` |
 /// | 500, 502, 503 (sealed, standby), 504 | `Unavailable` |
 /// | timeout | `Timeout` |
@@ -69,6 +71,7 @@ pub(crate) enum Failure {
 ///   before the request was handled;
 /// - 500 "local node not active but active cluster node not found": a standby with no active
 ///   node to forward to, answered before it forwarded anything;
+/// - 307/308: a standby that redirects has not handled the request;
 /// - 412 "required index state not present": a precondition the node checks before handling
 ///   the request (RFC 9110: a failed precondition means the method was not performed);
 /// - a connect, DNS or TLS-handshake failure (reqwest's `is_connect`): the request was never
@@ -100,11 +103,16 @@ pub(crate) fn to_error(failure: Failure, what: &str) -> Error {
                 401 => ErrorKind::Unauthenticated,
                 403 => ErrorKind::PermissionDenied,
                 429 => ErrorKind::RateLimited,
+                // A cluster client follows no redirects: a standby that could not forward
+                // pointed at the active node, and no node could take the request.
+                307 | 308 => ErrorKind::Unavailable,
                 500 | 502 | 503 | 504 => ErrorKind::Unavailable,
                 _ => ErrorKind::Backend,
             };
             let note = if reason.contains("sealed") {
                 " (sealed)"
+            } else if matches!(status, 307 | 308) {
+                " (a standby redirected to the active node; no node took the request)"
             } else if status == 412 {
                 " (consistency delay; Vault says to retry)"
             } else if status == 404 && kind == ErrorKind::Configuration {
@@ -122,7 +130,7 @@ pub(crate) fn to_error(failure: Failure, what: &str) -> Error {
             let refused = match status {
                 503 => errors.iter().any(|e| e.contains("Vault is sealed")),
                 500 => errors.iter().any(|e| e.trim() == STANDBY_BEFORE_FORWARDING),
-                412 => true,
+                412 | 307 | 308 => true,
                 _ => false,
             };
             let error = Error::new(kind, one_line(&message))

@@ -13,7 +13,10 @@ mod store;
 mod transit;
 
 pub use auth::VaultAuth;
-pub use builder::{DEFAULT_ADDRESS, VaultClientBuilder, VaultStoreBuilder};
+pub use builder::{
+    DEFAULT_ADDRESS, DEFAULT_CONSISTENCY_WAIT, DEFAULT_PROBE_INTERVAL, VaultClientBuilder,
+    VaultStoreBuilder,
+};
 pub use client::VaultClient;
 pub use engine::KvVersion;
 pub use store::{MAX_VALUE_LEN, RemoveMode, VaultStore};

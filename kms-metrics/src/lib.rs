@@ -26,6 +26,7 @@ mod series;
 
 // The decorators, each beside its layer and the `KmsMetrics` factory that makes it.
 mod cache_observer;
+mod failover_metrics;
 mod instrumented;
 mod metrics_layer;
 mod monitor;
@@ -35,6 +36,7 @@ mod rotation;
 
 pub use audit::AUDIT_TARGET;
 pub use buckets::{DURATION_BUCKETS, STALENESS_BUCKETS};
+pub use failover_metrics::FailoverMetrics;
 pub use failure_analysis::{
     FailureRate, FailureReason, FailureRecorder, FailureRecorderConfig, FailureSummary,
     OperationStatusSummary, ProblematicKey,

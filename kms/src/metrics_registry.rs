@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use kms_metrics::KmsMetrics;
 use kms_metrics::prometheus_client::encoding::text::encode;
 use kms_metrics::prometheus_client::registry::Registry;
+use kms_metrics::{FailoverMetrics, KmsMetrics};
 use parking_lot::Mutex;
 
 /// A Prometheus [`Registry`] and the metric families registered in it, one set per prefix:
@@ -30,6 +30,7 @@ pub struct MetricsRegistry {
 struct Inner {
     registry: Registry,
     families: HashMap<String, KmsMetrics>,
+    failover: HashMap<String, FailoverMetrics>,
     /// (prefix, backend label, store label) → the identity of the store holding it.
     label_sets: HashMap<(String, &'static str, String), String>,
 }
@@ -66,6 +67,18 @@ impl MetricsRegistry {
         families
             .entry(prefix.to_owned())
             .or_insert_with(|| KmsMetrics::register_with_prefix(registry, prefix))
+            .clone()
+    }
+
+    /// The failover families registered under `prefix`, registering them on first use.
+    pub fn failover_families(&self, prefix: &str) -> FailoverMetrics {
+        let mut inner = self.inner.lock();
+        let Inner {
+            registry, failover, ..
+        } = &mut *inner;
+        failover
+            .entry(prefix.to_owned())
+            .or_insert_with(|| FailoverMetrics::register_with_prefix(registry, prefix))
             .clone()
     }
 

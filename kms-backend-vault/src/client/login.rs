@@ -52,6 +52,7 @@ impl VaultClient {
                     self.inner.lookup_self_at_start().await?;
                 }
                 self.start_renewal();
+                self.start_probing();
                 Ok::<(), Error>(())
             })
             .await

@@ -8,11 +8,30 @@
 //! - `denial`: what a 403 says (a rejected token, or a policy denial);
 //! - `login`: connecting, logging in, and logging in again after a rejection;
 //! - `renew`: background token renewal;
-//! - `health`: `sys/health`.
+//! - `health`: `sys/health`;
+//! - `probe`: background `sys/health` probes of a cluster's nodes;
+//! - `nodes` (a leaf): a cluster's nodes, their state and the order requests try them in;
+//! - `consistency` (a leaf): the newest `X-Vault-Index` seen, sent on reads.
+//!
+//! # A cluster
+//!
+//! Given several node addresses, [`Inner::send`] routes each request: reads go to any
+//! serving node (rotating), carrying the newest `X-Vault-Index` this client has seen, so a
+//! node that is behind forwards them to the active node; writes go to the node last probed
+//! active (standbys forward them too). A node that refuses the connection is skipped at
+//! once; one that times out is skipped for reads (a write that timed out may have been
+//! applied, so it is not sent again elsewhere); both are marked down and skipped by later
+//! requests until the background probe finds them serving again. A read that no node could
+//! serve (during an election, every standby behind this client's index redirects to the
+//! active node that died) is tried again, round after round, for up to the consistency
+//! wait, rather than answered with older state.
 
+mod consistency;
 mod denial;
 mod health;
 mod login;
+mod nodes;
+mod probe;
 mod renew;
 
 use std::fmt;
@@ -27,12 +46,16 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 use tokio::task::AbortHandle;
 
+use self::consistency::{ConsistencyIndex, FORWARD_ACTIVE_NODE, INCONSISTENT_HEADER, INDEX_HEADER};
+pub(crate) use self::nodes::{Node, Nodes};
 use crate::BACKEND;
 use crate::auth::VaultAuth;
-use crate::error_map::{Failure, to_error};
+use crate::error_map::{Failure, STANDBY_BEFORE_FORWARDING, to_error};
 
 /// The header carrying the token.
 const TOKEN_HEADER: &str = "X-Vault-Token";
+/// The pause between two rounds of a read over a cluster that no node could serve yet.
+const ROUND_PAUSE: Duration = Duration::from_millis(100);
 /// The header selecting a namespace (Vault Enterprise, OpenBao).
 const NAMESPACE_HEADER: &str = "X-Vault-Namespace";
 
@@ -60,6 +83,16 @@ impl fmt::Debug for VaultClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultClient")
             .field("address", &self.inner.address)
+            .field(
+                "nodes",
+                &self
+                    .inner
+                    .nodes
+                    .all()
+                    .iter()
+                    .map(|n| (n.address.as_str(), n.state_label()))
+                    .collect::<Vec<_>>(),
+            )
             .field("namespace", &self.inner.namespace)
             .field("auth", &self.inner.auth)
             .field("token", &"[REDACTED]")
@@ -70,9 +103,19 @@ impl fmt::Debug for VaultClient {
 /// What every clone of a [`VaultClient`] shares.
 struct Inner {
     http: reqwest::Client,
-    base: Url,
-    /// The address as shown in messages (no user info, no `/v1`).
+    /// The node or nodes (one address is a cluster of one).
+    nodes: Nodes,
+    /// The newest `X-Vault-Index` seen, sent on reads.
+    index: ConsistencyIndex,
+    /// The address(es) as shown in messages (no user info, no `/v1`; a cluster's joined
+    /// with `, `).
     address: String,
+    /// How often a cluster's nodes are probed in the background.
+    probe_interval: Duration,
+    /// The per-request timeout (one attempt on one node).
+    timeout: Duration,
+    /// How long a read over a cluster waits for a node that can serve it.
+    consistency_wait: Duration,
     namespace: Option<String>,
     auth: VaultAuth,
     token: RwLock<Token>,
@@ -83,6 +126,7 @@ struct Inner {
     renew_fraction: f64,
     min_relogin_interval: Duration,
     renewer: parking_lot::Mutex<Option<AbortHandle>>,
+    prober: parking_lot::Mutex<Option<AbortHandle>>,
 }
 
 /// What the login lock guards.
@@ -95,6 +139,9 @@ struct LoginState {
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(task) = self.renewer.get_mut().take() {
+            task.abort();
+        }
+        if let Some(task) = self.prober.get_mut().take() {
             task.abort();
         }
     }
@@ -138,15 +185,23 @@ pub(crate) fn require_runtime(what: &str) -> Result<()> {
 impl VaultClient {
     /// The client over checked settings (what [`VaultClientBuilder`](crate::VaultClientBuilder)
     /// builds); no I/O.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_parts(
         http: reqwest::Client,
-        base: Url,
-        address: String,
+        nodes: Vec<Node>,
         namespace: Option<String>,
         auth: VaultAuth,
         renew_fraction: f64,
         min_relogin_interval: Duration,
+        timeout: Duration,
+        probe_interval: Duration,
+        consistency_wait: Duration,
     ) -> Self {
+        let address = nodes
+            .iter()
+            .map(|n| n.address.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
         let secret = match &auth {
             VaultAuth::Token(token) => token.clone(),
             _ => SecretString::from(String::new()),
@@ -154,8 +209,12 @@ impl VaultClient {
         Self {
             inner: Arc::new(Inner {
                 http,
-                base,
+                nodes: Nodes::new(nodes),
+                index: ConsistencyIndex::default(),
                 address,
+                probe_interval,
+                timeout,
+                consistency_wait,
                 namespace,
                 auth,
                 token: RwLock::new(Token {
@@ -170,13 +229,55 @@ impl VaultClient {
                 renew_fraction,
                 min_relogin_interval,
                 renewer: parking_lot::Mutex::new(None),
+                prober: parking_lot::Mutex::new(None),
             }),
         }
     }
 
-    /// The server address as configured (without user info or `/v1`).
+    /// The server address as configured (without user info or `/v1`); for a cluster, the
+    /// first node's.
     pub fn address(&self) -> &str {
-        &self.inner.address
+        &self.inner.nodes.all()[0].address
+    }
+
+    /// Every node address as configured (one for a single server), in order.
+    pub fn addresses(&self) -> Vec<String> {
+        self.inner
+            .nodes
+            .all()
+            .iter()
+            .map(|n| n.address.clone())
+            .collect()
+    }
+
+    /// The node the last health probe or request found active, if known (a cluster's
+    /// background probe keeps it current; a single server's is unknown until
+    /// [`health`](Self::health) runs).
+    pub fn active_address(&self) -> Option<String> {
+        self.inner
+            .nodes
+            .all()
+            .iter()
+            .find(|n| n.is_active())
+            .map(|n| n.address.clone())
+    }
+
+    /// The nodes currently skipped because a request or probe found them not serving
+    /// (refused, timed out, sealed); empty when all serve.
+    pub fn skipped_addresses(&self) -> Vec<String> {
+        self.inner
+            .nodes
+            .all()
+            .iter()
+            .filter(|n| n.is_down())
+            .map(|n| n.address.clone())
+            .collect()
+    }
+
+    /// The newest storage index (`X-Vault-Index`) this client has seen, where the server
+    /// encodes it as OpenBao does; reads carry it so no node answers with older state.
+    pub fn consistency_index(&self) -> Option<u64> {
+        self.inner.index.value()
     }
 
     /// The namespace header sent, in its canonical form (`None`: the root namespace).
@@ -265,23 +366,24 @@ fn prefixed(e: Error, what: &str) -> Error {
 }
 
 impl Inner {
-    fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
+    fn url(&self, node: &Node, path: &str) -> Url {
+        let mut url = node.base.clone();
         if let Ok(mut segments) = url.path_segments_mut() {
             segments.extend(path.split('/').filter(|s| !s.is_empty()));
         }
         url
     }
 
-    fn transport(&self, error: reqwest::Error) -> Failure {
+    fn transport(&self, node: &Node, error: reqwest::Error) -> Failure {
         Failure::Transport {
             error,
-            address: self.address.clone(),
+            address: node.address.clone(),
         }
     }
 
-    /// One HTTP exchange with the current token: the JSON answer (`None` for 204 or an empty
-    /// body), or the failure as Vault's status and error body describe it.
+    /// One request, routed over the cluster's nodes (see the module docs): the JSON answer
+    /// (`None` for 204 or an empty body), or the failure as Vault's status and error body
+    /// describe it. With one node, exactly one exchange.
     async fn send(
         &self,
         method: &Method,
@@ -289,7 +391,84 @@ impl Inner {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> std::result::Result<Option<Value>, Failure> {
-        let mut url = self.url(path);
+        let read = *method == Method::GET || method.as_str() == "LIST";
+        let cluster = self.nodes.is_cluster();
+        // A read no node could serve yet (every standby behind this client's index while the
+        // active node is being elected) is tried again until this deadline.
+        let deadline = (read && cluster).then(|| Instant::now() + self.consistency_wait);
+        let mut round = 0;
+        loop {
+            let mut last = None;
+            for i in self.nodes.order(read) {
+                let node = &self.nodes.all()[i];
+                if round > 0 && node.is_down() {
+                    continue;
+                }
+                // Marks the node down if this future is dropped mid-request (a caller's
+                // timeout above this client): a node that hangs is skipped by the next request.
+                let mut abandoned = Abandoned {
+                    node: cluster.then_some(node),
+                };
+                let result = self.send_to(node, method, path, query, body, read).await;
+                abandoned.node = None;
+                match result {
+                    Ok(answer) => {
+                        node.mark_answered();
+                        return Ok(answer);
+                    }
+                    Err(Failure::Transport { error, address }) if cluster => {
+                        node.mark_down();
+                        tracing::warn!(
+                            backend = BACKEND,
+                            node = %address,
+                            timeout = error.is_timeout(),
+                            "Vault node did not answer; skipping it until a probe finds it serving"
+                        );
+                        // A write that may have been sent (timed out, reset) is not sent
+                        // again: it may have been applied.
+                        let resend = read || error.is_connect();
+                        let failure = Failure::Transport { error, address };
+                        if !resend {
+                            return Err(failure);
+                        }
+                        last = Some(failure);
+                    }
+                    Err(Failure::Status { status, errors })
+                        if cluster && node_cannot_serve(status, &errors, read) =>
+                    {
+                        if status == 503 {
+                            node.mark_down();
+                        }
+                        last = Some(Failure::Status { status, errors });
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            match deadline {
+                Some(at) if Instant::now() + ROUND_PAUSE < at => {
+                    tokio::time::sleep(ROUND_PAUSE).await;
+                    round += 1;
+                }
+                _ => {
+                    return Err(last
+                        .unwrap_or_else(|| Failure::Malformed("no Vault node to send to".into())));
+                }
+            }
+        }
+    }
+
+    /// One HTTP exchange with `node` and the current token: reads carry the newest
+    /// `X-Vault-Index`, and every answer's index is kept.
+    async fn send_to(
+        &self,
+        node: &Node,
+        method: &Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        read: bool,
+    ) -> std::result::Result<Option<Value>, Failure> {
+        let mut url = self.url(node, path);
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
@@ -303,12 +482,24 @@ impl Inner {
         if let Some(ns) = &self.namespace {
             req = req.header(NAMESPACE_HEADER, ns);
         }
+        if read && let Some(index) = self.index.current() {
+            req = req
+                .header(INDEX_HEADER, index)
+                .header(INCONSISTENT_HEADER, FORWARD_ACTIVE_NODE);
+        }
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| self.transport(e))?;
+        let resp = req.send().await.map_err(|e| self.transport(node, e))?;
+        if let Some(index) = resp
+            .headers()
+            .get(INDEX_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            self.index.observe(index);
+        }
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| self.transport(e))?;
+        let bytes = resp.bytes().await.map_err(|e| self.transport(node, e))?;
         if (200..300).contains(&status) {
             if status == 204 || bytes.is_empty() {
                 return Ok(None);
@@ -328,13 +519,13 @@ impl Inner {
                 let hint = if text.contains("http request to an https server") {
                     format!(
                         "{} answered HTTP {status}: the server speaks HTTPS; use an https:// address",
-                        self.address
+                        node.address
                     )
                 } else {
                     format!(
                         "{} answered HTTP {status} without Vault's JSON error body: not a Vault \
                          server, or a wrong address or path",
-                        self.address
+                        node.address
                     )
                 };
                 return Err(Failure::NotVault(hint));
@@ -361,7 +552,7 @@ impl Inner {
             // Not the key's absence: the whole namespace is wrong.
             return Err(Failure::NotVault(format!(
                 "{} has no namespace {:?} (check the namespace setting or VAULT_NAMESPACE)",
-                self.address,
+                node.address,
                 self.namespace.as_deref().unwrap_or("")
             )));
         }
@@ -371,4 +562,33 @@ impl Inner {
         }
         Err(Failure::Status { status, errors })
     }
+}
+
+/// Marks a node down when the request to it is abandoned (the future dropped) mid-flight.
+struct Abandoned<'a> {
+    node: Option<&'a Node>,
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if let Some(node) = self.node {
+            node.mark_down();
+        }
+    }
+}
+
+/// Whether an answer says this node cannot serve the request now, so the next node should
+/// be tried: sealed (503), a standby with no active node to forward to (500, nothing
+/// applied), and for reads any 5xx or a consistency refusal (a standby behind the index
+/// that could not forward, 412, or OpenBao's bare 429) — reads change nothing, so sending
+/// them elsewhere is safe.
+fn node_cannot_serve(status: u16, errors: &[String], read: bool) -> bool {
+    let sealed = status == 503 && errors.iter().any(|e| e.contains("Vault is sealed"));
+    let no_active = status == 500 && errors.iter().any(|e| e.trim() == STANDBY_BEFORE_FORWARDING);
+    // A standby that could not forward and redirects (307) to the active node it knows.
+    let redirected = (300..400).contains(&status);
+    if sealed || no_active || redirected {
+        return true;
+    }
+    read && (matches!(status, 412 | 500 | 502 | 503 | 504) || (status == 429 && errors.is_empty()))
 }

@@ -207,7 +207,7 @@ mod build {
         #[cfg(feature = "vault")]
         VaultTransit {
             key: String,
-            connection: Option<super::VaultConnectionConfig>,
+            connection: Option<Box<super::VaultConnectionConfig>>,
             mount: Option<String>,
             create_key: bool,
         },
@@ -292,7 +292,7 @@ mod build {
                             "missing: provider `vault-transit` needs the Transit key name",
                         )
                     })?,
-                    connection: e.vault.clone(),
+                    connection: e.vault.clone().map(Box::new),
                     mount: e.transit_mount.clone(),
                     create_key: e.create_key == Some(true),
                 },

@@ -127,6 +127,19 @@ pub(crate) struct MetricsPlan {
     recorder: Option<kms_metrics::FailureRecorder>,
 }
 
+#[cfg(feature = "metrics")]
+impl MetricsPlan {
+    /// The metric name prefix.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The `store` label: the configured name, else the backend label.
+    pub(crate) fn label<'a>(&'a self, backend: &'a str) -> &'a str {
+        self.store.as_deref().unwrap_or(backend)
+    }
+}
+
 /// What the stack keeps of its instruments, and what the cache and the envelope provider are
 /// observed through.
 #[cfg(feature = "metrics")]

@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod cache;
 pub mod envelope;
+pub mod failover;
 pub mod keyring;
 pub mod memory;
 pub mod metrics;
@@ -52,6 +53,8 @@ pub struct StoreConfig {
     pub cache: Option<cache::CacheConfig>,
     /// Envelope encryption.
     pub envelope: Option<envelope::EnvelopeConfig>,
+    /// Failover to other stores of the configuration (read replicas).
+    pub failover: Option<failover::FailoverConfig>,
     /// The circuit breaker.
     pub breaker: Option<resilience::BreakerConfig>,
     /// Retries.

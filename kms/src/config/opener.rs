@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kms_core::{CircuitBreakerLayer, KeyStore, Result, StoreBuilder};
+use kms_core::{CircuitBreakerLayer, FailoverTarget, KeyStore, Result, StoreBuilder};
 
 use super::at::At;
 use super::plan::Plan;
@@ -53,7 +53,44 @@ impl Opener {
     /// As [`Config::open`].
     pub async fn open_named(&self, config: &Config, name: &str) -> Result<Stack> {
         let store = config.require(name)?;
-        self.build_store(store, &At::store(name)).await
+        let at = At::store(name);
+        let plan = Plan::new(store, &at)?;
+        let mut replicas = Vec::new();
+        if let Some(f) = &plan.failover {
+            let key = at.key("failover.replicas");
+            for replica in &f.replicas {
+                if replica == name {
+                    return Err(crate::error::config_error(
+                        &key,
+                        format_args!("store `{name}` cannot be its own replica"),
+                    ));
+                }
+                let c = config.require(replica).map_err(|_| {
+                    crate::error::config_error(
+                        &key,
+                        format_args!(
+                            "no store named `{replica}` in this configuration (stores: {})",
+                            config.store_names().collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                })?;
+                if c.failover
+                    .as_ref()
+                    .is_some_and(|f| f.enabled != Some(false))
+                {
+                    return Err(crate::error::config_error(
+                        &key,
+                        format_args!(
+                            "store `{replica}` has a `failover` table itself; a replica is one \
+                             store, not another failover chain"
+                        ),
+                    ));
+                }
+                let stack = Box::pin(self.open_named(config, replica)).await?;
+                replicas.push((replica.clone(), stack));
+            }
+        }
+        self.assemble(plan, replicas).await
     }
 
     /// Builds the default store of `config`.
@@ -90,14 +127,28 @@ impl Opener {
 
     async fn build_store(&self, c: &StoreConfig, at: &At) -> Result<Stack> {
         let plan = Plan::new(c, at)?;
-        self.assemble(plan).await
+        if plan.failover.is_some() {
+            return Err(crate::error::config_error(
+                &at.key("failover.replicas"),
+                "replicas are other stores of a configuration file: open this store by name \
+                 from its configuration (`Config::open`)",
+            ));
+        }
+        self.assemble(plan, Vec::new()).await
     }
 
     /// Opens the backend, makes what needs it (the instruments are labelled with it, an
     /// envelope provider may share its connection), then stacks the planned layers over it in
     /// one pass, outermost first (see [`kms_core::layers`](crate::core::layers) for the order and why).
-    async fn assemble(&self, plan: Plan) -> Result<Stack> {
+    async fn assemble(&self, plan: Plan, replicas: Vec<(String, Stack)>) -> Result<Stack> {
         let backend = plan.backend.open().await?;
+        #[cfg(feature = "metrics")]
+        let failover_metrics = plan.metrics.as_ref().map(|m| {
+            (
+                self.registry().failover_families(m.prefix()),
+                m.label(backend.store.backend()).to_owned(),
+            )
+        });
         #[cfg(feature = "metrics")]
         let (service_metrics, monitor, instruments) = match plan.metrics {
             Some(m) => {
@@ -144,6 +195,35 @@ impl Opener {
         #[cfg(feature = "cache")]
         let cache_handle = cache.as_ref().map(kms_cache::CacheLayer::handle);
 
+        // Failover: the replicas' stacks are targets; this store's breaker and monitor say
+        // when the primary is down.
+        let (monotonic, failover) = match plan.failover {
+            Some(f) => {
+                let mut layer = f.layer;
+                for (name, stack) in replicas {
+                    let mut target = FailoverTarget::new(name, stack.store.clone());
+                    if let Some(b) = stack.breaker() {
+                        target = target.circuit_breaker(b);
+                    }
+                    layer = layer.replica(target);
+                }
+                if let Some(b) = &breaker {
+                    layer = layer.primary_circuit_breaker(b);
+                }
+                #[cfg(feature = "metrics")]
+                if let Some(m) = &monitor {
+                    layer = layer.primary_health_signal(m.health_signal());
+                }
+                (f.monotonic, Some(layer))
+            }
+            None => (None, None),
+        };
+        let failover_handle = failover.as_ref().map(kms_core::FailoverLayer::handle);
+        #[cfg(feature = "metrics")]
+        if let (Some(handle), Some((families, label))) = (&failover_handle, &failover_metrics) {
+            families.watch(label, handle);
+        }
+
         // The one pass, outermost first. Retry is a layer of its own, right above the backend
         // monitor, so the monitor sees each attempt.
         let store = StoreBuilder::from_arc(backend.store);
@@ -154,6 +234,7 @@ impl Opener {
         let store = store.option_layer(cache);
         #[cfg(feature = "envelope")]
         let store = store.option_layer(envelope);
+        let store = store.option_layer(monotonic).option_layer(failover);
         let store = store.option_layer(plan.breaker).option_layer(plan.retry);
         #[cfg(feature = "metrics")]
         let store = store.option_layer(monitor);
@@ -162,6 +243,7 @@ impl Opener {
         Ok(Stack {
             store,
             breaker,
+            failover: failover_handle,
             #[cfg(feature = "cache")]
             cache: cache_handle,
             #[cfg(feature = "metrics")]

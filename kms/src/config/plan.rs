@@ -8,6 +8,7 @@ use super::at::At;
 use super::backend::BackendPlan;
 #[cfg(feature = "envelope")]
 use super::envelope::EnvelopePlan;
+use super::failover::FailoverPlan;
 #[cfg(feature = "metrics")]
 use super::metrics::MetricsPlan;
 #[cfg(not(all(feature = "cache", feature = "metrics", feature = "envelope")))]
@@ -29,6 +30,8 @@ pub(crate) struct Plan {
     /// share the backend's connection).
     #[cfg(feature = "envelope")]
     pub(crate) envelope: Option<EnvelopePlan>,
+    /// Failover to replica stores, and monotonic reads across them.
+    pub(crate) failover: Option<FailoverPlan>,
     /// The circuit breaker.
     pub(crate) breaker: Option<CircuitBreakerLayer>,
     /// Retries.
@@ -62,6 +65,10 @@ impl Plan {
             Some(t) if on(t.enabled) => Some(t.layer(at)?),
             _ => None,
         };
+        let failover = match &c.failover {
+            Some(f) if on(f.enabled) => Some(f.plan(at)?),
+            _ => None,
+        };
         let cache = c.cache.as_ref().filter(|x| on(x.enabled));
         #[cfg(feature = "cache")]
         let cache = cache.map(|x| x.layer(at)).transpose()?;
@@ -93,6 +100,7 @@ impl Plan {
             cache,
             #[cfg(feature = "envelope")]
             envelope,
+            failover,
             breaker,
             retry,
             timeout,

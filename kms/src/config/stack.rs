@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use kms_core::{CircuitBreakerHandle, KeyStore};
+use kms_core::{CircuitBreakerHandle, FailoverHandle, KeyStore};
 
 /// A built store and handles on its layers, made by an [`Opener`](crate::Opener).
 ///
@@ -11,6 +11,7 @@ use kms_core::{CircuitBreakerHandle, KeyStore};
 pub struct Stack {
     pub(crate) store: Arc<dyn KeyStore>,
     pub(crate) breaker: Option<CircuitBreakerHandle>,
+    pub(crate) failover: Option<FailoverHandle>,
     #[cfg(feature = "cache")]
     pub(crate) cache: Option<kms_cache::CacheHandle>,
     #[cfg(feature = "metrics")]
@@ -50,6 +51,11 @@ impl Stack {
     /// The circuit breaker's state, if `breaker` is configured.
     pub fn breaker(&self) -> Option<&CircuitBreakerHandle> {
         self.breaker.as_ref()
+    }
+
+    /// Which store serves reads and how often it switched, if `failover` is configured.
+    pub fn failover(&self) -> Option<&FailoverHandle> {
+        self.failover.as_ref()
     }
 
     /// The cache (invalidate, stats), if `cache` is configured.

@@ -48,8 +48,15 @@ pub enum VaultAuthMethod {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaultConnectionConfig {
-    /// The server (`https://vault.example:8200`). Required.
+    /// The server (`https://vault.example:8200`). Required, unless `addresses` is given.
     pub address: Option<String>,
+    /// The node addresses of one Vault / OpenBao cluster, instead of `address`: reads go to
+    /// any serving node, writes to the active one, a node that does not answer is skipped
+    /// until it serves again, and reads carry the newest `X-Vault-Index` this process has
+    /// seen (read-your-writes on every node). Not read from the environment (`VAULT_ADDR`
+    /// stays one address). At least one; no duplicates; not together with `address`.
+    #[serde(default)]
+    pub addresses: Option<Vec<String>>,
     /// `X-Vault-Namespace` sent on every request (Vault Enterprise, OpenBao).
     pub namespace: Option<String>,
     /// The per-request timeout (default 10 s).
@@ -86,6 +93,9 @@ pub struct VaultConnectionConfig {
 pub struct VaultConfig {
     /// See [`VaultConnectionConfig::address`].
     pub address: Option<String>,
+    /// See [`VaultConnectionConfig::addresses`].
+    #[serde(default)]
+    pub addresses: Option<Vec<String>>,
     /// See [`VaultConnectionConfig::namespace`].
     pub namespace: Option<String>,
     /// See [`VaultConnectionConfig::request_timeout`].
@@ -139,6 +149,7 @@ impl VaultConfig {
     pub fn connection(&self) -> VaultConnectionConfig {
         VaultConnectionConfig {
             address: self.address.clone(),
+            addresses: self.addresses.clone(),
             namespace: self.namespace.clone(),
             request_timeout: self.request_timeout,
             ca_cert: self.ca_cert.clone(),
@@ -163,7 +174,7 @@ impl VaultConnectionConfig {
     pub(crate) fn with_vault_variables(&self, lookup: impl Fn(&str) -> Option<String>) -> Self {
         let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
         let mut c = self.clone();
-        if c.address.is_none() {
+        if c.address.is_none() && c.addresses.is_none() {
             c.address = get("VAULT_ADDR");
         }
         if c.namespace.is_none() {
@@ -230,14 +241,33 @@ mod build {
     ) -> Result<VaultClient> {
         let c = &c.with_vault_variables(super::process_env);
         let key = |k: &str| at.key(&format!("{base}.{k}"));
-        let address = c.address.as_deref().ok_or_else(|| {
-            config_error(
-                &key("address"),
-                "missing: the Vault server address (`https://vault.example:8200`) is required \
-                 (set here, or VAULT_ADDR)",
-            )
-        })?;
-        let mut builder = VaultClient::builder(address).auth(auth(c, at, base)?);
+        let mut builder = match (&c.address, &c.addresses) {
+            (Some(_), Some(_)) => {
+                return Err(config_error(
+                    &key("addresses"),
+                    "give either `address` (one server) or `addresses` (a cluster's nodes), \
+                     not both",
+                ));
+            }
+            (None, Some(list)) => {
+                if list.is_empty() {
+                    return Err(config_error(
+                        &key("addresses"),
+                        "invalid value []: expected at least one node address",
+                    ));
+                }
+                VaultClient::builder(&list[0]).addresses(list.iter().cloned())
+            }
+            (Some(address), None) => VaultClient::builder(address),
+            (None, None) => {
+                return Err(config_error(
+                    &key("address"),
+                    "missing: the Vault server address (`https://vault.example:8200`) is \
+                     required (set here, or VAULT_ADDR), or a cluster's `addresses`",
+                ));
+            }
+        };
+        builder = builder.auth(auth(c, at, base)?);
         if let Some(ns) = &c.namespace {
             builder = builder.namespace(ns.clone());
         }
@@ -299,16 +329,21 @@ mod build {
         if let Some(d) = c.min_relogin_interval {
             builder = builder.min_relogin_interval(d);
         }
+        let address_key = if c.addresses.is_some() {
+            key("addresses")
+        } else {
+            key("address")
+        };
         if c.lazy == Some(true) {
             // No I/O: the login or token lookup happens on first use.
             builder
                 .build_lazy()
-                .map_err(|e| while_applying(&key("address"), e))
+                .map_err(|e| while_applying(&address_key, e))
         } else {
             builder
                 .build()
                 .await
-                .map_err(|e| while_applying(&key("address"), e))
+                .map_err(|e| while_applying(&address_key, e))
         }
     }
 
