@@ -84,7 +84,10 @@ impl ScheduleMemo {
 /// `rate(N hours)`; `cron(…)` expressions are not evaluated). `None` when rotation is off or
 /// nothing says when.
 pub(crate) fn next_rotation(out: &DescribeSecretOutput) -> Option<SystemTime> {
-    if let Some(at) = out.next_rotation_date().and_then(|d| SystemTime::try_from(*d).ok()) {
+    if let Some(at) = out
+        .next_rotation_date()
+        .and_then(|d| SystemTime::try_from(*d).ok())
+    {
         return Some(at);
     }
     if out.rotation_enabled() != Some(true) {
@@ -94,7 +97,10 @@ pub(crate) fn next_rotation(out: &DescribeSecretOutput) -> Option<SystemTime> {
         .last_rotated_date()
         .and_then(|d| SystemTime::try_from(*d).ok())?;
     let rules = out.rotation_rules()?;
-    let every = match (rules.automatically_after_days(), rules.schedule_expression()) {
+    let every = match (
+        rules.automatically_after_days(),
+        rules.schedule_expression(),
+    ) {
         (Some(days), _) if days > 0 => Duration::from_secs(days.unsigned_abs() * 86_400),
         (_, Some(expression)) => rate(expression)?,
         _ => return None,
@@ -132,7 +138,11 @@ mod tests {
             .next_rotation_date(DateTime::from_secs(2_000_000_000))
             .rotation_enabled(true)
             .last_rotated_date(DateTime::from_secs(1_000_000_000))
-            .rotation_rules(RotationRulesType::builder().automatically_after_days(30).build())
+            .rotation_rules(
+                RotationRulesType::builder()
+                    .automatically_after_days(30)
+                    .build(),
+            )
             .build();
         assert_eq!(next_rotation(&out), Some(at(2_000_000_000)));
     }
@@ -144,7 +154,11 @@ mod tests {
             .last_rotated_date(DateTime::from_secs(1_000_000_000));
         let days = base
             .clone()
-            .rotation_rules(RotationRulesType::builder().automatically_after_days(30).build())
+            .rotation_rules(
+                RotationRulesType::builder()
+                    .automatically_after_days(30)
+                    .build(),
+            )
             .build();
         assert_eq!(next_rotation(&days), Some(at(1_000_000_000 + 30 * 86_400)));
         let hours = base
@@ -171,10 +185,17 @@ mod tests {
         let off = DescribeSecretOutput::builder()
             .rotation_enabled(false)
             .last_rotated_date(DateTime::from_secs(1_000_000_000))
-            .rotation_rules(RotationRulesType::builder().automatically_after_days(30).build())
+            .rotation_rules(
+                RotationRulesType::builder()
+                    .automatically_after_days(30)
+                    .build(),
+            )
             .build();
         assert_eq!(next_rotation(&off), None);
-        assert_eq!(next_rotation(&DescribeSecretOutput::builder().build()), None);
+        assert_eq!(
+            next_rotation(&DescribeSecretOutput::builder().build()),
+            None
+        );
     }
 
     #[test]
@@ -185,8 +206,16 @@ mod tests {
         memo.remember("s", "v1".into(), t0, Some(at(5)));
         assert_eq!(memo.lookup("s", "v1", t0), Some(Some(at(5))));
         assert_eq!(memo.lookup("s", "v2", t0), None, "a new version");
-        assert_eq!(memo.lookup("s", "v1", t0 + DESCRIBE_EVERY), None, "an hour on");
+        assert_eq!(
+            memo.lookup("s", "v1", t0 + DESCRIBE_EVERY),
+            None,
+            "an hour on"
+        );
         memo.remember("t", "v1".into(), t0, None);
-        assert_eq!(memo.lookup("t", "v1", t0), Some(None), "a failure is remembered");
+        assert_eq!(
+            memo.lookup("t", "v1", t0),
+            Some(None),
+            "a failure is remembered"
+        );
     }
 }

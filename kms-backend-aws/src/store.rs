@@ -242,6 +242,8 @@ impl SecretsManagerStore {
             }
             Err(m) => Err(m.error),
         }
+    }
+
     /// The next rotation of the secret `name`, read at `meta`'s version: remembered, or
     /// described (see [`rotation_schedule`](crate::rotation_schedule)). A failed description
     /// is remembered as no date and never fails the read.

@@ -150,7 +150,12 @@ impl Rig {
                         if !db.accepts(secret.value.expose_str().unwrap()) {
                             seen.reported.fetch_add(1, Ordering::SeqCst);
                             let outcome = cache.report_rejected(&key, &version).await;
-                            *seen.reports.lock().unwrap().entry(outcome.as_str()).or_default() += 1;
+                            *seen
+                                .reports
+                                .lock()
+                                .unwrap()
+                                .entry(outcome.as_str())
+                                .or_default() += 1;
                             if outcome == Rejection::Refreshed {
                                 refreshed_from = Some(version);
                             }
@@ -211,7 +216,10 @@ impl Rig {
         self.cache.refresh(&self.key).await.unwrap();
         self.reads.reset_calls();
         let old = self.current_version().await;
-        let token = format!("rotcache-token-{n}-{}", common::unique("t").replace('/', "-"));
+        let token = format!(
+            "rotcache-token-{n}-{}",
+            common::unique("t").replace('/', "-")
+        );
         *self.seen.pending.lock().unwrap() = Some(token.clone());
         self.seen.finishing.store(false, Ordering::SeqCst);
         let reported = self.seen.reported.load(Ordering::SeqCst);
@@ -283,7 +291,10 @@ async fn single_user_rotation_refreshes_on_rejection() {
     assert_eq!(seen.early_pending.load(Ordering::SeqCst), 0);
     assert_eq!(seen.stale_after_report.load(Ordering::SeqCst), 0);
     let reports = seen.reports.lock().unwrap().clone();
-    assert!(reports.get("refreshed").is_some_and(|n| *n >= 2), "{reports:?}");
+    assert!(
+        reports.get("refreshed").is_some_and(|n| *n >= 2),
+        "{reports:?}"
+    );
     assert!(!reports.contains_key("still_rejected"), "{reports:?}");
 }
 

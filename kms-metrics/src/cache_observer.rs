@@ -86,11 +86,12 @@ impl KmsMetrics {
             }),
             size: f.cache_size.get_or_create_owned(&b),
             rejections: Rejection::LABELS.map(|outcome| {
-                f.credential_rejections.get_or_create_owned(&RejectionLabels {
-                    backend,
-                    store: store.clone(),
-                    outcome,
-                })
+                f.credential_rejections
+                    .get_or_create_owned(&RejectionLabels {
+                        backend,
+                        store: store.clone(),
+                        outcome,
+                    })
             }),
             serving_stale: Default::default(),
         })

@@ -22,8 +22,7 @@ use crate::histogram::LatencyHistogram;
 use crate::key_age::KeyAgeGauge;
 use crate::labels::{
     BackendLabels, DurationLabels, ErrorLabels, EvictionLabels, LoadLabels, OperationLabels,
-    RotationLabels,
-    RejectionLabels,
+    RejectionLabels, RotationLabels,
 };
 use crate::lazy_gauge::LazyGauge;
 use crate::sharded::ShardedCounter;

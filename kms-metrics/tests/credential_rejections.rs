@@ -40,9 +40,15 @@ async fn every_report_is_counted_by_its_outcome() {
         handle.report_rejected(&key, "no-such-version").await,
         Rejection::IgnoredUnknown
     );
-    assert_eq!(handle.report_rejected(&key, &old).await, Rejection::Refreshed);
+    assert_eq!(
+        handle.report_rejected(&key, &old).await,
+        Rejection::Refreshed
+    );
     let new = store.get(&key).await.unwrap().meta.version.unwrap();
-    assert_eq!(handle.report_rejected(&key, &new).await, Rejection::RateLimited);
+    assert_eq!(
+        handle.report_rejected(&key, &new).await,
+        Rejection::RateLimited
+    );
 
     let text = scrape(&registry);
     assert_eq!(value(&text, &series("ignored_unknown")), 1.0, "{text}");

@@ -1484,7 +1484,11 @@ async fn rejection_rate_limit_bounds_forced_refreshes() {
         s.store().get(&key).await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
         let before = reads(&fv);
-        assert_eq!(cache.report_rejected(&key, &version).await, second, "{query}");
+        assert_eq!(
+            cache.report_rejected(&key, &version).await,
+            second,
+            "{query}"
+        );
         let forced = usize::from(second == kms::cache::Rejection::StillRejected);
         assert_eq!(reads(&fv) - before, forced, "{query}");
     }

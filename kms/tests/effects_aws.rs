@@ -483,6 +483,9 @@ async fn rotation_schedule_reports_the_next_rotation_for_one_describe_per_versio
 
     let off = open("").await;
     p.clear();
-    assert_eq!(off.store().get(&key).await.unwrap().meta.next_rotation, None);
+    assert_eq!(
+        off.store().get(&key).await.unwrap().meta.next_rotation,
+        None
+    );
     assert_eq!(describes(&p), 0);
 }
