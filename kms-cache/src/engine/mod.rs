@@ -376,11 +376,15 @@ impl Core {
     /// one load.
     #[inline]
     pub(crate) async fn get(self: &Arc<Self>, key: &KeyName) -> Result<StoredSecret> {
-        match self.lookup(key) {
-            Ok(hit) => hit,
-            // Boxed so the hit path's future stays small.
-            Err(stale) => Box::pin(self.get_slow(key, stale)).await,
-        }
+        // The lookup's answer is dropped before the await: a `match` scrutinee would live
+        // across it and put a whole `StoredSecret` into this future, which every `get` moves
+        // into the box `KeyStore::get` returns (past 128 bytes, that move is a `memcpy` call).
+        let stale = match self.lookup(key) {
+            Ok(hit) => return hit,
+            Err(stale) => stale,
+        };
+        // Boxed so the hit path's future stays small.
+        Box::pin(self.get_slow(key, stale)).await
     }
 
     /// A miss: joins or starts the load of `key`; stale-if-error may serve a stale value when
