@@ -70,7 +70,9 @@ impl CacheHandle {
     /// Every key the cache holds now, fresh or stale (a snapshot; a key may be gone by the
     /// time it is used).
     pub fn cached_keys(&self) -> Vec<KeyName> {
-        self.core.get().map_or_else(Vec::new, |core| core.held_keys())
+        self.core
+            .get()
+            .map_or_else(Vec::new, |core| core.held_keys())
     }
 
     /// Drops `key` (as [`invalidate`](Self::invalidate)) unless the cache holds it at

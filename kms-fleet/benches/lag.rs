@@ -86,7 +86,11 @@ impl Setup {
         let start = Instant::now();
         self.writer.store(&self.key, "v".into()).await.unwrap();
         loop {
-            if self.handles.iter().all(|h| h.cached_version(&self.key).is_none()) {
+            if self
+                .handles
+                .iter()
+                .all(|h| h.cached_version(&self.key).is_none())
+            {
                 return start.elapsed();
             }
             tokio::task::yield_now().await;
@@ -148,7 +152,11 @@ fn publish_overhead(c: &mut Criterion) {
                     .build()
                     .await
                     .unwrap();
-                Arc::new(kms_backend_vault::VaultStore::builder(client).build().unwrap())
+                Arc::new(
+                    kms_backend_vault::VaultStore::builder(client)
+                        .build()
+                        .unwrap(),
+                )
             }
             _ => Arc::new(MemoryStore::new()),
         };

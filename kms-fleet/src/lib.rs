@@ -18,14 +18,18 @@ pub use budget::bucket::{
 pub use budget::budgeted::Budgeted;
 pub use budget::layer::BudgetLayer;
 pub use link::{FleetLink, FleetLinkBuilder, NatsAuth, NatsTls, StreamSettings};
-pub use message::{Change, ChangeKind, IgnoreReason, MAX_MESSAGE_LEN, MAX_ORIGIN_LEN, MAX_VERSION_LEN};
+pub use message::{
+    Change, ChangeKind, IgnoreReason, MAX_MESSAGE_LEN, MAX_ORIGIN_LEN, MAX_VERSION_LEN,
+};
 pub use metrics::{ApplyAction, FleetMetrics, PublishOutcome};
 pub use publish::layer::PublishLayer;
 pub use publish::published::Published;
 pub use publish::publisher::{
     DEFAULT_OUTBOX_CAPACITY, DEFAULT_PUBLISH_TIMEOUT, Publisher, PublisherBuilder,
 };
-pub use subject::{DEFAULT_PREFIX, LEASE_BUCKET, check_prefix, check_store_id, key_subject, stream_name};
+pub use subject::{
+    DEFAULT_PREFIX, LEASE_BUCKET, check_prefix, check_store_id, key_subject, stream_name,
+};
 pub use subscribe::apply::ApplyMode;
 pub use subscribe::subscriber::{
     DEFAULT_MIN_INTERVAL, DEFAULT_REVALIDATE_JITTER, Subscriber, SubscriberBuilder,

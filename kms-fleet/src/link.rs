@@ -111,11 +111,13 @@ impl fmt::Debug for FleetLinkBuilder {
 /// `url` with any `user:password@` replaced, for `Debug` and errors.
 fn redact_url(url: &str) -> String {
     url.split(',')
-        .map(|server| match (server.split_once("://"), server.rsplit_once('@')) {
-            (Some((scheme, _)), Some((_, host))) => format!("{scheme}://[REDACTED]@{host}"),
-            (None, Some((_, host))) => format!("[REDACTED]@{host}"),
-            _ => server.to_owned(),
-        })
+        .map(
+            |server| match (server.split_once("://"), server.rsplit_once('@')) {
+                (Some((scheme, _)), Some((_, host))) => format!("{scheme}://[REDACTED]@{host}"),
+                (None, Some((_, host))) => format!("[REDACTED]@{host}"),
+                _ => server.to_owned(),
+            },
+        )
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -315,15 +317,16 @@ impl FleetLinkBuilder {
             ));
         }
         if self.stream.replicas == 0 || self.stream.replicas > 5 {
-            return Err(Error::configuration(
-                "fleet.replicas",
-                "must be 1 to 5",
-            ));
+            return Err(Error::configuration("fleet.replicas", "must be 1 to 5"));
         }
         if self.stream.max_age.is_zero() {
-            return Err(Error::configuration("fleet.max_age", "must be longer than zero"));
+            return Err(Error::configuration(
+                "fleet.max_age",
+                "must be longer than zero",
+            ));
         }
-        if self.stream.duplicate_window.is_zero() || self.stream.duplicate_window > self.stream.max_age
+        if self.stream.duplicate_window.is_zero()
+            || self.stream.duplicate_window > self.stream.max_age
         {
             return Err(Error::configuration(
                 "fleet.duplicate_window",
@@ -458,7 +461,9 @@ mod tests {
             .auth(NatsAuth::Token(SecretValue::from("tok-hunter2")));
         let text = format!("{b:?}");
         assert!(!text.contains("hunter2"), "{text}");
-        let bad = FleetLink::builder("http://alice:hunter2@x").validate().unwrap_err();
+        let bad = FleetLink::builder("http://alice:hunter2@x")
+            .validate()
+            .unwrap_err();
         assert!(!bad.to_string().contains("hunter2"), "{bad}");
         assert!(bad.to_string().contains("fleet.nats"), "{bad}");
     }

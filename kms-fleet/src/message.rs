@@ -172,7 +172,10 @@ impl Change {
             return Err(IgnoreReason::BadKey);
         }
         let key = KeyName::new(&change.key).map_err(|_| IgnoreReason::BadKey)?;
-        if change.version.as_ref().is_some_and(|v| v.len() > MAX_VERSION_LEN)
+        if change
+            .version
+            .as_ref()
+            .is_some_and(|v| v.len() > MAX_VERSION_LEN)
             || change.origin.len() > MAX_ORIGIN_LEN
         {
             return Err(IgnoreReason::Malformed);
@@ -230,10 +233,19 @@ mod tests {
         );
         let mut huge = change();
         huge.key = "k".repeat(600);
-        assert_eq!(Change::decode(&huge.encode(), "app"), Err(IgnoreReason::BadKey));
+        assert_eq!(
+            Change::decode(&huge.encode(), "app"),
+            Err(IgnoreReason::BadKey)
+        );
         huge.key = "k".repeat(2000);
-        assert_eq!(Change::decode(&huge.encode(), "app"), Err(IgnoreReason::TooLarge));
-        assert_eq!(Change::decode(b"not json", "app"), Err(IgnoreReason::Malformed));
+        assert_eq!(
+            Change::decode(&huge.encode(), "app"),
+            Err(IgnoreReason::TooLarge)
+        );
+        assert_eq!(
+            Change::decode(b"not json", "app"),
+            Err(IgnoreReason::Malformed)
+        );
         let mut extra: serde_json::Value = serde_json::from_slice(&change().encode()).unwrap();
         extra["colour"] = "red".into();
         let bytes = serde_json::to_vec(&extra).unwrap();

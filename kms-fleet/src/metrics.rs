@@ -203,7 +203,10 @@ impl FleetMetrics {
     }
 
     pub(crate) fn observe_lag(&self, store_id: &str, seconds: f64) {
-        self.families.lag.get_or_create(&store(store_id)).observe(seconds);
+        self.families
+            .lag
+            .get_or_create(&store(store_id))
+            .observe(seconds);
     }
 
     pub(crate) fn published(&self, store_id: &str, outcome: PublishOutcome) {
@@ -321,7 +324,10 @@ impl FleetMetrics {
 
     /// Backend calls of `store_id` that waited for a budget token so far.
     pub fn budget_wait_count(&self, store_id: &str) -> u64 {
-        self.families.budget_waits.get_or_create(&store(store_id)).get()
+        self.families
+            .budget_waits
+            .get_or_create(&store(store_id))
+            .get()
     }
 
     /// Backend calls of `store_id` the budget refused so far.

@@ -71,7 +71,8 @@ pub fn store_subjects(prefix: &str, store: &str) -> String {
 /// (names may hold `.`, `/`, `*` or `>`, which NATS reads as separators and wildcards).
 pub fn key_subject(prefix: &str, store: &str, key: &KeyName) -> String {
     use std::fmt::Write as _;
-    let mut subject = String::with_capacity(prefix.len() + store.len() + 2 + key.as_str().len() * 2);
+    let mut subject =
+        String::with_capacity(prefix.len() + store.len() + 2 + key.as_str().len() * 2);
     subject.push_str(prefix);
     subject.push('.');
     subject.push_str(store);
@@ -89,7 +90,10 @@ mod tests {
     #[test]
     fn names() {
         let key = KeyName::new("a.b/=").unwrap();
-        assert_eq!(key_subject("kms.fleet", "app", &key), "kms.fleet.app.612e622f3d");
+        assert_eq!(
+            key_subject("kms.fleet", "app", &key),
+            "kms.fleet.app.612e622f3d"
+        );
         assert_eq!(store_subjects("kms.fleet", "app"), "kms.fleet.app.>");
         assert!(check_store_id("s", "app-1_x").is_ok());
         assert!(check_store_id("s", "a.b").is_err());

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use common::{Counting, TestFleet, eventually, link, nats_url, unique};
 use kms_cache::CacheLayer;
+use kms_core::Layer;
 use kms_core::{KeyName, KeyStore, MemoryStore};
 use kms_fleet::{
     ApplyAction, Change, ChangeKind, FleetLink, IgnoreReason, PublishLayer, PublishOutcome,
     Publisher, Subscriber, key_subject,
 };
-use kms_core::Layer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_write_reaches_every_cache_and_none_goes_back() {
@@ -42,9 +42,16 @@ async fn every_write_reaches_every_cache_and_none_goes_back() {
         Duration::from_millis(2),
     )
     .await;
-    assert!(eventually(Duration::from_secs(20), || fleet.all_following() && fleet.min_seen() == 1).await);
+    assert!(
+        eventually(Duration::from_secs(20), || fleet.all_following()
+            && fleet.min_seen() == 1)
+        .await
+    );
     for round in 2..=20u64 {
-        let meta = writer.store(&key, format!("v{round}").into()).await.unwrap();
+        let meta = writer
+            .store(&key, format!("v{round}").into())
+            .await
+            .unwrap();
         assert_eq!(meta.version.as_deref(), Some(round.to_string().as_str()));
         assert!(
             eventually(Duration::from_secs(10), || fleet.min_seen() == round).await,
@@ -56,7 +63,12 @@ async fn every_write_reaches_every_cache_and_none_goes_back() {
     assert_eq!(fleet.errors.load(Ordering::Relaxed), 0);
     let metrics = links[0].metrics();
     assert!(metrics.applied_count(&store_id, ApplyAction::Dropped) >= 19);
-    assert!(writer_link.metrics().published_count(&store_id, PublishOutcome::Published) >= 20);
+    assert!(
+        writer_link
+            .metrics()
+            .published_count(&store_id, PublishOutcome::Published)
+            >= 20
+    );
 }
 
 /// Publishes raw bytes on `key`'s subject of `store_id`.
@@ -78,7 +90,9 @@ async fn bad_messages_are_ignored_and_counted() {
     let backend = Arc::new(MemoryStore::new());
     let key = KeyName::new("fleet-bad/k").unwrap();
     backend.store(&key, "v1".into()).await.unwrap();
-    let cached = CacheLayer::new().ttl(Duration::from_secs(600)).wrap(backend.clone());
+    let cached = CacheLayer::new()
+        .ttl(Duration::from_secs(600))
+        .wrap(backend.clone());
     let sub_link = link(&url).await;
     let subscriber = Subscriber::builder(&sub_link, &store_id, cached.handle())
         .spawn()
@@ -95,7 +109,13 @@ async fn bad_messages_are_ignored_and_counted() {
     let mut huge_key = good.clone();
     huge_key.key = "k".repeat(300);
     let too_large = vec![b' '; 4096];
-    publish_raw(&pub_link, &store_id, key.as_str(), serde_json::to_vec(&value_like).unwrap()).await;
+    publish_raw(
+        &pub_link,
+        &store_id,
+        key.as_str(),
+        serde_json::to_vec(&value_like).unwrap(),
+    )
+    .await;
     publish_raw(&pub_link, &store_id, key.as_str(), other_store.encode()).await;
     publish_raw(&pub_link, &store_id, key.as_str(), huge_key.encode()).await;
     publish_raw(&pub_link, &store_id, key.as_str(), too_large).await;
@@ -105,7 +125,11 @@ async fn bad_messages_are_ignored_and_counted() {
     let sid = store_id.clone();
     assert!(
         eventually(Duration::from_secs(10), || {
-            IgnoreReason::ALL.iter().map(|r| m.ignored_count(&sid, *r)).sum::<u64>() == 5
+            IgnoreReason::ALL
+                .iter()
+                .map(|r| m.ignored_count(&sid, *r))
+                .sum::<u64>()
+                == 5
         })
         .await
     );
@@ -113,10 +137,7 @@ async fn bad_messages_are_ignored_and_counted() {
         assert_eq!(m.ignored_count(&store_id, reason), 1, "{reason}");
     }
     // Nothing was applied: the cached entry is still there at its version.
-    assert_eq!(
-        cached.handle().cached_version(&key),
-        Some(Some("1".into()))
-    );
+    assert_eq!(cached.handle().cached_version(&key), Some(Some("1".into())));
     assert_eq!(m.applied_count(&store_id, ApplyAction::Dropped), 0);
 }
 
@@ -128,7 +149,11 @@ async fn repeated_changes_cost_one_reload_per_key_per_interval() {
     let gets = backend.gets.clone();
     let key = KeyName::new("fleet-rep/k").unwrap();
     backend.store(&key, "v1".into()).await.unwrap();
-    let cached = Arc::new(CacheLayer::new().ttl(Duration::from_secs(600)).wrap(backend));
+    let cached = Arc::new(
+        CacheLayer::new()
+            .ttl(Duration::from_secs(600))
+            .wrap(backend),
+    );
     let sub_link = link(&url).await;
     let subscriber = Subscriber::builder(&sub_link, &store_id, cached.handle())
         .min_interval(Duration::from_millis(800))
@@ -152,7 +177,14 @@ async fn repeated_changes_cost_one_reload_per_key_per_interval() {
     let start = std::time::Instant::now();
     // Fifty forged changes with distinct versions, as fast as they go.
     for i in 0..50u64 {
-        let forged = Change::new(&store_id, &key, Some(&format!("{}", 100 + i)), ChangeKind::Write, "forger", i);
+        let forged = Change::new(
+            &store_id,
+            &key,
+            Some(&format!("{}", 100 + i)),
+            ChangeKind::Write,
+            "forger",
+            i,
+        );
         publish_raw(&pub_link, &store_id, key.as_str(), forged.encode()).await;
     }
     let m = sub_link.metrics().clone();
@@ -178,7 +210,10 @@ async fn repeated_changes_cost_one_reload_per_key_per_interval() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_succeeds_while_nats_is_unreachable() {
     // Nothing listens on 4259 (the top of this crate's port range).
-    let link = FleetLink::builder("nats://127.0.0.1:4259").connect().await.unwrap();
+    let link = FleetLink::builder("nats://127.0.0.1:4259")
+        .connect()
+        .await
+        .unwrap();
     let store_id = unique("down");
     let publisher = Publisher::builder(&link, &store_id)
         .timeout(Duration::from_millis(100))
@@ -190,6 +225,14 @@ async fn a_write_succeeds_while_nats_is_unreachable() {
     assert_eq!(meta.version.as_deref(), Some("1"));
     store.remove(&key).await.unwrap();
     assert!(!link.is_up());
-    assert_eq!(publisher.outbox_len(), 1, "the latest change of the key is kept");
-    assert_eq!(link.metrics().published_count(&store_id, PublishOutcome::Queued), 2);
+    assert_eq!(
+        publisher.outbox_len(),
+        1,
+        "the latest change of the key is kept"
+    );
+    assert_eq!(
+        link.metrics()
+            .published_count(&store_id, PublishOutcome::Queued),
+        2
+    );
 }

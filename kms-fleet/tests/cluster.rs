@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{Cluster, TestFleet, eventually, link, unique};
 use kms_core::{KeyName, KeyStore, Layer, MemoryStore};
-use kms_fleet::{FleetLink, FleetMetrics, PublishLayer, Publisher, StreamSettings};
+use kms_fleet::{FleetLink, FleetMetrics, PublishLayer, PublishOutcome, Publisher, StreamSettings};
 
 async fn cluster_link(url: &str) -> FleetLink {
     FleetLink::builder(url)
@@ -30,7 +30,11 @@ async fn cluster_link(url: &str) -> FleetLink {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_one_node_then_all_mid_run_and_restart() {
     let mut cluster = Cluster::start(4230);
-    assert!(cluster.wait_ready(Duration::from_secs(30)).await, "cluster did not form: {}", cluster.log(0));
+    assert!(
+        cluster.wait_ready(Duration::from_secs(30)).await,
+        "cluster did not form: {}",
+        cluster.log(0)
+    );
     let url = cluster.url();
     let store_id = unique("kill");
     let backend: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
@@ -67,7 +71,11 @@ async fn kill_one_node_then_all_mid_run_and_restart() {
         Duration::from_millis(5),
     )
     .await;
-    assert!(eventually(Duration::from_secs(30), || fleet.all_following() && fleet.min_seen() == 1).await);
+    assert!(
+        eventually(Duration::from_secs(30), || fleet.all_following()
+            && fleet.min_seen() == 1)
+        .await
+    );
 
     // The writer rotates the key every 50 ms for the whole run.
     let stop = Arc::new(AtomicBool::new(false));
@@ -103,7 +111,19 @@ async fn kill_one_node_then_all_mid_run_and_restart() {
         publisher.outbox_len()
     );
     assert_eq!(fleet.regressions.load(Ordering::Relaxed), 0);
-    assert_eq!(fleet.errors.load(Ordering::Relaxed), 0, "no caller error while a value was cached");
+    assert_eq!(
+        fleet.errors.load(Ordering::Relaxed),
+        0,
+        "no caller error while a value was cached"
+    );
+    // The outage was real: writes made while every node was down went through the outbox.
+    assert!(
+        writer_link
+            .metrics()
+            .published_count(&store_id, PublishOutcome::Queued)
+            > 0
+    );
+    assert_eq!(publisher.outbox_len(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -138,7 +158,11 @@ async fn a_stream_lost_while_away_is_a_gap_and_every_key_is_revalidated() {
         Duration::from_millis(5),
     )
     .await;
-    assert!(eventually(Duration::from_secs(30), || fleet.all_following() && fleet.min_seen() == 1).await);
+    assert!(
+        eventually(Duration::from_secs(30), || fleet.all_following()
+            && fleet.min_seen() == 1)
+        .await
+    );
     writer.store(&key, "v".into()).await.unwrap();
     assert!(eventually(Duration::from_secs(10), || fleet.min_seen() == 2).await);
 

@@ -16,9 +16,8 @@ use kms_core::{KeyName, KeyStore, Layer};
 use kms_fleet::{PublishLayer, Publisher, Watched, Watcher};
 
 async fn vault() -> Arc<dyn KeyStore> {
-    let addr = std::env::var("KMS_TEST_VAULT_ADDR").expect(
-        "KMS_TEST_VAULT_ADDR is not set: source /tmp/peers.env or run scripts/test",
-    );
+    let addr = std::env::var("KMS_TEST_VAULT_ADDR")
+        .expect("KMS_TEST_VAULT_ADDR is not set: source /tmp/peers.env or run scripts/test");
     let token = std::env::var("KMS_TEST_VAULT_TOKEN").expect("KMS_TEST_VAULT_TOKEN");
     let client = VaultClient::builder(addr)
         .auth(VaultAuth::token(token))
@@ -56,7 +55,7 @@ async fn child_fleet_process() {
         let closed = closed.clone();
         std::thread::spawn(move || {
             let mut line = String::new();
-            while std::io::stdin().read_line(&mut line).map_or(false, |n| n > 0) {
+            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
                 line.clear();
             }
             closed.store(true, Ordering::Release);
@@ -106,7 +105,13 @@ async fn hundred_caches_in_two_processes_follow_every_rotation() {
 
     // The other process: 10 caches.
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_fleet_process", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "child_fleet_process",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env("KMS_FLEET_CHILD_STORE", &store_id)
         .env("KMS_FLEET_CHILD_KEY", key.as_str())
         .stdin(Stdio::piped())
@@ -197,7 +202,11 @@ async fn hundred_caches_in_two_processes_follow_every_rotation() {
     let _ = child.wait();
     assert_eq!(fleet.regressions.load(Ordering::Relaxed), 0);
     assert_eq!(fleet.errors.load(Ordering::Relaxed), 0);
-    assert_eq!(child_bad.load(Ordering::Relaxed), 0, "the child saw a regression or error");
+    assert_eq!(
+        child_bad.load(Ordering::Relaxed),
+        0,
+        "the child saw a regression or error"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -244,15 +253,29 @@ async fn a_bao_kv_put_reaches_every_cache_through_one_watcher() {
         Duration::from_millis(2),
     )
     .await;
-    assert!(eventually(Duration::from_secs(30), || fleet.all_following() && fleet.min_seen() == 1).await);
-    assert!(eventually(Duration::from_secs(10), || watchers.iter().any(|w| w.is_leader())).await);
+    assert!(
+        eventually(Duration::from_secs(30), || fleet.all_following()
+            && fleet.min_seen() == 1)
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || watchers
+            .iter()
+            .any(|w| w.is_leader()))
+        .await
+    );
 
     let start = Instant::now();
     let checks_before: u64 = counters.iter().map(|c| c.load(Ordering::Relaxed)).sum();
     for round in 2..=4u64 {
         // The operator's change, outside the library.
         let status = Command::new("bao")
-            .args(["kv", "put", &format!("secret/{}", keys[0].as_str()), &format!("v=w{round}")])
+            .args([
+                "kv",
+                "put",
+                &format!("secret/{}", keys[0].as_str()),
+                &format!("v=w{round}"),
+            ])
             .stdout(Stdio::null())
             .status()
             .expect("`bao` on PATH (source /tmp/peers.env or run scripts/test)");
@@ -264,8 +287,11 @@ async fn a_bao_kv_put_reaches_every_cache_through_one_watcher() {
         );
     }
     let elapsed = start.elapsed();
-    let checks: u64 =
-        counters.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>() - checks_before;
+    let checks: u64 = counters
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum::<u64>()
+        - checks_before;
     let intervals = elapsed.as_millis() as u64 / interval.as_millis() as u64 + 2;
     assert!(
         checks <= keys.len() as u64 * intervals,

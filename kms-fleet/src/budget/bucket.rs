@@ -32,7 +32,7 @@ pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(2);
 /// a second for 400 instances). [`RequestBudget::share_of`] computes it. The burst bounds how
 /// far a process may run ahead of its rate; for a fleet started together, each process's
 /// saved-up burst is spent together, so keep it small, and
-/// [`cold_start_spread`](Self::cold_start_spread) starts each bucket with a random fill so
+/// [`cold_start_spread`](RequestBudgetBuilder::cold_start_spread) starts each bucket with a random fill so
 /// the fleet's first calls are spread over one token's time instead of landing at once.
 #[derive(Clone)]
 pub struct RequestBudget {
@@ -321,7 +321,10 @@ mod tests {
     fn bad_settings_name_themselves() {
         let e = RequestBudget::builder("t", 0.0).build().unwrap_err();
         assert!(e.to_string().contains("fleet.budget.rate"), "{e}");
-        let e = RequestBudget::builder("t", 1.0).burst(0.5).build().unwrap_err();
+        let e = RequestBudget::builder("t", 1.0)
+            .burst(0.5)
+            .build()
+            .unwrap_err();
         assert!(e.to_string().contains("fleet.budget.burst"), "{e}");
         assert!((RequestBudget::share_of(10_000.0, 400, 0.2) - 20.0).abs() < 1e-9);
     }

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::link::{FleetLink, unavailable};
 use crate::message::Change;
 use crate::subject::{check_store_id, store_subjects};
-use crate::subscribe::apply::{ApplyMode, Applier};
+use crate::subscribe::apply::{Applier, ApplyMode};
 
 /// The default spread of a full revalidation after a gap: every cached key is checked once,
 /// at a random time within it.
@@ -209,7 +209,11 @@ async fn follow(
             // Recreated (its sequence went back) or aged past what this process saw.
             applier.metrics.gap(store);
             applier.revalidate_all(jitter);
-            let resume = if last > last_in_stream { last_in_stream } else { first.saturating_sub(1) };
+            let resume = if last > last_in_stream {
+                last_in_stream
+            } else {
+                first.saturating_sub(1)
+            };
             state.last.store(resume, Ordering::Release);
             resume + 1
         } else {

@@ -105,7 +105,7 @@ struct WatchState {
 
 /// A running watcher: stops when dropped.
 ///
-/// Each interval it takes or renews the store's lease ([`Lease`]); only the holder polls:
+/// Each interval it takes or renews the store's lease (an entry of the [`LEASE_BUCKET`](crate::LEASE_BUCKET) key-value bucket); only the holder polls:
 /// one version check (a `get`) per watched key, and a publish of each key whose version
 /// differs from the last round's (a removed key is published as a removal). Several
 /// watchers of one store run for availability; if the holder dies its lease expires and

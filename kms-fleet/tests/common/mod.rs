@@ -179,7 +179,10 @@ impl Cluster {
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(&store)
             .args(["-n", &format!("fleet-n{i}"), "--cluster_name", "kmsfleet"])
-            .args(["--cluster", &format!("nats://127.0.0.1:{}", self.base + 2000 + i as u16)])
+            .args([
+                "--cluster",
+                &format!("nats://127.0.0.1:{}", self.base + 2000 + i as u16),
+            ])
             .args(["--routes", &routes.join(",")])
             .stdout(Stdio::null())
             .stderr(log)
@@ -196,23 +199,31 @@ impl Cluster {
         }
     }
 
-    /// Waits until the cluster answers JetStream requests with a leader for `stream`
-    /// (a stream info through a fresh client).
+    /// Waits until the cluster stores a message in a three-replica stream (so it has a
+    /// metadata leader and can place and lead streams).
     pub async fn wait_ready(&self, limit: Duration) -> bool {
         let start = Instant::now();
         while start.elapsed() < limit {
-            if let Ok(Ok(client)) = tokio::time::timeout(
-                Duration::from_secs(2),
-                async_nats::connect(self.url()),
-            )
-            .await
-            {
+            let attempt = async {
+                let servers: Vec<String> = self.url().split(',').map(str::to_owned).collect();
+                let client = async_nats::connect(servers).await.ok()?;
                 let js = async_nats::jetstream::new(client);
-                if let Ok(Ok(_)) =
-                    tokio::time::timeout(Duration::from_secs(2), js.query_account()).await
-                {
-                    return true;
-                }
+                js.get_or_create_stream(async_nats::jetstream::stream::Config {
+                    name: "KMS_FLEET_PROBE".to_owned(),
+                    subjects: vec!["kmsfleetprobe.>".to_owned()],
+                    num_replicas: 3,
+                    ..Default::default()
+                })
+                .await
+                .ok()?;
+                js.publish("kmsfleetprobe.x", "x".into())
+                    .await
+                    .ok()?
+                    .await
+                    .ok()
+            };
+            if let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(3), attempt).await {
+                return true;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
