@@ -106,6 +106,72 @@ impl CacheHandle {
         }
     }
 
+    /// The version the cache holds `key` at: `None` if it holds nothing for the key,
+    /// `Some(None)` if it holds a value of unknown version (or remembers that the key does not
+    /// exist). Not a read: no hit is counted and the entry's place in the eviction order and
+    /// its time-to-idle do not move.
+    pub fn cached_version(&self, key: &KeyName) -> Option<Option<Arc<str>>> {
+        self.core.get()?.peek_version(key)
+    }
+
+    /// Every key the cache holds now, fresh or stale (a snapshot; a key may be gone by the
+    /// time it is used).
+    pub fn cached_keys(&self) -> Vec<KeyName> {
+        self.core
+            .get()
+            .map_or_else(Vec::new, |core| core.held_keys())
+    }
+
+    /// Drops `key` (as [`invalidate`](Self::invalidate)) unless the cache holds it at
+    /// `version`; returns whether it was dropped. For a message that says "`key` is now at
+    /// `version`": a cache already at that version keeps its entry and costs no reload.
+    pub fn invalidate_unless_version(&self, key: &KeyName, version: &str) -> bool {
+        let Some(core) = self.core.get() else {
+            return false;
+        };
+        if let Some(Some(held)) = core.peek_version(key)
+            && &*held == version
+        {
+            return false;
+        }
+        core.invalidate(key);
+        true
+    }
+
+    /// Asks the store below the cache for `key` (one read, which does not go through the
+    /// cache) and drops the cached entry if the store's version differs from the one held,
+    /// or the store no longer has the key or denies it; returns whether it was dropped.
+    /// On any other failure the entry is kept, so a cache that cannot reach its store keeps
+    /// serving. For revalidating every key after invalidation messages may have been missed.
+    ///
+    /// # Errors
+    ///
+    /// The store's error (nothing is dropped then, unless the error withdraws the value);
+    /// [`ErrorKind::Configuration`] if the layer has built no store yet.
+    pub async fn revalidate(&self, key: &KeyName) -> Result<bool> {
+        let Some(core) = self.core.get() else {
+            return Err(Error::new(
+                ErrorKind::Configuration,
+                "cache layer has not built a store yet",
+            ));
+        };
+        let Some(held) = core.peek_version(key) else {
+            return Ok(false);
+        };
+        match core.inner().get(key).await {
+            Ok(current) if current.meta.version == held && held.is_some() => Ok(false),
+            Ok(_) => {
+                core.invalidate(key);
+                Ok(true)
+            }
+            Err(err) if err.kind().withdraws_stale() => {
+                core.invalidate(key);
+                Ok(true)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
     /// Loads in flight now: the cache's in-flight bookkeeping, back to zero once every load
     /// has ended (a load keeps running after its callers leave, at most its load timeout).
     pub fn loads_in_flight(&self) -> usize {

@@ -5,6 +5,7 @@
 
 mod entry;
 mod flight;
+mod peek;
 mod policy;
 mod recorder;
 mod rejections;
