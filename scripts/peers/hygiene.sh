@@ -8,7 +8,7 @@ hygiene_check() {
     export PATH="$KMS_TOOLS/bin:$PATH"
     if ! command -v cargo-deny >/dev/null; then
         log "cargo install cargo-deny (into $KMS_TOOLS)"
-        cargo install --locked --root "$KMS_TOOLS" cargo-deny@0.19.0
+        cargo install --locked --root "$KMS_TOOLS" cargo-deny@0.20.2
     fi
     log "cargo deny check licenses bans"
     cargo deny --log-level error check licenses bans
