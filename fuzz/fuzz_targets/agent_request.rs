@@ -24,13 +24,18 @@ fn only_in_values(path_and_query: &str, canary: &str) -> bool {
     let query = query.split('#').next().unwrap_or("");
     let in_values: usize = query
         .split('&')
-        .map(|p| p.split_once('=').map_or(0, |(_, v)| v.matches(canary).count()))
+        .map(|p| {
+            p.split_once('=')
+                .map_or(0, |(_, v)| v.matches(canary).count())
+        })
         .sum();
     in_values == path_and_query.matches(canary).count()
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let mut parts = text.splitn(3, '\n');
     let path_and_query = plant(parts.next().unwrap_or(""));
     let presented = plant(parts.next().unwrap_or(""));

@@ -42,14 +42,20 @@ async fn store() -> Arc<SecretsManagerStore> {
                 .load()
                 .await
                 .expect("an SDK config");
-            Arc::new(SecretsManagerStore::builder(&config).build().expect("a store"))
+            Arc::new(
+                SecretsManagerStore::builder(&config)
+                    .build()
+                    .expect("a store"),
+            )
         })
         .await
         .clone()
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((header, lines)) = header_and_lines(data) else { return };
+    let Some((header, lines)) = header_and_lines(data) else {
+        return;
+    };
     let replies: Vec<Reply> = lines.iter().take(16).map(|l| Reply::parse(l)).collect();
     let mut hide = Vec::new();
     for canary in [SECRET, TOKEN] {
@@ -57,14 +63,21 @@ fuzz_target!(|data: &[u8]| {
             .iter()
             .map(|r| {
                 let in_headers = r.headers.iter().any(|(_, v)| v.contains(canary));
-                placement(&r.body, canary, &SECRET_KEYS).or(Placement { secret: false, elsewhere: in_headers })
+                placement(&r.body, canary, &SECRET_KEYS).or(Placement {
+                    secret: false,
+                    elsewhere: in_headers,
+                })
             })
             .fold(Placement::default(), Placement::or);
         if seen.must_hide() {
             hide.push(canary);
         }
     }
-    let opt = |name: &str| header.split(' ').find_map(|w| w.strip_prefix(name).and_then(|v| v.strip_prefix('=')));
+    let opt = |name: &str| {
+        header
+            .split(' ')
+            .find_map(|w| w.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+    };
     let flag = |name: &str| header.split(' ').any(|w| w == name);
     let key = KeyName::new("fuzz/key").unwrap();
     let value = SecretValue::from(SECRET);
@@ -87,7 +100,11 @@ fuzz_target!(|data: &[u8]| {
         } else if let Some(v) = opt("version") {
             read(store.get_version(&key, v).await);
         } else if let Some(s) = opt("stage") {
-            read(store.get_stage(&key, &VersionStage::Custom(s.to_owned())).await);
+            read(
+                store
+                    .get_stage(&key, &VersionStage::Custom(s.to_owned()))
+                    .await,
+            );
         } else if let Some(p) = opt("list") {
             if let Ok(prefix) = KeyPrefix::new(p) {
                 match store.list(&prefix).await {

@@ -28,19 +28,29 @@ fuzz_target!(|data: &[u8]| {
     if is_age(&file) {
         let err = unseal(&file, &Unseal::Identities(vec![Box::new(IDENTITY.clone())]))
             .expect_err("a file this identity never sealed");
-        assert!(matches!(err.exit, Exit::Denied | Exit::InvalidInput), "{err}");
+        assert!(
+            matches!(err.exit, Exit::Denied | Exit::InvalidInput),
+            "{err}"
+        );
         return;
     }
     match Bundle::from_json(&file) {
         Ok(bundle) => {
-            assert!(bundle.keys.windows(2).all(|w| w[0].0 <= w[1].0), "sorted by name");
+            assert!(
+                bundle.keys.windows(2).all(|w| w[0].0 <= w[1].0),
+                "sorted by name"
+            );
             let json = bundle.to_json();
             let again = Bundle::from_json(&json).expect("a written bundle reads back");
             assert_eq!(again.keys, bundle.keys, "round trip");
             assert_eq!(*again.to_json(), *json, "canonical");
             let sealed = seal(&json, Seal::Recipients(vec![IDENTITY.to_public()])).unwrap();
             assert!(is_age(&sealed));
-            let plain = unseal(&sealed, &Unseal::Identities(vec![Box::new(IDENTITY.clone())])).unwrap();
+            let plain = unseal(
+                &sealed,
+                &Unseal::Identities(vec![Box::new(IDENTITY.clone())]),
+            )
+            .unwrap();
             assert_eq!(*plain, *json, "age round trip");
             assert_clean("Debug of a bundle", &format!("{bundle:?}"), SECRET);
         }

@@ -8,11 +8,15 @@
 #![no_main]
 
 use kms::Config;
-use kms_fuzz::{SECRET, TOKEN, assert_clean, assert_error_clean, env_placement, plant, toml_placement};
+use kms_fuzz::{
+    SECRET, TOKEN, assert_clean, assert_error_clean, env_placement, plant, toml_placement,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let (toml, env) = text.split_once("\n---\n").unwrap_or((text, ""));
     let toml = plant(toml);
     let vars: Vec<(String, String)> = env
@@ -22,7 +26,11 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let hide: Vec<&str> = [SECRET, TOKEN]
         .into_iter()
-        .filter(|c| toml_placement(&toml, c).or(env_placement(&vars, c)).must_hide())
+        .filter(|c| {
+            toml_placement(&toml, c)
+                .or(env_placement(&vars, c))
+                .must_hide()
+        })
         .collect();
     let loaded = Config::from_toml_str(&toml).and_then(|c| c.with_vars(vars.iter().cloned()));
     match loaded {

@@ -21,7 +21,9 @@ static PROVIDER: LazyLock<Arc<LocalKeyProvider>> =
     LazyLock::new(|| Arc::new(LocalKeyProvider::generate()));
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let inner = Arc::new(MemoryStore::new());
     let sealed = EnvelopeLayer::new(PROVIDER.clone()).wrap(inner.clone());
     let key = KeyName::new("fuzz/record").unwrap();
@@ -29,31 +31,65 @@ fuzz_target!(|data: &[u8]| {
     runtime().block_on(async {
         match mode % 3 {
             0 => {
-                inner.store(&key, SecretValue::copy_from_slice(rest)).await.unwrap();
-                let err = sealed.get(&key).await.expect_err("a record the envelope did not write");
+                inner
+                    .store(&key, SecretValue::copy_from_slice(rest))
+                    .await
+                    .unwrap();
+                let err = sealed
+                    .get(&key)
+                    .await
+                    .expect_err("a record the envelope did not write");
                 assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
             }
             1 => {
-                sealed.store(&key, SecretValue::copy_from_slice(rest)).await.unwrap();
+                sealed
+                    .store(&key, SecretValue::copy_from_slice(rest))
+                    .await
+                    .unwrap();
                 let back = sealed.get(&key).await.unwrap();
                 assert_eq!(back.value.expose_secret(), rest, "round trip");
                 let raw = inner.get(&key).await.unwrap().value;
                 let raw = raw.expose_secret();
                 assert_eq!(&raw[..4], format::MAGIC);
-                assert!(raw.len() >= rest.len() + format::HEADER_LEN + format::NONCE_LEN + format::TAG_LEN);
+                assert!(
+                    raw.len()
+                        >= rest.len() + format::HEADER_LEN + format::NONCE_LEN + format::TAG_LEN
+                );
                 if rest.len() >= 8 {
-                    assert!(!raw.windows(rest.len()).any(|w| w == rest), "the plaintext is stored");
+                    assert!(
+                        !raw.windows(rest.len()).any(|w| w == rest),
+                        "the plaintext is stored"
+                    );
                 }
             }
             _ => {
                 if rest.len() < 3 {
                     return;
                 }
-                let (pos, mask, value) = (u16::from_be_bytes([rest[0], rest[1]]) as usize, rest[2], &rest[3..]);
-                sealed.store(&key, SecretValue::copy_from_slice(value)).await.unwrap();
-                let raw = inner.get(&key).await.unwrap().value.expose_secret().to_vec();
-                inner.store(&other, SecretValue::copy_from_slice(&raw)).await.unwrap();
-                assert!(sealed.get(&other).await.is_err(), "a record read under another name");
+                let (pos, mask, value) = (
+                    u16::from_be_bytes([rest[0], rest[1]]) as usize,
+                    rest[2],
+                    &rest[3..],
+                );
+                sealed
+                    .store(&key, SecretValue::copy_from_slice(value))
+                    .await
+                    .unwrap();
+                let raw = inner
+                    .get(&key)
+                    .await
+                    .unwrap()
+                    .value
+                    .expose_secret()
+                    .to_vec();
+                inner
+                    .store(&other, SecretValue::copy_from_slice(&raw))
+                    .await
+                    .unwrap();
+                assert!(
+                    sealed.get(&other).await.is_err(),
+                    "a record read under another name"
+                );
                 let mut changed = raw.clone();
                 let at = pos % changed.len();
                 if mask == 0 {

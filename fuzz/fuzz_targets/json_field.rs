@@ -9,13 +9,21 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let (field, doc) = text.split_once('\n').unwrap_or((text, ""));
     let doc = plant(doc);
     let value = SecretValue::from(doc.as_str());
     let got = json_field(&value, field);
     let parsed = serde_json::from_str::<Value>(&doc).ok();
-    match (&got, parsed.as_ref().and_then(|v| v.as_object()).and_then(|m| m.get(field))) {
+    match (
+        &got,
+        parsed
+            .as_ref()
+            .and_then(|v| v.as_object())
+            .and_then(|m| m.get(field)),
+    ) {
         (Ok(v), Some(Value::String(s))) => assert_eq!(v.expose_secret(), s.as_bytes()),
         (Ok(v), Some(other)) => {
             let back: Value = serde_json::from_slice(v.expose_secret()).expect("a field as JSON");
@@ -45,7 +53,9 @@ fuzz_target!(|data: &[u8]| {
 /// Whether a key of the document holds the canary (keys are listed in errors: not secret).
 fn key_holds_secret(v: &Value) -> bool {
     match v {
-        Value::Object(m) => m.iter().any(|(k, v)| k.contains(SECRET) || key_holds_secret(v)),
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| k.contains(SECRET) || key_holds_secret(v)),
         Value::Array(a) => a.iter().any(key_holds_secret),
         _ => false,
     }

@@ -21,20 +21,33 @@ fn valid(s: &str, prefix: bool) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let (name_text, prefix_text) = text.split_once('\n').unwrap_or((text, ""));
 
     let name = KeyName::new(name_text);
-    assert_eq!(name.is_ok(), valid(name_text, false), "KeyName::new({name_text:?})");
+    assert_eq!(
+        name.is_ok(),
+        valid(name_text, false),
+        "KeyName::new({name_text:?})"
+    );
     let prefix = KeyPrefix::new(prefix_text);
-    assert_eq!(prefix.is_ok(), valid(prefix_text, true), "KeyPrefix::new({prefix_text:?})");
+    assert_eq!(
+        prefix.is_ok(),
+        valid(prefix_text, true),
+        "KeyPrefix::new({prefix_text:?})"
+    );
 
     if let Ok(name) = &name {
         // Round trip, byte for byte, through every way of making one.
         assert_eq!(name.as_str(), name_text);
         assert_eq!(name.to_string(), name_text);
         assert_eq!(&KeyName::new(name.as_str()).unwrap(), name);
-        assert_eq!(KeyName::try_from(name_text.to_owned()).unwrap().as_str(), name_text);
+        assert_eq!(
+            KeyName::try_from(name_text.to_owned()).unwrap().as_str(),
+            name_text
+        );
         assert_eq!(name.segments().collect::<Vec<_>>().join("/"), name_text);
         assert!(name.segments().all(|s| !s.is_empty()));
         // Every valid name is a valid prefix of itself, and starts with it.

@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
             let bytes = encode_shard(&names, length);
             let again = decode_shard(&bytes).expect("an encoded shard decodes");
             assert_eq!(again, (names.clone(), length));
-            assert_eq!(encode_shard(&again.0, again.1), bytes, "encoding is canonical");
+            assert_eq!(
+                encode_shard(&again.0, again.1),
+                bytes,
+                "encoding is canonical"
+            );
         }
         Err(e) => assert_eq!(e.kind(), kms_core::ErrorKind::InvalidData),
     }

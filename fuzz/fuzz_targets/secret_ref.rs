@@ -23,10 +23,13 @@ static FILE: LazyLock<String> = LazyLock::new(|| {
 });
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let file = FILE.as_str();
     let text = plant(text).replace("$FILE", file);
-    let parsed: Result<SecretRef, _> = serde_json::from_value(serde_json::Value::String(text.clone()));
+    let parsed: Result<SecretRef, _> =
+        serde_json::from_value(serde_json::Value::String(text.clone()));
     let r = match parsed {
         Ok(r) => r,
         Err(e) => return assert_error_clean(&e, &[SECRET, TOKEN]),
@@ -34,12 +37,22 @@ fuzz_target!(|data: &[u8]| {
     let shown = format!("{r} {r:?}");
     if r.is_inline() {
         assert_eq!(r.to_string(), "[REDACTED]");
-        assert_eq!(r.resolve("opt").unwrap().expose_secret(), text, "an inline secret is itself");
-        assert_eq!(r.resolve_bytes("opt").unwrap().expose_secret(), text.as_bytes());
+        assert_eq!(
+            r.resolve("opt").unwrap().expose_secret(),
+            text,
+            "an inline secret is itself"
+        );
+        assert_eq!(
+            r.resolve_bytes("opt").unwrap().expose_secret(),
+            text.as_bytes()
+        );
         return;
     }
     // A reference is shown as written (it names where the secret is, not the secret).
-    assert!(text.starts_with("env:") || text.starts_with("file:"), "{text:?} is a reference");
+    assert!(
+        text.starts_with("env:") || text.starts_with("file:"),
+        "{text:?} is a reference"
+    );
     assert_clean("a reference", &shown, SECRET);
     if let Some(name) = text.strip_prefix("env:") {
         assert_eq!(r.to_string(), text);
@@ -49,7 +62,14 @@ fuzz_target!(|data: &[u8]| {
             Err(e) => assert_error_clean(&e, &[SECRET, TOKEN]),
         }
     } else if r.to_string() == format!("file:{file}") {
-        assert_eq!(r.resolve("opt").unwrap().expose_secret(), SECRET, "a trailing newline is dropped");
-        assert_eq!(r.resolve_bytes("opt").unwrap().expose_secret(), SECRET.as_bytes());
+        assert_eq!(
+            r.resolve("opt").unwrap().expose_secret(),
+            SECRET,
+            "a trailing newline is dropped"
+        );
+        assert_eq!(
+            r.resolve_bytes("opt").unwrap().expose_secret(),
+            SECRET.as_bytes()
+        );
     }
 });

@@ -9,9 +9,9 @@
 //! value is `$SECRET`.
 //!
 //! Properties: no error (message, `Debug`, sources) shows the token, the value written, or a
-//! secret of a response (`value`, `password`, `client_token`, `secret_id`, `accessor`,
-//! `token`) unless the response also put it where errors may quote it (Vault's `errors`);
-//! a read's `Debug` never shows the value; a read returns the bytes the response holds.
+//! secret of a response (`value`, `password`, `client_token`, `secret_id`, `token`, `id`)
+//! unless the response also put it where errors may quote it (Vault's `errors`);
+//! a read's `Debug` never shows the value; listed names are under the prefix asked for.
 #![no_main]
 
 use std::time::Duration;
@@ -24,10 +24,19 @@ use kms_fuzz::{
 };
 use libfuzzer_sys::fuzz_target;
 
-const SECRET_KEYS: [&str; 6] = ["value", "password", "client_token", "secret_id", "accessor", "token"];
+const SECRET_KEYS: [&str; 6] = [
+    "value",
+    "password",
+    "client_token",
+    "secret_id",
+    "token",
+    "id",
+];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((header, lines)) = header_and_lines(data) else { return };
+    let Some((header, lines)) = header_and_lines(data) else {
+        return;
+    };
     let replies: Vec<Reply> = lines.iter().take(16).map(|l| Reply::parse(l)).collect();
     let seen = |canary: &str| {
         replies
@@ -44,7 +53,11 @@ fuzz_target!(|data: &[u8]| {
     let server = Scripted::get();
     server.script(replies.clone());
 
-    let opt = |name: &str| header.split(' ').find_map(|w| w.strip_prefix(name).and_then(|v| v.strip_prefix('=')));
+    let opt = |name: &str| {
+        header
+            .split(' ')
+            .find_map(|w| w.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+    };
     let flag = |name: &str| header.split(' ').any(|w| w == name);
     let auth = if flag("approle") {
         VaultAuth::app_role("fuzz-role", TOKEN)
@@ -61,8 +74,11 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => return assert_error_clean(&e, &hide),
     };
     assert_clean("Debug of the client", &format!("{client:?}"), TOKEN);
-    let mut builder = VaultStore::builder(client)
-        .kv_version(if flag("kv1") { KvVersion::V1 } else { KvVersion::V2 });
+    let mut builder = VaultStore::builder(client).kv_version(if flag("kv1") {
+        KvVersion::V1
+    } else {
+        KvVersion::V2
+    });
     if flag("soft") {
         builder = builder.remove_mode(RemoveMode::SoftDelete);
     }

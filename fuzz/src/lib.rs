@@ -101,7 +101,9 @@ fn walk(value: &Value, secret: bool, canary: &str, keys: &[&str], out: &mut Plac
                 out.elsewhere = true;
             }
         }
-        Value::Array(items) => items.iter().for_each(|v| walk(v, secret, canary, keys, out)),
+        Value::Array(items) => items
+            .iter()
+            .for_each(|v| walk(v, secret, canary, keys, out)),
         Value::Object(map) => {
             for (k, v) in map {
                 if k.contains(canary) {
@@ -149,8 +151,11 @@ impl Reply {
         };
         let mut headers = Vec::new();
         while let Some((word, tail)) = rest.split_once(' ') {
-            let Some((name, value)) = word.split_once(':') else { break };
-            let name_ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-');
+            let Some((name, value)) = word.split_once(':') else {
+                break;
+            };
+            let name_ok =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-');
             let value_ok = value.bytes().all(|b| b.is_ascii_graphic());
             if !name_ok || !value_ok || name.starts_with('{') {
                 break;
@@ -204,7 +209,9 @@ impl Scripted {
         let q = queue.clone();
         runtime().spawn(async move {
             loop {
-                let Ok((mut conn, _)) = listener.accept().await else { continue };
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    continue;
+                };
                 let q = q.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
@@ -348,7 +355,12 @@ pub fn toml_placement(text: &str, canary: &str) -> Placement {
                 }
             }
             // A canary split over lines by a multi-line string is not on any one line.
-            if text.matches(canary).count() != text.lines().map(|l| l.matches(canary).count()).sum::<usize>() {
+            if text.matches(canary).count()
+                != text
+                    .lines()
+                    .map(|l| l.matches(canary).count())
+                    .sum::<usize>()
+            {
                 out.elsewhere = true;
             }
         }

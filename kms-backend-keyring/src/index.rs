@@ -140,7 +140,10 @@ pub fn decode_shard(bytes: &[u8]) -> Result<(BTreeSet<String>, Option<usize>)> {
 /// Encodes names and a chain length as index shard bytes (the inverse of [`decode_shard`]).
 #[doc(hidden)]
 pub fn encode_shard(names: &BTreeSet<String>, length: Option<usize>) -> Vec<u8> {
-    Shard { names: names.clone() }.encode(length)
+    Shard {
+        names: names.clone(),
+    }
+    .encode(length)
 }
 
 /// Reads, writes and searches the entries of one service (implemented by the store).

@@ -176,7 +176,10 @@ impl SecretRef {
             zeroize::Zeroize::zeroize(&mut bytes);
             return Err(config_error(
                 key,
-                format_args!("the file {} is larger than {MAX_FILE_LEN} bytes", path.display()),
+                format_args!(
+                    "the file {} is larger than {MAX_FILE_LEN} bytes",
+                    path.display()
+                ),
             ));
         }
         if bytes.last() == Some(&b'\n') {
