@@ -761,7 +761,7 @@ fn cli_every_command() {
                 a => a,
             })
             .collect();
-        if args.iter().any(|a| *a == "export") {
+        if args.contains(&"export") {
             let _ = std::fs::remove_file(dir.path().join("bundle.age"));
         }
         r.run_logged(sink, &args, None);
