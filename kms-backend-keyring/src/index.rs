@@ -130,6 +130,22 @@ impl Shard {
     }
 }
 
+/// Decodes the bytes of index shard 0 into its names and chain length: the entry point of
+/// the fuzz targets (`fuzz/`), not an API.
+#[doc(hidden)]
+pub fn decode_shard(bytes: &[u8]) -> Result<(BTreeSet<String>, Option<usize>)> {
+    Shard::decode(INDEX_ACCOUNT, bytes).map(|(shard, length)| (shard.names, length))
+}
+
+/// Encodes names and a chain length as index shard bytes (the inverse of [`decode_shard`]).
+#[doc(hidden)]
+pub fn encode_shard(names: &BTreeSet<String>, length: Option<usize>) -> Vec<u8> {
+    Shard {
+        names: names.clone(),
+    }
+    .encode(length)
+}
+
 /// Reads, writes and searches the entries of one service (implemented by the store).
 pub(crate) trait Accounts {
     /// The bytes of `account`, `None` if it does not exist.

@@ -151,8 +151,9 @@ impl SecretRef {
     }
 
     fn read_file(&self, key: &str, path: &std::path::Path) -> Result<SecretValue> {
-        // Configuration is read once, at build time, from a small local file.
-        let mut bytes = std::fs::read(path).map_err(|e| {
+        // Configuration is read once, at build time, from a small local file; at most
+        // MAX_FILE_LEN bytes, so `file:/dev/zero` or a huge file is an error, not a hang.
+        let unreadable = |e: std::io::Error| {
             config_error(
                 key,
                 format_args!(
@@ -162,7 +163,25 @@ impl SecretRef {
                     e.kind()
                 ),
             )
-        })?;
+        };
+        let mut bytes = Vec::new();
+        let read = std::fs::File::open(path).and_then(|f| {
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_FILE_LEN + 1), &mut bytes)
+        });
+        if let Err(e) = read {
+            zeroize::Zeroize::zeroize(&mut bytes);
+            return Err(unreadable(e));
+        }
+        if bytes.len() as u64 > MAX_FILE_LEN {
+            zeroize::Zeroize::zeroize(&mut bytes);
+            return Err(config_error(
+                key,
+                format_args!(
+                    "the file {} is larger than {MAX_FILE_LEN} bytes",
+                    path.display()
+                ),
+            ));
+        }
         if bytes.last() == Some(&b'\n') {
             bytes.pop();
             if bytes.last() == Some(&b'\r') {
@@ -178,6 +197,9 @@ impl SecretRef {
         Ok(SecretValue::new(bytes))
     }
 }
+
+/// The largest secret file read (a token, a key or a PEM block is far smaller).
+const MAX_FILE_LEN: u64 = 1 << 20;
 
 /// An environment variable name as shells write one: `[A-Za-z_][A-Za-z0-9_]*`.
 fn is_variable_name(name: &str) -> bool {
@@ -361,5 +383,13 @@ mod tests {
                 && unset.message().contains("not set"),
             "{unset}"
         );
+    }
+
+    #[test]
+    fn an_endless_file_is_an_error_not_a_hang() {
+        let r = SecretRef::file("/dev/zero");
+        let e = r.resolve_bytes("envelope.master_key").unwrap_err();
+        assert!(e.to_string().contains("larger than"), "{e}");
+        assert!(e.to_string().contains("envelope.master_key"), "{e}");
     }
 }
