@@ -29,13 +29,13 @@ use tokio::sync::OnceCell;
 
 const SECRET_KEYS: [&str; 3] = ["SecretString", "SecretBinary", "Plaintext"];
 
-async fn store() -> Arc<SecretsManagerStore> {
+async fn store(endpoint: String) -> Arc<SecretsManagerStore> {
     static STORE: OnceCell<Arc<SecretsManagerStore>> = OnceCell::const_new();
     STORE
         .get_or_init(|| async {
             let config = AwsConnection::new()
                 .region("us-east-1")
-                .endpoint_url(Scripted::get().url())
+                .endpoint_url(endpoint)
                 .static_credentials("AKIDFUZZ", TOKEN, Some(TOKEN.into()))
                 .sdk_retries(false)
                 .operation_timeout(Duration::from_secs(2))
@@ -82,10 +82,12 @@ fuzz_target!(|data: &[u8]| {
     let key = KeyName::new("fuzz/key").unwrap();
     let value = SecretValue::from(SECRET);
 
+    // Started outside `block_on`: starting it blocks on the runtime itself.
+    let server = Scripted::get();
     runtime().block_on(async {
-        let store = store().await;
+        let store = store(server.url()).await;
         assert_clean("Debug of the store", &format!("{store:?} {store}"), TOKEN);
-        Scripted::get().script(replies.clone());
+        server.script(replies.clone());
         let read = |r: kms_core::Result<kms_core::StoredSecret>| match r {
             Ok(s) => assert_clean("Debug of a read", &format!("{s:?}"), SECRET),
             Err(e) => assert_error_clean(&e, &hide),
