@@ -148,7 +148,7 @@ impl Agent {
             join_all(loops).await;
             let bound = server_live.snapshot().agent.shutdown_timeout;
             let open = graceful.count();
-            tracing::info!(connections = open, bound = %crate::duration::format(bound), "draining");
+            tracing::info!(connections = open, bound = %kms::duration::format(bound), "draining");
             let drained = tokio::time::timeout(bound, graceful.shutdown())
                 .await
                 .is_ok();

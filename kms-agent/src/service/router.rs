@@ -70,7 +70,7 @@ impl<B> Service<Request<B>> for Router {
                 Route::SecretsManagerQuery | Route::SecretsManagerPath => {
                     secrets_manager::handle(&snap, route, &uri).await
                 }
-                Route::KmsStores | Route::KmsSecret | Route::KmsHealth => {
+                Route::KmsStores | Route::KmsSecret | Route::KmsHealth | Route::KmsCacheClear => {
                     native::handle(&live, &snap, route, &uri).await
                 }
                 Route::Metrics | Route::NotFound => {

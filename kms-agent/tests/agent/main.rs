@@ -5,6 +5,7 @@
 mod common;
 
 mod aws_api;
+mod cache_clear;
 mod health;
 mod keyring;
 mod listeners;
