@@ -26,6 +26,8 @@ pub enum Route {
     KmsHealth,
     /// `POST /kms/v1/cache/clear` and `POST /kms/v1/stores/<store>/cache/clear`.
     KmsCacheClear,
+    /// `POST /kms/v1/reload`: re-read the configuration, as SIGHUP does.
+    KmsReload,
     /// `GET /metrics` on the metrics listener.
     Metrics,
     /// Anything else.
@@ -43,6 +45,7 @@ impl Route {
             "/kms/v1/stores" => return Self::KmsStores,
             "/kms/v1/health" => return Self::KmsHealth,
             "/kms/v1/cache/clear" => return Self::KmsCacheClear,
+            "/kms/v1/reload" => return Self::KmsReload,
             _ => {}
         }
         if let Some(rest) = path.strip_prefix("/kms/v1/") {
@@ -82,16 +85,17 @@ impl Route {
             Self::KmsSecret => "kms_secret",
             Self::KmsHealth => "kms_health",
             Self::KmsCacheClear => "kms_cache_clear",
+            Self::KmsReload => "kms_reload",
             Self::Metrics => "metrics",
             Self::NotFound => "not_found",
         }
     }
 
     /// The one method the route answers (others: 405): `POST` for what changes the agent's
-    /// state (clearing a cache), `GET` for every read, as in the AWS agent.
+    /// state (clearing a cache, a reload), `GET` for every read, as in the AWS agent.
     pub fn method(self) -> http::Method {
         match self {
-            Self::KmsCacheClear => http::Method::POST,
+            Self::KmsCacheClear | Self::KmsReload => http::Method::POST,
             _ => http::Method::GET,
         }
     }
@@ -124,6 +128,7 @@ mod tests {
         assert_eq!(r("/kms/v1/cache/clear"), Route::KmsCacheClear);
         assert_eq!(r("/kms/v1/stores/vault/cache/clear"), Route::KmsCacheClear);
         assert_eq!(r("/kms/v1/stores/vault/cache"), Route::NotFound);
+        assert_eq!(r("/kms/v1/reload"), Route::KmsReload);
         assert_eq!(r("/kms/v1/other"), Route::NotFound);
         assert_eq!(r("/pong"), Route::NotFound);
         assert_eq!(r("/"), Route::NotFound);

@@ -13,3 +13,4 @@ mod native;
 mod peers;
 mod process;
 mod security;
+mod stress;
