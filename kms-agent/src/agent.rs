@@ -26,13 +26,22 @@ use crate::snapshot::{Changes, Snapshot};
 #[derive(Debug)]
 pub struct Agent {
     live: Arc<Live>,
-    config_path: PathBuf,
-    started_with: AgentSettings,
+    reloader: Arc<Reloader>,
     stop: watch::Sender<bool>,
     server: JoinHandle<bool>,
     tcp: Option<SocketAddr>,
     unix: Option<PathBuf>,
     metrics: Option<SocketAddr>,
+}
+
+/// What a reload needs: the file, the settings the listeners were started with, one reload
+/// at a time. Shared by [`Agent::reload`] (SIGHUP) and the reload endpoint (through a weak
+/// hook in [`Live`], so the endpoint does not keep a stopped agent alive).
+#[derive(Debug)]
+struct Reloader {
+    live: Arc<Live>,
+    config_path: PathBuf,
+    started_with: AgentSettings,
     reloading: tokio::sync::Mutex<()>,
 }
 
@@ -148,7 +157,7 @@ impl Agent {
             join_all(loops).await;
             let bound = server_live.snapshot().agent.shutdown_timeout;
             let open = graceful.count();
-            tracing::info!(connections = open, bound = %crate::duration::format(bound), "draining");
+            tracing::info!(connections = open, bound = %kms::duration::format(bound), "draining");
             let drained = tokio::time::timeout(bound, graceful.shutdown())
                 .await
                 .is_ok();
@@ -158,16 +167,30 @@ impl Agent {
             drained
         });
         prefetch::spawn(live.clone(), true);
-        Ok(Self {
-            live,
+        let reloader = Arc::new(Reloader {
+            live: live.clone(),
             config_path,
             started_with: settings,
+            reloading: tokio::sync::Mutex::new(()),
+        });
+        let weak = Arc::downgrade(&reloader);
+        live.set_reload_hook(Arc::new(move || {
+            let reloader = weak.upgrade();
+            Box::pin(async move {
+                match reloader {
+                    Some(r) => r.reload().await,
+                    None => Err(Error::new(ErrorKind::Unavailable, "the agent is stopping")),
+                }
+            })
+        }));
+        Ok(Self {
+            live,
+            reloader,
             stop,
             server,
             tcp,
             unix,
             metrics: metrics_addr,
-            reloading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -204,6 +227,36 @@ impl Agent {
     ///
     /// Why the new configuration was refused.
     pub async fn reload(&self) -> kms::Result<Changes> {
+        self.reloader.reload().await
+    }
+
+    /// Stops accepting, lets in-flight requests finish within `[agent] shutdown_timeout`,
+    /// closes the rest. Returns whether every connection finished in time.
+    pub async fn shutdown(self) -> bool {
+        let _ = self.stop.send(true);
+        let drained = self.server.await.unwrap_or(false);
+        tracing::info!(drained, "stopped");
+        drained
+    }
+
+    /// Serves until SIGTERM or SIGINT (then [`shutdown`](Self::shutdown)), reloading on
+    /// SIGHUP.
+    pub async fn run(self, mut signals: Signals) -> bool {
+        loop {
+            match signals.next().await {
+                Asked::Stop => break,
+                Asked::Reload => {
+                    let _ = self.reload().await;
+                }
+            }
+        }
+        self.shutdown().await
+    }
+}
+
+impl Reloader {
+    /// See [`Agent::reload`].
+    async fn reload(&self) -> kms::Result<Changes> {
         let _one_at_a_time = self.reloading.lock().await;
         let result: kms::Result<Changes> = async {
             let config = AgentConfig::from_file(&self.config_path)?;
@@ -272,28 +325,5 @@ impl Agent {
         if !changed.is_empty() {
             tracing::warn!(settings = ?changed, "changed settings take effect at the next start");
         }
-    }
-
-    /// Stops accepting, lets in-flight requests finish within `[agent] shutdown_timeout`,
-    /// closes the rest. Returns whether every connection finished in time.
-    pub async fn shutdown(self) -> bool {
-        let _ = self.stop.send(true);
-        let drained = self.server.await.unwrap_or(false);
-        tracing::info!(drained, "stopped");
-        drained
-    }
-
-    /// Serves until SIGTERM or SIGINT (then [`shutdown`](Self::shutdown)), reloading on
-    /// SIGHUP.
-    pub async fn run(self, mut signals: Signals) -> bool {
-        loop {
-            match signals.next().await {
-                Asked::Stop => break,
-                Asked::Reload => {
-                    let _ = self.reload().await;
-                }
-            }
-        }
-        self.shutdown().await
     }
 }

@@ -82,7 +82,7 @@ pub async fn probe(slot: &StoreSlot, default: bool, timeout: Duration) -> StoreH
             kms::ErrorKind::Timeout,
             format!(
                 "no answer to the health probe within {}",
-                crate::duration::format(timeout)
+                kms::duration::format(timeout)
             ),
         )),
     };

@@ -3,7 +3,6 @@
 
 pub mod agent;
 pub mod config;
-mod duration;
 pub mod health;
 pub mod live;
 pub mod metrics;

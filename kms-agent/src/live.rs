@@ -6,14 +6,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
+use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::metrics::AgentMetrics;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Changes, Snapshot};
 
 /// Looks up an environment variable (the process environment, or a map in tests).
 pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Re-reads and applies the configuration (what SIGHUP does), for the reload endpoint: set
+/// by the running agent, which owns the configuration file.
+pub type ReloadHook = Arc<dyn Fn() -> BoxFuture<'static, kms::Result<Changes>> + Send + Sync>;
 
 /// Where the prefetch is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -53,6 +58,7 @@ pub struct Live {
     connections: AtomicUsize,
     prefetch: Mutex<PrefetchStatus>,
     last_reload: Mutex<Option<ReloadStatus>>,
+    reload_hook: std::sync::OnceLock<ReloadHook>,
 }
 
 impl std::fmt::Debug for Live {
@@ -88,6 +94,7 @@ impl Live {
             connections: AtomicUsize::new(0),
             prefetch: Mutex::new(PrefetchStatus::Off),
             last_reload: Mutex::new(None),
+            reload_hook: std::sync::OnceLock::new(),
         }
     }
 
@@ -121,7 +128,8 @@ impl Live {
         &self.env
     }
 
-    /// Open client connections on the API listeners.
+    /// Open client connections on the API listeners that have sent a request (what
+    /// `max_conn` counts).
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
     }
@@ -141,6 +149,26 @@ impl Live {
     /// Sets the prefetch status.
     pub fn set_prefetch(&self, status: PrefetchStatus) {
         *self.prefetch.lock() = status;
+    }
+
+    /// Sets what [`reload`](Self::reload) runs (once; later calls are ignored).
+    pub fn set_reload_hook(&self, hook: ReloadHook) {
+        let _ = self.reload_hook.set(hook);
+    }
+
+    /// Re-reads and applies the configuration, as SIGHUP does.
+    ///
+    /// # Errors
+    ///
+    /// Why the new configuration was refused (the previous one keeps serving);
+    /// [`Unsupported`](kms::ErrorKind::Unsupported) when no agent owns a configuration file.
+    pub async fn reload(&self) -> kms::Result<Changes> {
+        match self.reload_hook.get() {
+            Some(hook) => hook().await,
+            None => Err(kms::Error::unsupported(
+                "a reload without a configuration file",
+            )),
+        }
     }
 
     /// The last reload's outcome (`None` before any).

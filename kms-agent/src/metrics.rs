@@ -6,7 +6,7 @@
 //! | `<p>_agent_requests_total` | `route`, `status` | every answered request |
 //! | `<p>_agent_requests_refused_total` | `reason` | every refused request (also in the above) |
 //! | `<p>_agent_requests_in_flight` | | requests being answered now |
-//! | `<p>_agent_connections` | | open client connections (the API listeners) |
+//! | `<p>_agent_connections` | | open client connections that have sent a request (the API listeners; what `max_conn` counts) |
 //! | `<p>_agent_config_reloads_total` | `result` | reloads (`success`, `failure`) |
 //! | `<p>_agent_config_last_reload_successful` | | 1 if the last reload was applied, else 0 |
 //! | `<p>_agent_prefetch_secrets_total` | `result` | secrets read at start (`success`, `failure`) |
@@ -108,7 +108,7 @@ impl AgentMetrics {
             );
             r.register(
                 "agent_connections",
-                "Open client connections on the API listeners",
+                "Open client connections on the API listeners that have sent a request",
                 m.connections.clone(),
             );
             r.register(

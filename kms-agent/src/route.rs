@@ -24,6 +24,10 @@ pub enum Route {
     KmsSecret,
     /// `GET /kms/v1/health` and `GET /kms/v1/stores/<store>/health`.
     KmsHealth,
+    /// `POST /kms/v1/cache/clear` and `POST /kms/v1/stores/<store>/cache/clear`.
+    KmsCacheClear,
+    /// `POST /kms/v1/reload`: re-read the configuration, as SIGHUP does.
+    KmsReload,
     /// `GET /metrics` on the metrics listener.
     Metrics,
     /// Anything else.
@@ -40,6 +44,8 @@ impl Route {
             "/secretsmanager/get" if secrets_manager => return Self::SecretsManagerQuery,
             "/kms/v1/stores" => return Self::KmsStores,
             "/kms/v1/health" => return Self::KmsHealth,
+            "/kms/v1/cache/clear" => return Self::KmsCacheClear,
+            "/kms/v1/reload" => return Self::KmsReload,
             _ => {}
         }
         if let Some(rest) = path.strip_prefix("/kms/v1/") {
@@ -51,6 +57,9 @@ impl Route {
             {
                 if tail == "health" {
                     return Self::KmsHealth;
+                }
+                if tail == "cache/clear" {
+                    return Self::KmsCacheClear;
                 }
                 if tail.starts_with("secrets/") {
                     return Self::KmsSecret;
@@ -75,8 +84,19 @@ impl Route {
             Self::KmsStores => "kms_stores",
             Self::KmsSecret => "kms_secret",
             Self::KmsHealth => "kms_health",
+            Self::KmsCacheClear => "kms_cache_clear",
+            Self::KmsReload => "kms_reload",
             Self::Metrics => "metrics",
             Self::NotFound => "not_found",
+        }
+    }
+
+    /// The one method the route answers (others: 405): `POST` for what changes the agent's
+    /// state (clearing a cache, a reload), `GET` for every read, as in the AWS agent.
+    pub fn method(self) -> http::Method {
+        match self {
+            Self::KmsCacheClear | Self::KmsReload => http::Method::POST,
+            _ => http::Method::GET,
         }
     }
 
@@ -105,6 +125,10 @@ mod tests {
         assert_eq!(r("/kms/v1/stores/vault/health"), Route::KmsHealth);
         assert_eq!(r("/kms/v1/stores/vault/secrets/app/db"), Route::KmsSecret);
         assert_eq!(r("/kms/v1/secrets/app/db"), Route::KmsSecret);
+        assert_eq!(r("/kms/v1/cache/clear"), Route::KmsCacheClear);
+        assert_eq!(r("/kms/v1/stores/vault/cache/clear"), Route::KmsCacheClear);
+        assert_eq!(r("/kms/v1/stores/vault/cache"), Route::NotFound);
+        assert_eq!(r("/kms/v1/reload"), Route::KmsReload);
         assert_eq!(r("/kms/v1/other"), Route::NotFound);
         assert_eq!(r("/pong"), Route::NotFound);
         assert_eq!(r("/"), Route::NotFound);

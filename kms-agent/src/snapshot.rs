@@ -27,7 +27,7 @@ pub struct Snapshot {
 }
 
 /// What a build did to the stores, by name.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Changes {
     /// Unchanged: the same store (and cache) keeps serving.
     pub kept: Vec<String>,

@@ -83,6 +83,27 @@ impl StoreSlot {
         self.stack.cache()
     }
 
+    /// Empties the store's cache, or drops `key` from it, and the same in the stores opened
+    /// for other staging labels. A load in flight is not cached afterwards (the cache's
+    /// invalidation), so the next read goes to the backend. Returns whether there was a cache.
+    pub fn clear_cache(&self, key: Option<&kms::KeyName>) -> bool {
+        let stages: Vec<kms::cache::CacheHandle> = self
+            .stages
+            .lock()
+            .values()
+            .filter_map(|cell| cell.get().and_then(|s| s.cache().cloned()))
+            .collect();
+        let mut had = false;
+        for cache in self.cache().into_iter().chain(stages.iter()) {
+            had = true;
+            match key {
+                Some(key) => cache.invalidate(key),
+                None => cache.invalidate_all(),
+            }
+        }
+        had
+    }
+
     /// The circuit breaker's state, if the store has one.
     pub fn circuit(&self) -> Option<kms::CircuitState> {
         self.stack.breaker().map(|b| b.state())
@@ -213,6 +234,23 @@ mod tests {
             "1"
         );
         assert!(format!("{s:?}").contains("Cache(Memory)"));
+    }
+
+    #[tokio::test]
+    async fn clearing_the_cache_makes_the_next_read_go_to_the_backend() {
+        let s = slot("[stores.s.memory]\n[stores.s.cache]\nttl = \"1h\"").await;
+        let cache = s.cache().unwrap().clone();
+        s.store().put("a", "1").await.unwrap();
+        s.store().put("b", "2").await.unwrap();
+        s.store().get_value("a").await.unwrap();
+        s.store().get_value("b").await.unwrap();
+        assert_eq!(cache.stats().entries, 2);
+        assert!(s.clear_cache(Some(&kms::KeyName::new("a").unwrap())));
+        assert_eq!(cache.stats().entries, 1);
+        assert!(s.clear_cache(None));
+        assert_eq!(cache.stats().entries, 0);
+        let uncached = slot("[stores.s.memory]").await;
+        assert!(!uncached.clear_cache(None), "no cache to clear");
     }
 
     #[tokio::test]

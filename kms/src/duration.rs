@@ -3,6 +3,23 @@
 //! The grammar is deliberately strict: one or more `<integer><unit>` with no spaces, units
 //! `ms`, `s`, `m`, `h`, `d`. A bare number is refused (seconds or milliseconds?), and so is
 //! prose such as `"5 minutes"`, so that what is accepted is exactly what the README shows.
+//!
+//! Public so that programs reading their own settings beside the facade's (the `kms-agent`
+//! binary's `[agent]` table) accept exactly the same durations:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! assert_eq!(kms::duration::parse("1h30m"), Some(Duration::from_secs(5400)));
+//! assert_eq!(kms::duration::parse("90"), None);
+//! assert_eq!(kms::duration::format(Duration::from_millis(1500)), "1500ms");
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Settings {
+//!     #[serde(default, deserialize_with = "kms::duration::opt")]
+//!     timeout: Option<Duration>,
+//! }
+//! ```
 
 use std::fmt;
 use std::time::Duration;
@@ -10,12 +27,12 @@ use std::time::Duration;
 use serde::Deserializer;
 use serde::de::{self, Visitor};
 
-/// What the error messages say is accepted.
-pub(crate) const ACCEPTED: &str =
+/// What the error messages say is accepted (for a program's own error messages).
+pub const ACCEPTED: &str =
     "a duration like \"300ms\", \"5s\", \"5m\", \"1h30m\" (units ms, s, m, h, d; no spaces)";
 
-/// Parses the strict grammar; `None` if `text` does not follow it.
-pub(crate) fn parse(text: &str) -> Option<Duration> {
+/// Parses the strict grammar; `None` if `text` does not follow it (or overflows).
+pub fn parse(text: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     if rest.is_empty() {
@@ -43,9 +60,9 @@ pub(crate) fn parse(text: &str) -> Option<Duration> {
     Some(total)
 }
 
-/// Formats a duration in the same grammar (for defaults in docs and `Debug`).
-#[cfg(test)]
-pub(crate) fn format(d: Duration) -> String {
+/// Formats a duration in the same grammar, whole seconds as `10s`, anything finer in
+/// milliseconds (`1500ms`; below a millisecond is dropped), so [`parse`] reads it back.
+pub fn format(d: Duration) -> String {
     let ms = d.as_millis();
     if !ms.is_multiple_of(1000) {
         format!("{ms}ms")
@@ -102,15 +119,22 @@ impl<'de> Visitor<'de> for DurationVisitor {
     }
 }
 
-/// `#[serde(default, deserialize_with = "duration::opt")]` for an `Option<Duration>`.
-pub(crate) fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+/// `#[serde(default, deserialize_with = "kms::duration::opt")]` for an `Option<Duration>`:
+/// a string in the grammar; a bare number is an error saying it has no unit.
+///
+/// # Errors
+///
+/// The deserializer's error, with a message naming the value and what is accepted.
+pub fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     d.deserialize_any(DurationVisitor { off_allowed: false })
 }
 
 /// A duration that may also be `"off"`: the outer `None` is "not set", `Some(None)` is "off".
-pub(crate) fn opt_or_off<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<Duration>>, D::Error> {
+///
+/// # Errors
+///
+/// As [`opt`], the message also naming `"off"`.
+pub fn opt_or_off<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Duration>>, D::Error> {
     d.deserialize_any(DurationVisitor { off_allowed: true })
         .map(Some)
 }

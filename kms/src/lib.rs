@@ -2,7 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
-mod duration;
+pub mod duration;
 mod env;
 mod error;
 #[cfg(feature = "metrics")]

@@ -32,7 +32,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::error::{config_error, deserialize};
-use crate::duration;
+use kms::duration;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

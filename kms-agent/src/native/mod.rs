@@ -9,8 +9,13 @@
 //! | `GET /kms/v1/stores/<store>/secrets/<key>` | a secret of `<store>` |
 //! | `GET /kms/v1/health` | the readiness report (always 200; `ready` says) |
 //! | `GET /kms/v1/stores/<store>/health` | one store's health (200 `ok`/`stale`, 503 `down`) |
+//! | `POST /kms/v1/cache/clear[?key=<key>]` | empty every store's cache, or drop one key ([`cache_clear`]) |
+//! | `POST /kms/v1/stores/<store>/cache/clear[?key=<key>]` | the same for one store |
+//! | `POST /kms/v1/reload` | re-read the configuration, as SIGHUP does ([`reload`]) |
 
+pub mod cache_clear;
 pub mod error_map;
+pub mod reload;
 pub mod secret;
 mod stores;
 
@@ -27,6 +32,8 @@ pub async fn handle(live: &Live, snap: &Snapshot, route: Route, uri: &Uri) -> Re
     match route {
         Route::KmsStores => stores::handle(snap),
         Route::KmsSecret => secret::handle(snap, uri).await,
+        Route::KmsCacheClear => cache_clear::handle(snap, uri),
+        Route::KmsReload => reload::handle(live).await,
         Route::KmsHealth => {
             let path = uri.path();
             if path == "/kms/v1/health" {

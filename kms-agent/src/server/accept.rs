@@ -2,6 +2,12 @@
 //! own task, watched by the graceful-shutdown handle so a shutdown lets in-flight requests
 //! finish and closes idle connections.
 //!
+//! A connection counts towards `max_conn` from its first request on (when hyper has read a
+//! whole request head), not from the accept: a client that connects and sends nothing, or
+//! trickles its headers (slowloris), holds no slot of the cap, so a thousand of them do not
+//! lock well-behaved clients out with 429s; `header_read_timeout` closes them, and what each
+//! costs until then is a socket, a task and hyper's read buffer.
+//!
 //! Connection-level limits are hyper's: `max_header_bytes` (request line and headers) and
 //! `max_headers` (431 beyond, answered by hyper), and `header_read_timeout`, which also closes
 //! a keep-alive connection left idle that long. Both are counted as refusals when the
@@ -9,8 +15,8 @@
 //! idle keep-alive connection timing out is not a refusal).
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -24,7 +30,7 @@ use tower::{Service, ServiceExt};
 
 use super::listener::{Accepted, Listener};
 use crate::config::Limits;
-use crate::live::Live;
+use crate::live::{ConnectionGuard, Live};
 use crate::metrics::Refusal;
 use crate::respond::Body;
 
@@ -115,12 +121,16 @@ fn serve<IO, S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    let guard = settings.counted.then(|| live.connection());
     let served = Arc::new(AtomicBool::new(false));
     let svc = {
         let served = served.clone();
+        let live = live.clone();
+        // Counted from its first request on, until it closes (the guard lives in the
+        // service, which the connection owns).
+        let counted: OnceLock<Option<ConnectionGuard>> = OnceLock::new();
         hyper::service::service_fn(move |req| {
             served.store(true, Ordering::Relaxed);
+            counted.get_or_init(|| settings.counted.then(|| live.connection()));
             service.clone().oneshot(req)
         })
     };
@@ -134,7 +144,6 @@ fn serve<IO, S>(
     let connection = graceful.watch(builder.serve_connection(io, svc));
     let metrics = live.metrics().clone();
     tokio::spawn(async move {
-        let _guard = guard;
         if let Err(e) = connection.await {
             if e.is_parse_too_large() {
                 metrics.refused(Refusal::HeadersTooLarge);

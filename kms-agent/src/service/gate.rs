@@ -5,7 +5,7 @@
 //! 2. health checks (`/ping`, `/healthz`, `/readyz`) skip 3 and 4;
 //! 3. an `X-Forwarded-For` header → 400 `Forwarded` (a proxy in front defeats the token);
 //! 4. the token, in one of `ssrf_headers` → 403 `Bad Token` (missing, or wrong);
-//! 5. GET only → 405 `Not allowed`;
+//! 5. the route's method only (GET; POST for a cache clear) → 405 `Not allowed`;
 //! 6. a declared body larger than `max_body_bytes` → 413.
 //!
 //! A refused response is tagged with its [`Refusal`], which the record layer counts. The log
@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 
 use futures::future::Either;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use tower::{Layer, Service};
 
 use crate::live::Live;
@@ -79,7 +79,7 @@ pub fn check<B>(
             for value in headers.get_all(name) {
                 presented = true;
                 if snap.token.matches(value.as_bytes()) {
-                    return finish(req, snap);
+                    return finish(req, snap, route);
                 }
             }
         }
@@ -89,11 +89,11 @@ pub fn check<B>(
             Refusal::MissingToken
         });
     }
-    finish(req, snap)
+    finish(req, snap, route)
 }
 
-fn finish<B>(req: &Request<B>, snap: &Snapshot) -> Result<(), Refusal> {
-    if req.method() != Method::GET {
+fn finish<B>(req: &Request<B>, snap: &Snapshot, route: Route) -> Result<(), Refusal> {
+    if req.method() != route.method() {
         return Err(Refusal::Method);
     }
     let max = snap.agent.limits.max_body_bytes;

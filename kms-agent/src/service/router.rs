@@ -70,9 +70,11 @@ impl<B> Service<Request<B>> for Router {
                 Route::SecretsManagerQuery | Route::SecretsManagerPath => {
                     secrets_manager::handle(&snap, route, &uri).await
                 }
-                Route::KmsStores | Route::KmsSecret | Route::KmsHealth => {
-                    native::handle(&live, &snap, route, &uri).await
-                }
+                Route::KmsStores
+                | Route::KmsSecret
+                | Route::KmsHealth
+                | Route::KmsCacheClear
+                | Route::KmsReload => native::handle(&live, &snap, route, &uri).await,
                 Route::Metrics | Route::NotFound => {
                     respond::text(StatusCode::NOT_FOUND, "Not found")
                 }

@@ -5,6 +5,7 @@
 mod common;
 
 mod aws_api;
+mod cache_clear;
 mod health;
 mod keyring;
 mod listeners;
@@ -12,3 +13,4 @@ mod native;
 mod peers;
 mod process;
 mod security;
+mod stress;

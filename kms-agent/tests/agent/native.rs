@@ -148,3 +148,56 @@ async fn the_native_api_needs_the_token_too() {
     );
     assert_eq!(a.request("GET", "/kms/v1/stores", &[]).await.status, 403);
 }
+
+#[tokio::test]
+async fn the_reload_endpoint_applies_the_file_or_says_why_not() {
+    let base =
+        format!("default = \"mem\"\n[stores.mem.memory]\n[stores.mem.cache]\nttl = \"1h\"\n{TCP0}");
+    let a = TestAgent::start(&base).await;
+    a.store("mem").put("k", "kept-value").await.unwrap();
+    let token = crate::common::aws_token();
+    let reload = async |a: &TestAgent| a.request("POST", "/kms/v1/reload", &token).await;
+
+    let r = reload(&a).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["generation"], 2);
+    assert_eq!(v["kept"], serde_json::json!(["mem"]));
+
+    a.rewrite(&format!("{base}[stores.other.memory]\n"));
+    let v = reload(&a).await.json();
+    assert_eq!(v["generation"], 3);
+    assert_eq!(v["added"], serde_json::json!(["other"]));
+    assert_eq!(
+        a.get("/kms/v1/stores").await.json()["stores"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A broken file: 422 naming what is wrong; the previous configuration keeps serving.
+    a.rewrite("[stores.mem\n");
+    let r = reload(&a).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.json()["error"]["kind"], "configuration");
+    assert_eq!(
+        a.get("/kms/v1/secrets/k?format=raw").await.text(),
+        "kept-value"
+    );
+    assert_eq!(a.get("/kms/v1/stores").await.json()["generation"], 3);
+    assert_eq!(a.get("/readyz").await.json()["last_reload"]["ok"], false);
+
+    // POST only, token required.
+    assert_eq!(a.get("/kms/v1/reload").await.status, 405);
+    assert_eq!(a.request("POST", "/kms/v1/reload", &[]).await.status, 403);
+    let m = a.metrics();
+    assert!(
+        m.contains("kms_agent_config_reloads_total{result=\"success\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("kms_agent_requests_total{route=\"kms_reload\",status=\"422\"} 1"),
+        "{m}"
+    );
+}

@@ -19,15 +19,15 @@ use crate::common::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_kms-agent");
 
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-    metrics: Option<SocketAddr>,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) metrics: Option<SocketAddr>,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Proc {
-    async fn spawn(config: &Path, env: &[(&str, &str)]) -> Self {
+    pub(crate) async fn spawn(config: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .arg("--config")
             .arg(config)
@@ -80,7 +80,7 @@ impl Proc {
         }
     }
 
-    fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let pid = self.child.id().unwrap().to_string();
         let ok = std::process::Command::new("kill")
             .args([&format!("-{name}"), &pid])
@@ -89,15 +89,15 @@ impl Proc {
         assert!(ok.success());
     }
 
-    fn target(&self) -> Target {
+    pub(crate) fn target(&self) -> Target {
         Target::Tcp(self.addr)
     }
 
-    async fn get(&self, path: &str) -> crate::common::Reply {
+    pub(crate) async fn get(&self, path: &str) -> crate::common::Reply {
         send(&self.target(), "GET", path, &aws_token()).await
     }
 
-    async fn metrics(&self) -> String {
+    pub(crate) async fn metrics(&self) -> String {
         send(
             &Target::Tcp(self.metrics.expect("a metrics listener")),
             "GET",
@@ -108,11 +108,11 @@ impl Proc {
         .text()
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().clone()
     }
 
-    async fn exit_code(mut self) -> Option<i32> {
+    pub(crate) async fn exit_code(mut self) -> Option<i32> {
         tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
             .expect("the agent exits")
