@@ -7,6 +7,7 @@
 //! | `GET /metrics` | Prometheus scrapes, and **alerting** (`monitoring/alerts.yml`) | OpenMetrics or text 0.0.4, as the `Accept` header asks |
 //! | `GET /summary?timeframeHours=N` | people, during and after an incident | seed 000's failure summary over the last N hours (default 24) |
 //! | `GET`/`PUT /keys/{name}` | the service's own work | a read answers with the value's length and version, never its bytes |
+//! | `POST /rotate/{name}` | rotating a key (`kms_core::rotation::Rotation`, counted by `kms_metrics::RotationMetrics`) | the versions replaced and written, never a value |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use kms_cache::CacheLayer;
 use kms_core::{
     CircuitBreakerHandle, CircuitBreakerLayer, ErrorKind, KeyStore, KeyStoreExt, RetryLayer,
@@ -39,6 +40,8 @@ pub struct AppState {
     pub recorder: FailureRecorder,
     /// The circuit breaker in front of the backend.
     pub breaker: CircuitBreakerHandle,
+    /// Rotations report here (`<p>_key_rotations_total`, the last rotation's time, audit).
+    pub rotations: Arc<kms_metrics::RotationMetrics>,
 }
 
 /// Knobs of the stack (the defaults are the production reference settings).
@@ -109,9 +112,11 @@ pub fn build_state(backend: impl KeyStore, options: &StackOptions) -> kms_core::
         .layer(monitor)
         .layer(TimeoutLayer::new())
         .build();
+    let rotations = metrics.rotation_observer(label, store_name.as_ref());
     Ok(AppState {
         store,
         registry: Arc::new(registry),
+        rotations,
         metrics,
         recorder,
         breaker: breaker.handle(),
@@ -127,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health/live", get(live))
         .route("/summary", get(summary))
         .route("/keys/{*name}", get(read_key).put(write_key))
+        .route("/rotate/{*name}", post(rotate_key))
         .with_state(state)
 }
 
@@ -220,6 +226,26 @@ async fn write_key(
         Ok(meta) => json(
             StatusCode::OK,
             serde_json::json!({ "name": name, "version": meta.version.as_deref() }).to_string(),
+        ),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn rotate_key(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    let key = match kms_core::KeyName::new(&name) {
+        Ok(k) => k,
+        Err(e) => return error_response(&e),
+    };
+    let rotation = kms_core::rotation::Rotation::new().observer(state.rotations.clone());
+    match rotation.run(state.store.as_ref(), &key).await {
+        Ok(done) => json(
+            StatusCode::OK,
+            serde_json::json!({
+                "name": name,
+                "previous_version": done.previous.version.as_deref(),
+                "version": done.current.version.as_deref(),
+            })
+            .to_string(),
         ),
         Err(e) => error_response(&e),
     }

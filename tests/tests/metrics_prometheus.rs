@@ -270,6 +270,18 @@ async fn alerts_fire_in_a_real_outage_and_stay_silent_in_normal_traffic() {
         .send()
         .await
         .unwrap();
+    // A rotation: the rotation panel and alerts have data, and stay silent.
+    http.put(format!("{service}/keys/app/rotated"))
+        .body("first")
+        .send()
+        .await
+        .unwrap();
+    let rotated = http
+        .post(format!("{service}/rotate/app/rotated"))
+        .send()
+        .await
+        .unwrap();
+    assert!(rotated.status().is_success(), "{rotated:?}");
     traffic_for(&http, &service, Duration::from_secs(15)).await;
     let quiet = alerts(&http, &prom).await;
     assert!(
@@ -453,7 +465,7 @@ async fn alerts_fire_in_a_real_outage_and_stay_silent_in_normal_traffic() {
         .iter()
         .flat_map(|g| g["rules"].as_array().unwrap())
         .collect();
-    assert_eq!(loaded.len(), 13, "all alert rules loaded: {rules}");
+    assert_eq!(loaded.len(), 15, "all alert rules loaded: {rules}");
     for rule in loaded {
         assert_eq!(rule["health"], "ok", "{rule}");
         exprs.push((

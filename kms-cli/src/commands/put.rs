@@ -22,8 +22,8 @@ use crate::output::{meta_json, outln};
 /// # Errors
 ///
 /// With `--cas VERSION` the write goes through [`KeyStore::store_if_version`]:
-/// [`ErrorKind::Conflict`](kms_core::ErrorKind::Conflict) (exit 6) when the current version is not VERSION (`0`: when the key
-/// exists), [`ErrorKind::Unsupported`](kms_core::ErrorKind::Unsupported) (exit 8) from stores without an atomic check-and-set
+/// [`ErrorKind::Conflict`] (exit 6) when the current version is not VERSION (`0`: when the key
+/// exists), [`ErrorKind::Unsupported`] (exit 8) from stores without an atomic check-and-set
 /// (the keyrings, Vault KV v1); a VERSION that is not of the store's form is a usage error
 /// (exit 2) that does not repeat it. `--field` on a missing key without `--create`: not
 /// found (exit 3). Otherwise what the store returns (an empty or oversized value: exit 7).
