@@ -1,7 +1,9 @@
 //! [`Selector`]: which target of a failover store serves reads, with hysteresis. A leaf: it
 //! knows targets only by index, and time only as the instants it is given.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// When a target counts as down and when it may serve again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
