@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::key_name::{KeyName, KeyPrefix};
 use crate::layers::floors::VersionFloors;
 use crate::secret::{SecretMeta, SecretValue, StoredSecret};
-use crate::store::{Capabilities, KeyStore};
+use crate::store::{Capabilities, KeyStore, PreviousVersion};
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
@@ -245,6 +245,13 @@ impl KeyStore for Failover {
                     .with_list(a.list && b.list)
                     .with_versions(a.versions && b.versions)
                     .with_max_value_len(a.max_value_len.min(b.max_value_len))
+                    // Overlap reads work on whichever target serves only if every target
+                    // names its previous version the same way.
+                    .with_previous_version(if a.previous_version == b.previous_version {
+                        a.previous_version
+                    } else {
+                        PreviousVersion::None
+                    })
             })
             .unwrap_or_default()
     }
