@@ -60,7 +60,15 @@ fuzz_target!(|data: &[u8]| {
         match r.resolve("opt") {
             Ok(v) if name == "KMS_FUZZ_REF" => assert_eq!(v.expose_secret(), SECRET),
             Ok(v) => assert_clean("another variable", v.expose_secret(), SECRET),
-            Err(e) => assert_error_clean(&e, &[SECRET, TOKEN]),
+            Err(e) => {
+                // The error names the variable as written: a name the input made of a canary
+                // is quoted by design (a variable's name is not its value).
+                let planted: Vec<&str> = [SECRET, TOKEN]
+                    .into_iter()
+                    .filter(|c| !name.contains(c))
+                    .collect();
+                assert_error_clean(&e, &planted)
+            }
         }
     } else if r.to_string() == format!("file:{file}") {
         assert_eq!(

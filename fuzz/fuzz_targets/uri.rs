@@ -40,6 +40,8 @@ fuzz_target!(|data: &[u8]| {
 
 fn open_memory(uri: &str, hide: &[&str]) {
     // A URI may configure retries with long backoffs over tiny deadlines: bound the use.
+    // The timer is made before `block_on` polls it: enter the runtime first.
+    let _entered = runtime().enter();
     let _ = runtime().block_on(tokio::time::timeout(
         std::time::Duration::from_secs(2),
         async {
